@@ -176,6 +176,11 @@ def environ_value(name: str, default: str | None = None) -> str | None:
     return os.environ.get(name, default)
 
 
+def child_environ(**extra: str) -> dict[str, str]:
+    """Environment for a child process: this one's, with every setting spelled out."""
+    return {**os.environ, **get().as_environ(), **extra}
+
+
 def prepare_pgeocode() -> Path:
     """Point pgeocode at a writable cache holding the shared GeoNames file.
 

@@ -1,0 +1,203 @@
+"""The ``psymatch`` command line.
+
+Operators and release checks drive psymatch through these subcommands (the CLI
+contract of the issues); every command takes the database from DATABASE_URL and
+exits non-zero with a one-line error on failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from psymatch import settings
+
+
+class CommandError(Exception):
+    """An expected failure, reported as one line without a traceback."""
+
+
+def _connect():
+    from db import database
+
+    database.init()
+    return database
+
+
+def _require_head():
+    from db import migrate
+
+    current, head = migrate.current_version(), migrate.head_version()
+    if current != head:
+        raise CommandError(
+            f"database is at schema version {current}, code expects {head}: "
+            "run 'psymatch db upgrade' first"
+        )
+
+
+# --- db ------------------------------------------------------------------------
+
+
+def cmd_db_upgrade(args) -> int:
+    from db import migrate, plz
+
+    _connect()
+    applied = migrate.upgrade(to=args.to)
+    if not applied:
+        print(f"database already at version {migrate.current_version()}")
+    if migrate.current_version() >= 1 and not args.no_geo:
+        plz.ensure_loaded(report=print)
+    return 0
+
+
+def cmd_db_downgrade(args) -> int:
+    from db import migrate
+
+    _connect()
+    reverted = migrate.downgrade(to=args.to)
+    if not reverted:
+        print("nothing to downgrade")
+    print(f"database now at version {migrate.current_version()}")
+    return 0
+
+
+def cmd_db_status(args) -> int:
+    from db import migrate
+
+    _connect()
+    entries = migrate.status()
+    current, head = migrate.current_version(), migrate.head_version()
+    if args.json:
+        print(json.dumps({"current": current, "head": head, "migrations": entries}))
+        return 0
+    for entry in entries:
+        mark = "applied" if entry["applied"] else "pending"
+        print(f"{entry['version']:04d}_{entry['name']:<20} {mark}")
+    print(f"current version {current}, head {head}" + ("" if current == head else " (upgrade needed)"))
+    return 0
+
+
+# --- intake and demo data ----------------------------------------------------------
+
+
+def cmd_import(args) -> int:
+    from psymatch import intake
+
+    _connect()
+    _require_head()
+    report = intake.import_file(args.kind, args.file, fmt=args.format, progress=not args.json)
+    if args.json:
+        print(json.dumps(report.as_dict(), ensure_ascii=False))
+    else:
+        for problem in report.rejected:
+            print(f"rejected {problem}", file=sys.stderr)
+        print(report.summary())
+    return 1 if report.rejected else 0
+
+
+def cmd_demo_data(args) -> int:
+    from psymatch import demo
+
+    _connect()
+    _require_head()
+    counts = demo.generate(
+        therapists=args.therapists,
+        patients=args.patients,
+        seed=args.seed,
+        search_share=args.search_share,
+        report=None if args.json else print,
+    )
+    if args.json:
+        print(json.dumps(counts))
+    return 0
+
+
+def cmd_geo_load(args) -> int:
+    from db import plz
+
+    _connect()
+    _require_head()
+    print(f"{plz.ensure_loaded(report=print)} PLZ centroids present")
+    return 0
+
+
+def cmd_run(args) -> int:
+    from psymatch.runner import Runner
+
+    return Runner(args.demo_therapists, args.demo_patients, args.seed).run()
+
+
+# --- parser ----------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="psymatch", description="Psychotherapy placement: bundles, replies, calls."
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    db_parser = commands.add_parser("db", help="schema migrations")
+    db_commands = db_parser.add_subparsers(dest="db_command", required=True, metavar="ACTION")
+    up = db_commands.add_parser("upgrade", help="apply pending migrations (and load PLZ data)")
+    up.add_argument("--to", type=int, help="target version (default: head)")
+    up.add_argument("--no-geo", action="store_true", help="do not load the PLZ centroids")
+    up.set_defaults(func=cmd_db_upgrade)
+    down = db_commands.add_parser("downgrade", help="revert migrations (default: one step)")
+    down.add_argument("--to", type=int, help="target version (0 = empty database)")
+    down.set_defaults(func=cmd_db_downgrade)
+    st = db_commands.add_parser("status", help="show applied and pending migrations")
+    st.add_argument("--json", action="store_true")
+    st.set_defaults(func=cmd_db_status)
+
+    imp = commands.add_parser("import", help="import therapists or patients (JSON or CSV)")
+    imp.add_argument("kind", choices=("therapists", "patients"))
+    imp.add_argument("file")
+    imp.add_argument("--format", choices=("json", "csv"), help="default: from the file name")
+    imp.add_argument("--json", action="store_true", help="print the report as JSON")
+    imp.set_defaults(func=cmd_import)
+
+    demo_parser = commands.add_parser("demo-data", help="create reproducible demo records")
+    demo_parser.add_argument("--therapists", type=int, required=True)
+    demo_parser.add_argument("--patients", type=int, required=True)
+    demo_parser.add_argument("--seed", type=int, default=1)
+    demo_parser.add_argument(
+        "--search-share",
+        type=float,
+        default=0.8,
+        help="share of patients with an aktiv Platzsuche (default 0.8)",
+    )
+    demo_parser.add_argument("--json", action="store_true")
+    demo_parser.set_defaults(func=cmd_demo_data)
+
+    run = commands.add_parser("run", help="run the whole demo: web, worker, clock, console")
+    run.add_argument("--demo-therapists", type=int, default=1500)
+    run.add_argument("--demo-patients", type=int, default=600)
+    run.add_argument("--seed", type=int, default=1)
+    run.set_defaults(func=cmd_run)
+
+    geo = commands.add_parser("geo", help="geo reference data")
+    geo_commands = geo.add_subparsers(dest="geo_command", required=True, metavar="ACTION")
+    load = geo_commands.add_parser("load", help="load PLZ centroids from GeoNames")
+    load.set_defaults(func=cmd_geo_load)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        print("psymatch: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # one line for the operator; details with PSYMATCH_DEBUG=1
+        if settings.environ_value("PSYMATCH_DEBUG"):
+            raise
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        print(f"psymatch: error: {message}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,42 @@
+"""A local SMTP sink for the demo: every message lands in a Maildir under ``var/mail``.
+
+``python -m psymatch.mailsink`` listens on the host and port of ``SMTP_URL`` and
+stores each message it receives, so a person can read what psymatch sent.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+from pathlib import Path
+from urllib.parse import urlparse
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.handlers import Mailbox
+
+from psymatch import settings
+
+
+def maildir_path() -> Path:
+    return Path(settings.get().VAR_DIR) / "mail"
+
+
+def main() -> int:
+    target = urlparse(settings.get().SMTP_URL)
+    host, port = target.hostname or "127.0.0.1", target.port or 8025
+    maildir = maildir_path()
+    maildir.mkdir(parents=True, exist_ok=True)
+    controller = Controller(Mailbox(str(maildir)), hostname=host, port=port)
+    controller.start()
+    print(f"mail sink on smtp://{host}:{port}, messages in {maildir}", flush=True)
+    stopped = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+    signal.signal(signal.SIGINT, lambda *_: stopped.set())
+    stopped.wait()
+    controller.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,17 @@
+# Shared by scripts/*: create or update .venv with psymatch and its dev extras.
+# Re-installs only when setup.cfg changed since the last install.
+ensure_venv() {
+  local python="${PYTHON:-python3}"
+  if [ ! -x .venv/bin/python ]; then
+    echo "creating .venv with $($python --version 2>&1)"
+    "$python" -m venv .venv
+  fi
+  local stamp=.venv/.psymatch-installed
+  if [ ! -f "$stamp" ] || [ setup.cfg -nt "$stamp" ] || [ setup.py -nt "$stamp" ]; then
+    echo "installing psymatch into .venv (this takes a few minutes the first time)"
+    .venv/bin/python -m pip install --quiet --upgrade pip
+    .venv/bin/python -m pip install --quiet -e '.[dev]'
+    touch "$stamp"
+  fi
+  export PATH="$PWD/.venv/bin:$PATH"
+}

@@ -1,0 +1,165 @@
+"""Migrations: up to head, down to empty, up again; the schema equals the models."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import subprocess
+import sys
+
+import pytest
+
+from db import database, migrate
+from db.models import (
+    ALL_MODELS,
+    DOMAIN_MODELS,
+    OPERATIONS_MODELS,
+    AuditLog,
+    Patient,
+    Platzsuche,
+    TherapeutAnfragePatient,
+    Therapeutenanfrage,
+    Therapist,
+)
+
+SILENT = {"report": lambda _: None}
+
+
+@pytest.fixture
+def scratch(scratch_database_url):
+    database.init(scratch_database_url)
+    yield scratch_database_url
+    database.db.close()
+
+
+def tables() -> set[str]:
+    return set(database.db.get_tables()) - {"schema_migrations"}
+
+
+def table_names(models) -> set[str]:
+    return {m._meta.table_name for m in models}
+
+
+def seed_domain_rows() -> dict:
+    therapist = Therapist.create(
+        external_id="T-1", anrede="Frau", geschlecht="weiblich", vorname="Anna", nachname="Berg",
+        plz="10115", telefonische_erreichbarkeit={"Mo": ["09:00-10:00"]},
+    )
+    patient = Patient.create(
+        external_id="P-1", anrede="Herr", geschlecht="männlich", vorname="Jonas", nachname="Kraus",
+        plz="10117", symptome=["Schlafstörungen"], geburtsdatum=dt.date(1990, 5, 1),
+    )
+    search = Platzsuche.create(patient=patient, ausgeschlossene_therapeuten=[7, {"id": 8}])
+    anfrage = Therapeutenanfrage.create(therapist=therapist, anfragegroesse=1)
+    TherapeutAnfragePatient.create(
+        therapeutenanfrage=anfrage, platzsuche=search, patient=patient, position_in_anfrage=1
+    )
+    AuditLog.create(actor="test", action="seed", entity="patient", entity_id=str(patient.id))
+    return {m._meta.table_name: m.select().count() for m in DOMAIN_MODELS}
+
+
+def test_up_to_head_down_to_empty_and_up_again(scratch):
+    head = migrate.head_version()
+    assert head >= 2
+    migrate.upgrade(**SILENT)
+    assert migrate.current_version() == head
+    assert tables() == table_names(ALL_MODELS)
+
+    migrate.downgrade(to=0, **SILENT)
+    assert migrate.current_version() == 0
+    assert tables() == set()
+
+    migrate.upgrade(**SILENT)
+    assert tables() == table_names(ALL_MODELS)
+    assert [s["applied"] for s in migrate.status()] == [True] * head
+
+
+def test_step_by_step_each_version_has_exactly_its_tables(scratch):
+    migrate.upgrade(to=1, **SILENT)
+    assert tables() == table_names(DOMAIN_MODELS)
+    migrate.upgrade(to=2, **SILENT)
+    assert tables() == table_names(ALL_MODELS)
+    migrate.downgrade(**SILENT)  # default: one step
+    assert migrate.current_version() == 1
+    assert tables() == table_names(DOMAIN_MODELS)
+
+
+def test_downgrading_the_newest_step_keeps_the_domain_data(scratch):
+    migrate.upgrade(**SILENT)
+    before = seed_domain_rows()
+    migrate.downgrade(**SILENT)
+    assert not table_names(OPERATIONS_MODELS) & tables()
+    after = {m._meta.table_name: m.select().count() for m in DOMAIN_MODELS}
+    assert after == before
+    assert Patient.get(Patient.external_id == "P-1").symptome == ["Schlafstörungen"]
+    assert Platzsuche.get().ausgeschlossene_therapeuten == [7, {"id": 8}]
+    migrate.upgrade(**SILENT)
+    assert Therapeutenanfrage.select().count() == 1
+
+
+def test_migrated_schema_matches_the_models(scratch):
+    migrate.upgrade(**SILENT)
+    for model in ALL_MODELS:
+        table = model._meta.table_name
+        columns = {c.name: c for c in database.db.get_columns(table)}
+        expected = {f.column_name: f for f in model._meta.sorted_fields}
+        assert set(columns) == set(expected), table
+        for name, field in expected.items():
+            assert columns[name].null == field.null, f"{table}.{name} nullability"
+        indexes = {i.name for i in database.db.get_indexes(table)}
+        for index in model._meta.fields_to_index():
+            # PostgreSQL cuts identifiers at 63 characters
+            assert index._name[:63] in indexes, f"{table}: index {index._name} missing"
+
+
+def test_upgrade_refuses_a_version_it_does_not_know(scratch):
+    with pytest.raises(migrate.MigrationError, match="no migration version 99"):
+        migrate.upgrade(to=99, **SILENT)
+    assert migrate.current_version() == 0
+
+
+def test_a_failing_step_leaves_the_previous_version(scratch, monkeypatch):
+    migrate.upgrade(to=1, **SILENT)
+    second = migrate.discover()[1]
+    broken = {**second.module.UP, database.dialect(): ["CREATE TABLE broken (", "x"]}
+    monkeypatch.setattr(second.module, "UP", broken)
+    with pytest.raises(Exception):
+        migrate.upgrade(**SILENT)
+    assert migrate.current_version() == 1
+    if database.is_postgres():  # DDL is transactional there: nothing half-created
+        assert tables() == table_names(DOMAIN_MODELS)
+
+
+def run_cli(url, *args):
+    env = {"DATABASE_URL": url, "PATH": "/usr/bin:/bin"}
+    return subprocess.run(
+        [sys.executable, "-m", "psymatch.cli", "db", *args],
+        env=env, capture_output=True, text=True, timeout=120,
+    )
+
+
+def test_cli_status_upgrade_downgrade(scratch):
+    status = run_cli(scratch, "status", "--json")
+    assert status.returncode == 0, status.stderr
+    assert json.loads(status.stdout)["current"] == 0
+
+    up = run_cli(scratch, "upgrade", "--no-geo")
+    assert up.returncode == 0, up.stderr
+    assert "applied 0001_domain" in up.stdout and "applied 0002_operations" in up.stdout
+
+    down = run_cli(scratch, "downgrade", "--to", "0")
+    assert down.returncode == 0, down.stderr
+    assert "database now at version 0" in down.stdout
+
+    bad = run_cli(scratch, "downgrade", "--to", "5")
+    assert bad.returncode == 1
+    assert bad.stderr.startswith("psymatch: error: cannot downgrade") and bad.stderr.count("\n") == 1
+
+
+def test_cli_reports_an_unusable_database_url_in_one_line():
+    result = run_cli("mysql://nowhere/db", "status")
+    assert result.returncode == 1
+    assert result.stderr == (
+        "psymatch: error: DATABASE_URL 'mysql://nowhere/db': unsupported scheme 'mysql' "
+        "(use sqlite:/// or postgresql://)\n"
+    )

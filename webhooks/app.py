@@ -1,0 +1,37 @@
+"""The Flask application factory (served by gunicorn: ``webhooks.app:create_app()``).
+
+Later issues add the inbound-email webhooks and one-click links; here live the
+app skeleton, per-request database connections and the health endpoint.
+"""
+
+from __future__ import annotations
+
+from flask import Flask, jsonify
+
+from db import database
+
+from . import health
+
+
+def create_app(test_config: dict | None = None) -> Flask:
+    app = Flask(__name__)
+    app.config.update(MAX_CONTENT_LENGTH=1 * 1024 * 1024, JSON_AS_ASCII=False)
+    if test_config:
+        app.config.update(test_config)
+    if database.db.obj is None:
+        database.init(app.config.get("DATABASE_URL"))
+
+    # peewee connects on the first query of a request; close it when the request ends.
+    @app.teardown_request
+    def _close_db(exc):
+        if not database.db.is_closed():
+            database.db.close()
+
+    @app.get("/healthz")
+    def healthz():
+        """Database and broker reachable and the schema at head: 200, else 503."""
+        checks = {"database": health.check_database(), "broker": health.check_broker()}
+        ok = all(check["ok"] for check in checks.values())
+        return jsonify(status="ok" if ok else "unavailable", **checks), 200 if ok else 503
+
+    return app

@@ -1,0 +1,12 @@
+"""Entry point for ``dramatiq`` and ``periodiq``: the broker, then every actor module.
+
+``dramatiq workers.actors`` runs them; ``periodiq workers.actors`` schedules the
+periodic ones (exactly one clock process).
+"""
+
+from workers import broker
+
+broker.ensure()
+
+from workers import outbox  # noqa: E402,F401
+from workers.geocoding import actors as geocoding_actors  # noqa: E402,F401

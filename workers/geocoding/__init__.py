@@ -1,0 +1,1 @@
+"""Locating patients and therapists (domain.md section 8)."""

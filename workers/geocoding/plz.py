@@ -1,0 +1,44 @@
+"""Coordinates from the PLZ centroid, for records that have none or whose PLZ changed."""
+
+from __future__ import annotations
+
+from db.database import write_transaction
+from db.models import Patient, Therapist
+
+MODELS = {"patient": Patient, "therapist": Therapist}
+
+
+def needs_location(record) -> bool:
+    return bool(record.plz) and (record.latitude is None or record.geo_plz != record.plz)
+
+
+def apply_centroid(record, centroids: dict[str, tuple[float, float]]) -> bool:
+    """Set the record's coordinates from its PLZ centroid; False when the PLZ is unknown.
+
+    An unknown PLZ leaves the location empty, and the bundle engine treats an
+    unknown location as failing the distance rule (fail-closed, domain.md 16).
+    """
+    point = centroids.get(record.plz)
+    if point is None:
+        record.latitude = record.longitude = record.geo_quelle = None
+        record.geo_plz = record.plz
+        return False
+    record.latitude, record.longitude = point
+    record.geo_quelle = "plz"
+    record.geo_plz = record.plz
+    return True
+
+
+def locate_backlog(centroids: dict[str, tuple[float, float]], limit: int = 5000) -> dict:
+    """Locate every record whose coordinates are missing or stale; returns counts."""
+    counts = {"located": 0, "unknown_plz": 0}
+    for kind, model in MODELS.items():
+        stale = (model.latitude.is_null() | (model.geo_plz != model.plz)) & model.plz.is_null(False)
+        with write_transaction():
+            for record in model.select().where(stale).limit(limit):
+                if apply_centroid(record, centroids):
+                    counts["located"] += 1
+                else:
+                    counts["unknown_plz"] += 1
+                record.save()
+    return counts
