@@ -103,14 +103,15 @@ def _apply(migration: Migration, direction: str) -> None:
         if hook is not None:
             hook(db, dialect())
         if direction == "UP":
+            p = db.param
             db.execute_sql(
-                'INSERT INTO "schema_migrations" ("version", "name", "applied_at") '
-                "VALUES (%s, %s, %s)" % ((db.param,) * 3),
+                f'INSERT INTO "schema_migrations" ("version", "name", "applied_at") '
+                f"VALUES ({p}, {p}, {p})",
                 (migration.version, migration.name, utcnow()),
             )
         else:
             db.execute_sql(
-                'DELETE FROM "schema_migrations" WHERE "version" = %s' % db.param,
+                f'DELETE FROM "schema_migrations" WHERE "version" = {db.param}',
                 (migration.version,),
             )
 

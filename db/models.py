@@ -242,9 +242,9 @@ class Platzsuche(TimestampedModel):
 
 # "At most one aktiv Platzsuche per patient" (domain.md 4.3), held by the database.
 Platzsuche.add_index(
-    Platzsuche.index(Platzsuche.patient, unique=True, name="platzsuche_one_aktiv_per_patient").where(
-        Platzsuche.status == "aktiv"
-    )
+    Platzsuche.index(
+        Platzsuche.patient, unique=True, name="platzsuche_one_aktiv_per_patient"
+    ).where(Platzsuche.status == "aktiv")
 )
 
 
@@ -284,9 +284,7 @@ class Therapeutenanfrage(BaseModel):
 
 
 class TherapeutAnfragePatient(TimestampedModel):
-    therapeutenanfrage = ForeignKeyField(
-        Therapeutenanfrage, backref="zeilen", on_delete="CASCADE"
-    )
+    therapeutenanfrage = ForeignKeyField(Therapeutenanfrage, backref="zeilen", on_delete="CASCADE")
     platzsuche = ForeignKeyField(Platzsuche, backref="anfragezeilen", on_delete="CASCADE")
     patient = ForeignKeyField(Patient, backref="anfragezeilen", on_delete="RESTRICT")
     position_in_anfrage = IntegerField(constraints=[Check("position_in_anfrage >= 1")])

@@ -32,7 +32,9 @@ def read_centroids() -> list[dict]:
         if lat is None or lon is None or math.isnan(lat) or math.isnan(lon):
             continue
         place = record["place_name"] if isinstance(record["place_name"], str) else ""
-        name, code = bundesland(record["state_name"] if isinstance(record["state_name"], str) else None)
+        name, code = bundesland(
+            record["state_name"] if isinstance(record["state_name"], str) else None
+        )
         rows.append(
             {
                 "plz": record["postal_code"],

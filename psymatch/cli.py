@@ -74,7 +74,9 @@ def cmd_db_status(args) -> int:
     for entry in entries:
         mark = "applied" if entry["applied"] else "pending"
         print(f"{entry['version']:04d}_{entry['name']:<20} {mark}")
-    print(f"current version {current}, head {head}" + ("" if current == head else " (upgrade needed)"))
+    print(
+        f"current version {current}, head {head}" + ("" if current == head else " (upgrade needed)")
+    )
     return 0
 
 

@@ -9,6 +9,7 @@ finally anything that is still alive among the processes it ever started.
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import socket
 import subprocess
@@ -47,10 +48,16 @@ class Runner:
             from psymatch import demo
 
             therapists, patients, seed = self.demo
-            print(f"[db] empty database: loading demo data ({therapists} therapists, "
-                  f"{patients} patients, seed {seed})")
-            demo.generate(therapists=therapists, patients=patients, seed=seed,
-                          report=lambda line: print(f"[demo] {line}"))
+            print(
+                f"[db] empty database: loading demo data ({therapists} therapists, "
+                f"{patients} patients, seed {seed})"
+            )
+            demo.generate(
+                therapists=therapists,
+                patients=patients,
+                seed=seed,
+                report=lambda line: print(f"[demo] {line}"),
+            )
         database.db.close()
 
     def start_helper(self, name: str, module: str, ready) -> None:
@@ -70,8 +77,11 @@ class Runner:
         url_file = Path(self.settings.VAR_DIR) / "redis.url"
         if url_file.exists():
             url_file.unlink()
-        self.start_helper("embedded Redis", "workers.embedded_redis",
-                          lambda: embedded_redis.running_url() is not None)
+        self.start_helper(
+            "embedded Redis",
+            "workers.embedded_redis",
+            lambda: embedded_redis.running_url() is not None,
+        )
         self.env["REDIS_URL"] = embedded_redis.running_url()
 
     def start_mail_sink(self) -> None:
@@ -86,33 +96,45 @@ class Runner:
     def start_processes(self) -> None:
         root = settings.PROJECT_ROOT
         self.honcho = subprocess.Popen(
-            [str(Path(sys.executable).with_name("honcho")), "start",
-             "--procfile", str(root / "Procfile"), "--app-root", str(root),
-             "--port", str(self.settings.PORT), "--no-colour",
-             *PROCFILE_PROCESSES],
-            env=self.env, cwd=root, start_new_session=True,
+            [
+                str(Path(sys.executable).with_name("honcho")),
+                "start",
+                "--procfile",
+                str(root / "Procfile"),
+                "--app-root",
+                str(root),
+                "--port",
+                str(self.settings.PORT),
+                "--no-colour",
+                *PROCFILE_PROCESSES,
+            ],
+            env=self.env,
+            cwd=root,
+            start_new_session=True,
         )
 
     def remember_descendants(self) -> None:
-        try:
-            me = psutil.Process()
-            for child in me.children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            for child in psutil.Process().children(recursive=True):
                 self.seen.setdefault(child.pid, child)
-        except psutil.Error:
-            pass
 
     def print_urls(self) -> None:
         s = self.settings
-        print("\n".join([
-            "",
-            "psymatch is running (Ctrl-C stops everything):",
-            f"  console   http://127.0.0.1:{s.CONSOLE_PORT}/lab",
-            f"  webhooks  http://127.0.0.1:{s.PORT}/  (health: http://127.0.0.1:{s.PORT}/healthz)",
-            f"  mail sink {s.SMTP_URL}  -> {Path(s.VAR_DIR) / 'mail'}",
-            f"  database  {s.DATABASE_URL}",
-            f"  redis     {self.env.get('REDIS_URL')}",
-            "",
-        ]), flush=True)
+        print(
+            "\n".join(
+                [
+                    "",
+                    "psymatch is running (Ctrl-C stops everything):",
+                    f"  console   http://127.0.0.1:{s.CONSOLE_PORT}/lab",
+                    f"  webhooks  http://127.0.0.1:{s.PORT}/  (health: http://127.0.0.1:{s.PORT}/healthz)",
+                    f"  mail sink {s.SMTP_URL}  -> {Path(s.VAR_DIR) / 'mail'}",
+                    f"  database  {s.DATABASE_URL}",
+                    f"  redis     {self.env.get('REDIS_URL')}",
+                    "",
+                ]
+            ),
+            flush=True,
+        )
 
     def stop(self) -> None:
         self.remember_descendants()
@@ -126,16 +148,12 @@ class Runner:
                     process.kill()
         leftovers = [p for p in self.seen.values() if _alive(p)]
         for process in leftovers:
-            try:
+            with contextlib.suppress(psutil.Error):
                 process.terminate()
-            except psutil.Error:
-                pass
         _, still = psutil.wait_procs(leftovers, timeout=5)
         for process in still:
-            try:
+            with contextlib.suppress(psutil.Error):
                 process.kill()
-            except psutil.Error:
-                pass
 
     def run(self) -> int:
         Path(self.settings.VAR_DIR).mkdir(parents=True, exist_ok=True)
@@ -147,6 +165,8 @@ class Runner:
         signal.signal(signal.SIGTERM, request_stop)
         signal.signal(signal.SIGINT, request_stop)
         self.env = settings.child_environ()
+        # Procfile commands (gunicorn, dramatiq, ...) live beside this interpreter.
+        self.env["PATH"] = f"{Path(sys.executable).parent}:{self.env.get('PATH', '')}"
         try:
             self.prepare_database()
             if self.settings.embedded_redis:

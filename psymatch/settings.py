@@ -195,7 +195,9 @@ def prepare_pgeocode() -> Path:
     source = Path(s.GEONAMES_FILE)
     if not target.exists() or target.stat().st_size != source.stat().st_size:
         if not source.exists():
-            raise SettingsError(f"GEONAMES_FILE {source} does not exist (see shared/data/README.md)")
+            raise SettingsError(
+                f"GEONAMES_FILE {source} does not exist (see shared/data/README.md)"
+            )
         tmp = target.with_suffix(".tmp")
         tmp.write_bytes(source.read_bytes())
         tmp.replace(target)

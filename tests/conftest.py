@@ -20,6 +20,12 @@ from psymatch import settings
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
+# Actor modules bind to the broker that is installed when they are imported:
+# unit tests use an in-memory StubBroker; integration tests build a RedisBroker.
+from workers import broker as _broker  # noqa: E402
+
+_broker.setup(_broker.build_stub_broker())
+
 
 def missing(what: str):
     """Skip (locally) or fail (in CI) when a server a test needs is not there."""

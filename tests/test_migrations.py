@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 
+import peewee
 import pytest
 
 from db import database, migrate
@@ -42,12 +43,23 @@ def table_names(models) -> set[str]:
 
 def seed_domain_rows() -> dict:
     therapist = Therapist.create(
-        external_id="T-1", anrede="Frau", geschlecht="weiblich", vorname="Anna", nachname="Berg",
-        plz="10115", telefonische_erreichbarkeit={"Mo": ["09:00-10:00"]},
+        external_id="T-1",
+        anrede="Frau",
+        geschlecht="weiblich",
+        vorname="Anna",
+        nachname="Berg",
+        plz="10115",
+        telefonische_erreichbarkeit={"Mo": ["09:00-10:00"]},
     )
     patient = Patient.create(
-        external_id="P-1", anrede="Herr", geschlecht="männlich", vorname="Jonas", nachname="Kraus",
-        plz="10117", symptome=["Schlafstörungen"], geburtsdatum=dt.date(1990, 5, 1),
+        external_id="P-1",
+        anrede="Herr",
+        geschlecht="männlich",
+        vorname="Jonas",
+        nachname="Kraus",
+        plz="10117",
+        symptome=["Schlafstörungen"],
+        geburtsdatum=dt.date(1990, 5, 1),
     )
     search = Platzsuche.create(patient=patient, ausgeschlossene_therapeuten=[7, {"id": 8}])
     anfrage = Therapeutenanfrage.create(therapist=therapist, anfragegroesse=1)
@@ -123,7 +135,7 @@ def test_a_failing_step_leaves_the_previous_version(scratch, monkeypatch):
     second = migrate.discover()[1]
     broken = {**second.module.UP, database.dialect(): ["CREATE TABLE broken (", "x"]}
     monkeypatch.setattr(second.module, "UP", broken)
-    with pytest.raises(Exception):
+    with pytest.raises(peewee.DatabaseError):
         migrate.upgrade(**SILENT)
     assert migrate.current_version() == 1
     if database.is_postgres():  # DDL is transactional there: nothing half-created
@@ -134,7 +146,10 @@ def run_cli(url, *args):
     env = {"DATABASE_URL": url, "PATH": "/usr/bin:/bin"}
     return subprocess.run(
         [sys.executable, "-m", "psymatch.cli", "db", *args],
-        env=env, capture_output=True, text=True, timeout=120,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
@@ -153,7 +168,9 @@ def test_cli_status_upgrade_downgrade(scratch):
 
     bad = run_cli(scratch, "downgrade", "--to", "5")
     assert bad.returncode == 1
-    assert bad.stderr.startswith("psymatch: error: cannot downgrade") and bad.stderr.count("\n") == 1
+    assert (
+        bad.stderr.startswith("psymatch: error: cannot downgrade") and bad.stderr.count("\n") == 1
+    )
 
 
 def test_cli_reports_an_unusable_database_url_in_one_line():

@@ -127,14 +127,20 @@ def test_email_and_call_have_exactly_one_recipient(people):
 def test_anfrage_email_link_is_a_foreign_key_set_null_on_delete(people):
     therapist, _ = people
     email = Email.create(
-        idempotenz_schluessel="anfrage:1", therapist=therapist, art="anfrage", betreff="x",
-        empfaenger_email="a@example.org", absender_email="b@example.org",
+        idempotenz_schluessel="anfrage:1",
+        therapist=therapist,
+        art="anfrage",
+        betreff="x",
+        empfaenger_email="a@example.org",
+        absender_email="b@example.org",
     )
     anfrage = Therapeutenanfrage.create(therapist=therapist, anfragegroesse=1, email=email)
     rejected(
-        lambda: Therapeutenanfrage.update(email=999_999)
-        .where(Therapeutenanfrage.id == anfrage.id)
-        .execute()
+        lambda: (
+            Therapeutenanfrage.update(email=999_999)
+            .where(Therapeutenanfrage.id == anfrage.id)
+            .execute()
+        )
     )
     email.delete_instance()
     assert Therapeutenanfrage.get_by_id(anfrage.id).email_id is None

@@ -17,7 +17,9 @@ from db.models import Patient, Platzsuche, Therapeutenanfrage, Therapist
 def counts() -> dict[str, int]:
     """Headline numbers for staff, one query each."""
     search_status = dict(
-        Platzsuche.select(Platzsuche.status, fn.COUNT(Platzsuche.id)).group_by(Platzsuche.status).tuples()
+        Platzsuche.select(Platzsuche.status, fn.COUNT(Platzsuche.id))
+        .group_by(Platzsuche.status)
+        .tuples()
     )
     return {
         "Patienten": Patient.select().count(),
@@ -46,7 +48,9 @@ class OverviewPanel(widgets.VBox):
         self.table = widgets.HTML()
         self.refresh_button = widgets.Button(description="Aktualisieren", icon="refresh")
         self.refresh_button.on_click(lambda _: self.refresh())
-        super().__init__([widgets.HTML("<h3>Überblick</h3>"), self.table, self.refresh_button], **kwargs)
+        super().__init__(
+            [widgets.HTML("<h3>Überblick</h3>"), self.table, self.refresh_button], **kwargs
+        )
         self.refresh()
 
     def refresh(self) -> None:

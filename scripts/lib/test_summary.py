@@ -15,9 +15,10 @@ for path in sys.argv[1:]:
         int(suite.get(k, 0)) for k in ("tests", "failures", "errors", "skipped")
     )
     passed = tests - failures - errors - skipped
-    print(f"{file.stem}: {tests} tests executed: {passed} passed, {failures + errors} failed, {skipped} skipped")
+    failed = failures + errors
+    print(f"{file.stem}: {tests} tests executed: {passed} passed, {failed} failed, {skipped} skipped")
     totals["passed"] += passed
-    totals["failed"] += failures + errors
+    totals["failed"] += failed
     totals["skipped"] += skipped
 print(f"total: {totals['passed']} passed, {totals['failed']} failed, {totals['skipped']} skipped")
 sys.exit(1 if totals["failed"] or not totals["passed"] else 0)

@@ -9,7 +9,8 @@ MODELS = {"patient": Patient, "therapist": Therapist}
 
 
 def needs_location(record) -> bool:
-    return bool(record.plz) and (record.latitude is None or record.geo_plz != record.plz)
+    """Not yet located for its current PLZ (an unknown PLZ is tried once per PLZ)."""
+    return bool(record.plz) and record.geo_plz != record.plz
 
 
 def apply_centroid(record, centroids: dict[str, tuple[float, float]]) -> bool:
@@ -30,10 +31,14 @@ def apply_centroid(record, centroids: dict[str, tuple[float, float]]) -> bool:
 
 
 def locate_backlog(centroids: dict[str, tuple[float, float]], limit: int = 5000) -> dict:
-    """Locate every record whose coordinates are missing or stale; returns counts."""
+    """Locate every record not yet located for its current PLZ; returns counts.
+
+    Records whose PLZ turned out unknown keep ``latitude`` NULL with ``geo_plz``
+    set: staff find them by that, and they are not retried until the PLZ changes.
+    """
     counts = {"located": 0, "unknown_plz": 0}
-    for kind, model in MODELS.items():
-        stale = (model.latitude.is_null() | (model.geo_plz != model.plz)) & model.plz.is_null(False)
+    for model in MODELS.values():
+        stale = model.plz.is_null(False) & (model.geo_plz.is_null() | (model.geo_plz != model.plz))
         with write_transaction():
             for record in model.select().where(stale).limit(limit):
                 if apply_centroid(record, centroids):
