@@ -16,7 +16,8 @@ for path in sys.argv[1:]:
     )
     passed = tests - failures - errors - skipped
     failed = failures + errors
-    print(f"{file.stem}: {tests} tests executed: {passed} passed, {failed} failed, {skipped} skipped")
+    counts = f"{passed} passed, {failed} failed, {skipped} skipped"
+    print(f"{file.stem}: {tests} tests executed: {counts}")
     totals["passed"] += passed
     totals["failed"] += failed
     totals["skipped"] += skipped
