@@ -91,6 +91,21 @@ class Settings:
     THERAPIST_INFO_URL: str = "https://psymatch.example/therapeuten"
     MIN_WEEKLY_AVAILABILITY_HOURS: int = 20
 
+    # Email and links (issue: communication)
+    MAIL_FROM: str = "anfragen@psymatch.example"
+    MAIL_FROM_NAME: str = "psymatch Therapievermittlung"
+    REPLY_DOMAIN: str = "antwort.psymatch.example"
+    PUBLIC_BASE_URL: str = "http://127.0.0.1:8000"
+    SIGNING_KEY: str = "demo-signing-key-change-me"
+    LINK_TTL_DAYS: int = 30
+    SMTP_TIMEOUT_S: float = 20.0
+    CONTACT_PHONE: str = "030 1234567"
+
+    # Optional street-level geocoding (Nominatim); empty URL = PLZ centroids only
+    NOMINATIM_URL: str = ""
+    NOMINATIM_USER_AGENT: str = "psymatch/0.1 (ops@psymatch.example)"
+    NOMINATIM_TIMEOUT_S: float = 10.0
+
     # Processes
     WORKER_PROCESSES: int = 2
     WORKER_THREADS: int = 4

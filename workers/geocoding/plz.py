@@ -8,11 +8,6 @@ from db.models import Patient, Therapist
 MODELS = {"patient": Patient, "therapist": Therapist}
 
 
-def needs_location(record) -> bool:
-    """Not yet located for its current PLZ (an unknown PLZ is tried once per PLZ)."""
-    return bool(record.plz) and record.geo_plz != record.plz
-
-
 def apply_centroid(record, centroids: dict[str, tuple[float, float]]) -> bool:
     """Set the record's coordinates from its PLZ centroid; False when the PLZ is unknown.
 
