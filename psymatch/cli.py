@@ -8,6 +8,7 @@ exits non-zero with a one-line error on failure.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import sys
 
@@ -108,6 +109,7 @@ def cmd_demo_data(args) -> int:
         patients=args.patients,
         seed=args.seed,
         search_share=args.search_share,
+        today=args.today,
         report=None if args.json else print,
     )
     if args.json:
@@ -168,6 +170,11 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=0.8,
         help="share of patients with an aktiv Platzsuche (default 0.8)",
+    )
+    demo_parser.add_argument(
+        "--today",
+        type=dt.date.fromisoformat,
+        help="the date the data is relative to (default: today); fixes rows across days",
     )
     demo_parser.add_argument("--json", action="store_true")
     demo_parser.set_defaults(func=cmd_demo_data)
