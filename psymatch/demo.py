@@ -18,8 +18,6 @@ from __future__ import annotations
 import bisect
 import csv
 import datetime as dt
-import io
-import json
 import random
 import re
 import string
@@ -28,10 +26,9 @@ import unicodedata
 from collections.abc import Callable
 from zoneinfo import ZoneInfo
 
-from peewee import BooleanField, CharField, DateField, DateTimeField, JSONField, TextField
-
 from db import plz as plz_data
-from db.database import connection, db, is_postgres
+from db.bulk import advance_sequences, bulk_insert
+from db.database import connection, db
 from db.models import Patient, Platzsuche, PlzCentroid, Therapist
 from psymatch import settings
 from psymatch.domain import vocab
@@ -881,79 +878,6 @@ def build_searches(rng, drafts, clock: _Clock, first_id, therapists_by_region, t
 # --- writing -----------------------------------------------------------------------------------
 
 
-_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
-_NULL = "\\N"
-_NEEDS_ESCAPE = re.compile(r"[\\\t\n\r]").search
-
-
-def _copy_str(value) -> str:
-    if value is None:
-        return _NULL
-    return value.translate(_COPY_ESCAPES) if _NEEDS_ESCAPE(value) else value
-
-
-def _json_text(value) -> str:
-    if value is None:
-        return _NULL
-    if not value:
-        return "[]" if isinstance(value, list) else "{}"
-    return _copy_str(json.dumps(value))
-
-
-def _copy_converter(field):
-    """Value -> PostgreSQL COPY text for one column, chosen by the field type."""
-    if isinstance(field, JSONField):
-        return _json_text
-    if isinstance(field, BooleanField):
-        return {True: "t", False: "f", None: _NULL}.__getitem__
-    if isinstance(field, DateField | DateTimeField):
-        return lambda value: _NULL if value is None else value.isoformat()
-    if isinstance(field, CharField | TextField):
-        return _copy_str
-    return lambda value: _NULL if value is None else repr(value)  # integers and floats
-
-
-def _write(model, columns, rows: list[dict]) -> None:
-    """Bulk insert: COPY on PostgreSQL, ``executemany`` on SQLite (JSON through ``json()``).
-
-    The values stored equal what peewee's own insert would store (SQLite keeps
-    JSON minified by ``json()``; PostgreSQL normalises jsonb), only much faster.
-    """
-    if not rows:
-        return
-    table = model._meta.table_name
-    is_json = [isinstance(model._meta.columns[c], JSONField) for c in columns]
-    column_list = ", ".join(f'"{c}"' for c in columns)
-    if is_postgres():
-        converted = [
-            list(map(_copy_converter(model._meta.columns[c]), [row[c] for row in rows]))
-            for c in columns
-        ]
-        text = "\n".join(map("\t".join, zip(*converted, strict=True))) + "\n"
-        db.cursor().copy_expert(f'COPY "{table}" ({column_list}) FROM STDIN', io.StringIO(text))
-        return
-    placeholders = ", ".join("json(?)" if flag else "?" for flag in is_json)
-    values = []
-    for column, flag in zip(columns, is_json, strict=True):
-        column_values = [row[column] for row in rows]
-        values.append(list(map(json.dumps, column_values)) if flag else column_values)
-    db.cursor().executemany(
-        f'INSERT INTO "{table}" ({column_list}) VALUES ({placeholders})', zip(*values, strict=True)
-    )
-
-
-def _advance_sequences() -> None:
-    """Move PostgreSQL's id sequences past the explicit ids just inserted."""
-    if not is_postgres():
-        return
-    for model in (Therapist, Patient, Platzsuche):
-        table = model._meta.table_name
-        db.execute_sql(
-            f"SELECT setval(pg_get_serial_sequence('\"{table}\"', 'id'), "
-            f'COALESCE(MAX(id), 1), MAX(id) IS NOT NULL) FROM "{table}"'
-        )
-
-
 def _next_id(model) -> int:
     return (model.select(model.id).order_by(model.id.desc()).limit(1).scalar() or 0) + 1
 
@@ -1046,13 +970,13 @@ def generate(
         say(f"{len(patient_rows)} patients and {len(search_rows)} searches built")
 
         with db.atomic():
-            _write(Therapist, THERAPIST_FIELDS, therapist_rows)
+            bulk_insert(Therapist, THERAPIST_FIELDS, therapist_rows)
             say(f"{len(therapist_rows)} therapists inserted")
-            _write(Patient, PATIENT_FIELDS, patient_rows)
+            bulk_insert(Patient, PATIENT_FIELDS, patient_rows)
             say(f"{len(patient_rows)} patients inserted")
-            _write(Platzsuche, SEARCH_FIELDS, search_rows)
+            bulk_insert(Platzsuche, SEARCH_FIELDS, search_rows)
             say(f"{len(search_rows)} searches inserted")
-            _advance_sequences()
+            advance_sequences((Therapist, Patient, Platzsuche))
     seconds = round(time.perf_counter() - started, 2)
     say("done")
     return {
