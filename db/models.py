@@ -291,6 +291,9 @@ class TherapeutAnfragePatient(TimestampedModel):
     status = enum_field("status", vocab.ANFRAGE_PATIENT_STATUS, default="anstehend")
     antwortergebnis = enum_field("antwortergebnis", vocab.PATIENTENERGEBNIS, null=True)
     antwortnotizen = TextField(null=True)
+    # Why the selection chose this patient: soft filters passed, relaxation level,
+    # distance, waiting days (explainable bundles, domain.md 0.2). Migration 0003.
+    auswahl = JSONField(null=True)
 
     class Meta:
         table_name = "therapeut_anfrage_patient"

@@ -132,6 +132,94 @@ def cmd_run(args) -> int:
     return Runner(args.demo_therapists, args.demo_patients, args.seed).run()
 
 
+# --- bundles ----------------------------------------------------------------------------------
+
+
+def _print_selection(selection, indent="  ") -> None:
+    for p in selection.patients:
+        soft = ",".join(p.soft_passed) or "-"
+        print(
+            f"{indent}{p.position}. Patient {p.patient_id} (Suche {p.search_id}): "
+            f"{p.distance_km:.2f} km, wartet {p.waiting_days} Tage, weich bestanden {soft}, "
+            f"Stufe S1-S{p.relaxation_level}"
+        )
+
+
+def cmd_bundle_round(args) -> int:
+    from workers.operations.bundles import run_bundle_round
+
+    _connect()
+    _require_head()
+    result = run_bundle_round(actor=args.actor, dry_run=args.dry_run, respect_flag=not args.force)
+    if args.json:
+        out = result.summary()
+        out["bundle_details"] = [b.as_dict() for b in result.bundles]
+        out["skipped"] = {str(k): v for k, v in result.skipped.items()}
+        print(json.dumps(out, ensure_ascii=False))
+        return 0
+    if result.disabled:
+        print("automatic rounds are switched off (feature flag auto_rounds); --force runs anyway")
+        return 0
+    for number, bundle in enumerate(result.bundles, 1):
+        anfrage = f"A{result.created[number - 1]}" if result.created else "(dry run)"
+        print(f"{anfrage} Therapeut {bundle.therapist_id}: {len(bundle.patients)} Patienten")
+        if args.verbose:
+            _print_selection(bundle, indent="    ")
+    summary = result.summary()
+    verb = "would create" if args.dry_run else "created"
+    print(
+        f"{verb} {summary['bundles']} bundles with {summary['patients_offered']} patients; "
+        f"{summary['therapists_considered']} practices considered, skipped: "
+        + (", ".join(f"{k} {v}" for k, v in sorted(summary["skipped_by_reason"].items())) or "none")
+    )
+    return 0
+
+
+def cmd_bundle_preview(args) -> int:
+    from workers.operations.bundles import preview_anfrage
+
+    _connect()
+    _require_head()
+    selection = preview_anfrage(args.therapist_id, plz_prefix=args.plz_prefix)
+    if args.json:
+        print(json.dumps(selection.as_dict(), ensure_ascii=False))
+        return 0
+    print(
+        f"Therapeut {selection.therapist_id}: {len(selection.patients)} Patienten "
+        f"({selection.eligible_count} kommen in Frage)"
+    )
+    _print_selection(selection)
+    return 0
+
+
+def cmd_bundle_create(args) -> int:
+    from workers.operations.bundles import create_anfrage
+
+    _connect()
+    _require_head()
+    created = create_anfrage(
+        args.therapist_id, plz_prefix=args.plz_prefix, send_now=args.send, actor=args.actor
+    )
+    if args.json:
+        print(json.dumps(created.as_dict(), ensure_ascii=False))
+        return 0
+    print(
+        f"A{created.anfrage_id} created for therapist {args.therapist_id} with "
+        f"{len(created.selection.patients)} patients" + (" and sent" if created.gesendet else "")
+    )
+    return 0
+
+
+def cmd_bench_bundling(args) -> int:
+    from psymatch import bench
+
+    figures = bench.bundling(
+        args.therapists, args.searches, seed=args.seed, report=None if args.json else print
+    )
+    print(json.dumps(figures) if args.json else json.dumps(figures, indent=2))
+    return 0
+
+
 # --- parser ----------------------------------------------------------------------------
 
 
@@ -178,6 +266,39 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo_parser.add_argument("--json", action="store_true")
     demo_parser.set_defaults(func=cmd_demo_data)
+
+    bundle = commands.add_parser("bundle", help="bundle rounds and staff composition")
+    bundle_commands = bundle.add_subparsers(dest="bundle_command", required=True, metavar="ACTION")
+    rnd = bundle_commands.add_parser("round", help="run one automatic round now")
+    rnd.add_argument("--dry-run", action="store_true", help="show the bundles, store nothing")
+    rnd.add_argument("--json", action="store_true")
+    rnd.add_argument("--verbose", "-v", action="store_true", help="list patients and reasons")
+    rnd.add_argument("--force", action="store_true", help="run even if the feature flag is off")
+    rnd.add_argument("--actor", default="cli")
+    rnd.set_defaults(func=cmd_bundle_round)
+    prev = bundle_commands.add_parser("preview", help="the bundle one therapist would get now")
+    prev.add_argument("therapist_id", type=int)
+    prev.add_argument("--plz-prefix")
+    prev.add_argument("--json", action="store_true")
+    prev.set_defaults(func=cmd_bundle_preview)
+    create = bundle_commands.add_parser("create", help="store a bundle for one therapist")
+    create.add_argument("therapist_id", type=int)
+    create.add_argument("--plz-prefix")
+    create.add_argument("--send", action="store_true", help="send it at once")
+    create.add_argument("--json", action="store_true")
+    create.add_argument("--actor", default="cli")
+    create.set_defaults(func=cmd_bundle_create)
+
+    bench_parser = commands.add_parser("bench", help="benchmarks (print JSON)")
+    bench_commands = bench_parser.add_subparsers(
+        dest="bench_command", required=True, metavar="WHAT"
+    )
+    bb = bench_commands.add_parser("bundling", help="one full round on demo data of a given size")
+    bb.add_argument("--therapists", type=int, required=True)
+    bb.add_argument("--searches", type=int, required=True)
+    bb.add_argument("--seed", type=int, default=1)
+    bb.add_argument("--json", action="store_true")
+    bb.set_defaults(func=cmd_bench_bundling)
 
     run = commands.add_parser("run", help="run the whole demo: web, worker, clock, console")
     run.add_argument("--demo-therapists", type=int, default=1500)

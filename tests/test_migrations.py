@@ -72,7 +72,7 @@ def seed_domain_rows() -> dict:
 
 def test_up_to_head_down_to_empty_and_up_again(scratch):
     head = migrate.head_version()
-    assert head >= 2
+    assert head >= 3
     migrate.upgrade(**SILENT)
     assert migrate.current_version() == head
     assert tables() == table_names(ALL_MODELS)
@@ -86,26 +86,57 @@ def test_up_to_head_down_to_empty_and_up_again(scratch):
     assert [s["applied"] for s in migrate.status()] == [True] * head
 
 
-def test_step_by_step_each_version_has_exactly_its_tables(scratch):
+def columns(table: str) -> set[str]:
+    return {c.name for c in database.db.get_columns(table)}
+
+
+def test_step_by_step_each_version_has_exactly_its_schema(scratch):
     migrate.upgrade(to=1, **SILENT)
     assert tables() == table_names(DOMAIN_MODELS)
+    assert "auswahl" not in columns("therapeut_anfrage_patient")
     migrate.upgrade(to=2, **SILENT)
     assert tables() == table_names(ALL_MODELS)
+    migrate.upgrade(to=3, **SILENT)
+    assert "auswahl" in columns("therapeut_anfrage_patient")
     migrate.downgrade(**SILENT)  # default: one step
-    assert migrate.current_version() == 1
+    assert migrate.current_version() == 2
+    assert "auswahl" not in columns("therapeut_anfrage_patient")
+    migrate.downgrade(**SILENT)
     assert tables() == table_names(DOMAIN_MODELS)
 
 
-def test_downgrading_the_newest_step_keeps_the_domain_data(scratch):
+def test_downgrading_the_newest_step_keeps_every_row(scratch):
+    """0003 promises to drop only the explanation column."""
     migrate.upgrade(**SILENT)
     before = seed_domain_rows()
+    TherapeutAnfragePatient.update(auswahl={"soft_passed": ["S1"]}).execute()
     migrate.downgrade(**SILENT)
+    assert migrate.current_version() == migrate.head_version() - 1
+    database.db.close()  # peewee would select the dropped column: read the rows raw
+    counts = {
+        table: database.db.execute_sql(f'SELECT COUNT(*) FROM "{table}"').fetchone()[0]
+        for table in table_names(DOMAIN_MODELS)
+    }
+    assert counts == before
+    assert database.db.execute_sql('SELECT COUNT(*) FROM "audit_log"').fetchone()[0] == 1
+    migrate.upgrade(**SILENT)
+    assert TherapeutAnfragePatient.get().auswahl is None
+
+
+def test_downgrading_the_operations_step_keeps_the_domain_data(scratch):
+    """0002 promises to drop only the operational tables."""
+    migrate.upgrade(**SILENT)
+    before = seed_domain_rows()
+    migrate.downgrade(to=1, **SILENT)
     assert not table_names(OPERATIONS_MODELS) & tables()
-    after = {m._meta.table_name: m.select().count() for m in DOMAIN_MODELS}
-    assert after == before
+    counts = {
+        table: database.db.execute_sql(f'SELECT COUNT(*) FROM "{table}"').fetchone()[0]
+        for table in table_names(DOMAIN_MODELS)
+    }
+    assert counts == before
+    migrate.upgrade(**SILENT)
     assert Patient.get(Patient.external_id == "P-1").symptome == ["Schlafstörungen"]
     assert Platzsuche.get().ausgeschlossene_therapeuten == [7, {"id": 8}]
-    migrate.upgrade(**SILENT)
     assert Therapeutenanfrage.select().count() == 1
 
 
@@ -161,6 +192,7 @@ def test_cli_status_upgrade_downgrade(scratch):
     up = run_cli(scratch, "upgrade", "--no-geo")
     assert up.returncode == 0, up.stderr
     assert "applied 0001_domain" in up.stdout and "applied 0002_operations" in up.stdout
+    assert "applied 0003_bundle_explanations" in up.stdout
 
     down = run_cli(scratch, "downgrade", "--to", "0")
     assert down.returncode == 0, down.stderr

@@ -1,0 +1,213 @@
+"""Benchmarks (``psymatch bench ...``): JSON figures against a baseline from the same run."""
+
+from __future__ import annotations
+
+import datetime as dt
+import resource
+import time
+
+from db import database
+from db.bulk import bulk_insert, reserve_ids
+from db.database import write_transaction
+from db.models import (
+    AuditLog,
+    OutboxItem,
+    Platzsuche,
+    TherapeutAnfragePatient,
+    Therapeutenanfrage,
+    Therapist,
+)
+
+
+class BenchError(RuntimeError):
+    pass
+
+
+def peak_rss_mb() -> float:
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def _ensure_demo(therapists: int, searches: int, seed: int, report) -> bool:
+    """Demo data of this size: reused when present, generated into an empty database."""
+    from psymatch import demo
+
+    have_t = Therapist.select().count()
+    have_s = Platzsuche.select().where(Platzsuche.status == "aktiv").count()
+    if (have_t, have_s) == (therapists, searches):
+        return True
+    if have_t or have_s:
+        raise BenchError(
+            f"database holds {have_t} therapists and {have_s} aktiv searches, not "
+            f"{therapists}/{searches}: use an empty database (or the same sizes again)"
+        )
+    demo.generate(
+        therapists=therapists, patients=searches, seed=seed, search_share=1.0, report=report
+    )
+    return False
+
+
+def _read_inputs() -> int:
+    """The floor's read: the same rows the round reads, fetched raw, without any logic."""
+    from workers.operations import snapshot as snap
+
+    rows = 0
+    rows += len(
+        list(Therapist.select(*[getattr(Therapist, c) for c in snap.THERAPIST_COLUMNS]).tuples())
+    )
+    rows += len(snap.therapists_with_pending_anfrage())
+    rows += len(snap.email_last_queued())
+    rows += len(snap.pending_rows_per_search())
+    from db.models import Patient
+
+    query = (
+        Platzsuche.select(Platzsuche, Patient)
+        .join(Patient)
+        .where((Platzsuche.status == "aktiv") & Platzsuche.vermittelter_therapeut.is_null())
+    )
+    rows += len(list(query.tuples()))
+    return rows
+
+
+def _write_outputs(bundles: int, lines: int, therapist_id: int, search_ids: list[int]) -> list[int]:
+    """The floor's write: as many rows as the round writes, with trivial content, committed."""
+    from workers.operations.bundles import (
+        ANFRAGE_COLUMNS,
+        AUDIT_COLUMNS,
+        LINE_COLUMNS,
+        OUTBOX_COLUMNS,
+    )
+
+    now = dt.datetime(2000, 1, 1)
+    with write_transaction():
+        ids = reserve_ids(Therapeutenanfrage, bundles)
+        anfragen = [
+            dict.fromkeys(ANFRAGE_COLUMNS)
+            | {
+                "id": i,
+                "therapist_id": therapist_id,
+                "erstellt_datum": now,
+                "anfragegroesse": 1,
+                "angenommen_anzahl": 0,
+                "abgelehnt_anzahl": 0,
+                "keine_antwort_anzahl": 0,
+                "notizen": "",
+                "ausloeser": "runde",
+            }
+            for i in ids
+        ]
+        # line k goes to Anfrage k mod n at position k div n: unique like the real lines
+        patient_of = dict(
+            Platzsuche.select(Platzsuche.id, Platzsuche.patient)
+            .where(Platzsuche.id.in_(search_ids))
+            .tuples()
+        )
+        out_lines = []
+        for k in range(lines if ids else 0):
+            search_id = search_ids[(k // len(ids)) % len(search_ids)]
+            out_lines.append(
+                dict.fromkeys(LINE_COLUMNS)
+                | {
+                    "created_at": now,
+                    "updated_at": now,
+                    "therapeutenanfrage_id": ids[k % len(ids)],
+                    "platzsuche_id": search_id,
+                    "patient_id": patient_of[search_id],
+                    "position_in_anfrage": k // len(ids) + 1,
+                    "status": "anstehend",
+                }
+            )
+        outbox = [
+            dict.fromkeys(OUTBOX_COLUMNS)
+            | {
+                "task": "bench",
+                "payload": {"anfrage_id": i},
+                "dedupe_key": f"bench:{i}",
+                "status": "erledigt",
+                "created_at": now,
+                "attempts": 0,
+            }
+            for i in ids
+        ]
+        audits = [
+            dict.fromkeys(AUDIT_COLUMNS)
+            | {
+                "at": now,
+                "actor": "bench",
+                "action": "bench",
+                "entity": "bench",
+                "entity_id": str(i),
+                "details": {},
+            }
+            for i in ids
+        ]
+        bulk_insert(Therapeutenanfrage, ANFRAGE_COLUMNS, anfragen)
+        bulk_insert(TherapeutAnfragePatient, LINE_COLUMNS, out_lines)
+        bulk_insert(OutboxItem, OUTBOX_COLUMNS, outbox)
+        bulk_insert(AuditLog, AUDIT_COLUMNS, audits)
+    return ids
+
+
+def _delete_anfragen(ids: list[int]) -> None:
+    with write_transaction():
+        for start in range(0, len(ids), 5000):
+            chunk = ids[start : start + 5000]
+            Therapeutenanfrage.delete().where(Therapeutenanfrage.id.in_(chunk)).execute()
+            keys = [f"send_anfrage:{i}" for i in chunk] + [f"bench:{i}" for i in chunk]
+            OutboxItem.delete().where(OutboxItem.dedupe_key.in_(keys)).execute()
+            AuditLog.delete().where(
+                AuditLog.entity.in_(("therapeutenanfrage", "bench"))
+                & AuditLog.entity_id.in_([str(i) for i in chunk])
+            ).execute()
+
+
+def warm_up_jit() -> float:
+    """Compile (or load from numba's cache) the selection kernel on a tiny input."""
+    from workers.bundling import Params, SearchData, Snapshot, TherapistData, plan_round
+
+    started = time.perf_counter()
+    now = dt.datetime(2026, 1, 5, 8)
+    therapist = TherapistData(id=1, nachname="W", latitude=50.0, longitude=8.0)
+    search = SearchData(id=1, patient_id=1, created_at=now, latitude=50.0, longitude=8.0)
+    plan_round(Snapshot((therapist,), (search,), now, now.date()), Params(round_min_size=1))
+    return round(time.perf_counter() - started, 3)
+
+
+def bundling(therapists: int, searches: int, seed: int = 1, report=None) -> dict:
+    """One full round on demo data of the given size, against the I/O floor of the same run."""
+    from workers.operations.bundles import run_bundle_round
+
+    database.init()
+    reused = _ensure_demo(therapists, searches, seed, report)
+    jit_s = warm_up_jit()
+    _read_inputs()  # warm the database's caches for both measurements alike
+
+    started = time.perf_counter()
+    result = run_bundle_round(actor="bench", respect_flag=False)
+    round_s = time.perf_counter() - started
+    lines = result.patients_offered
+    try:
+        started = time.perf_counter()
+        read_rows = _read_inputs()
+        search_ids = [s for (s,) in Platzsuche.select(Platzsuche.id).limit(1000).tuples()]
+        therapist_id = Therapist.select(Therapist.id).limit(1).scalar()
+        floor_ids = _write_outputs(len(result.created), lines, therapist_id, search_ids)
+        floor_s = time.perf_counter() - started
+    finally:
+        _delete_anfragen(result.created)
+        if "floor_ids" in locals():
+            _delete_anfragen(floor_ids)
+    return {
+        "backend": database.dialect(),
+        "therapists": therapists,
+        "searches": searches,
+        "reused_data": reused,
+        "bundles": len(result.created),
+        "patients_offered": lines,
+        "selection_s": round(result.selection_s, 3),
+        "round_s": round(round_s, 3),
+        "floor_s": round(floor_s, 3),
+        "round_over_floor": round(round_s / floor_s, 2) if floor_s else None,
+        "floor_rows_read": read_rows,
+        "jit_warmup_s": jit_s,
+        "peak_rss_mb": peak_rss_mb(),
+    }
