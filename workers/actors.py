@@ -8,5 +8,5 @@ from workers import broker
 
 broker.ensure()
 
-from workers import outbox  # noqa: E402,F401
+from workers import bundle_actors, outbox  # noqa: E402,F401
 from workers.geocoding import actors as geocoding_actors  # noqa: E402,F401
