@@ -22,12 +22,27 @@ def maildir_path() -> Path:
     return Path(settings.get().VAR_DIR) / "mail"
 
 
+def ensure_maildir(maildir: Path) -> Path:
+    """Create the Maildir with its ``tmp``/``new``/``cur`` folders.
+
+    ``mailbox.Maildir`` only creates them when the folder itself is missing, so
+    an existing empty folder would make every delivery fail.
+    """
+    for sub in ("tmp", "new", "cur"):
+        (maildir / sub).mkdir(parents=True, exist_ok=True)
+    return maildir
+
+
+def make_controller(host: str, port: int, maildir: Path) -> Controller:
+    """The sink's SMTP server (not started) storing into ``maildir``."""
+    return Controller(Mailbox(str(ensure_maildir(maildir))), hostname=host, port=port)
+
+
 def main() -> int:
     target = urlparse(settings.get().SMTP_URL)
     host, port = target.hostname or "127.0.0.1", target.port or 8025
     maildir = maildir_path()
-    maildir.mkdir(parents=True, exist_ok=True)
-    controller = Controller(Mailbox(str(maildir)), hostname=host, port=port)
+    controller = make_controller(host, port, maildir)
     controller.start()
     print(f"mail sink on smtp://{host}:{port}, messages in {maildir}", flush=True)
     stopped = threading.Event()

@@ -78,6 +78,7 @@ class Settings:
     FOLLOW_UP_THRESHOLD_DAYS: int = 7
     EMAIL_MIN_INTERVAL_DAYS: int = 7
     DEFAULT_PHONE_CALL_TIME: str = "12:00"
+    DEFAULT_PATIENT_CALL_TIME: str = "10:00"
     THERAPIST_CALL_MINUTES: int = 5
     PATIENT_CALL_MINUTES: int = 10
     PHONE_SLOT_STEP_MINUTES: int = 5
@@ -100,6 +101,12 @@ class Settings:
     LINK_TTL_DAYS: int = 30
     SMTP_TIMEOUT_S: float = 20.0
     CONTACT_PHONE: str = "030 1234567"
+    # Sender identity and the legal footer of every email (company data, privacy note)
+    SERVICE_NAME: str = "psymatch"
+    COMPANY_NAME: str = "psymatch GmbH"
+    COMPANY_ADDRESS: str = "Musterstraße 1, 10115 Berlin"
+    COMPANY_REGISTER: str = "Amtsgericht Berlin-Charlottenburg, HRB 000000; Geschäftsführung: N. N."
+    PRIVACY_URL: str = "https://psymatch.example/datenschutz"
 
     # Optional street-level geocoding (Nominatim); empty URL = PLZ centroids only
     NOMINATIM_URL: str = ""

@@ -10,7 +10,7 @@ from flask import Flask, jsonify
 
 from db import database
 
-from . import health
+from . import devmail, health
 
 
 def create_app(test_config: dict | None = None) -> Flask:
@@ -34,4 +34,5 @@ def create_app(test_config: dict | None = None) -> Flask:
         ok = all(check["ok"] for check in checks.values())
         return jsonify(status="ok" if ok else "unavailable", **checks), 200 if ok else 503
 
+    devmail.register(app)  # /dev/mail, only when SMTP_URL points at this machine
     return app

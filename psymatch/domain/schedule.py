@@ -90,3 +90,29 @@ def weekly_hours(schedule: dict[str, list[str]]) -> float:
             start, end = parse_range(text)
             total += end - start
     return total / 60.0
+
+
+def lenient_windows(value) -> dict[str, list[tuple[int, int]]]:
+    """The well-formed part of a stored schedule: canonical weekday -> sorted minute ranges.
+
+    For reading data that was validated on intake but may have been edited since
+    (phone windows, availability in emails): unknown keys and malformed ranges are
+    dropped instead of failing the whole schedule.
+    """
+    if not isinstance(value, dict):
+        return {}
+    found: dict[str, list[tuple[int, int]]] = {}
+    for key, ranges in value.items():
+        day = canonical_weekday(key)
+        if day is None:
+            continue
+        if isinstance(ranges, str):
+            ranges = [ranges]
+        if not isinstance(ranges, list | tuple):
+            continue
+        for text in ranges:
+            try:
+                found.setdefault(day, []).append(parse_range(text))
+            except ScheduleError:
+                continue
+    return {day: sorted(found[day]) for day in WEEKDAYS if found.get(day)}

@@ -1,0 +1,1 @@
+"""Phone calls: slot planning (pure) and booking (one write transaction)."""

@@ -1,0 +1,1 @@
+"""Email to therapists and patients: signed tokens, rendering, SMTP transmission."""

@@ -1,0 +1,26 @@
+"""Email actors: thin wrappers around ``workers.emailing.sending``."""
+
+from __future__ import annotations
+
+import dramatiq
+
+from workers import broker
+
+from .sending import MAX_TEMPORARY_FAILURES, transmit
+
+broker.ensure()
+
+
+@dramatiq.actor(
+    queue_name="emails",
+    # The row counts its temporary failures and turns Fehlgeschlagen by itself;
+    # Dramatiq keeps retrying until then (5 s, 10 s, 20 s ... at most 10 min apart).
+    # Other errors (database briefly away) are retried the same way.
+    max_retries=MAX_TEMPORARY_FAILURES,
+    min_backoff=5_000,
+    max_backoff=600_000,
+    time_limit=300_000,
+)
+def send_email(email_id: int):
+    """Send one queued Email row (idempotent: anything not queued is left alone)."""
+    return transmit(email_id)

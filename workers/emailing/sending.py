@@ -1,0 +1,167 @@
+"""Transmitting one Email row, exactly once where SMTP allows it.
+
+States (domain.md 5.5): ``In_Warteschlange`` → ``Wird_gesendet`` → ``Gesendet`` or
+``Fehlgeschlagen``. ``transmit(email_id)``:
+
+1. claims the row in a short write transaction: a conditional update
+   ``In_Warteschlange → Wird_gesendet``. Any other status (already sent, being
+   sent by another worker, failed, draft) means there is nothing to do: a
+   repeated or concurrent message is harmless;
+2. builds the MIME message and hands it to SMTP, outside any transaction;
+3. on acceptance, marks ``Gesendet`` + ``gesendet_am`` in a second short
+   transaction; on a temporary error puts the row back to ``In_Warteschlange``
+   with ``wiederholungsanzahl``+1 and ``fehlermeldung``, and raises
+   ``RetryLater`` so Dramatiq retries with backoff; after
+   ``MAX_TEMPORARY_FAILURES`` temporary errors, or on a permanent one, the row
+   becomes ``Fehlgeschlagen`` (staff may re-queue it).
+
+The remaining at-least-once window: if the worker dies after the SMTP server
+has answered 250 to the data and before step 3 commits (a few milliseconds, one
+UPDATE), the row stays ``Wird_gesendet``. ``reclaim_stuck`` later returns it to
+the queue and it is sent a second time. SMTP offers no way to ask "did you get
+this?", so that duplicate cannot be ruled out; it carries the same Message-ID
+(derived from the email's kind and reference, see ``headers.py``), so mail
+clients and the inbound webhook can recognise it. A worker killed *before* the
+server's 250 loses nothing: the message was not accepted, the reclaimed row is
+sent once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+from db.database import write_transaction
+from db.models import Email, utcnow
+from psymatch import settings
+
+from . import headers as email_headers
+from . import smtp
+
+log = logging.getLogger(__name__)
+
+MAX_TEMPORARY_FAILURES = 10
+# Longer than the send actor's time limit: a row older than this in Wird_gesendet
+# has no live sender any more.
+STUCK_AFTER = dt.timedelta(minutes=15)
+
+
+class RetryLater(Exception):
+    """A temporary failure; the row is back in the queue and Dramatiq should retry."""
+
+
+def _claim(email_id: int, now: dt.datetime) -> Email | None:
+    with write_transaction():
+        claimed = (
+            Email.update(status="Wird_gesendet", updated_at=now)
+            .where((Email.id == email_id) & (Email.status == "In_Warteschlange"))
+            .execute()
+        )
+    return Email.get_by_id(email_id) if claimed else None
+
+
+def _mark_sent(email_id: int, now: dt.datetime) -> None:
+    with write_transaction():
+        # In_Warteschlange too: reclaim_stuck may have run while this send was slow;
+        # the server has the message, so it must not be sent again.
+        Email.update(status="Gesendet", gesendet_am=now, fehlermeldung=None, updated_at=now).where(
+            (Email.id == email_id) & (Email.status.in_(("Wird_gesendet", "In_Warteschlange")))
+        ).execute()
+
+
+def _record_failure(email_id: int, error: smtp.SendError, now: dt.datetime) -> str:
+    """Back to the queue or failed; returns the new status."""
+    with write_transaction():
+        email = Email.get_by_id(email_id)
+        attempts = email.wiederholungsanzahl + 1
+        message = str(error)[:2000]
+        if isinstance(error, smtp.PermanentError):
+            status = "Fehlgeschlagen"
+        elif attempts >= MAX_TEMPORARY_FAILURES:
+            status = "Fehlgeschlagen"
+            message = f"gave up after {attempts} temporary failures; last: {message}"
+        else:
+            status = "In_Warteschlange"
+        Email.update(
+            status=status, wiederholungsanzahl=attempts, fehlermeldung=message, updated_at=now
+        ).where((Email.id == email_id) & (Email.status == "Wird_gesendet")).execute()
+    return status
+
+
+def mime_for(email: Email, now: dt.datetime):
+    """The MIME message of an Email row (headers derived as in ``headers.py``)."""
+    domain = settings.get().REPLY_DOMAIN.lower()
+    return smtp.build_message(
+        from_addr=email.absender_email,
+        from_name=email.absender_name,
+        to_addr=email.empfaenger_email,
+        to_name=email.empfaenger_name,
+        subject=email.betreff,
+        text=email.inhalt_text,
+        html=email.inhalt_html or None,
+        message_id=email.message_id or f"<email-{email.id}@{domain}>",
+        date=now,
+        headers=email_headers.thread_headers(email.art, email.therapeutenanfrage_id),
+        attachments=list(email.attachments or ()),
+    )
+
+
+def transmit(email_id: int, *, now: dt.datetime | None = None, deliver=None) -> str:
+    """Send one queued Email; returns ``sent``, ``skipped`` or ``failed``.
+
+    Raises ``RetryLater`` after a temporary failure. ``deliver`` replaces
+    ``smtp.deliver`` (tests).
+    """
+    s = settings.get()
+    now = now or utcnow()
+    email = _claim(email_id, now)
+    if email is None:
+        return "skipped"
+    try:
+        target = smtp.parse_smtp_url(s.SMTP_URL, timeout=s.SMTP_TIMEOUT_S)
+        message = mime_for(email, now)
+        (deliver or smtp.deliver)(message, target, envelope_from=email.absender_email)
+    except Exception as exc:
+        error = smtp.classify(exc)
+        status = _record_failure(email_id, error, utcnow())
+        log.warning("email %s (%s): %s -> %s", email_id, email.idempotenz_schluessel, error, status)
+        if status == "In_Warteschlange":
+            raise RetryLater(str(error)) from exc
+        return "failed"
+    _mark_sent(email_id, utcnow())
+    return "sent"
+
+
+def reclaim_stuck(older_than: dt.timedelta = STUCK_AFTER, *, now=None) -> list[int]:
+    """Return rows stuck in ``Wird_gesendet`` for longer than ``older_than`` to the queue.
+
+    For the clock's reconcile step: it should enqueue ``send_email`` for each
+    returned id. ``older_than`` must exceed the longest possible send (the send
+    actor's time limit), or a slow but live send could be duplicated.
+    """
+    now = now or utcnow()
+    cutoff = now - older_than
+    with write_transaction():
+        stuck = [
+            row.id
+            for row in Email.select(Email.id).where(
+                (Email.status == "Wird_gesendet") & (Email.updated_at < cutoff)
+            )
+        ]
+        if stuck:
+            Email.update(
+                status="In_Warteschlange",
+                updated_at=now,
+                fehlermeldung="was stuck in Wird_gesendet (worker stopped mid-send); re-queued",
+            ).where((Email.id.in_(stuck)) & (Email.status == "Wird_gesendet")).execute()
+    return stuck
+
+
+def queued_ids(older_than: dt.timedelta, *, now=None) -> list[int]:
+    """Queued rows untouched for ``older_than``: their message may have been lost
+    (Redis restarted); the reconcile step can enqueue ``send_email`` again."""
+    cutoff = (now or utcnow()) - older_than
+    query = Email.select(Email.id).where(
+        (Email.status == "In_Warteschlange") & (Email.updated_at < cutoff)
+    )
+    return [row.id for row in query.order_by(Email.id)]

@@ -1,0 +1,222 @@
+"""Building a MIME message and handing it to the SMTP server named by ``SMTP_URL``.
+
+``SMTP_URL`` forms:
+
+- ``smtp://host:port`` plain SMTP (default port 25; the demo sink is
+  ``smtp://127.0.0.1:8025``); ``smtp://host:587?starttls=true`` upgrades with STARTTLS;
+- ``smtp+starttls://host:587`` the same, spelled as a scheme;
+- ``smtps://host:465`` implicit TLS;
+- ``user:password@`` in any of them logs in (AUTH) after the TLS upgrade;
+  percent-encode special characters;
+- ``?cafile=/path/ca.pem`` trusts that CA in addition to the system store (a
+  private relay, or the self-signed certificate of the tests).
+
+Certificates and host names are always verified. Every network operation has
+the timeout ``SMTP_TIMEOUT_S``.
+
+Failures are split the way SMTP splits them: a 5xx reply to the message
+(sender, recipient or data refused) is ``PermanentError``; 4xx replies, refused
+or dropped connections, timeouts and TLS errors are ``TemporaryError``. A
+rejected login or a server without STARTTLS is a configuration fault that hits
+every email alike, so it is temporary too: once the configuration is fixed, the
+queue drains instead of every email having been marked failed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import smtplib
+import ssl
+from dataclasses import dataclass
+from email.message import EmailMessage
+from email.policy import SMTP as SMTP_POLICY
+from email.utils import format_datetime, formataddr
+from pathlib import Path
+from urllib.parse import parse_qs, unquote, urlparse
+
+MAX_ATTACHMENT_BYTES = 10 * 1024 * 1024  # domain.md 4.6
+
+
+class SendError(Exception):
+    """Sending failed; ``str(exc)`` is what staff see in ``fehlermeldung``."""
+
+
+class TemporaryError(SendError):
+    """Worth retrying later: 4xx, connection or TLS trouble, timeouts."""
+
+
+class PermanentError(SendError):
+    """Retrying will not help: 5xx for this message, or an unusable attachment."""
+
+
+class SmtpUrlError(ValueError):
+    """An SMTP_URL psymatch cannot use."""
+
+
+@dataclass(frozen=True)
+class SmtpTarget:
+    host: str
+    port: int
+    security: str  # "plain", "starttls" or "tls"
+    username: str | None
+    password: str | None
+    timeout: float
+    cafile: str | None = None
+
+
+def parse_smtp_url(url: str, timeout: float = 20.0) -> SmtpTarget:
+    parsed = urlparse(url)
+    scheme = parsed.scheme.lower()
+    options = {k.lower(): v[-1] for k, v in parse_qs(parsed.query).items()}
+    starttls = options.get("starttls", "").lower() in ("1", "true", "yes", "on")
+    if scheme == "smtp":
+        security, default_port = ("starttls" if starttls else "plain"), 25
+    elif scheme in ("smtp+starttls", "submission"):
+        security, default_port = "starttls", 587
+    elif scheme == "smtps":
+        security, default_port = "tls", 465
+    else:
+        raise SmtpUrlError(
+            f"SMTP_URL scheme {scheme!r} not supported (smtp://, smtp+starttls://, smtps://)"
+        )
+    if not parsed.hostname:
+        raise SmtpUrlError("SMTP_URL names no host")
+    try:
+        port = parsed.port or default_port
+    except ValueError as exc:
+        raise SmtpUrlError(f"SMTP_URL has a bad port: {exc}") from None
+    return SmtpTarget(
+        host=parsed.hostname,
+        port=port,
+        security=security,
+        username=unquote(parsed.username) if parsed.username else None,
+        password=unquote(parsed.password) if parsed.password else None,
+        timeout=float(options.get("timeout", timeout)),
+        cafile=options.get("cafile") or None,
+    )
+
+
+def build_message(
+    *,
+    from_addr: str,
+    from_name: str | None,
+    to_addr: str,
+    to_name: str | None,
+    subject: str,
+    text: str,
+    html: str | None,
+    message_id: str,
+    date: dt.datetime,
+    headers: dict[str, str] | None = None,
+    attachments: list[str] = (),
+) -> EmailMessage:
+    """multipart/alternative (text, then HTML) in UTF-8, wrapped in multipart/mixed
+    when files are attached. ``date`` is naive UTC or aware."""
+    message = EmailMessage(policy=SMTP_POLICY)
+    message["From"] = formataddr((from_name or "", from_addr))
+    message["To"] = formataddr((to_name or "", to_addr))
+    message["Subject"] = subject
+    message["Date"] = format_datetime(
+        date if date.tzinfo else date.replace(tzinfo=dt.UTC), usegmt=False
+    )
+    message["Message-ID"] = message_id
+    for name, value in (headers or {}).items():
+        if name.lower() not in ("from", "to", "subject", "date", "message-id"):
+            message[name] = value
+    message.set_content(text, charset="utf-8")
+    if html:
+        message.add_alternative(html, subtype="html", charset="utf-8")
+    for path in attachments:
+        data = _read_attachment(path)
+        name = Path(path).name
+        message.add_attachment(data, maintype="application", subtype="pdf", filename=name)
+    return message
+
+
+def _read_attachment(path: str) -> bytes:
+    file = Path(path)
+    try:
+        size = file.stat().st_size
+    except OSError as exc:
+        raise PermanentError(f"attachment {path} cannot be read: {exc.strerror}") from None
+    if size > MAX_ATTACHMENT_BYTES:
+        raise PermanentError(f"attachment {path} is larger than 10 MB ({size} bytes)")
+    return file.read_bytes()
+
+
+def _tls_context(target: SmtpTarget) -> ssl.SSLContext:
+    context = ssl.create_default_context()
+    if target.cafile:
+        context.load_verify_locations(cafile=target.cafile)
+    return context
+
+
+def _connect(target: SmtpTarget) -> smtplib.SMTP:
+    if target.security == "tls":
+        client = smtplib.SMTP_SSL(
+            target.host, target.port, timeout=target.timeout, context=_tls_context(target)
+        )
+    else:
+        client = smtplib.SMTP(target.host, target.port, timeout=target.timeout)
+    try:
+        client.ehlo()
+        if target.security == "starttls":
+            client.starttls(context=_tls_context(target))
+            client.ehlo()
+        if target.username:
+            client.login(target.username, target.password or "")
+    except BaseException:
+        client.close()
+        raise
+    return client
+
+
+def classify(exc: BaseException) -> SendError:
+    """The ``SendError`` an exception from smtplib or the socket layer amounts to."""
+    if isinstance(exc, SendError):
+        return exc
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        codes = [code for code, _ in exc.recipients.values()]
+        detail = "; ".join(
+            f"{rcpt}: {code} {_text(msg)}" for rcpt, (code, msg) in exc.recipients.items()
+        )
+        kind = PermanentError if codes and all(500 <= c < 600 for c in codes) else TemporaryError
+        return kind(f"recipient refused: {detail}")
+    if isinstance(exc, smtplib.SMTPAuthenticationError):
+        return TemporaryError(
+            f"SMTP login rejected ({exc.smtp_code} {_text(exc.smtp_error)}); check SMTP_URL"
+        )
+    if isinstance(exc, smtplib.SMTPResponseException):
+        kind = PermanentError if 500 <= exc.smtp_code < 600 else TemporaryError
+        return kind(f"SMTP {exc.smtp_code}: {_text(exc.smtp_error)}")
+    if isinstance(exc, smtplib.SMTPNotSupportedError):
+        return TemporaryError(f"SMTP server lacks a feature SMTP_URL asks for: {exc}")
+    if isinstance(exc, TimeoutError):
+        return TemporaryError(f"SMTP timeout: {exc or 'no answer in time'}")
+    if isinstance(exc, OSError):  # refused, reset, DNS, TLS, SMTPServerDisconnected
+        return TemporaryError(f"SMTP connection failed: {type(exc).__name__}: {exc}")
+    return TemporaryError(f"unexpected error while sending: {type(exc).__name__}: {exc}")
+
+
+def _text(value) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+def deliver(message: EmailMessage, target: SmtpTarget, *, envelope_from: str) -> None:
+    """Send ``message`` to its To address; raises ``TemporaryError``/``PermanentError``.
+
+    Returns once the server accepted the data (its 250 after DATA).
+    """
+    try:
+        client = _connect(target)
+    except Exception as exc:
+        raise classify(exc) from exc
+    try:
+        client.send_message(message, from_addr=envelope_from)
+    except Exception as exc:
+        raise classify(exc) from exc
+    finally:
+        try:
+            client.quit()
+        except Exception:  # the message is accepted or refused already; QUIT is courtesy
+            client.close()
