@@ -210,6 +210,39 @@ def cmd_bundle_create(args) -> int:
     return 0
 
 
+def cmd_outbox(args) -> int:
+    _connect()
+    _require_head()
+    from db.models import OutboxItem
+
+    if args.outbox_command == "status":
+        from peewee import fn
+
+        rows = OutboxItem.select(OutboxItem.task, OutboxItem.status, fn.COUNT(OutboxItem.id))
+        counts = [
+            {"task": t, "status": st, "count": n}
+            for t, st, n in rows.group_by(OutboxItem.task, OutboxItem.status).tuples()
+        ]
+        print(
+            json.dumps(counts)
+            if args.json
+            else "\n".join(f"{c['task']:<30} {c['status']:<12} {c['count']}" for c in counts)
+            or "outbox empty"
+        )
+        return 0
+    import workers.actors  # noqa: F401  (declares every actor on the configured broker)
+    from workers import outbox
+
+    if args.outbox_command == "relay":
+        print(json.dumps({"enqueued": outbox.relay()}))
+    else:
+        stale = dt.timedelta(seconds=args.stale_after_seconds)
+        counts = outbox.reconcile(stale)
+        counts["enqueued"] = outbox.relay()
+        print(json.dumps(counts))
+    return 0
+
+
 def cmd_bench_bundling(args) -> int:
     from psymatch import bench
 
@@ -288,6 +321,15 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--json", action="store_true")
     create.add_argument("--actor", default="cli")
     create.set_defaults(func=cmd_bundle_create)
+
+    box = commands.add_parser("outbox", help="work waiting to be enqueued")
+    box_commands = box.add_subparsers(dest="outbox_command", required=True, metavar="ACTION")
+    box_status = box_commands.add_parser("status", help="outbox items by task and status")
+    box_status.add_argument("--json", action="store_true")
+    box_commands.add_parser("relay", help="enqueue open items now (the clock does it every minute)")
+    rec = box_commands.add_parser("reconcile", help="re-enqueue lost work, then relay")
+    rec.add_argument("--stale-after-seconds", type=int, default=600)
+    box.set_defaults(func=cmd_outbox)
 
     bench_parser = commands.add_parser("bench", help="benchmarks (print JSON)")
     bench_commands = bench_parser.add_subparsers(

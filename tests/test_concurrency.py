@@ -77,5 +77,5 @@ def test_concurrent_double_acceptance_has_one_winner_and_one_conflict_notice(
     notices = list(OutboxItem.select().where(OutboxItem.task == "send_conflict_notice"))
     loser_anfrage = anfragen[conflicts.index(patient)]
     assert [n.payload for n in notices] == [
-        {"anfrage_id": loser_anfrage, "patient_id": search.patient_id}
+        {"anfrage_id": loser_anfrage, "patient_ids": [search.patient_id]}
     ]

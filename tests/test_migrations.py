@@ -151,8 +151,9 @@ def test_migrated_schema_matches_the_models(scratch):
             assert columns[name].null == field.null, f"{table}.{name} nullability"
         indexes = {i.name for i in database.db.get_indexes(table)}
         for index in model._meta.fields_to_index():
+            name = index._name
             # PostgreSQL cuts identifiers at 63 characters
-            assert {index._name, index._name[:63]} & indexes, f"{table}: index {index._name} missing"
+            assert {name, name[:63]} & indexes, f"{table}: index {name} missing"
 
 
 def test_upgrade_refuses_a_version_it_does_not_know(scratch):

@@ -184,7 +184,13 @@ def test_first_acceptance_wins_and_a_later_one_is_a_conflict_with_a_notice(clean
     search = Platzsuche.get(Platzsuche.patient == shared)
     assert search.vermittelter_therapeut_id == first_t.id
     notice = OutboxItem.get(OutboxItem.task == "send_conflict_notice")
-    assert notice.payload == {"anfrage_id": a2.id, "patient_id": shared}
+    assert notice.payload == {"anfrage_id": a2.id, "patient_ids": [shared]}
+    assert notice.dedupe_key == f"konflikt:{a2.id}"
+    thanks = {
+        o.payload["anfrage_id"]
+        for o in OutboxItem.select().where(OutboxItem.task == "send_acceptance_confirmation")
+    }
+    assert thanks == {a1.id, a2.id}  # both placed at least one patient
     conflicts = list_conflicts()
     assert len(conflicts) == 1 and conflicts[0]["patient_id"] == shared
     assert conflicts[0]["winner"] == first_t.id and conflicts[0]["conflict_count"] == 1

@@ -8,6 +8,6 @@ from workers import broker
 
 broker.ensure()
 
-from workers import bundle_actors, outbox  # noqa: E402,F401
+from workers import bundle_actors, communication_actors, outbox  # noqa: E402,F401
 from workers.emailing import actors as emailing_actors  # noqa: E402,F401
 from workers.geocoding import actors as geocoding_actors  # noqa: E402,F401

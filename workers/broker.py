@@ -20,7 +20,7 @@ from periodiq import PeriodiqMiddleware
 from psymatch import settings
 
 from . import embedded_redis
-from .middleware import DatabaseMiddleware
+from .middleware import DatabaseMiddleware, OutboxMiddleware
 
 
 class BrokerUnavailable(RuntimeError):
@@ -70,6 +70,7 @@ def setup(broker=None):
     global _installed
     broker = broker if broker is not None else build_broker()
     broker.add_middleware(DatabaseMiddleware())
+    broker.add_middleware(OutboxMiddleware())
     dramatiq.set_broker(broker)
     _installed = broker
     return broker

@@ -8,6 +8,7 @@ idempotent and keyed like its outbox item.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 
 import dramatiq
@@ -19,6 +20,7 @@ from workers import broker
 
 broker.ensure()
 log = logging.getLogger(__name__)
+STALE_AFTER = dt.timedelta(minutes=10)
 
 
 def relay(limit: int = 500) -> int:
@@ -40,13 +42,48 @@ def relay(limit: int = 500) -> int:
                 item.last_error = f"no actor named {item.task!r}"
                 item.save()
                 continue
-            actor.send(**item.payload)
+            actor.send_with_options(kwargs=item.payload, outbox_id=item.id)
             item.status = "eingereiht"
             item.enqueued_at = utcnow()
             item.attempts += 1
             item.save()
             enqueued += 1
     return enqueued
+
+
+def reconcile(stale_after: dt.timedelta = STALE_AFTER, now: dt.datetime | None = None) -> dict:
+    """Put back work whose message never ran: outbox items enqueued long ago but not done,
+    and Email rows stuck in sending or still queued. Everything here is idempotent."""
+    from workers.emailing import sending
+    from workers.emailing.actors import send_email
+
+    now = now or utcnow()
+    with write_transaction():
+        reopened = (
+            OutboxItem.update(status="offen")
+            .where(
+                (OutboxItem.status == "eingereiht") & (OutboxItem.enqueued_at < now - stale_after)
+            )
+            .execute()
+        )
+    reclaimed = sending.reclaim_stuck(stale_after, now=now)
+    requeued = sending.queued_ids(stale_after, now=now)
+    for email_id in reclaimed + requeued:
+        send_email.send(email_id)
+    return {
+        "outbox_reopened": reopened,
+        "emails_reclaimed": len(reclaimed),
+        "emails_resent": len(requeued),
+    }
+
+
+@dramatiq.actor(queue_name="default", periodic=cron("*/5 * * * *"), max_retries=0)
+def reconcile_outbox():
+    """Every five minutes: re-enqueue what a flushed Redis or a killed worker lost."""
+    counts = reconcile()
+    if any(counts.values()):
+        log.warning("reconcile: %s", counts)
+    return counts
 
 
 @dramatiq.actor(queue_name="default", periodic=cron("* * * * *"), max_retries=0)

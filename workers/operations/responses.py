@@ -229,6 +229,7 @@ def record_response(
         result.abgelehnt_anzahl = anfrage.abgelehnt_anzahl
         result.keine_antwort_anzahl = anfrage.keine_antwort_anzahl
         result.cooling_until = start_cooling(therapist_id, now)
+        _queue_follow_up_emails(anfrage.id, result, now)
         cancel_planned_calls(anfrage.id)
         audit.record(
             actor,
@@ -280,12 +281,33 @@ def _accept(row, search, anfrage, therapist_id, now, actor, result) -> None:
             "anfrage_id": anfrage.id,
         }
     )
-    OutboxItem.insert(
-        task="send_conflict_notice",
-        payload={"anfrage_id": anfrage.id, "patient_id": row.patient_id},
-        dedupe_key=f"konflikt:{anfrage.id}:{row.patient_id}",
-        created_at=now,
-    ).on_conflict_ignore().execute()
+
+
+def _queue_follow_up_emails(anfrage_id: int, result: ResponseResult, now) -> None:
+    """Outbox rows for the emails an answer causes: thanks for placed patients, and one
+    conflict notice naming every patient that had found a place meanwhile (domain.md 12.5)."""
+    items = []
+    if any(a["placed"] for a in result.accepted):
+        items.append(
+            (
+                "send_acceptance_confirmation",
+                {"anfrage_id": anfrage_id},
+                f"annahme_bestaetigung:{anfrage_id}",
+            )
+        )
+    if result.conflicts:
+        patient_ids = [c["patient_id"] for c in result.conflicts]
+        items.append(
+            (
+                "send_conflict_notice",
+                {"anfrage_id": anfrage_id, "patient_ids": patient_ids},
+                f"konflikt:{anfrage_id}",
+            )
+        )
+    for task, payload, key in items:
+        OutboxItem.insert(
+            task=task, payload=payload, dedupe_key=key, created_at=now
+        ).on_conflict_ignore().execute()
 
 
 def record_patient_outcome(

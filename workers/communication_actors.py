@@ -1,0 +1,61 @@
+"""Actors that send Anfragen and the emails following answers, and the daily follow-up.
+
+Each one calls an operation in ``workers.operations.sending``; every operation is
+keyed so that a second delivery of the same message changes nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+import dramatiq
+
+from db.models import utcnow
+from workers import broker, clock
+from workers.operations import OperationError
+from workers.operations import sending as ops
+
+broker.ensure()
+log = logging.getLogger(__name__)
+
+
+@dramatiq.actor(queue_name="emails", max_retries=10, min_backoff=5_000, max_backoff=600_000)
+def send_anfrage(anfrage_id: int):
+    """Send a bundle (email or phone call); a repeated message finds it sent and stops."""
+    try:
+        return ops.send_anfrage(anfrage_id, actor="worker")
+    except OperationError as error:
+        if error.code == "RATE_LIMITED":  # the weekly rule: try again when it allows
+            retry_at = dt.datetime.fromisoformat(error.details["retry_at"])
+            delay_ms = max(1000, int((retry_at - utcnow()).total_seconds() * 1000) + 1000)
+            send_anfrage.send_with_options(args=(anfrage_id,), delay=delay_ms)
+        elif error.code != "ALREADY_SENT":
+            log.warning("A%s not sent: %s", anfrage_id, error)
+        return error.as_dict()
+
+
+@dramatiq.actor(queue_name="emails", max_retries=10)
+def send_conflict_notice(anfrage_id: int, patient_ids: list[int]):
+    email = ops.queue_conflict_notice(anfrage_id, patient_ids)
+    return email.id if email else None
+
+
+@dramatiq.actor(queue_name="emails", max_retries=10)
+def send_acceptance_confirmation(anfrage_id: int):
+    email = ops.queue_acceptance_confirmation(anfrage_id)
+    return email.id if email else None
+
+
+@dramatiq.actor(queue_name="emails", max_retries=10)
+def send_placement_email(platzsuche_id: int, template: str, meeting: dict | None = None):
+    email = ops.queue_placement_email(platzsuche_id, template, meeting or None)
+    return email.id if email else None
+
+
+@dramatiq.actor(queue_name="default", periodic=clock.follow_up_schedule(), max_retries=3)
+def follow_up():
+    """Daily: a call (or reminder) for inquiries without an answer after the threshold."""
+    done = ops.run_follow_up(actor="clock")
+    log.info("follow-up: %d calls, %d reminders, %d skipped", *map(len, done.values()))
+    return {k: len(v) for k, v in done.items()}
