@@ -36,3 +36,15 @@ def accept_all(url, barrier, now, anfrage_id, patient_ids):
     barrier.wait(timeout=30)
     result = record_response(anfrage_id, dict.fromkeys(patient_ids, "angenommen"), now=now)
     return [c["patient_id"] for c in result.conflicts]
+
+
+def send(url, barrier, now, anfrage_id):
+    _connect(url)
+    from workers.operations import OperationError
+    from workers.operations.sending import send_anfrage
+
+    barrier.wait(timeout=30)
+    try:
+        return send_anfrage(anfrage_id, now=now)["channel"]
+    except OperationError as error:
+        return error.code
