@@ -211,3 +211,227 @@ def bundling(therapists: int, searches: int, seed: int = 1, report=None) -> dict
         "jit_warmup_s": jit_s,
         "peak_rss_mb": peak_rss_mb(),
     }
+
+
+# --- emails --------------------------------------------------------------------------------
+
+
+class _CountingSMTP:
+    """aiosmtpd handler that records the Message-ID of every accepted message."""
+
+    def __init__(self):
+        import threading
+
+        self.lock = threading.Lock()
+        self.ids: list[str] = []
+
+    async def handle_DATA(self, server, session, envelope):
+        import email
+
+        message = email.message_from_bytes(envelope.content)
+        with self.lock:
+            self.ids.append(message["Message-ID"])
+        return "250 OK"
+
+
+def _bench_rows(count: int) -> tuple[list[int], list[int]]:
+    """One therapist, one patient and ``count`` rendered, queued inquiry emails (setup, untimed)."""
+    from db.models import Email, Patient, PlzCentroid, TherapeutAnfragePatient
+    from workers.emailing import render
+    from workers.emailing.data import patient_info, therapist_info
+    from workers.emailing.queue import outbox_send, queue_email
+
+    place = PlzCentroid.get_by_id("10115")
+    located = {"plz": place.plz, "latitude": place.latitude, "longitude": place.longitude}
+    therapist = Therapist.create(
+        external_id="bench-T",
+        anrede="Frau",
+        geschlecht="weiblich",
+        vorname="Bea",
+        nachname="Bench",
+        email="bench@example.org",
+        **located,
+    )
+    patient = Patient.create(
+        external_id="bench-P",
+        anrede="Herr",
+        geschlecht="männlich",
+        vorname="Ben",
+        nachname="Bench",
+        krankenkasse="TK",
+        geburtsdatum=dt.date(1990, 1, 1),
+        symptome=["Schlafstörungen"],
+        zeitliche_verfuegbarkeit={"montag": ["09:00-12:00"]},
+        **located,
+    )
+    search = Platzsuche.create(patient=patient)
+    info_t, info_p = therapist_info(therapist), [patient_info(patient)]
+    anfrage_ids, email_ids = [], []
+    for start in range(0, count, 500):
+        with write_transaction():
+            ids = reserve_ids(Therapeutenanfrage, min(500, count - start))
+            rows = [
+                {
+                    "id": i,
+                    "therapist": therapist.id,
+                    "anfragegroesse": 1,
+                    "erstellt_datum": dt.datetime(2000, 1, 1),
+                    "notizen": "",
+                }
+                for i in ids
+            ]
+            Therapeutenanfrage.insert_many(rows).execute()
+            TherapeutAnfragePatient.insert_many(
+                [
+                    {
+                        "therapeutenanfrage": i,
+                        "platzsuche": search.id,
+                        "patient": patient.id,
+                        "position_in_anfrage": 1,
+                    }
+                    for i in ids
+                ]
+            ).execute()
+            for anfrage_id in ids:
+                rendered = render.render_inquiry(anfrage_id, info_t, info_p)
+                email, _ = queue_email(rendered, therapist_id=therapist.id, anfrage_id=anfrage_id)
+                outbox_send(email)
+                email_ids.append(email.id)
+            anfrage_ids.extend(ids)
+    from db.bulk import advance_sequences
+
+    advance_sequences([Therapeutenanfrage])
+    assert Email.select().where(Email.id.in_(email_ids[:1])).exists()
+    return anfrage_ids, email_ids
+
+
+def _cleanup_bench_rows() -> None:
+    from db.models import Email, Patient
+
+    with write_transaction():
+        therapist = Therapist.get_or_none(Therapist.external_id == "bench-T")
+        if therapist:
+            Email.delete().where(Email.therapist == therapist.id).execute()
+            Therapeutenanfrage.delete().where(
+                Therapeutenanfrage.therapist == therapist.id
+            ).execute()
+            therapist.delete_instance()
+        patient = Patient.get_or_none(Patient.external_id == "bench-P")
+        if patient:
+            Platzsuche.delete().where(Platzsuche.patient == patient.id).execute()
+            patient.delete_instance()
+
+
+def _wait(predicate, timeout: float) -> float:
+    started = time.perf_counter()
+    while not predicate():
+        if time.perf_counter() - started > timeout:
+            raise BenchError("the worker pool did not finish in time (see the worker log)")
+        time.sleep(0.05)
+    return time.perf_counter() - started
+
+
+def emails(count: int, processes: int = 2, threads: int = 8, report=None) -> dict:
+    """``count`` inquiry emails through a real worker pool and a real SMTP server,
+    against the same pool running a no-op actor in the same run."""
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from aiosmtpd.controller import Controller
+
+    from db.models import Email
+    from psymatch import settings
+    from workers import embedded_redis
+
+    database.init()
+    if Therapist.select().where(Therapist.external_id == "bench-T").exists():
+        _cleanup_bench_rows()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    handler = _CountingSMTP()
+    smtp = Controller(handler, hostname="127.0.0.1", port=port)
+    smtp.start()
+    redis_process = None
+    redis_url = settings.get().REDIS_URL
+    if not redis_url:  # a laptop without Redis: an embedded one for the run
+        var = Path(settings.get().VAR_DIR)
+        redis_process = embedded_redis.start(var / "bench-redis.sock")
+        redis_url = f"unix://{var / 'bench-redis.sock'}"
+    settings.override(REDIS_URL=redis_url, SMTP_URL=f"smtp://127.0.0.1:{port}")
+    env = settings.child_environ(PATH=f"{Path(sys.executable).parent}:" + os.environ["PATH"])
+    pool = None
+    try:
+        import workers.actors  # noqa: F401
+        from workers import outbox
+        from workers.bench_actors import COUNTER_KEY, noop
+
+        broker_ = noop.broker
+        broker_.client.flushdb()
+        if report:
+            report(f"rendering and queueing {count} inquiry emails")
+        _, email_ids = _bench_rows(count)
+        pool = subprocess.Popen(
+            [
+                str(Path(sys.executable).with_name("dramatiq")),
+                "workers.actors",
+                "workers.bench_actors",
+                "--processes",
+                str(processes),
+                "--threads",
+                str(threads),
+                "--queues",
+                "emails",
+                "bench",
+            ],
+            env=env,
+            start_new_session=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        # warm-up: the pool must be up before either measurement starts
+        noop.send()
+        _wait(lambda: int(broker_.client.get(COUNTER_KEY) or 0) == 1, 120)
+        broker_.client.delete(COUNTER_KEY)
+
+        for _ in range(count):
+            noop.send()
+        noop_s = _wait(lambda: int(broker_.client.get(COUNTER_KEY) or 0) >= count, 600)
+
+        # as in production: the outbox relay groups the queued emails into batches
+        started = time.perf_counter()
+        sent = Email.select().where(Email.id.in_(email_ids) & (Email.status == "Gesendet"))
+        _wait(lambda: outbox.relay() == 0 and sent.count() >= count, 1800)
+        emails_s = time.perf_counter() - started
+        time.sleep(1)  # let any duplicate arrive before counting
+        received = list(handler.ids)
+        unique = set(received)
+        expected = {
+            m for (m,) in Email.select(Email.message_id).where(Email.id.in_(email_ids)).tuples()
+        }
+        return {
+            "backend": database.dialect(),
+            "emails": count,
+            "processes": processes,
+            "threads": threads,
+            "emails_s": round(emails_s, 3),
+            "emails_per_s": round(count / emails_s, 1),
+            "noop_s": round(noop_s, 3),
+            "noop_per_s": round(count / noop_s, 1),
+            "emails_over_noop": round(noop_s / emails_s, 3),
+            "duplicates": len(received) - len(unique),
+            "missing": len(expected - unique),
+            "peak_rss_mb": peak_rss_mb(),
+        }
+    finally:
+        if pool is not None and pool.poll() is None:
+            os.killpg(pool.pid, signal.SIGTERM)
+            pool.wait(timeout=60)
+        smtp.stop()
+        _cleanup_bench_rows()
+        if redis_process is not None:
+            redis_process.terminate()

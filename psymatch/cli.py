@@ -243,6 +243,21 @@ def cmd_outbox(args) -> int:
     return 0
 
 
+def cmd_bench_emails(args) -> int:
+    from psymatch import bench
+
+    _connect()
+    _require_head()
+    figures = bench.emails(
+        args.count,
+        processes=args.processes,
+        threads=args.threads,
+        report=None if args.json else print,
+    )
+    print(json.dumps(figures) if args.json else json.dumps(figures, indent=2))
+    return 0
+
+
 def cmd_bench_bundling(args) -> int:
     from psymatch import bench
 
@@ -341,6 +356,12 @@ def build_parser() -> argparse.ArgumentParser:
     bb.add_argument("--seed", type=int, default=1)
     bb.add_argument("--json", action="store_true")
     bb.set_defaults(func=cmd_bench_bundling)
+    be = bench_commands.add_parser("emails", help="N inquiry emails through a real worker pool")
+    be.add_argument("--count", type=int, required=True)
+    be.add_argument("--processes", type=int, default=2)
+    be.add_argument("--threads", type=int, default=8)
+    be.add_argument("--json", action="store_true")
+    be.set_defaults(func=cmd_bench_emails)
 
     run = commands.add_parser("run", help="run the whole demo: web, worker, clock, console")
     run.add_argument("--demo-therapists", type=int, default=1500)

@@ -23,17 +23,44 @@ log = logging.getLogger(__name__)
 STALE_AFTER = dt.timedelta(minutes=10)
 
 
-def relay(limit: int = 500) -> int:
+EMAIL_BATCH = 50
+
+
+def _relay_email_batches(items: list[OutboxItem], current, now) -> int:
+    """``send_email`` items go out as ``send_emails`` batches over one SMTP connection."""
+    try:
+        batch_actor = current.get_actor("send_emails")
+    except dramatiq.errors.ActorNotFound:
+        return 0
+    for start in range(0, len(items), EMAIL_BATCH):
+        chunk = items[start : start + EMAIL_BATCH]
+        batch_actor.send_with_options(
+            kwargs={"email_ids": [item.payload["email_id"] for item in chunk]},
+            outbox_ids=[item.id for item in chunk],
+        )
+    ids = [item.id for item in items]
+    OutboxItem.update(status="eingereiht", enqueued_at=now, attempts=OutboxItem.attempts + 1).where(
+        OutboxItem.id.in_(ids)
+    ).execute()
+    return len(items)
+
+
+def relay(limit: int = 2000) -> int:
     """Enqueue open outbox items; returns how many were enqueued."""
     current = dramatiq.get_broker()
     enqueued = 0
     with write_transaction():
-        items = (
+        items = list(
             OutboxItem.select()
             .where(OutboxItem.status == "offen")
             .order_by(OutboxItem.created_at, OutboxItem.id)
             .limit(limit)
         )
+        emails = [item for item in items if item.task == "send_email"]
+        batched = _relay_email_batches(emails, current, utcnow()) if emails else 0
+        enqueued += batched
+        if batched:
+            items = [item for item in items if item.task != "send_email"]
         for item in items:
             try:
                 actor = current.get_actor(item.task)

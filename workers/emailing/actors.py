@@ -6,7 +6,7 @@ import dramatiq
 
 from workers import broker
 
-from .sending import MAX_TEMPORARY_FAILURES, transmit
+from .sending import MAX_TEMPORARY_FAILURES, transmit, transmit_batch
 
 broker.ensure()
 
@@ -24,3 +24,15 @@ broker.ensure()
 def send_email(email_id: int):
     """Send one queued Email row (idempotent: anything not queued is left alone)."""
     return transmit(email_id)
+
+
+@dramatiq.actor(
+    queue_name="emails",
+    max_retries=MAX_TEMPORARY_FAILURES,
+    min_backoff=5_000,
+    max_backoff=600_000,
+    time_limit=600_000,
+)
+def send_emails(email_ids: list[int]):
+    """Send a batch of queued Email rows over one SMTP connection (the relay groups them)."""
+    return transmit_batch(email_ids)

@@ -31,7 +31,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
-from db.database import write_transaction
+from db.database import is_postgres, write_transaction
 from db.models import Email, utcnow
 from psymatch import settings
 
@@ -130,6 +130,67 @@ def transmit(email_id: int, *, now: dt.datetime | None = None, deliver=None) -> 
         return "failed"
     _mark_sent(email_id, utcnow())
     return "sent"
+
+
+def _claim_many(email_ids: list[int], now: dt.datetime) -> list[Email]:
+    """Claim every queued row among ``email_ids`` at once; returns them in id order."""
+    with write_transaction():
+        queued = (Email.id.in_(list(email_ids))) & (Email.status == "In_Warteschlange")
+        if is_postgres():
+            claimed = [
+                row.id
+                for row in Email.update(status="Wird_gesendet", updated_at=now)
+                .where(queued)
+                .returning(Email.id)
+                .execute()
+            ]
+        else:  # SQLite: the IMMEDIATE transaction holds the write lock across both statements
+            claimed = [i for (i,) in Email.select(Email.id).where(queued).tuples()]
+            if claimed:
+                Email.update(status="Wird_gesendet", updated_at=now).where(
+                    Email.id.in_(claimed) & (Email.status == "In_Warteschlange")
+                ).execute()
+    if not claimed:
+        return []
+    return list(Email.select().where(Email.id.in_(claimed)).order_by(Email.id))
+
+
+def transmit_batch(email_ids: list[int], *, now: dt.datetime | None = None) -> dict:
+    """Send many queued Emails over one SMTP connection (domain.md 5.5: batches).
+
+    Each email is marked ``Gesendet`` right after the server accepted it, so the
+    at-least-once window stays that of a single email. A permanent refusal fails
+    only its email; a temporary problem puts the rest of the batch back in the
+    queue and raises ``RetryLater``.
+    """
+    s = settings.get()
+    now = now or utcnow()
+    emails = _claim_many(email_ids, now)
+    counts = {"sent": 0, "failed": 0, "skipped": len(email_ids) - len(emails)}
+    if not emails:
+        return counts
+    pending = {email.id: email for email in emails}
+    try:
+        target = smtp.parse_smtp_url(s.SMTP_URL, timeout=s.SMTP_TIMEOUT_S)
+        with smtp.Session(target) as session:
+            for email in emails:
+                try:
+                    session.send(mime_for(email, now), envelope_from=email.absender_email)
+                except smtp.PermanentError as error:
+                    pending.pop(email.id)
+                    _record_failure(email.id, error, utcnow())
+                    counts["failed"] += 1
+                    continue
+                pending.pop(email.id)
+                _mark_sent(email.id, utcnow())
+                counts["sent"] += 1
+    except Exception as exc:
+        error = smtp.classify(exc)
+        for email_id in pending:
+            _record_failure(email_id, error, utcnow())
+        log.warning("batch of %d: %s; %d back in the queue", len(emails), error, len(pending))
+        raise RetryLater(str(error)) from exc
+    return counts
 
 
 def reclaim_stuck(older_than: dt.timedelta = STUCK_AFTER, *, now=None) -> list[int]:

@@ -28,8 +28,11 @@ import datetime as dt
 import smtplib
 import ssl
 from dataclasses import dataclass
-from email.message import EmailMessage
-from email.policy import SMTP as SMTP_POLICY
+from email.header import Header
+from email.message import Message
+from email.mime.application import MIMEApplication
+from email.mime.multipart import MIMEMultipart
+from email.mime.text import MIMEText
 from email.utils import format_datetime, formataddr
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlparse
@@ -96,6 +99,15 @@ def parse_smtp_url(url: str, timeout: float = 20.0) -> SmtpTarget:
     )
 
 
+def _header(value: str):
+    """An RFC 2047 encoded header when the value is not plain ASCII."""
+    return value if value.isascii() else Header(value, "utf-8")
+
+
+def _address(name: str | None, addr: str) -> str:
+    return formataddr((name or "", addr), charset="utf-8")
+
+
 def build_message(
     *,
     from_addr: str,
@@ -109,27 +121,38 @@ def build_message(
     date: dt.datetime,
     headers: dict[str, str] | None = None,
     attachments: list[str] = (),
-) -> EmailMessage:
+) -> Message:
     """multipart/alternative (text, then HTML) in UTF-8, wrapped in multipart/mixed
-    when files are attached. ``date`` is naive UTC or aware."""
-    message = EmailMessage(policy=SMTP_POLICY)
-    message["From"] = formataddr((from_name or "", from_addr))
-    message["To"] = formataddr((to_name or "", to_addr))
-    message["Subject"] = subject
+    when files are attached. ``date`` is naive UTC or aware.
+
+    Built with the ``compat32`` MIME classes: the header-parsing ``EmailMessage``
+    API costs about 5 ms per message, which dominated sending throughput.
+    """
+    body = MIMEText(text, "plain", "utf-8")
+    if html:
+        alternative = MIMEMultipart("alternative")
+        alternative.attach(body)
+        alternative.attach(MIMEText(html, "html", "utf-8"))
+        body = alternative
+    if attachments:
+        message = MIMEMultipart("mixed")
+        message.attach(body)
+        for path in attachments:
+            part = MIMEApplication(_read_attachment(path), "pdf")
+            part.add_header("Content-Disposition", "attachment", filename=Path(path).name)
+            message.attach(part)
+    else:
+        message = body
+    message["From"] = _address(from_name, from_addr)
+    message["To"] = _address(to_name, to_addr)
+    message["Subject"] = _header(subject)
     message["Date"] = format_datetime(
         date if date.tzinfo else date.replace(tzinfo=dt.UTC), usegmt=False
     )
     message["Message-ID"] = message_id
     for name, value in (headers or {}).items():
         if name.lower() not in ("from", "to", "subject", "date", "message-id"):
-            message[name] = value
-    message.set_content(text, charset="utf-8")
-    if html:
-        message.add_alternative(html, subtype="html", charset="utf-8")
-    for path in attachments:
-        data = _read_attachment(path)
-        name = Path(path).name
-        message.add_attachment(data, maintype="application", subtype="pdf", filename=name)
+            message[name] = _header(value)
     return message
 
 
@@ -202,21 +225,43 @@ def _text(value) -> str:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
 
-def deliver(message: EmailMessage, target: SmtpTarget, *, envelope_from: str) -> None:
+class Session:
+    """One SMTP connection for several messages (a batch): ``with Session(target) as s:
+    s.send(message, envelope_from)``. Errors come out as ``TemporaryError`` /
+    ``PermanentError``; after a connection-level error the session is unusable."""
+
+    def __init__(self, target: SmtpTarget):
+        self.target = target
+        self.client = None
+
+    def __enter__(self) -> Session:
+        try:
+            self.client = _connect(self.target)
+        except Exception as exc:
+            raise classify(exc) from exc
+        return self
+
+    def send(self, message: Message, *, envelope_from: str) -> None:
+        """Returns once the server accepted the data (its 250 after DATA)."""
+        try:
+            self.client.send_message(message, from_addr=envelope_from)
+        except smtplib.SMTPRecipientsRefused as exc:
+            self.client.rset()  # the connection stays usable for the next message
+            raise classify(exc) from exc
+        except Exception as exc:
+            raise classify(exc) from exc
+
+    def __exit__(self, *exc_info) -> None:
+        try:
+            self.client.quit()
+        except Exception:  # every message is accepted or refused already; QUIT is courtesy
+            self.client.close()
+
+
+def deliver(message: Message, target: SmtpTarget, *, envelope_from: str) -> None:
     """Send ``message`` to its To address; raises ``TemporaryError``/``PermanentError``.
 
     Returns once the server accepted the data (its 250 after DATA).
     """
-    try:
-        client = _connect(target)
-    except Exception as exc:
-        raise classify(exc) from exc
-    try:
-        client.send_message(message, from_addr=envelope_from)
-    except Exception as exc:
-        raise classify(exc) from exc
-    finally:
-        try:
-            client.quit()
-        except Exception:  # the message is accepted or refused already; QUIT is courtesy
-            client.close()
+    with Session(target) as session:
+        session.send(message, envelope_from=envelope_from)
