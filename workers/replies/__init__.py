@@ -1,0 +1,1 @@
+"""Therapists' email replies: understanding them (pure) and recording them (actors)."""
