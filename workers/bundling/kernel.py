@@ -32,7 +32,6 @@ from .rules import (
 # Conservative km per degree (a little below the true ~111.2) so the cell
 # window is never too small; the exact haversine decides afterwards.
 _KM_PER_DEG = 110.0
-_KM_PER_DEG_TRUE = 111.195
 SOFT_LEVELS = 4
 # Soft filter bits: S1 = 1, S2 = 2, S3 = 4, S4 = 8. The level of a candidate is the
 # number of filters it passes in priority order without a gap (C_k = passes S1..Sk).
@@ -148,6 +147,8 @@ def select_many(
     cand_dist = np.empty(n_searches, dtype=np.float64)
     cand_bits = np.empty(n_searches, dtype=np.int64)
     top_bits = np.empty(max_size, dtype=np.int64)
+    s_coslat = np.cos(np.radians(s_lat))
+    km_per_deg = radius_km * math.pi / 180.0  # exact on the haversine sphere
     chosen_bits = np.zeros((m, max_size), dtype=np.int64)
     counts = np.zeros(SOFT_LEVELS + 1, dtype=np.int64)
     top = np.empty(max_size, dtype=np.int64)
@@ -164,7 +165,7 @@ def select_many(
         lon_span = reach_km / (_KM_PER_DEG * math.cos(math.radians(widest)))
         c0 = max(0, int(math.floor((lon - lon_span - lon0) / CELL_LON_DEG)))
         c1 = min(cols - 1, int(math.floor((lon + lon_span - lon0) / CELL_LON_DEG)))
-        lon_km = _KM_PER_DEG_TRUE * math.cos(math.radians(lat))
+        cos_lat = math.cos(math.radians(lat))
         n = 0
         for r in range(r0, r1 + 1):
             for c in range(c0, c1 + 1):
@@ -173,12 +174,19 @@ def select_many(
                     s = order[k]
                     if not s_usable[s] or s_pending[s] >= cap:
                         continue
-                    # Cheap flat-earth bound first; it overestimates reach by a margin, so
-                    # only searches that are clearly too far are skipped before haversine.
-                    dy = (s_lat[s] - lat) * _KM_PER_DEG_TRUE
-                    dx = (s_lon[s] - lon) * lon_km
-                    limit = s_maxkm[s] * 1.02 + 0.5
-                    if dx * dx + dy * dy > limit * limit:
+                    # Cheap rejections before the rounded haversine. The latitude gap is a
+                    # true lower bound of the great-circle distance. The flat-earth estimate
+                    # uses the cosine of the higher latitude, so it never counts an east-west
+                    # gap longer than it is; it only overestimates the great circle by the
+                    # parallel's curvature (far below 5 % within Germany), hence the margin.
+                    d_lat_km = (s_lat[s] - lat) * km_per_deg
+                    limit = s_maxkm[s] + 0.01
+                    if abs(d_lat_km) > limit:
+                        continue
+                    cos_min = min(cos_lat, s_coslat[s])
+                    d_lon_km = (s_lon[s] - lon) * km_per_deg * cos_min
+                    far = limit * 1.05 + 1.0
+                    if d_lat_km * d_lat_km + d_lon_km * d_lon_km > far * far:
                         continue
                     ok, dist = distance_within(lat, lon, s_lat[s], s_lon[s], s_maxkm[s], radius_km)
                     if not ok:
