@@ -85,6 +85,11 @@ class Settings:
     FOLLOW_UP_MODE: str = "call"
     FOLLOW_UP_RUN_TIME: str = "09:00"
     BUNDLE_ROUND_TIME: str = "08:00"
+    # Clock schedules besides the daily ones (cron syntax, local time)
+    OUTBOX_RELAY_CRON: str = "* * * * *"
+    OUTBOX_RECONCILE_CRON: str = "*/5 * * * *"
+    GEOCODING_CRON: str = "17 * * * *"
+    ADDRESS_GEOCODING_CRON: str = "37 * * * *"
     AUTO_ROUNDS_ENABLED: bool = True
     AUTO_ROUNDS_ROLLOUT_PERCENT: int = 100
     EARTH_RADIUS_KM: float = 6371.0088
@@ -107,6 +112,16 @@ class Settings:
     COMPANY_ADDRESS: str = "Musterstraße 1, 10115 Berlin"
     COMPANY_REGISTER: str = "Amtsgericht Berlin-Charlottenburg, HRB 000000; Geschäftsführung: N. N."
     PRIVACY_URL: str = "https://psymatch.example/datenschutz"
+
+    # Inbound webhooks (architecture.md 3): provider secrets, size limit, replay window
+    MAILGUN_SIGNING_KEY: str = "demo-mailgun-signing-key"
+    POSTMARK_WEBHOOK_USER: str = "postmark"
+    POSTMARK_WEBHOOK_PASSWORD: str = "demo-postmark-password"
+    RAW_WEBHOOK_SECRET: str = "demo-raw-webhook-secret"
+    WEBHOOK_MAX_BYTES: int = 10 * 1024 * 1024
+    WEBHOOK_TIMESTAMP_TOLERANCE_S: int = 300
+    # Extra routes for ``psymatch bench webhooks`` only (a bare 204 route)
+    PSYMATCH_BENCH_ROUTES: bool = False
 
     # Optional street-level geocoding (Nominatim); empty URL = PLZ centroids only
     NOMINATIM_URL: str = ""

@@ -23,3 +23,8 @@ def bundle_round_schedule():
 
 def follow_up_schedule():
     return daily(settings.get().FOLLOW_UP_RUN_TIME)
+
+
+def every(setting: str):
+    """A periodiq cron from a cron-syntax setting, e.g. ``OUTBOX_RELAY_CRON``."""
+    return cron(getattr(settings.get(), setting))

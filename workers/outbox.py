@@ -12,11 +12,10 @@ import datetime as dt
 import logging
 
 import dramatiq
-from periodiq import cron
 
 from db.database import write_transaction
 from db.models import OutboxItem, utcnow
-from workers import broker
+from workers import broker, clock
 
 broker.ensure()
 log = logging.getLogger(__name__)
@@ -104,7 +103,7 @@ def reconcile(stale_after: dt.timedelta = STALE_AFTER, now: dt.datetime | None =
     }
 
 
-@dramatiq.actor(queue_name="default", periodic=cron("*/5 * * * *"), max_retries=0)
+@dramatiq.actor(queue_name="default", periodic=clock.every("OUTBOX_RECONCILE_CRON"), max_retries=0)
 def reconcile_outbox():
     """Every five minutes: re-enqueue what a flushed Redis or a killed worker lost."""
     counts = reconcile()
@@ -113,7 +112,7 @@ def reconcile_outbox():
     return counts
 
 
-@dramatiq.actor(queue_name="default", periodic=cron("* * * * *"), max_retries=0)
+@dramatiq.actor(queue_name="default", periodic=clock.every("OUTBOX_RELAY_CRON"), max_retries=0)
 def relay_outbox():
     """Every minute: enqueue outbox work that is still open."""
     count = relay()

@@ -5,11 +5,10 @@ from __future__ import annotations
 import logging
 
 import dramatiq
-from periodiq import cron
 
 from db import plz as plz_table
 from psymatch import settings
-from workers import broker
+from workers import broker, clock
 
 from . import nominatim
 from .plz import locate_backlog
@@ -18,7 +17,7 @@ broker.ensure()
 log = logging.getLogger(__name__)
 
 
-@dramatiq.actor(queue_name="geocoding", periodic=cron("17 * * * *"), max_retries=3)
+@dramatiq.actor(queue_name="geocoding", periodic=clock.every("GEOCODING_CRON"), max_retries=3)
 def geocode_backlog():
     """Hourly: give every record without (current) coordinates its PLZ centroid."""
     counts = locate_backlog(plz_table.centroid_map())
@@ -40,7 +39,9 @@ def geocode_address(kind: str, record_id: int):
     return status
 
 
-@dramatiq.actor(queue_name="geocoding", periodic=cron("37 * * * *"), max_retries=0)
+@dramatiq.actor(
+    queue_name="geocoding", periodic=clock.every("ADDRESS_GEOCODING_CRON"), max_retries=0
+)
 def geocode_address_backlog():
     """Hourly, when NOMINATIM_URL is set: enqueue street-level lookups (one per second
     are made; 500 per hour stay well inside that)."""
