@@ -243,6 +243,12 @@ def cmd_outbox(args) -> int:
     return 0
 
 
+def _replies_parse(args) -> int:
+    from workers.replies.cli import cmd_parse
+
+    return cmd_parse(args)
+
+
 def cmd_bench_emails(args) -> int:
     from psymatch import bench
 
@@ -336,6 +342,16 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--json", action="store_true")
     create.add_argument("--actor", default="cli")
     create.set_defaults(func=cmd_bundle_create)
+
+    replies = commands.add_parser("replies", help="therapists' email replies")
+    replies_commands = replies.add_subparsers(
+        dest="replies_command", required=True, metavar="ACTION"
+    )
+    parse = replies_commands.add_parser("parse", help="read one reply: decisions per patient")
+    parse.add_argument("--patients", required=True, help="ids in bundle order: 123,456,789")
+    parse.add_argument("--json", action="store_true")
+    parse.add_argument("file", help="a raw RFC 5322 message or plain text")
+    parse.set_defaults(func=lambda args: _replies_parse(args))
 
     box = commands.add_parser("outbox", help="work waiting to be enqueued")
     box_commands = box.add_subparsers(dest="outbox_command", required=True, metavar="ACTION")
