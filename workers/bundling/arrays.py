@@ -161,7 +161,10 @@ def _build_grid(a: SearchArrays) -> None:
     cols = ((a.lon[located] - a.grid_lon0) / CELL_LON_DEG).astype(np.int64)
     a.grid_rows, a.grid_cols = int(rows.max()) + 1, int(cols.max()) + 1
     cells = rows * a.grid_cols + cols
-    sort = np.argsort(cells, kind="stable")
+    # Within a cell, longest waiting first (then start, id): the kernel may stop
+    # reading a cell once its waiting times can no longer make a bundle.
+    loc = located
+    sort = np.lexsort((a.ids[loc], a.created[loc], -a.wait[loc], cells))
     a.order = located[sort]
     counts = np.bincount(cells, minlength=a.grid_rows * a.grid_cols)
     a.cell_start = np.zeros(a.grid_rows * a.grid_cols + 1, dtype=np.int64)

@@ -88,6 +88,23 @@ def _better(a, b, wait, pending, dist_a, dist_b, created, ids):
 
 
 @njit(cache=True)
+def _insert(s, d, top, top_dist, size, max_size, wait, pending, created, ids):
+    """Insert search ``s`` into the sorted best-first list ``top``; returns the new size."""
+    if size == max_size and not _better(
+        s, top[size - 1], wait, pending, d, top_dist[size - 1], created, ids
+    ):
+        return size
+    pos = size if size < max_size else max_size - 1
+    while pos > 0 and _better(s, top[pos - 1], wait, pending, d, top_dist[pos - 1], created, ids):
+        top[pos] = top[pos - 1]
+        top_dist[pos] = top_dist[pos - 1]
+        pos -= 1
+    top[pos] = s
+    top_dist[pos] = d
+    return size + 1 if size < max_size else size
+
+
+@njit(cache=True)
 def select_many(
     t_ids,
     t_lat,
@@ -135,6 +152,7 @@ def select_many(
     cap,
     radius_km,
     commit,
+    early_exit,
 ):
     m = t_ids.shape[0]
     chosen = np.full((m, max_size), -1, dtype=np.int64)
@@ -147,6 +165,8 @@ def select_many(
     cand_dist = np.empty(n_searches, dtype=np.float64)
     cand_bits = np.empty(n_searches, dtype=np.int64)
     top_bits = np.empty(max_size, dtype=np.int64)
+    full = np.empty(max_size, dtype=np.int64)
+    full_dist = np.empty(max_size, dtype=np.float64)
     s_coslat = np.cos(np.radians(s_lat))
     km_per_deg = radius_km * math.pi / 180.0  # exact on the haversine sphere
     chosen_bits = np.zeros((m, max_size), dtype=np.int64)
@@ -167,11 +187,22 @@ def select_many(
         c1 = min(cols - 1, int(math.floor((lon + lon_span - lon0) / CELL_LON_DEG)))
         cos_lat = math.cos(math.radians(lat))
         n = 0
+        # Online best max_size among candidates passing every soft filter (level 4).
+        # Once it is full, level 4 is certain to be used (max_size >= min_size), and a
+        # search waiting less than its last member can never enter the bundle; cells
+        # are sorted by waiting time, so the rest of such a cell is skipped.
+        full_size = 0
         for r in range(r0, r1 + 1):
             for c in range(c0, c1 + 1):
                 cell = r * cols + c
                 for k in range(cell_start[cell], cell_start[cell + 1]):
                     s = order[k]
+                    if (
+                        early_exit
+                        and full_size == max_size
+                        and s_wait[s] < s_wait[full[max_size - 1]]
+                    ):
+                        break
                     if not s_usable[s] or s_pending[s] >= cap:
                         continue
                     # Cheap rejections before the rounded haversine. The latitude gap is a
@@ -227,6 +258,19 @@ def select_many(
                     cand_level[n] = LEVEL_OF_BITS[bits]
                     cand_dist[n] = dist
                     n += 1
+                    if early_exit and bits == 15:
+                        full_size = _insert(
+                            s,
+                            dist,
+                            full,
+                            full_dist,
+                            full_size,
+                            max_size,
+                            s_wait,
+                            s_pending,
+                            s_created,
+                            s_ids,
+                        )
         eligible[i] = n
         if n < min_size or n == 0:
             continue
@@ -272,7 +316,9 @@ def select_many(
     return chosen, chosen_dist, chosen_bits, levels, eligible
 
 
-def run(therapists, searches, usable, *, min_size, max_size, cap, radius_km, commit):
+def run(
+    therapists, searches, usable, *, min_size, max_size, cap, radius_km, commit, early_exit=False
+):
     """Call the kernel with the arrays of ``arrays.TherapistArrays`` / ``SearchArrays``.
 
     ``usable`` masks the searches a trigger may offer (pool, prefix, rollout).
@@ -326,4 +372,5 @@ def run(therapists, searches, usable, *, min_size, max_size, cap, radius_km, com
         cap,
         radius_km,
         commit,
+        early_exit,
     )

@@ -126,6 +126,8 @@ def _selections(
         cap=params.parallel_cap,
         radius_km=params.earth_radius_km,
         commit=commit,
+        # rounds may stop early; a single selection counts every eligible patient
+        early_exit=commit,
     )
     # Python lists: indexing numpy arrays element by element is slow for ~100k patients.
     chosen, dist, bits = chosen.tolist(), dist.tolist(), bits.tolist()
