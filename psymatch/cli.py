@@ -264,6 +264,16 @@ def cmd_bench_emails(args) -> int:
     return 0
 
 
+def cmd_bench_webhooks(args) -> int:
+    from psymatch import bench_webhooks
+
+    _connect()
+    _require_head()
+    figures = bench_webhooks.run(args.requests, report=None if args.json else print)
+    print(json.dumps(figures) if args.json else json.dumps(figures, indent=2))
+    return 0
+
+
 def cmd_bench_bundling(args) -> int:
     from psymatch import bench
 
@@ -378,6 +388,10 @@ def build_parser() -> argparse.ArgumentParser:
     be.add_argument("--threads", type=int, default=8)
     be.add_argument("--json", action="store_true")
     be.set_defaults(func=cmd_bench_emails)
+    bw = bench_commands.add_parser("webhooks", help="N signed webhooks (each twice) via gunicorn")
+    bw.add_argument("--requests", type=int, required=True)
+    bw.add_argument("--json", action="store_true")
+    bw.set_defaults(func=cmd_bench_webhooks)
 
     run = commands.add_parser("run", help="run the whole demo: web, worker, clock, console")
     run.add_argument("--demo-therapists", type=int, default=1500)

@@ -10,7 +10,7 @@ from flask import Flask, jsonify
 
 from db import database
 
-from . import devmail, health
+from . import devmail, health, inbound
 
 
 def create_app(test_config: dict | None = None) -> Flask:
@@ -35,4 +35,5 @@ def create_app(test_config: dict | None = None) -> Flask:
         return jsonify(status="ok" if ok else "unavailable", **checks), 200 if ok else 503
 
     devmail.register(app)  # /dev/mail, only when SMTP_URL points at this machine
+    inbound.register(app)  # /webhooks/inbound/*, /r/<token>
     return app

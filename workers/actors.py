@@ -11,3 +11,4 @@ broker.ensure()
 from workers import bundle_actors, communication_actors, outbox  # noqa: E402,F401
 from workers.emailing import actors as emailing_actors  # noqa: E402,F401
 from workers.geocoding import actors as geocoding_actors  # noqa: E402,F401
+from workers.replies import actors as replies_actors  # noqa: E402,F401

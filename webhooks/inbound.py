@@ -1,0 +1,139 @@
+"""``/webhooks/inbound/<provider>``: email replies delivered by Mailgun, Postmark or raw.
+
+Each view checks, in this order: size (413, ``WEBHOOK_MAX_BYTES``), content type (415),
+authenticity (401; Mailgun: stale timestamp 406), shape (400). Only then is the delivery
+stored: one ``InboundMessage`` keyed by the provider message id plus the outbox item
+``process_reply`` in the same transaction (``workers.replies.inbound.store_inbound``).
+New -> 202, duplicate -> 200 (stored and processed once). A refused request writes
+nothing. When the database cannot be reached the answer is 503 with a JSON body, so the
+provider delivers again later. Processing happens in the ``process_reply`` actor, which
+the outbox relay enqueues; the request does not wait for it.
+
+``register(app)`` adds the blueprint once (and ``webhooks.links`` for ``/r/<token>``).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import peewee
+from flask import Blueprint, Flask, jsonify, request
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+
+from db import database
+from db.database import write_transaction
+from psymatch import settings
+from workers.replies.inbound import store_inbound
+
+from . import providers
+from .providers import Normalised, Rejected
+
+log = logging.getLogger(__name__)
+bp = Blueprint("inbound", __name__, url_prefix="/webhooks/inbound")
+
+FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+RAW_TYPES = ("message/rfc822", "application/octet-stream")
+DB_DOWN = (peewee.OperationalError, peewee.InterfaceError)
+
+
+def _error(status: int, code: str, message: str = ""):
+    return jsonify(status="rejected", error=code, message=message or code), status
+
+
+@bp.errorhandler(Rejected)
+def _rejected(error: Rejected):
+    return _error(error.status, error.code, error.message)
+
+
+@bp.errorhandler(RequestEntityTooLarge)
+def _too_large(_error_obj):
+    return _error(413, "too_large", f"at most {settings.get().WEBHOOK_MAX_BYTES} bytes")
+
+
+@bp.errorhandler(HTTPException)
+def _http(error: HTTPException):  # werkzeug's own 400s (broken multipart, ...) as JSON
+    return _error(error.code or 400, "malformed", error.description or "")
+
+
+@bp.before_request
+def _limit_size():
+    limit = settings.get().WEBHOOK_MAX_BYTES
+    request.max_content_length = limit
+    if request.content_length is not None and request.content_length > limit:
+        raise Rejected(413, "too_large", f"at most {limit} bytes")
+
+
+def _require_type(allowed: tuple[str, ...]) -> None:
+    if request.mimetype not in allowed:
+        raise Rejected(415, "unsupported_media_type", f"expected {' or '.join(allowed)}")
+
+
+def _body() -> bytes:
+    return request.get_data(cache=True)
+
+
+def store(normalised: Normalised, token: str | None = None):
+    """Store a verified delivery; the HTTP answer (202 new, 200 duplicate, 503 no DB)."""
+    guard = providers.replay_guard
+    try:
+        redis_ok = guard.check_redis(token, normalised.message_key) if token else True
+        if redis_ok is False:
+            raise Rejected(406, "token_reused", "this token was used for another message")
+        with database.connection():
+            with write_transaction():
+                if redis_ok is None and not guard.check_database(token, normalised.message_key):
+                    raise Rejected(406, "token_reused", "this token was used for another message")
+                row, created = store_inbound(
+                    normalised.provider,
+                    normalised.message_key,
+                    normalised.raw_payload,
+                    normalised.sender,
+                    normalised.recipient,
+                    normalised.subject,
+                )
+    except DB_DOWN as exc:
+        log.warning("inbound %s: database unavailable: %s", normalised.provider, exc)
+        return jsonify(status="unavailable", error="database_unavailable"), 503
+    if created:
+        return jsonify(status="accepted", id=row.id), 202
+    return jsonify(status="duplicate", id=row.id), 200
+
+
+@bp.post("/mailgun")
+def mailgun():
+    _require_type(FORM_TYPES)
+    form = request.form
+    fields = {name: form.get(name) for name in form}
+    providers.verify_mailgun(fields)
+    attachments = [f.filename or name for name, f in request.files.items()]
+    normalised = providers.normalise_mailgun(fields, attachments)
+    return store(normalised, token=fields["token"])
+
+
+@bp.post("/postmark")
+def postmark():
+    auth = request.authorization
+    if auth is None or auth.type != "basic":
+        raise Rejected(401, "unauthorized", "basic auth required")
+    providers.verify_postmark(auth.username, auth.password)
+    _require_type(("application/json",))
+    return store(providers.normalise_postmark(_body()))
+
+
+@bp.post("/raw")
+def raw():
+    _require_type(RAW_TYPES)
+    body = _body()
+    providers.verify_raw(body, request.headers.get("X-Psymatch-Signature"))
+    return store(providers.normalise_raw(body))
+
+
+def register(app: Flask) -> None:
+    """Add the inbound webhooks and the one-click link pages (idempotent)."""
+    from . import links
+
+    if bp.name not in app.blueprints:
+        app.register_blueprint(bp)
+    links.register(app)
+    if settings.get().PSYMATCH_BENCH_ROUTES and "bench_bare" not in app.view_functions:
+        app.add_url_rule("/bench/bare", "bench_bare", lambda: ("", 204), methods=["GET", "POST"])

@@ -1,0 +1,388 @@
+"""Inbound email providers: verify a delivery, check its shape, normalise it.
+
+Nothing here touches HTTP: the views in ``webhooks/inbound.py`` hand over form fields,
+JSON objects or bytes and get back a ``Normalised`` delivery or a ``Rejected`` error
+(an HTTP status and a short code). Secrets come from settings and are compared in
+constant time.
+
+Mailgun (routes forwarding, form fields)
+    ``signature`` = hex HMAC-SHA256(``MAILGUN_SIGNING_KEY``, ``timestamp + token``). A
+    timestamp further than ``WEBHOOK_TIMESTAMP_TOLERANCE_S`` from now (either way) is
+    refused with 406. Each ``token`` may be used once (``ReplayGuard``): it is remembered
+    together with the message it came with for twice the tolerance window, so a retry
+    of the *same* message is a harmless duplicate, while the token with another message
+    (a captured signature on a forged body) is refused with 406.
+Postmark (JSON)
+    HTTP basic auth with ``POSTMARK_WEBHOOK_USER`` / ``POSTMARK_WEBHOOK_PASSWORD``.
+Raw (``message/rfc822`` body)
+    ``X-Psymatch-Signature: sha256=<hex HMAC-SHA256(RAW_WEBHOOK_SECRET, body)>``.
+
+Message keys: the provider's own message id for Postmark (``postmark:<MessageID>``),
+the RFC Message-ID for Mailgun and raw deliveries (``mid:<id>``, shared so that the same
+email delivered both ways is stored once), else ``sha256:`` of the content (signature
+fields excluded, so a re-signed retry hits the same key).
+
+Replay store: Redis (``SET key message_key NX EX``, the broker's ``redis_url()``) when it
+answers; when Redis is not configured or down, the database: a marker row
+``InboundMessage(provider="mailgun-token", status="ignoriert")`` inserted in the same
+transaction as the delivery (rolled back with it when the request fails). Markers older
+than the window are deleted now and then. Redis is retried 30 s after a failure.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import random
+import re
+import time
+from dataclasses import dataclass
+from email import policy
+from email.parser import BytesHeaderParser
+from email.utils import parseaddr
+
+from db.database import is_postgres
+from db.models import InboundMessage, utcnow
+from psymatch import settings
+
+SENDER_MAX = 254
+RECIPIENT_MAX = 500
+SUBJECT_MAX = 2000
+KEY_MAX = 300
+_SIGNATURE_FIELDS = ("timestamp", "token", "signature")
+_HEX = re.compile(r"^[0-9a-fA-F]{64}$")
+
+
+class Rejected(Exception):
+    """A delivery refused with an HTTP status; nothing is stored."""
+
+    def __init__(self, status: int, code: str, message: str = ""):
+        super().__init__(f"{status} {code}: {message}")
+        self.status = status
+        self.code = code
+        self.message = message or code
+
+
+@dataclass(frozen=True)
+class Normalised:
+    provider: str
+    message_key: str
+    raw_payload: str
+    sender: str | None
+    recipient: str | None
+    subject: str | None
+
+
+def clean(value, limit: int | None = None) -> str | None:
+    """Text safe for any column: no NUL, no lone surrogates, at most ``limit`` characters."""
+    if value is None:
+        return None
+    text = str(value).encode("utf-8", "replace").decode("utf-8").replace("\x00", "")
+    return text[:limit] if limit else text
+
+
+def address_of(value: str | None) -> str | None:
+    """The bare address of a From value (``Name <a@b>`` -> ``a@b``), else the text itself."""
+    if not value:
+        return None
+    try:
+        _, address = parseaddr(value)
+    except Exception:
+        address = ""
+    return clean(address or value, SENDER_MAX)
+
+
+def _sha(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def message_key(kind: str, value: str | None, fallback: str) -> str:
+    value = clean(value or "").strip().strip("<>").strip() if value else ""
+    if not value:
+        return f"sha256:{_sha(fallback)}"
+    key = f"{kind}:{value}"
+    return key if len(key) <= KEY_MAX else f"{kind}-sha256:{_sha(value)}"
+
+
+# --- Mailgun ------------------------------------------------------------------------------
+
+
+def mailgun_signature(timestamp: str, token: str, key: str | None = None) -> str:
+    key = key if key is not None else settings.get().MAILGUN_SIGNING_KEY
+    message = f"{timestamp}{token}".encode("utf-8", "surrogatepass")
+    return hmac.new(key.encode("utf-8"), message, hashlib.sha256).hexdigest()
+
+
+def verify_mailgun(fields: dict, now: float | None = None) -> None:
+    """Signature (401), then the timestamp window (406). The token is checked at storing."""
+    timestamp, token, signature = (fields.get(name) for name in _SIGNATURE_FIELDS)
+    if not (isinstance(timestamp, str) and isinstance(token, str) and isinstance(signature, str)):
+        raise Rejected(401, "signature_missing", "timestamp, token and signature are required")
+    if not timestamp or not token or not _HEX.match(signature):
+        raise Rejected(401, "signature_invalid")
+    expected = mailgun_signature(timestamp, token)
+    if not hmac.compare_digest(expected, signature.lower()):
+        raise Rejected(401, "signature_invalid")
+    try:
+        stamp = int(timestamp)
+    except ValueError:
+        raise Rejected(406, "timestamp_invalid") from None
+    now = time.time() if now is None else now
+    if abs(now - stamp) > settings.get().WEBHOOK_TIMESTAMP_TOLERANCE_S:
+        raise Rejected(406, "timestamp_stale", "timestamp outside the accepted window")
+
+
+def normalise_mailgun(fields: dict, attachments: list[str] = ()) -> Normalised:
+    recipient = fields.get("recipient")
+    sender = fields.get("from") or fields.get("sender")
+    if not isinstance(recipient, str) or not recipient.strip():
+        raise Rejected(400, "malformed", "recipient is required")
+    if not isinstance(sender, str) or not sender.strip():
+        raise Rejected(400, "malformed", "sender or from is required")
+    headers_text = fields.get("message-headers")
+    headers = []
+    if headers_text:
+        try:
+            headers = json.loads(headers_text)
+        except ValueError:
+            raise Rejected(400, "malformed", "message-headers is not JSON") from None
+        if not isinstance(headers, list) or not all(
+            isinstance(pair, list | tuple)
+            and len(pair) == 2
+            and all(isinstance(part, str) for part in pair)
+            for pair in headers
+        ):
+            raise Rejected(400, "malformed", "message-headers must be a list of [name, value]")
+    message_id = fields.get("Message-Id") or next(
+        (value for name, value in headers if name.lower() == "message-id"), None
+    )
+    payload = {k: v for k, v in fields.items() if isinstance(v, str)}
+    if attachments:
+        payload["attachments"] = json.dumps(list(attachments))
+    content = {k: v for k, v in payload.items() if k not in _SIGNATURE_FIELDS}
+    raw = json.dumps(payload, sort_keys=True)
+    return Normalised(
+        provider="mailgun",
+        message_key=message_key("mid", message_id, json.dumps(content, sort_keys=True)),
+        raw_payload=raw,
+        sender=address_of(sender),
+        recipient=clean(recipient, RECIPIENT_MAX),
+        subject=clean(fields.get("subject") or "", SUBJECT_MAX),
+    )
+
+
+# --- Postmark -----------------------------------------------------------------------------
+
+
+def verify_postmark(username: str | None, password: str | None) -> None:
+    s = settings.get()
+    user_ok = hmac.compare_digest(
+        (username or "").encode("utf-8", "replace"), s.POSTMARK_WEBHOOK_USER.encode("utf-8")
+    )
+    password_ok = hmac.compare_digest(
+        (password or "").encode("utf-8", "replace"), s.POSTMARK_WEBHOOK_PASSWORD.encode("utf-8")
+    )
+    if username is None or password is None or not (user_ok and password_ok):
+        raise Rejected(401, "unauthorized", "basic auth required")
+
+
+_OPTIONAL_TEXT = (
+    "To",
+    "Cc",
+    "Subject",
+    "MessageID",
+    "TextBody",
+    "HtmlBody",
+    "StrippedTextReply",
+    "Date",
+    "OriginalRecipient",
+    "ReplyTo",
+    "MailboxHash",
+    "Tag",
+)
+
+
+def normalise_postmark(body: bytes) -> Normalised:
+    try:
+        text = body.decode("utf-8")
+        data = json.loads(text)
+    except ValueError:
+        raise Rejected(400, "malformed", "body is not JSON") from None
+    if not isinstance(data, dict):
+        raise Rejected(400, "malformed", "body must be a JSON object")
+    sender = data.get("From")
+    if not isinstance(sender, str) or not sender.strip():
+        raise Rejected(400, "malformed", "From is required")
+    for name in _OPTIONAL_TEXT:
+        if data.get(name) is not None and not isinstance(data[name], str):
+            raise Rejected(400, "malformed", f"{name} must be a string")
+    for name in ("ToFull", "CcFull"):
+        items = data.get(name)
+        if items is not None and not (
+            isinstance(items, list)
+            and all(isinstance(i, dict) and isinstance(i.get("Email", ""), str) for i in items)
+        ):
+            raise Rejected(400, "malformed", f"{name} must be a list of objects")
+    headers = data.get("Headers")
+    if headers is not None and not (
+        isinstance(headers, list)
+        and all(
+            isinstance(h, dict) and all(isinstance(h.get(k), str) for k in ("Name", "Value"))
+            for h in headers
+        )
+    ):
+        raise Rejected(400, "malformed", "Headers must be a list of {Name, Value}")
+    recipient = data.get("To") or ", ".join(i.get("Email", "") for i in data.get("ToFull") or [])
+    if not recipient:
+        raise Rejected(400, "malformed", "To or ToFull is required")
+    return Normalised(
+        provider="postmark",
+        message_key=message_key("postmark", data.get("MessageID"), text),
+        raw_payload=text,
+        sender=address_of(sender),
+        recipient=clean(recipient, RECIPIENT_MAX),
+        subject=clean(data.get("Subject") or "", SUBJECT_MAX),
+    )
+
+
+# --- raw RFC 5322 ---------------------------------------------------------------------------
+
+
+def raw_signature(body: bytes, secret: str | None = None) -> str:
+    secret = secret if secret is not None else settings.get().RAW_WEBHOOK_SECRET
+    return "sha256=" + hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
+
+
+def verify_raw(body: bytes, header: str | None) -> None:
+    if not header or not hmac.compare_digest(
+        raw_signature(body).encode("ascii"), header.strip().lower().encode("utf-8", "replace")
+    ):
+        raise Rejected(401, "signature_invalid")
+
+
+def normalise_raw(body: bytes) -> Normalised:
+    if not body.strip():
+        raise Rejected(400, "malformed", "empty message")
+    try:
+        headers = BytesHeaderParser(policy=policy.compat32).parsebytes(body)
+        sender = headers.get("From")
+        recipient = ", ".join(str(v) for v in headers.get_all("To") or [])
+        subject = headers.get("Subject")
+        message_id = headers.get("Message-ID")
+        sender, subject, message_id = (
+            None if v is None else str(v) for v in (sender, subject, message_id)
+        )
+    except Exception:  # the stdlib parser's failures are the sender's problem: 400
+        raise Rejected(400, "malformed", "headers not readable") from None
+    if not sender or not sender.strip() or headers.defects and not headers.keys():
+        raise Rejected(400, "malformed", "From header is required")
+    try:
+        text = body.decode("utf-8")
+        payload = {"rfc822": text} if "\x00" not in text else None
+    except UnicodeDecodeError:
+        payload = None
+    if payload is None:
+        payload = {"rfc822_base64": base64.b64encode(body).decode("ascii")}
+    return Normalised(
+        provider="raw",
+        message_key=message_key("mid", message_id, hashlib.sha256(body).hexdigest()),
+        raw_payload=json.dumps(payload),
+        sender=address_of(sender),
+        recipient=clean(recipient, RECIPIENT_MAX),
+        subject=clean(subject or "", SUBJECT_MAX),
+    )
+
+
+# --- replay guard for Mailgun tokens ---------------------------------------------------------
+
+
+class ReplayGuard:
+    """Remembers Mailgun tokens with the message they came with (see module docstring)."""
+
+    RETRY_REDIS_AFTER_S = 30.0
+    MARKER = "mailgun-token"
+
+    def __init__(self):
+        self._client = None
+        self._client_url = None
+        self._down_until = 0.0
+
+    def reset(self) -> None:
+        if self._client is not None:
+            self._client.close()
+        self._client, self._client_url, self._down_until = None, None, 0.0
+
+    def window_s(self) -> int:
+        return 2 * settings.get().WEBHOOK_TIMESTAMP_TOLERANCE_S
+
+    def _redis(self):
+        if time.monotonic() < self._down_until:
+            return None
+        import redis
+
+        from workers import broker
+
+        try:
+            url = broker.redis_url()
+        except broker.BrokerUnavailable:
+            self._down_until = time.monotonic() + self.RETRY_REDIS_AFTER_S
+            return None
+        if self._client is None or self._client_url != url:
+            self._client = redis.Redis.from_url(url, socket_connect_timeout=0.5, socket_timeout=0.5)
+            self._client_url = url
+        return self._client
+
+    def check_redis(self, token: str, key: str) -> bool | None:
+        """True: fine; False: replay; None: Redis not available (use ``check_database``)."""
+        import redis
+
+        client = self._redis()
+        if client is None:
+            return None
+        name = f"psymatch:mailgun-token:{_sha(token)}"
+        try:
+            if client.set(name, key, nx=True, ex=self.window_s()):
+                return True
+            seen = client.get(name)
+        except redis.RedisError:
+            self._down_until = time.monotonic() + self.RETRY_REDIS_AFTER_S
+            return None
+        return seen is None or seen.decode("utf-8", "replace") == key
+
+    def check_database(self, token: str, key: str, now=None) -> bool:
+        """Inside the caller's write transaction: insert the marker row or compare with it."""
+        now = now or utcnow()
+        marker_key = f"{self.MARKER}:{_sha(token)}"
+        if random.random() < 0.01:
+            import datetime as dt
+
+            InboundMessage.delete().where(
+                (InboundMessage.provider == self.MARKER)
+                & (InboundMessage.received_at < now - dt.timedelta(seconds=self.window_s()))
+            ).execute()
+        if not is_postgres():  # BEGIN IMMEDIATE holds the write lock: look, then insert
+            existing = InboundMessage.get_or_none(InboundMessage.message_key == marker_key)
+            if existing is not None:
+                return existing.raw_payload == key
+        inserted = (
+            InboundMessage.insert(
+                provider=self.MARKER,
+                message_key=marker_key,
+                received_at=now,
+                raw_payload=key,
+                status="ignoriert",
+                processed_at=now,
+                review_reason="Mailgun-Token (Schutz vor Wiederholung)",
+            )
+            .on_conflict_ignore()
+            .execute()
+        )
+        if inserted is None:  # PostgreSQL: the token is known (ON CONFLICT DO NOTHING)
+            existing = InboundMessage.get_or_none(InboundMessage.message_key == marker_key)
+            return existing is not None and existing.raw_payload == key
+        return True
+
+
+replay_guard = ReplayGuard()
