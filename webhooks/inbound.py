@@ -79,18 +79,24 @@ def store(normalised: Normalised, token: str | None = None):
         redis_ok = guard.check_redis(token, normalised.message_key) if token else True
         if redis_ok is False:
             raise Rejected(406, "token_reused", "this token was used for another message")
+        fields = (
+            normalised.provider,
+            normalised.message_key,
+            normalised.raw_payload,
+            normalised.sender,
+            normalised.recipient,
+            normalised.subject,
+        )
         with database.connection():
-            with write_transaction():
-                if redis_ok is None and not guard.check_database(token, normalised.message_key):
-                    raise Rejected(406, "token_reused", "this token was used for another message")
-                row, created = store_inbound(
-                    normalised.provider,
-                    normalised.message_key,
-                    normalised.raw_payload,
-                    normalised.sender,
-                    normalised.recipient,
-                    normalised.subject,
-                )
+            if redis_ok is None:  # no Redis: the replay marker row and the message together
+                with write_transaction():
+                    if not guard.check_database(token, normalised.message_key):
+                        raise Rejected(
+                            406, "token_reused", "this token was used for another message"
+                        )
+                    row, created = store_inbound(*fields)
+            else:  # atomic on its own (one statement on PostgreSQL)
+                row, created = store_inbound(*fields)
     except DB_DOWN as exc:
         log.warning("inbound %s: database unavailable: %s", normalised.provider, exc)
         return jsonify(status="unavailable", error="database_unavailable"), 503

@@ -73,8 +73,9 @@ def store_inbound(
 ) -> tuple[InboundMessage, bool]:
     """Store a delivery once; returns ``(row, created)``.
 
-    A new row gets its ``process_reply`` outbox item in the same transaction; a
-    duplicate (same ``message_key``) returns the existing row and writes nothing.
+    A new row gets its ``process_reply`` outbox item in the same transaction (on
+    PostgreSQL in the same statement); a duplicate (same ``message_key``) returns
+    the existing row and writes nothing.
     """
     now = now or utcnow()
     values = {
@@ -88,14 +89,16 @@ def store_inbound(
         "therapeutenanfrage": anfrage_id,
         "status": "neu",
     }
-    with write_transaction():
-        if is_postgres():
-            new_id = InboundMessage.insert(**values).on_conflict_ignore().execute()
-        else:  # BEGIN IMMEDIATE holds the write lock: look first, then insert
-            existing = InboundMessage.get_or_none(InboundMessage.message_key == message_key)
-            new_id = None if existing else InboundMessage.insert(**values).execute()
+    if is_postgres():
+        new_id = _insert_with_outbox_pg(values, now)
         if new_id is None:
             return InboundMessage.get(InboundMessage.message_key == message_key), False
+        return InboundMessage(id=new_id, **values), True
+    with write_transaction():  # SQLite: BEGIN IMMEDIATE holds the write lock: look, then insert
+        existing = InboundMessage.get_or_none(InboundMessage.message_key == message_key)
+        if existing is not None:
+            return existing, False
+        new_id = InboundMessage.insert(**values).execute()
         OutboxItem.insert(
             task=TASK,
             payload={"inbound_id": new_id},
@@ -103,6 +106,44 @@ def store_inbound(
             created_at=now,
         ).on_conflict_ignore().execute()
         return InboundMessage(id=new_id, **values), True
+
+
+_PG_INSERT_WITH_OUTBOX = f"""
+WITH stored AS (
+    INSERT INTO "inbound_messages" ("provider", "message_key", "received_at", "raw_payload",
+        "sender", "recipient", "subject", "therapeutenanfrage_id", "status")
+    VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)
+    ON CONFLICT ("message_key") DO NOTHING
+    RETURNING "id"
+)
+INSERT INTO "outbox" ("task", "payload", "dedupe_key", "status", "created_at", "attempts")
+SELECT '{TASK}', jsonb_build_object('inbound_id', "id"), 'process_reply:' || "id", 'offen', %s, 0
+FROM stored
+RETURNING ("payload" ->> 'inbound_id')::integer
+"""
+
+
+def _insert_with_outbox_pg(values: dict, now) -> int | None:
+    """PostgreSQL: the message and its outbox row in ONE statement (atomic by itself, no
+    BEGIN/COMMIT round trips on the webhook's hot path); None for a duplicate."""
+    from db.database import db
+
+    params = [
+        values[k]
+        for k in (
+            "provider",
+            "message_key",
+            "received_at",
+            "raw_payload",
+            "sender",
+            "recipient",
+            "subject",
+            "therapeutenanfrage",
+            "status",
+        )
+    ]
+    row = db.execute_sql(_PG_INSERT_WITH_OUTBOX, (*params, now)).fetchone()
+    return row[0] if row else None
 
 
 # --- payload -> Message --------------------------------------------------------------------
