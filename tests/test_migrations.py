@@ -106,12 +106,24 @@ def test_step_by_step_each_version_has_exactly_its_schema(scratch):
 
 
 def test_downgrading_the_newest_step_keeps_every_row(scratch):
+    """0004 promises to drop only its two indexes."""
+    migrate.upgrade(**SILENT)
+    before = seed_domain_rows()
+    indexes = {i.name for i in database.db.get_indexes("emails")}
+    assert "emails_recipient_normalised" in indexes
+    migrate.downgrade(**SILENT)
+    assert migrate.current_version() == migrate.head_version() - 1
+    assert "emails_recipient_normalised" not in {i.name for i in database.db.get_indexes("emails")}
+    assert {m._meta.table_name: m.select().count() for m in DOMAIN_MODELS} == before
+
+
+def test_downgrading_the_explanations_step_keeps_every_row(scratch):
     """0003 promises to drop only the explanation column."""
     migrate.upgrade(**SILENT)
     before = seed_domain_rows()
     TherapeutAnfragePatient.update(auswahl={"soft_passed": ["S1"]}).execute()
-    migrate.downgrade(**SILENT)
-    assert migrate.current_version() == migrate.head_version() - 1
+    migrate.downgrade(to=2, **SILENT)
+    assert migrate.current_version() == 2
     database.db.close()  # peewee would select the dropped column: read the rows raw
     counts = {
         table: database.db.execute_sql(f'SELECT COUNT(*) FROM "{table}"').fetchone()[0]
@@ -194,6 +206,7 @@ def test_cli_status_upgrade_downgrade(scratch):
     assert up.returncode == 0, up.stderr
     assert "applied 0001_domain" in up.stdout and "applied 0002_operations" in up.stdout
     assert "applied 0003_bundle_explanations" in up.stdout
+    assert "applied 0004_address_indexes" in up.stdout
 
     down = run_cli(scratch, "downgrade", "--to", "0")
     assert down.returncode == 0, down.stderr

@@ -11,6 +11,8 @@ from __future__ import annotations
 import datetime as dt
 import zlib
 
+from peewee import fn
+
 from db.database import db, is_postgres, write_transaction
 from db.models import (
     Email,
@@ -50,28 +52,25 @@ def _address_lock(address: str) -> None:
         db.execute_sql("SELECT pg_advisory_xact_lock(%s, %s)", (72_633_201, key))
 
 
+def normalised(column):
+    """SQL for an address as ``normalize_email`` spells it; migration 0004 indexes it."""
+    return fn.LOWER(fn.TRIM(column))
+
+
 def last_rate_limited_email(address: str) -> dt.datetime | None:
     """When the last inquiry or reminder was queued to ``address`` (normalised), if ever."""
-    latest = None
-    for email in Email.select(Email.empfaenger_email, Email.in_warteschlange_am).where(
-        Email.art.in_(RATE_KINDS) & Email.in_warteschlange_am.is_null(False)
-    ):
-        if normalize_email(email.empfaenger_email) == address and (
-            latest is None or email.in_warteschlange_am > latest
-        ):
-            latest = email.in_warteschlange_am
-    return latest
+    return (
+        Email.select(fn.MAX(Email.in_warteschlange_am))
+        .where((normalised(Email.empfaenger_email) == address) & Email.art.in_(RATE_KINDS))
+        .scalar()
+    )
 
 
 def _practice(therapist: Therapist) -> list[Therapist]:
     address = normalize_email(therapist.email)
     if not address:
         return [therapist]
-    return [
-        t
-        for t in Therapist.select().where(Therapist.email.is_null(False))
-        if normalize_email(t.email) == address
-    ]
+    return list(Therapist.select().where(normalised(Therapist.email) == address))
 
 
 def _check_contactable(therapist: Therapist, now: dt.datetime) -> None:
