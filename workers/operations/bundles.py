@@ -208,7 +208,11 @@ def list_selectable_therapists(plz_prefix: str, now: dt.datetime | None = None):
 def preview_anfrage(therapist_id: int, plz_prefix: str | None = None, now=None) -> Selection:
     """The patients a bundle for this therapist would hold now, explained; stores nothing."""
     selection = select_for_therapist(
-        snapshot.load(now), params(), therapist_id, mode="staff", plz_prefix=plz_prefix
+        snapshot.load(now, practice_of=therapist_id),
+        params(),
+        therapist_id,
+        mode="staff",
+        plz_prefix=plz_prefix,
     )
     raise_for(selection)
     return selection
@@ -245,7 +249,11 @@ def create_anfrage(
     with write_transaction():
         bundling_lock()
         selection = select_for_therapist(
-            snapshot.load(now), params(), therapist_id, mode="staff", plz_prefix=plz_prefix
+            snapshot.load(now, practice_of=therapist_id),
+            params(),
+            therapist_id,
+            mode="staff",
+            plz_prefix=plz_prefix,
         )
         raise_for(selection)
         (anfrage_id,) = write_bundles(

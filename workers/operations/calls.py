@@ -17,9 +17,14 @@ OUTCOMES = ("abgeschlossen", "fehlgeschlagen", "abgebrochen")
 
 
 def set_call_status(
-    call_id: int, status: str, *, ergebnis: str | None = None, responses: dict | None = None,
-    actor: str = "staff", now: dt.datetime | None = None,
-) -> dict:  # fmt: skip
+    call_id: int,
+    status: str,
+    *,
+    ergebnis: str | None = None,
+    responses: dict | None = None,
+    actor: str = "staff",
+    now: dt.datetime | None = None,
+) -> dict:
     """Finish a planned call. ``abgeschlossen`` with ``responses`` records the therapist's
     answer to the call's Anfrage through ``record_response`` (cooling starts there);
     ``fehlgeschlagen`` changes nothing else (no cooling, the Anfrage stays pending)."""
@@ -41,9 +46,13 @@ def set_call_status(
             if status != "abgeschlossen":
                 raise OperationError("INVALID_STATE", "only a completed call carries an answer")
             response = record_response(
-                call.therapeutenanfrage_id, responses, ergebnis, actor=actor, now=now,
+                call.therapeutenanfrage_id,
+                responses,
+                ergebnis,
+                actor=actor,
+                now=now,
                 source="telefon",
-            ).as_dict()  # fmt: skip
+            ).as_dict()
         call.status = status
         call.ergebnis = ergebnis
         if status == "abgeschlossen":
@@ -51,8 +60,14 @@ def set_call_status(
             call.tatsaechliche_zeit = call.tatsaechliche_zeit or call.geplante_zeit
         call.notizen = notes.append(call.notizen, now, actor, f"{status}: {ergebnis or ''}".strip())
         call.save()
-        audit.record(actor, "set_call_status", "telefonanruf", call.id,
-                     {"status": status, "answered": response is not None}, at=now)  # fmt: skip
+        audit.record(
+            actor,
+            "set_call_status",
+            "telefonanruf",
+            call.id,
+            {"status": status, "answered": response is not None},
+            at=now,
+        )
     return {"call_id": call.id, "status": status, "response": response}
 
 
@@ -64,9 +79,11 @@ def reschedule(call_id: int, *, actor: str = "staff", now: dt.datetime | None = 
         raise OperationError("CALL_NOT_FOUND", f"no call {call_id}", status=404)
     try:
         new = schedule_call(
-            call.therapist_id, call.tatsaechliches_datum or local_today(now),
-            call.therapeutenanfrage_id, patient_id=call.patient_id,
-        )  # fmt: skip
+            call.therapist_id,
+            call.tatsaechliches_datum or local_today(now),
+            call.therapeutenanfrage_id,
+            patient_id=call.patient_id,
+        )
     except CallTargetNotFound as error:
         raise OperationError(error.code, str(error), status=404) from None
     with write_transaction():

@@ -287,7 +287,7 @@ def follow_up_one(anfrage_id: int, *, now: dt.datetime, actor: str):
 def conflict_alternatives(therapist_id: int, now: dt.datetime | None = None) -> list[int]:
     """Patient ids the engine would offer this therapist now, cooling ignored (domain.md 11.5)."""
     selection = select_for_therapist(
-        snapshot.load(now),
+        snapshot.load(now, practice_of=therapist_id),
         Params.from_settings(settings.get()),
         therapist_id,
         mode="staff",

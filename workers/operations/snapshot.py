@@ -93,10 +93,24 @@ def email_last_queued() -> dict[str, dt.datetime]:
     return out
 
 
-def load_therapists(pending: set[int]) -> list[TherapistData]:
+def practice_filter(therapist_id: int):
+    """WHERE clause for a therapist and every member of its practice (same normalised email)."""
+    from peewee import fn
+
+    email = Therapist.select(Therapist.email).where(Therapist.id == therapist_id).scalar()
+    address = (email or "").strip().lower()
+    if not address:
+        return Therapist.id == therapist_id
+    return (Therapist.id == therapist_id) | (fn.LOWER(fn.TRIM(Therapist.email)) == address)
+
+
+def load_therapists(pending: set[int], where=None) -> list[TherapistData]:
     fields = [getattr(Therapist, c) for c in THERAPIST_COLUMNS]
     out = []
-    for row in Therapist.select(*fields).tuples():
+    query = Therapist.select(*fields)
+    if where is not None:
+        query = query.where(where)
+    for row in query.tuples():
         values = dict(zip(THERAPIST_COLUMNS, row, strict=True))
         values["arbeitszeiten"] = minute_ranges(values["arbeitszeiten"])
         values["bevorzugte_symptome"] = tuple(values["bevorzugte_symptome"] or ())
@@ -196,11 +210,19 @@ def load_searches(where=None) -> list[SearchData]:
 
 
 def load(
-    now: dt.datetime | None = None, search_where=None, include_searches: bool = True
+    now: dt.datetime | None = None,
+    search_where=None,
+    include_searches: bool = True,
+    practice_of: int | None = None,
 ) -> Snapshot:
-    """The snapshot for selection at ``now`` (naive UTC; default: the current time)."""
+    """The snapshot for selection at ``now`` (naive UTC; default: the current time).
+
+    ``practice_of`` limits the therapists to one therapist's practice: enough for a
+    staff preview or composition, and far cheaper than all of Germany.
+    """
     now = now or utcnow()
-    therapists = load_therapists(therapists_with_pending_anfrage())
+    where = practice_filter(practice_of) if practice_of is not None else None
+    therapists = load_therapists(therapists_with_pending_anfrage(), where)
     return Snapshot(
         therapists=tuple(therapists),
         searches=tuple(load_searches(search_where)) if include_searches else (),
