@@ -116,7 +116,7 @@ def scratch_database_url(database_url, backend, tmp_path):
     separator = "&" if "?" in database_url else "?"
     yield f"{database_url}{separator}options=-csearch_path%3D{schema}"
     admin.execute_sql(f'DROP SCHEMA "{schema}" CASCADE')
-    admin.close()
+    database.release(admin)
 
 
 @pytest.fixture(scope="session")
