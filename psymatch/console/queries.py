@@ -239,3 +239,31 @@ def anfrage_lines(anfrage_id: int) -> dict | None:
             for r in rows
         ],
     }
+
+
+def therapist_names(ids) -> dict[int, str]:
+    """Display names of the given therapists, by id."""
+    ids = list(set(ids))
+    if not ids:
+        return {}
+    return {t.id: person(t) for t in Therapist.select().where(Therapist.id.in_(ids))}
+
+
+def cooling_therapists(today: dt.date | None = None) -> list[dict]:
+    """Therapists whose cooling period runs past today, soonest contactable first (domain.md 6)."""
+    day = _today(today)
+    query = (
+        Therapist.select()
+        .where(Therapist.naechster_kontakt_moeglich > day)
+        .order_by(Therapist.naechster_kontakt_moeglich, Therapist.id)
+    )
+    return [
+        {
+            "therapist_id": t.id,
+            "therapeut": person(t),
+            "plz": t.plz,
+            "naechster_kontakt": t.naechster_kontakt_moeglich,
+            "tage": (t.naechster_kontakt_moeglich - day).days,
+        }
+        for t in query
+    ]
