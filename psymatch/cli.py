@@ -126,6 +126,21 @@ def cmd_geo_load(args) -> int:
     return 0
 
 
+def cmd_backup(args) -> int:
+    from psymatch import backup
+
+    print(f"backup written to {backup.backup(args.file)}")
+    return 0
+
+
+def cmd_restore(args) -> int:
+    from psymatch import backup
+
+    backup.restore(args.file)
+    print(f"restored {args.file}")
+    return 0
+
+
 def cmd_run(args) -> int:
     from psymatch.runner import Runner
 
@@ -392,6 +407,13 @@ def build_parser() -> argparse.ArgumentParser:
     bw.add_argument("--requests", type=int, required=True)
     bw.add_argument("--json", action="store_true")
     bw.set_defaults(func=cmd_bench_webhooks)
+
+    bk = commands.add_parser("backup", help="write a backup of the database to FILE")
+    bk.add_argument("file")
+    bk.set_defaults(func=cmd_backup)
+    rs = commands.add_parser("restore", help="restore FILE into the (empty) database")
+    rs.add_argument("file")
+    rs.set_defaults(func=cmd_restore)
 
     run = commands.add_parser("run", help="run the whole demo: web, worker, clock, console")
     run.add_argument("--demo-therapists", type=int, default=1500)
