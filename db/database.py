@@ -92,6 +92,12 @@ def release(database: peewee.Database | None) -> None:
         database.close_all()
 
 
+def locked(query):
+    """``SELECT ... FOR UPDATE`` on PostgreSQL; on SQLite the IMMEDIATE write
+    transaction (``write_transaction``) already holds the only write lock."""
+    return query.for_update() if is_postgres() else query
+
+
 def is_postgres() -> bool:
     return isinstance(db.obj, peewee.PostgresqlDatabase)
 

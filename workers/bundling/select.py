@@ -82,7 +82,7 @@ def valid_prefix(prefix: str | None, params: Params) -> bool:
     return prefix is not None and bool(re.fullmatch(rf"[0-9]{{{params.plz_digits}}}", prefix))
 
 
-def _usable(snapshot: Snapshot, params: Params, searches, plz_prefix, search_filter):
+def _usable(searches, plz_prefix, search_filter):
     mask = np.array(
         [
             s.status == "aktiv"
@@ -115,7 +115,7 @@ def _selections(
 ) -> list[Selection]:
     searches = snapshot.searches
     s_arrays = build_search_arrays(snapshot, params)
-    usable = _usable(snapshot, params, searches, plz_prefix, search_filter)
+    usable = _usable(searches, plz_prefix, search_filter)
     t_arrays = build_therapist_arrays(therapists)
     chosen, dist, bits, levels, eligible = kernel.run(
         t_arrays,

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from db.database import is_postgres, write_transaction
+from db.database import locked, write_transaction
 from db.models import Patient, PlzCentroid, Telefonanruf, Therapist
 
 from .slots import SlotParams, parse_time, plan_call
@@ -28,13 +28,6 @@ class CallTargetNotFound(LookupError):
         super().__init__(f"{code}: {target_id}")
         self.code = code
         self.target_id = target_id
-
-
-def _locked(model, record_id: int):
-    query = model.select().where(model.id == record_id)
-    if is_postgres():
-        query = query.for_update()
-    return query.first()
 
 
 def booked_calls(field, record_id: int, after: dt.date) -> list[tuple[dt.date, int, int]]:
@@ -80,7 +73,7 @@ def schedule_call(
     if notiz is None and anfrage_id is not None:
         notiz = f"Ref: A{anfrage_id}"
     with write_transaction():
-        callee = _locked(model, record_id)
+        callee = locked(model.select().where(model.id == record_id)).first()
         if callee is None:
             raise CallTargetNotFound(code, record_id)
         windows = callee.telefonische_erreichbarkeit if model is Therapist else {}

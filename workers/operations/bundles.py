@@ -18,7 +18,7 @@ from psymatch import settings
 from workers.bundling import Params, Selection, list_selectable, plan_round, select_for_therapist
 from workers.bundling import select as outcomes
 
-from . import audit, flags, snapshot
+from . import audit, flags, notes, snapshot
 from .errors import OperationError
 from .locks import bundling_lock
 
@@ -95,10 +95,6 @@ def raise_for(selection: Selection) -> None:
     raise OperationError(code, message, status=status, details=details)
 
 
-def _note(now: dt.datetime, author: str, text: str) -> str:
-    return f"[{now:%Y-%m-%d %H:%M} ({author})] {text}\n"
-
-
 def write_bundles(
     selections: list[Selection],
     *,
@@ -129,7 +125,7 @@ def write_bundles(
                 "angenommen_anzahl": 0,
                 "abgelehnt_anzahl": 0,
                 "keine_antwort_anzahl": 0,
-                "notizen": _note(
+                "notizen": notes.line(
                     now, actor, f"{label}: {len(selection.patients)} Patienten, {soft}"
                 ),
                 "email_id": None,

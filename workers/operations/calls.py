@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 
-from db.database import write_transaction
+from db.database import locked, write_transaction
 from db.models import Telefonanruf, utcnow
 from workers.calls.schedule import CallTargetNotFound, schedule_call
 
 from . import audit, notes
 from .errors import OperationError
-from .responses import _locked, record_response
+from .responses import record_response
 from .snapshot import local_today
 
 OUTCOMES = ("abgeschlossen", "fehlgeschlagen", "abgebrochen")
@@ -32,7 +32,7 @@ def set_call_status(
     if status not in OUTCOMES:
         raise OperationError("INVALID_STATUS", f"{status!r} is not one of {', '.join(OUTCOMES)}")
     with write_transaction():
-        call = _locked(Telefonanruf.select().where(Telefonanruf.id == call_id)).first()
+        call = locked(Telefonanruf.select().where(Telefonanruf.id == call_id)).first()
         if call is None:
             raise OperationError("CALL_NOT_FOUND", f"no call {call_id}", status=404)
         if call.status != "geplant":

@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
-from db.database import is_postgres, write_transaction
+from db.database import locked, write_transaction
 from db.models import (
     OutboxItem,
     Platzsuche,
@@ -34,15 +34,8 @@ POST_ACCEPTANCE = ("in_Sitzungen", "nicht_erschienen")
 ACCEPTED_ANSWERS = ("angenommen", "in_Sitzungen", "nicht_erschienen")
 
 
-def _locked(query):
-    """SELECT ... FOR UPDATE on PostgreSQL; SQLite's IMMEDIATE transaction already locks."""
-    return query.for_update() if is_postgres() else query
-
-
 def _load_anfrage(anfrage_id) -> Therapeutenanfrage:
-    anfrage = _locked(
-        Therapeutenanfrage.select().where(Therapeutenanfrage.id == anfrage_id)
-    ).first()
+    anfrage = locked(Therapeutenanfrage.select().where(Therapeutenanfrage.id == anfrage_id)).first()
     if anfrage is None:
         raise OperationError("ANFRAGE_NOT_FOUND", f"no Anfrage A{anfrage_id}", status=404)
     return anfrage
@@ -185,7 +178,7 @@ def record_response(
         search_ids = sorted(row_by_patient[p].platzsuche_id for p in entries)
         searches = {
             s.id: s
-            for s in _locked(
+            for s in locked(
                 Platzsuche.select().where(Platzsuche.id.in_(search_ids)).order_by(Platzsuche.id)
             )
         }
@@ -336,7 +329,7 @@ def record_patient_outcome(
             )
         row.antwortergebnis = outcome
         row.save()
-        search = _locked(Platzsuche.select().where(Platzsuche.id == row.platzsuche_id)).get()
+        search = locked(Platzsuche.select().where(Platzsuche.id == row.platzsuche_id)).get()
         cleared = False
         if outcome == "nicht_erschienen":
             add_exclusion(search, anfrage.therapist_id, now, "nicht_erschienen")

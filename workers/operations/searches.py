@@ -6,7 +6,7 @@ import datetime as dt
 
 import peewee
 
-from db.database import is_postgres, write_transaction
+from db.database import locked, write_transaction
 from db.models import OutboxItem, Patient, Platzsuche, Therapist, utcnow
 from psymatch.domain import searches as rules
 
@@ -19,8 +19,7 @@ UNSET = object()
 
 
 def _search(search_id: int) -> Platzsuche:
-    query = Platzsuche.select().where(Platzsuche.id == search_id)
-    search = (query.for_update() if is_postgres() else query).first()
+    search = locked(Platzsuche.select().where(Platzsuche.id == search_id)).first()
     if search is None:
         raise OperationError("PLATZSUCHE_NOT_FOUND", f"no Platzsuche {search_id}", status=404)
     return search

@@ -11,9 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import zlib
 
-from peewee import fn
-
-from db.database import db, is_postgres, write_transaction
+from db.database import db, is_postgres, locked, write_transaction
 from db.models import (
     Email,
     OutboxItem,
@@ -40,9 +38,6 @@ from workers.emailing.queue import outbox_send, queue_email
 
 from . import audit, notes, snapshot
 from .errors import OperationError
-from .responses import _locked
-
-RATE_KINDS = ("anfrage", "erinnerung")
 
 
 def _address_lock(address: str) -> None:
@@ -52,25 +47,11 @@ def _address_lock(address: str) -> None:
         db.execute_sql("SELECT pg_advisory_xact_lock(%s, %s)", (72_633_201, key))
 
 
-def normalised(column):
-    """SQL for an address as ``normalize_email`` spells it; migration 0004 indexes it."""
-    return fn.LOWER(fn.TRIM(column))
-
-
-def last_rate_limited_email(address: str) -> dt.datetime | None:
-    """When the last inquiry or reminder was queued to ``address`` (normalised), if ever."""
-    return (
-        Email.select(fn.MAX(Email.in_warteschlange_am))
-        .where((normalised(Email.empfaenger_email) == address) & Email.art.in_(RATE_KINDS))
-        .scalar()
-    )
-
-
 def _practice(therapist: Therapist) -> list[Therapist]:
     address = normalize_email(therapist.email)
     if not address:
         return [therapist]
-    return list(Therapist.select().where(normalised(Therapist.email) == address))
+    return list(Therapist.select().where(snapshot.normalised(Therapist.email) == address))
 
 
 def _check_contactable(therapist: Therapist, now: dt.datetime) -> None:
@@ -96,7 +77,7 @@ def _check_contactable(therapist: Therapist, now: dt.datetime) -> None:
     address = normalize_email(therapist.email)
     if address:
         _address_lock(address)
-        last = last_rate_limited_email(address)
+        last = snapshot.email_last_queued(address)
         interval = dt.timedelta(days=settings.get().EMAIL_MIN_INTERVAL_DAYS)
         if last is not None and now - last < interval:
             raise OperationError(
@@ -132,7 +113,7 @@ def send_anfrage(anfrage_id: int, *, actor: str = "system", now: dt.datetime | N
     """Send one Anfrage by email, or by phone call when the therapist has no email (domain.md 9)."""
     now = now or utcnow()
     with write_transaction():
-        anfrage = _locked(
+        anfrage = locked(
             Therapeutenanfrage.select().where(Therapeutenanfrage.id == anfrage_id)
         ).first()
         if anfrage is None:
@@ -220,7 +201,7 @@ def follow_up_one(anfrage_id: int, *, now: dt.datetime, actor: str):
     s = settings.get()
     threshold = dt.timedelta(days=s.FOLLOW_UP_THRESHOLD_DAYS)
     with write_transaction():
-        anfrage = _locked(
+        anfrage = locked(
             Therapeutenanfrage.select().where(Therapeutenanfrage.id == anfrage_id)
         ).first()
         if anfrage is None or anfrage.antwort_datum is not None or anfrage.gesendet_datum is None:

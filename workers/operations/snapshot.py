@@ -24,7 +24,6 @@ from workers.bundling.data import (
     minute_ranges,
     parse_exclusions,
 )
-from workers.bundling.practice import normalize_email
 
 THERAPIST_COLUMNS = (
     "id",
@@ -69,39 +68,38 @@ def therapists_with_pending_anfrage() -> set[int]:
     return {row[0] for row in query.tuples()}
 
 
-def email_last_queued() -> dict[str, dt.datetime]:
-    """Normalised address -> last inquiry or reminder email queued to it (rule 4)."""
-    out: dict[str, dt.datetime] = {}
-    inquiry = (
-        Therapeutenanfrage.select(Email.empfaenger_email, fn.MAX(Therapeutenanfrage.gesendet_datum))
-        .join(Email, on=(Therapeutenanfrage.email == Email.id))
-        .where(Therapeutenanfrage.gesendet_datum.is_null(False))
-        .group_by(Email.empfaenger_email)
+# Rule 4 of domain.md 6 counts these kinds of email; one definition for the round's
+# snapshot and for the check inside the sending transaction.
+RATE_LIMITED_KINDS = ("anfrage", "erinnerung")
+
+
+def normalised(column):
+    """SQL for an address as ``normalize_email`` spells it; migration 0004 indexes it."""
+    return fn.LOWER(fn.TRIM(column))
+
+
+def email_last_queued(address: str | None = None):
+    """When the last inquiry or reminder was queued, per normalised address (rule 4).
+
+    Without ``address``: a dict for every address; with one: that address's time or None.
+    """
+    key = normalised(Email.empfaenger_email)
+    query = Email.select(key, fn.MAX(Email.in_warteschlange_am)).where(
+        Email.art.in_(RATE_LIMITED_KINDS) & Email.in_warteschlange_am.is_null(False)
     )
-    reminder = (
-        Therapeutenanfrage.select(
-            Email.empfaenger_email, fn.MAX(Therapeutenanfrage.erinnerung_gesendet_datum)
-        )
-        .join(Email, on=(Therapeutenanfrage.reminder_email == Email.id))
-        .where(Therapeutenanfrage.erinnerung_gesendet_datum.is_null(False))
-        .group_by(Email.empfaenger_email)
-    )
-    for address, when in list(inquiry.tuples()) + list(reminder.tuples()):
-        key = normalize_email(address)
-        if key and when and (key not in out or when > out[key]):
-            out[key] = when
-    return out
+    if address is not None:
+        row = query.where(key == address).group_by(key).tuples().first()
+        return row[1] if row else None
+    return dict(query.group_by(key).tuples())
 
 
 def practice_filter(therapist_id: int):
     """WHERE clause for a therapist and every member of its practice (same normalised email)."""
-    from peewee import fn
-
     email = Therapist.select(Therapist.email).where(Therapist.id == therapist_id).scalar()
     address = (email or "").strip().lower()
     if not address:
         return Therapist.id == therapist_id
-    return (Therapist.id == therapist_id) | (fn.LOWER(fn.TRIM(Therapist.email)) == address)
+    return (Therapist.id == therapist_id) | (normalised(Therapist.email) == address)
 
 
 def load_therapists(pending: set[int], where=None) -> list[TherapistData]:

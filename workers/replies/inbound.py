@@ -33,7 +33,7 @@ import datetime as dt
 import json
 from email.utils import getaddresses
 
-from db.database import is_postgres, write_transaction
+from db.database import is_postgres, locked, write_transaction
 from db.models import (
     InboundMessage,
     OutboxItem,
@@ -47,10 +47,6 @@ from workers.operations.responses import record_response
 
 TASK = "process_reply"
 NEEDS_ANSWER = ("anstehend", "keine_antwort")
-
-
-def _locked(query):
-    return query.for_update() if is_postgres() else query
 
 
 def dedupe_key(inbound_id: int) -> str:
@@ -300,7 +296,7 @@ def process_inbound(inbound_id: int, now: dt.datetime | None = None) -> str:
     """Process one stored delivery; returns its status afterwards (``neu`` = still waiting)."""
     now = now or utcnow()
     with write_transaction():
-        inbound = _locked(InboundMessage.select().where(InboundMessage.id == inbound_id)).first()
+        inbound = locked(InboundMessage.select().where(InboundMessage.id == inbound_id)).first()
         if inbound is None:
             return "unbekannt"
         if inbound.status != "neu":
@@ -362,7 +358,7 @@ def click_claim(inbound: InboundMessage) -> dict:
 
 def _process_click(inbound: InboundMessage, now) -> str:
     claim = click_claim(inbound)
-    anfrage = _locked(
+    anfrage = locked(
         Therapeutenanfrage.select().where(Therapeutenanfrage.id == claim["anfrage_id"])
     ).first()
     if anfrage is None:
@@ -380,7 +376,7 @@ def _process_click(inbound: InboundMessage, now) -> str:
         )
         return _finish(inbound, "pruefung", now, reason=reason)
     clicks = list(
-        _locked(
+        locked(
             InboundMessage.select().where(
                 (InboundMessage.provider == "link")
                 & (InboundMessage.therapeutenanfrage == anfrage.id)
@@ -418,7 +414,7 @@ def _process_click(inbound: InboundMessage, now) -> str:
 
 
 def _review_item(inbound_id: int) -> InboundMessage:
-    inbound = _locked(InboundMessage.select().where(InboundMessage.id == inbound_id)).first()
+    inbound = locked(InboundMessage.select().where(InboundMessage.id == inbound_id)).first()
     if inbound is None:
         raise OperationError("NOT_FOUND", f"no inbound message {inbound_id}", status=404)
     if inbound.status not in ("pruefung", "neu", "fehler"):
