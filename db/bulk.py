@@ -5,6 +5,7 @@ into minutes. Here: COPY on PostgreSQL, ``executemany`` on SQLite (JSON
 through ``json()`` so the stored text equals what peewee itself would store).
 Callers provide complete rows (every listed column) and explicit ids where
 they need them; ``advance_sequences`` then moves PostgreSQL's id sequences.
+Encrypted columns (``db/crypto.py``) are encrypted here, as peewee would.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import re
 
 from peewee import BooleanField, CharField, DateField, DateTimeField, JSONField, TextField
 
+from . import crypto
 from .database import db, is_postgres
 
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
@@ -49,6 +51,15 @@ def _copy_converter(field):
     return lambda value: _NULL if value is None else repr(value)  # integers and floats
 
 
+def _column_values(field, rows: list[dict], column: str) -> list:
+    values = [row[column] for row in rows]
+    if isinstance(field, crypto.EncryptedTextField):
+        return crypto.encrypt_many(values)
+    if isinstance(field, crypto.SealableTextField):
+        return [field.db_value(v) for v in values]
+    return values
+
+
 def bulk_insert(model, columns, rows: list[dict]) -> None:
     """Insert ``rows`` (dicts with every column of ``columns``) into ``model``'s table."""
     if not rows:
@@ -56,10 +67,10 @@ def bulk_insert(model, columns, rows: list[dict]) -> None:
     table = model._meta.table_name
     is_json = [isinstance(model._meta.columns[c], JSONField) for c in columns]
     column_list = ", ".join(f'"{c}"' for c in columns)
+    by_column = {c: _column_values(model._meta.columns[c], rows, c) for c in columns}
     if is_postgres():
         converted = [
-            list(map(_copy_converter(model._meta.columns[c]), [row[c] for row in rows]))
-            for c in columns
+            list(map(_copy_converter(model._meta.columns[c]), by_column[c])) for c in columns
         ]
         text = "\n".join(map("\t".join, zip(*converted, strict=True))) + "\n"
         db.cursor().copy_expert(f'COPY "{table}" ({column_list}) FROM STDIN', io.StringIO(text))
@@ -67,7 +78,7 @@ def bulk_insert(model, columns, rows: list[dict]) -> None:
     placeholders = ", ".join("json(?)" if flag else "?" for flag in is_json)
     values = []
     for column, flag in zip(columns, is_json, strict=True):
-        column_values = [row[column] for row in rows]
+        column_values = by_column[column]
         values.append(list(map(json.dumps, column_values)) if flag else column_values)
     db.cursor().executemany(
         f'INSERT INTO "{table}" ({column_list}) VALUES ({placeholders})', zip(*values, strict=True)

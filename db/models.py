@@ -30,6 +30,7 @@ from peewee import (
 
 from psymatch.domain import vocab
 
+from .crypto import EncryptedTextField, SealableTextField
 from .database import db
 
 
@@ -144,13 +145,18 @@ class LocatedModel(TimestampedModel):
 
 
 class Patient(LocatedModel):
+    # Names and contact data are encrypted at rest (db/crypto.py, migration 0005);
+    # the lengths of domain.md are checked by the validation, not by the column.
+    strasse = EncryptedTextField(200, null=True)
+    email = EncryptedTextField(254, null=True)
+    telefon = EncryptedTextField(50, null=True)
     anrede = enum_field("anrede", vocab.ANREDE)
     geschlecht = enum_field("geschlecht", vocab.GESCHLECHT)
-    vorname = CharField(100)
-    nachname = CharField(100)
+    vorname = EncryptedTextField(100)
+    nachname = EncryptedTextField(100)
     hausarzt = CharField(200, null=True)
     krankenkasse = CharField(100, null=True)
-    krankenversicherungsnummer = CharField(50, null=True)
+    krankenversicherungsnummer = EncryptedTextField(50, null=True)
     geburtsdatum = DateField(null=True)
     symptome = json_list()
     erfahrung_mit_psychotherapie = BooleanField(null=True)
@@ -321,12 +327,15 @@ class Email(TimestampedModel):
     art = enum_field("art", vocab.EMAIL_ART)
     # Idempotency key of a sending, e.g. "anfrage:42" (kind + Anfrage or patient id).
     idempotenz_schluessel = CharField(100, unique=True)
-    betreff = CharField(300)
-    inhalt_markdown = TextField(default="")
-    inhalt_html = TextField(default="")
-    inhalt_text = TextField(default="")
-    empfaenger_email = CharField(254)
-    empfaenger_name = CharField(200, null=True)
+    # Subject, bodies and recipient name are encrypted at rest (they may name a
+    # patient); the recipient address only for patient emails (a ``Sealed`` value),
+    # therapist addresses stay plaintext for the weekly rule's index (migration 0005).
+    betreff = EncryptedTextField(300)
+    inhalt_markdown = EncryptedTextField(default="")
+    inhalt_html = EncryptedTextField(default="")
+    inhalt_text = EncryptedTextField(default="")
+    empfaenger_email = SealableTextField()
+    empfaenger_name = EncryptedTextField(200, null=True)
     absender_email = CharField(254)
     absender_name = CharField(200, null=True)
     message_id = CharField(300, null=True, unique=True)
@@ -337,7 +346,7 @@ class Email(TimestampedModel):
     wiederholungsanzahl = IntegerField(default=0)
     antwort_erhalten = BooleanField(default=False)
     antwortdatum = DateTimeField(null=True)
-    antwortinhalt = TextField(null=True)
+    antwortinhalt = EncryptedTextField(null=True)
     attachments = json_list()
 
     class Meta:

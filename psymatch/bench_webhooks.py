@@ -1,6 +1,7 @@
 """``psymatch bench webhooks --requests N``: inbound webhooks through a real gunicorn.
 
-Starts gunicorn (2 workers, gthread) serving the web app against the configured
+Starts gunicorn (2 workers, gthread, the web process's ``webhooks/gunicorn_conf.py``:
+request metrics in multiprocess files, request ids) serving the web app against the configured
 database (``DATABASE_URL``) on a free loopback port, with ``PSYMATCH_BENCH_ROUTES=true``
 so that the app also serves ``/bench/bare`` (204, no database): the floor of the same
 server. Then, from a pool of 16 client threads with keep-alive connections:
@@ -24,10 +25,12 @@ import contextlib
 import http.client
 import random
 import secrets
+import shutil
 import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -64,11 +67,15 @@ def _free_port() -> int:
 
 @contextlib.contextmanager
 def _server(port: int, report):
-    env = settings.child_environ(PSYMATCH_BENCH_ROUTES="true")
+    # the production gunicorn config (multiprocess metrics, logs), with its own metrics files
+    metrics_dir = tempfile.mkdtemp(prefix="bench-metrics-")
+    env = settings.child_environ(PSYMATCH_BENCH_ROUTES="true", METRICS_DIR=metrics_dir)
     command = [
         sys.executable,
         "-m",
         "gunicorn",
+        "-c",
+        str(settings.PROJECT_ROOT / "webhooks" / "gunicorn_conf.py"),
         "--workers",
         str(GUNICORN_WORKERS),
         "--threads",
@@ -111,6 +118,7 @@ def _server(port: int, report):
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+        shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
 class _Client:

@@ -112,6 +112,17 @@ def cmd_demo_data(args) -> int:
         today=args.today,
         report=None if args.json else print,
     )
+    if args.scenario:
+        from psymatch import demo_scenario
+
+        try:
+            counts["scenario"] = demo_scenario.stage(
+                today=args.today, seed=args.seed, report=None if args.json else print
+            )
+        except demo_scenario.ScenarioError as error:
+            raise demo_scenario.ScenarioError(
+                f"demo data created, but the scenario was not staged: {error}"
+            ) from None
     if args.json:
         print(json.dumps(counts))
     return 0
@@ -144,7 +155,51 @@ def cmd_restore(args) -> int:
 def cmd_run(args) -> int:
     from psymatch.runner import Runner
 
+    settings.require_secrets()
     return Runner(args.demo_therapists, args.demo_patients, args.seed).run()
+
+
+# --- security and privacy ----------------------------------------------------------------------
+
+
+def cmd_erase(args) -> int:
+    from workers.operations.errors import OperationError
+    from workers.operations.privacy import erase_patient
+
+    _connect()
+    _require_head()
+    try:
+        result = erase_patient(args.patient_id, args.actor, args.reason)
+    except OperationError as exc:
+        raise CommandError(str(exc)) from None
+    if args.json:
+        print(json.dumps(result, sort_keys=True))
+    elif result["already_erased"]:
+        print(f"patient {args.patient_id} was already erased; nothing changed")
+    else:
+        changed = ", ".join(
+            f"{k} {v}" for k, v in result.items() if k not in ("patient_id", "already_erased")
+        )
+        print(f"patient {args.patient_id} erased ({changed})")
+    return 0
+
+
+def cmd_crypto_rotate(args) -> int:
+    from db import crypto
+    from db.models import ALL_MODELS
+
+    _connect()
+    _require_head()
+    counts = crypto.rotate(ALL_MODELS, report=lambda line: print(line))
+    print(f"re-encrypted {sum(counts.values())} values with the first key of ENCRYPTION_KEYS")
+    return 0
+
+
+def cmd_crypto_generate_key(args) -> int:
+    from db import crypto
+
+    print(crypto.generate_key())
+    return 0
 
 
 # --- bundles ----------------------------------------------------------------------------------
@@ -289,6 +344,21 @@ def cmd_bench_webhooks(args) -> int:
     return 0
 
 
+def cmd_soak(args) -> int:
+    from psymatch import soak
+
+    _connect()
+    _require_head()
+    figures = soak.run(
+        args.minutes,
+        workers=args.workers,
+        round_every_s=args.round_every,
+        report=lambda line: print(line, file=sys.stderr, flush=True),
+    )
+    print(json.dumps(figures) if args.json else json.dumps(figures, indent=2))
+    return 0
+
+
 def cmd_bench_bundling(args) -> int:
     from psymatch import bench
 
@@ -297,6 +367,15 @@ def cmd_bench_bundling(args) -> int:
     )
     print(json.dumps(figures) if args.json else json.dumps(figures, indent=2))
     return 0
+
+
+def cmd_faults(args) -> int:
+    from psymatch.faults import faults
+
+    report = None if args.json else (lambda line: print(line, file=sys.stderr, flush=True))
+    result = faults.run_suite(only=args.only, report=report)
+    print(json.dumps(result) if args.json else faults.table(result))
+    return 0 if result["passed"] else 1
 
 
 # --- parser ----------------------------------------------------------------------------
@@ -342,6 +421,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--today",
         type=dt.date.fromisoformat,
         help="the date the data is relative to (default: today); fixes rows across days",
+    )
+    demo_parser.add_argument(
+        "--scenario",
+        action="store_true",
+        help="then stage the demo scenario: answered bundles, placements, a conflict, "
+        "replies in review, calls due",
     )
     demo_parser.add_argument("--json", action="store_true")
     demo_parser.set_defaults(func=cmd_demo_data)
@@ -408,6 +493,24 @@ def build_parser() -> argparse.ArgumentParser:
     bw.add_argument("--json", action="store_true")
     bw.set_defaults(func=cmd_bench_webhooks)
 
+    flt = commands.add_parser(
+        "faults", help="the fault suite on a scratch PostgreSQL database <name>_faults"
+    )
+    flt.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    flt.add_argument(
+        "--only", action="append", metavar="FAULT", help="run only this fault (repeatable)"
+    )
+    flt.set_defaults(func=cmd_faults)
+
+    sk = commands.add_parser(
+        "soak", help="web, clock and N workers under steady load for M minutes (PostgreSQL)"
+    )
+    sk.add_argument("--minutes", type=float, default=10)
+    sk.add_argument("--workers", type=int, default=3, help="worker processes (honcho -c worker=N)")
+    sk.add_argument("--round-every", type=int, default=120, help="seconds between bundle rounds")
+    sk.add_argument("--json", action="store_true")
+    sk.set_defaults(func=cmd_soak)
+
     bk = commands.add_parser("backup", help="write a backup of the database to FILE")
     bk.add_argument("file")
     bk.set_defaults(func=cmd_backup)
@@ -421,6 +524,24 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int, default=1)
     run.set_defaults(func=cmd_run)
 
+    erase = commands.add_parser("erase", help="GDPR erasure: anonymise one patient")
+    erase.add_argument("patient_id", type=int)
+    erase.add_argument("--actor", required=True, help="name of the staff member")
+    erase.add_argument("--reason", required=True, help="why (e.g. the patient's request)")
+    erase.add_argument("--json", action="store_true")
+    erase.set_defaults(func=cmd_erase)
+
+    crypto_parser = commands.add_parser("crypto", help="encryption keys at rest")
+    crypto_commands = crypto_parser.add_subparsers(
+        dest="crypto_command", required=True, metavar="ACTION"
+    )
+    rot = crypto_commands.add_parser(
+        "rotate", help="re-encrypt every stored value with the first key of ENCRYPTION_KEYS"
+    )
+    rot.set_defaults(func=cmd_crypto_rotate)
+    gen = crypto_commands.add_parser("generate-key", help="print a new Fernet key")
+    gen.set_defaults(func=cmd_crypto_generate_key)
+
     geo = commands.add_parser("geo", help="geo reference data")
     geo_commands = geo.add_subparsers(dest="geo_command", required=True, metavar="ACTION")
     load = geo_commands.add_parser("load", help="load PLZ centroids from GeoNames")
@@ -432,6 +553,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        from psymatch import logs
+
+        logs.setup(default_level="WARNING")  # LOG_FORMAT / LOG_LEVEL, as every process
         return args.func(args)
     except KeyboardInterrupt:
         print("psymatch: interrupted", file=sys.stderr)

@@ -58,6 +58,12 @@ class Runner:
                 seed=seed,
                 report=lambda line: print(f"[demo] {line}"),
             )
+            from psymatch import demo_scenario
+
+            try:
+                demo_scenario.stage(seed=seed, report=lambda line: print(f"[demo] {line}"))
+            except demo_scenario.ScenarioError as error:
+                print(f"[demo] scenario skipped: {error}")
         database.db.close()
 
     def start_helper(self, name: str, module: str, ready) -> None:
@@ -127,6 +133,8 @@ class Runner:
                     "psymatch is running (Ctrl-C stops everything):",
                     f"  console   http://127.0.0.1:{s.CONSOLE_PORT}/lab",
                     f"  webhooks  http://127.0.0.1:{s.PORT}/  (health: http://127.0.0.1:{s.PORT}/healthz)",
+                    f"  metrics   http://127.0.0.1:{s.PORT}/metrics  (workers: "
+                    f"http://{s.WORKER_METRICS_HOST}:{s.WORKER_METRICS_PORT}/metrics)",
                     f"  mail sink {s.SMTP_URL}  -> {Path(s.VAR_DIR) / 'mail'}",
                     f"  database  {s.DATABASE_URL}",
                     f"  redis     {self.env.get('REDIS_URL')}",

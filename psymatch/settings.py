@@ -12,6 +12,7 @@ import dataclasses
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlparse
 
 from dotenv import dotenv_values
 
@@ -128,6 +129,25 @@ class Settings:
     NOMINATIM_USER_AGENT: str = "psymatch/0.1 (ops@psymatch.example)"
     NOMINATIM_TIMEOUT_S: float = 10.0
 
+    # Security (SECURITY.md): demo or production; at-rest encryption keys; console token.
+    # PSYMATCH_MODE empty = derived: demo when PUBLIC_BASE_URL points at this machine.
+    PSYMATCH_MODE: str = ""
+    # Fernet keys, comma-separated: the first encrypts, all decrypt (rotation). Empty in
+    # demo mode = DEMO_ENCRYPTION_KEY; outside demo mode it must be set.
+    ENCRYPTION_KEYS: str = ""
+    CONSOLE_TOKEN: str = ""
+    # The staff member working at this console: the actor of its audit rows (required by
+    # the console outside demo mode; "staff" when unset in demo mode).
+    STAFF_NAME: str = ""
+
+    # Observability (README "Observability"): log format, metrics files and ports
+    LOG_FORMAT: str = "text"  # text or json (one JSON object per line)
+    LOG_LEVEL: str = ""  # empty = the process's own default (INFO for web, worker, clock)
+    METRICS_DIR: str = ""  # empty = VAR_DIR/prometheus; multiprocess metric files
+    METRICS_TOKEN: str = ""  # set = /metrics needs "Authorization: Bearer <token>"
+    WORKER_METRICS_HOST: str = "127.0.0.1"
+    WORKER_METRICS_PORT: int = 9191  # the worker pool's /metrics; 0 = not served
+
     # Processes
     WORKER_PROCESSES: int = 2
     WORKER_THREADS: int = 4
@@ -145,6 +165,56 @@ class Settings:
             raise SettingsError("need 1 <= ROUND_MIN_SIZE <= MAX_ANFRAGE_SIZE")
         if not 0 <= self.AUTO_ROUNDS_ROLLOUT_PERCENT <= 100:
             raise SettingsError("AUTO_ROUNDS_ROLLOUT_PERCENT must be between 0 and 100")
+        if self.LOG_FORMAT not in ("text", "json"):
+            raise SettingsError(f"LOG_FORMAT must be text or json, got {self.LOG_FORMAT!r}")
+        if self.LOG_LEVEL and self.LOG_LEVEL.upper() not in _LOG_LEVELS:
+            raise SettingsError(
+                f"LOG_LEVEL must be one of {', '.join(_LOG_LEVELS)}, got {self.LOG_LEVEL!r}"
+            )
+        if not 0 <= self.WORKER_METRICS_PORT <= 65535:
+            raise SettingsError("WORKER_METRICS_PORT must be between 0 and 65535")
+        if self.PSYMATCH_MODE not in ("", "demo", "production"):
+            raise SettingsError(
+                f"PSYMATCH_MODE must be demo or production (or empty), got {self.PSYMATCH_MODE!r}"
+            )
+
+    @property
+    def demo_mode(self) -> bool:
+        """Demo mode: PSYMATCH_MODE=demo, or unset and PUBLIC_BASE_URL on this machine."""
+        if self.PSYMATCH_MODE:
+            return self.PSYMATCH_MODE == "demo"
+        return (urlparse(self.PUBLIC_BASE_URL).hostname or "") in _LOCAL_HOSTS
+
+    def encryption_keys(self) -> list[str]:
+        """The Fernet keys, newest first; the visibly named demo key in demo mode."""
+        keys = [k.strip() for k in self.ENCRYPTION_KEYS.split(",") if k.strip()]
+        if keys:
+            return keys
+        if self.demo_mode:
+            return [DEMO_ENCRYPTION_KEY]
+        raise SettingsError("ENCRYPTION_KEYS is not set (needed outside demo mode)")
+
+    def secret_problems(self) -> list[str]:
+        """Every secret that is missing, a demo default or unusable (empty in demo mode)."""
+        if self.demo_mode:
+            return []
+        problems = []
+        for name in SECRET_NAMES:
+            value = getattr(self, name)
+            if not value.strip():
+                problems.append(f"{name} is not set")
+            elif name in _DEMO_DEFAULTS and value == _DEMO_DEFAULTS[name]:
+                problems.append(f"{name} still has its demo default")
+            elif name == "ENCRYPTION_KEYS":
+                problems.extend(_key_problems(value))
+            elif len(value) < MIN_SECRET_LENGTH:
+                problems.append(f"{name} is shorter than {MIN_SECRET_LENGTH} characters")
+        return problems
+
+    @property
+    def metrics_dir(self) -> Path:
+        """Where the processes of one host share their metric files (web/, worker/)."""
+        return Path(self.METRICS_DIR) if self.METRICS_DIR else Path(self.VAR_DIR) / "prometheus"
 
     @property
     def embedded_redis(self) -> bool:
@@ -157,6 +227,80 @@ class Settings:
             value = getattr(self, f.name)
             out[f.name] = ("true" if value else "false") if isinstance(value, bool) else str(value)
         return out
+
+
+_LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+# Visibly named, public and therefore worthless outside the laptop demo.
+DEMO_ENCRYPTION_KEY = (
+    "ZGVtby1vbmx5LWtleS1wdWJsaWMtbm90LXNlY3JldCE="  # b"demo-only-key-public-not-secret!"
+)
+SECRET_NAMES = (
+    "SIGNING_KEY",
+    "MAILGUN_SIGNING_KEY",
+    "POSTMARK_WEBHOOK_PASSWORD",
+    "RAW_WEBHOOK_SECRET",
+    "ENCRYPTION_KEYS",
+    "CONSOLE_TOKEN",
+)
+MIN_SECRET_LENGTH = 16
+_DEMO_DEFAULTS = {
+    f.name: f.default
+    for f in dataclasses.fields(Settings)
+    if f.name in SECRET_NAMES and isinstance(f.default, str) and f.default
+}
+
+
+def _key_problems(value: str) -> list[str]:
+    import base64
+    import binascii
+
+    problems = []
+    for position, key in enumerate((k.strip() for k in value.split(",")), start=1):
+        try:
+            ok = len(base64.urlsafe_b64decode(key.encode())) == 32
+        except (binascii.Error, ValueError):
+            ok = False
+        if not ok:
+            problems.append(
+                f"ENCRYPTION_KEYS entry {position} is not a Fernet key "
+                "(32 url-safe base64-encoded bytes)"
+            )
+        elif key == DEMO_ENCRYPTION_KEY:
+            problems.append(f"ENCRYPTION_KEYS entry {position} is the public demo key")
+    return problems
+
+
+def require_secrets(current: Settings | None = None) -> None:
+    """Refuse to start outside demo mode while a secret is missing or a demo default.
+
+    Called by every entry point (web app, worker/clock, console, ``psymatch run``).
+    """
+    s = current or get()
+    problems = s.secret_problems()
+    if problems:
+        raise SettingsError(
+            "refusing to start outside demo mode (PSYMATCH_MODE="
+            f"{s.PSYMATCH_MODE or 'unset'}, PUBLIC_BASE_URL={s.PUBLIC_BASE_URL}): "
+            + "; ".join(problems)
+            + " (see SECURITY.md)"
+        )
+
+
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def use_prometheus_multiprocess_dir(path: Path) -> None:
+    """Make prometheus_client in this process (and its children) write metric files to ``path``.
+
+    prometheus_client decides at import time, from ``PROMETHEUS_MULTIPROC_DIR``, whether
+    values live in memory or in shared files: call this before it is imported.
+    """
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(path)
+
+
+def prometheus_multiprocess_dir() -> str | None:
+    """The multiprocess directory prometheus_client uses in this process, if any."""
+    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
 
 
 def load(environ: dict[str, str] | None = None, env_file: Path | None = None) -> Settings:

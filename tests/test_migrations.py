@@ -105,14 +105,14 @@ def test_step_by_step_each_version_has_exactly_its_schema(scratch):
     assert tables() == table_names(DOMAIN_MODELS)
 
 
-def test_downgrading_the_newest_step_keeps_every_row(scratch):
+def test_downgrading_the_index_step_keeps_every_row(scratch):
     """0004 promises to drop only its two indexes."""
-    migrate.upgrade(**SILENT)
+    migrate.upgrade(to=4, **SILENT)
     before = seed_domain_rows()
     indexes = {i.name for i in database.db.get_indexes("emails")}
     assert "emails_recipient_normalised" in indexes
     migrate.downgrade(**SILENT)
-    assert migrate.current_version() == migrate.head_version() - 1
+    assert migrate.current_version() == 3
     assert "emails_recipient_normalised" not in {i.name for i in database.db.get_indexes("emails")}
     assert {m._meta.table_name: m.select().count() for m in DOMAIN_MODELS} == before
 
@@ -225,4 +225,57 @@ def test_cli_reports_an_unusable_database_url_in_one_line():
     assert result.stderr == (
         "psymatch: error: DATABASE_URL 'mysql://nowhere/db': unsupported scheme 'mysql' "
         "(use sqlite:/// or postgresql://)\n"
+    )
+
+
+def raw(sql: str):
+    return database.db.execute_sql(sql).fetchall()
+
+
+def test_encryption_step_decrypts_on_downgrade_and_encrypts_on_upgrade(scratch):
+    """0005 keeps every row and turns the stored values into tokens and back."""
+    from db import crypto
+    from db.models import Email
+
+    migrate.upgrade(**SILENT)
+    before = seed_domain_rows()
+    patient = Patient.get(Patient.external_id == "P-1")
+    Patient.update(email="jonas.kraus@example.com", telefon="030 99887766").execute()
+    for key, therapist, to_patient in (("t", Therapist.get().id, None), ("p", None, patient.id)):
+        Email.create(
+            therapist=therapist,
+            patient=to_patient,
+            art="vermittlung" if to_patient else "anfrage",
+            idempotenz_schluessel=key,
+            betreff="Betreff Jonas Kraus",
+            inhalt_text="Guten Tag Jonas Kraus",
+            empfaenger_email=crypto.Sealed("jonas.kraus@example.com")
+            if to_patient
+            else "praxis@example.org",
+            absender_email="a@psymatch.example",
+        )
+    stored = raw('SELECT "vorname", "email", "telefon" FROM "patienten"')[0]
+    assert all(crypto.is_token(v) for v in stored)
+
+    migrate.downgrade(to=4, **SILENT)
+    assert raw('SELECT "vorname", "nachname", "email", "telefon" FROM "patienten"') == [
+        ("Jonas", "Kraus", "jonas.kraus@example.com", "030 99887766")
+    ]
+    assert sorted(raw('SELECT "empfaenger_email", "betreff", "inhalt_text" FROM "emails"')) == [
+        ("jonas.kraus@example.com", "Betreff Jonas Kraus", "Guten Tag Jonas Kraus"),
+        ("praxis@example.org", "Betreff Jonas Kraus", "Guten Tag Jonas Kraus"),
+    ]
+
+    migrate.upgrade(**SILENT)
+    assert {m._meta.table_name: m.select().count() for m in DOMAIN_MODELS} == {
+        **before,
+        "emails": 2,
+    }
+    recipients = dict(raw('SELECT "idempotenz_schluessel", "empfaenger_email" FROM "emails"'))
+    assert recipients["t"] == "praxis@example.org" and crypto.is_token(recipients["p"])
+    assert all(crypto.is_token(v) for v in raw('SELECT "nachname", "email" FROM "patienten"')[0])
+    again = Patient.get(Patient.external_id == "P-1")
+    assert (again.vorname, again.email) == ("Jonas", "jonas.kraus@example.com")
+    assert Email.get(Email.idempotenz_schluessel == "p").empfaenger_email == (
+        "jonas.kraus@example.com"
     )

@@ -9,11 +9,13 @@ from __future__ import annotations
 from flask import Flask, jsonify
 
 from db import database
+from psymatch import settings
 
-from . import devmail, health, inbound
+from . import devmail, health, inbound, observability
 
 
 def create_app(test_config: dict | None = None) -> Flask:
+    settings.require_secrets()  # outside demo mode: refuse demo or missing secrets
     app = Flask(__name__)
     app.config.update(MAX_CONTENT_LENGTH=1 * 1024 * 1024, JSON_AS_ASCII=False)
     if test_config:
@@ -34,6 +36,13 @@ def create_app(test_config: dict | None = None) -> Flask:
         ok = all(check["ok"] for check in checks.values())
         return jsonify(status="ok" if ok else "unavailable", **checks), 200 if ok else 503
 
+    @app.get("/readyz")
+    def readyz():
+        """Ready for traffic: ``SELECT 1`` and a Redis PING answer (200), else 503."""
+        parts, ok = health.readiness()
+        return jsonify(parts), 200 if ok else 503
+
+    observability.register(app)  # request ids, request metrics, GET /metrics
     devmail.register(app)  # /dev/mail, only when SMTP_URL points at this machine
     inbound.register(app)  # /webhooks/inbound/*, /r/<token>
     return app

@@ -1,4 +1,4 @@
-"""Health checks shared by ``/healthz`` and the CLI: is the database and the broker there?"""
+"""Health checks for ``/healthz``, ``/readyz`` and the CLI: are the database and broker there?"""
 
 from __future__ import annotations
 
@@ -44,6 +44,49 @@ def check_broker() -> dict:
         "kind": "embedded" if url.startswith("unix://") else "redis",
         "ms": round((time.perf_counter() - started) * 1000, 1),
     }
+
+
+READY_REDIS_TIMEOUT_S = 1.0
+
+
+def ready_database() -> str | None:
+    """``SELECT 1`` on the database: None when it answers, else the error in one line.
+
+    Connecting waits at most the URL's ``connect_timeout`` (default 5 s, see db/database.py).
+    """
+    try:
+        with database.connection():
+            database.db.execute_sql("SELECT 1").fetchone()
+    except Exception as exc:
+        return _one_line(exc)
+    return None
+
+
+def ready_broker() -> str | None:
+    """PING to the broker's Redis within a second: None when it answers, else the error."""
+    import redis
+
+    from workers import broker
+
+    try:
+        client = redis.Redis.from_url(
+            broker.redis_url(),
+            socket_connect_timeout=READY_REDIS_TIMEOUT_S,
+            socket_timeout=READY_REDIS_TIMEOUT_S,
+        )
+        try:
+            client.ping()
+        finally:
+            client.close()
+    except Exception as exc:
+        return _one_line(exc)
+    return None
+
+
+def readiness() -> tuple[dict, bool]:
+    """``({"database": "ok"|error, "broker": "ok"|error}, all ok)`` for ``/readyz``."""
+    errors = {"database": ready_database(), "broker": ready_broker()}
+    return {part: error or "ok" for part, error in errors.items()}, not any(errors.values())
 
 
 def _one_line(exc: Exception) -> str:

@@ -4,8 +4,10 @@
 periodic ones (exactly one clock process).
 """
 
+from psymatch import settings
 from workers import broker
 
+settings.require_secrets()  # outside demo mode: refuse demo or missing secrets
 broker.ensure()
 
 from workers import bundle_actors, communication_actors, outbox  # noqa: E402,F401

@@ -21,6 +21,7 @@ from psymatch import settings
 
 from . import embedded_redis
 from .middleware import DatabaseMiddleware, OutboxMiddleware
+from .observability import MessageLogContext, WorkerPrometheus
 
 
 class BrokerUnavailable(RuntimeError):
@@ -52,7 +53,8 @@ def _middleware() -> list:
 
 
 def build_broker(url: str | None = None) -> RedisBroker:
-    return RedisBroker(url=url or redis_url(), middleware=_middleware())
+    """The real broker: Redis, plus Prometheus metrics in booted worker processes."""
+    return RedisBroker(url=url or redis_url(), middleware=[*_middleware(), WorkerPrometheus()])
 
 
 def build_stub_broker() -> StubBroker:
@@ -71,6 +73,7 @@ def setup(broker=None):
     broker = broker if broker is not None else build_broker()
     broker.add_middleware(DatabaseMiddleware())
     broker.add_middleware(OutboxMiddleware())
+    broker.add_middleware(MessageLogContext())
     dramatiq.set_broker(broker)
     _installed = broker
     return broker

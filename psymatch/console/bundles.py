@@ -20,7 +20,7 @@ from workers.operations.bundles import (
 from workers.operations.sending import send_anfrage
 
 from . import queries
-from .common import StatusLine, esc, frozen, run_action, table
+from .common import StatusLine, esc, frozen, run_action, staff_name, table
 
 PATIENT_HEADERS = [
     "Pos.",
@@ -78,9 +78,9 @@ class BundlesPanel(widgets.VBox):
     selected_anfrage_id = traitlets.Int(allow_none=True)
     unsent = traitlets.List()
 
-    def __init__(self, now: dt.datetime | None = None, actor: str = "staff", **kwargs):
+    def __init__(self, now: dt.datetime | None = None, actor: str | None = None, **kwargs):
         self.now = now
-        self.actor = actor
+        self.actor = actor if actor is not None else staff_name()
         self.status = StatusLine()
         # automatic round
         self.simulate_button = widgets.Button(description="Runde simulieren", icon="flask")
@@ -133,6 +133,7 @@ class BundlesPanel(widgets.VBox):
             ],
             **kwargs,
         )
+        self.add_class("psymatch-bundles")  # a stable handle for the browser test
         self.refresh()
 
     @property

@@ -15,7 +15,7 @@ import traitlets
 from workers.operations.calls import reschedule, set_call_status
 
 from . import queries
-from .common import StatusLine, esc, frozen, run_action, table
+from .common import StatusLine, esc, frozen, run_action, staff_name, table
 from .responses import PatientOutcomeForm
 
 STATUS_TEXT = {
@@ -35,12 +35,12 @@ class CallsPanel(widgets.VBox):
         self,
         today: dt.date | None = None,
         now: dt.datetime | None = None,
-        actor: str = "staff",
+        actor: str | None = None,
         **kwargs,
     ):
         self.today = today
         self.now = now
-        self.actor = actor
+        self.actor = actor if actor is not None else staff_name()
         self.status = StatusLine()
         self.refresh_button = widgets.Button(description="Aktualisieren", icon="refresh")
         self.calls_table = widgets.HTML()

@@ -1,4 +1,4 @@
-"""Small pieces every console panel shares: status line, freezing, HTML tables."""
+"""Small pieces every console panel shares: staff name, status line, freezing, HTML tables."""
 
 from __future__ import annotations
 
@@ -7,7 +7,13 @@ import html
 
 import ipywidgets as widgets
 
+from psymatch import settings
 from workers.operations.errors import OperationError
+
+
+def staff_name() -> str:
+    """Who acts in this console (``STAFF_NAME``, written into audit rows); "staff" when unset."""
+    return settings.get().STAFF_NAME.strip() or "staff"
 
 
 def esc(value) -> str:
@@ -28,6 +34,10 @@ def table(headers: list[str], rows: list[list], css: str = "psymatch-table") -> 
 
 class StatusLine(widgets.HTML):
     """One line telling staff what the last action did: success or the outcome code."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.add_class("psymatch-status")  # a stable handle for the browser test
 
     def ok(self, text: str) -> None:
         self.value = f"<span style='color:#1a7f37'>✓ {esc(text)}</span>"

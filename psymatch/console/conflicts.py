@@ -14,7 +14,7 @@ import traitlets
 from workers.operations.searches import update_platzsuche
 
 from . import queries
-from .common import StatusLine, esc, frozen, run_action, table
+from .common import StatusLine, esc, frozen, run_action, staff_name, table
 
 
 def _fmt(value) -> str:
@@ -64,6 +64,7 @@ class ConflictRow(widgets.VBox):
             [header, details, widgets.HBox([self.therapist_select, self.assign_button])],
             **kwargs,
         )
+        self.add_class("psymatch-conflict")
 
 
 class ConflictsPanel(widgets.VBox):
@@ -71,8 +72,8 @@ class ConflictsPanel(widgets.VBox):
 
     conflicts = traitlets.List()
 
-    def __init__(self, actor: str = "staff", **kwargs):
-        self.actor = actor
+    def __init__(self, actor: str | None = None, **kwargs):
+        self.actor = actor if actor is not None else staff_name()
         self.refresh_button = widgets.Button(description="Aktualisieren", icon="refresh")
         self.refresh_button.on_click(lambda _: self.refresh())
         self.count = widgets.HTML()
@@ -88,6 +89,7 @@ class ConflictsPanel(widgets.VBox):
             ],
             **kwargs,
         )
+        self.add_class("psymatch-conflicts")  # a stable handle for the browser test
         self.refresh()
 
     @property

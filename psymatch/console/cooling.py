@@ -21,7 +21,7 @@ from db.models import utcnow  # noqa: E402
 from workers.operations.cooling import override_cooling  # noqa: E402
 
 from . import queries  # noqa: E402
-from .common import StatusLine, frozen, run_action, table  # noqa: E402
+from .common import StatusLine, frozen, run_action, staff_name, table  # noqa: E402
 
 
 def timeline_png(rows: list[dict], today: dt.date) -> bytes:
@@ -59,12 +59,12 @@ class CoolingPanel(widgets.VBox):
         self,
         today: dt.date | None = None,
         now: dt.datetime | None = None,
-        actor: str = "staff",
+        actor: str | None = None,
         **kwargs,
     ):
         self.today = today
         self.now = now
-        self.actor = actor
+        self.actor = actor if actor is not None else staff_name()
         self.status = StatusLine()
         self.refresh_button = widgets.Button(description="Aktualisieren", icon="refresh")
         self.plot = widgets.Image(format="png")

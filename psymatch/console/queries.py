@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from peewee import JOIN
+from peewee import JOIN, SQL, fn
 
 from db.models import (
     InboundMessage,
@@ -141,13 +141,17 @@ def unsent_bundles() -> list[dict]:
     ]
 
 
-def _pending_search_ids():
-    """Searches that sit in a pending (unanswered) Anfrage as a pending row."""
-    return (
-        TherapeutAnfragePatient.select(TherapeutAnfragePatient.platzsuche)
+def _in_pending_bundle():
+    """The search sits in a pending (unanswered) Anfrage as a pending row.
+
+    A correlated EXISTS, so PostgreSQL plans an anti-join; ``NOT IN (subquery)``
+    took seconds once a few thousand bundles were open."""
+    return fn.EXISTS(
+        TherapeutAnfragePatient.select(SQL("1"))
         .join(Therapeutenanfrage)
         .where(
-            (TherapeutAnfragePatient.status == "anstehend")
+            (TherapeutAnfragePatient.platzsuche == Platzsuche.id)
+            & (TherapeutAnfragePatient.status == "anstehend")
             & Therapeutenanfrage.antwort_datum.is_null()
         )
     )
@@ -161,7 +165,7 @@ def waiting_without_bundle(today: dt.date | None = None, limit: int = 10) -> lis
         .where(
             (Platzsuche.status == "aktiv")
             & Platzsuche.vermittelter_therapeut.is_null()
-            & Platzsuche.id.not_in(_pending_search_ids())
+            & ~_in_pending_bundle()
         )
         .order_by(Platzsuche.created_at, Platzsuche.id)
         .limit(limit)

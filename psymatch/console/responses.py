@@ -13,7 +13,7 @@ from workers.operations.responses import record_response
 from workers.replies.inbound import decide_review, dismiss_review
 
 from . import queries
-from .common import StatusLine, esc, frozen, run_action, table
+from .common import StatusLine, esc, frozen, run_action, staff_name, table
 
 OUTCOMES = ["angenommen", "abgelehnt_Kapazitaet", "abgelehnt_nicht_geeignet", "abgelehnt_sonstiges"]
 NO_ENTRY = "—"
@@ -78,8 +78,8 @@ def _summary(result) -> str:
 class ResponsePanel(widgets.VBox):
     """Pick an Anfrage, choose an outcome per patient, save through ``record_response``."""
 
-    def __init__(self, actor: str = "staff", **kwargs):
-        self.actor = actor
+    def __init__(self, actor: str | None = None, **kwargs):
+        self.actor = actor if actor is not None else staff_name()
         self.anfrage_input = widgets.IntText(description="Anfrage-ID")
         self.load_button = widgets.Button(description="Laden", icon="folder-open")
         self.form = PatientOutcomeForm()
@@ -101,6 +101,7 @@ class ResponsePanel(widgets.VBox):
             ],
             **kwargs,
         )
+        self.add_class("psymatch-responses")  # a stable handle for the browser test
 
     def load(self, anfrage_id: int | None = None) -> None:
         if anfrage_id is not None:
@@ -135,8 +136,8 @@ class ReviewQueuePanel(widgets.VBox):
     selected_inbound_id = traitlets.Int(allow_none=True)
     items = traitlets.List()
 
-    def __init__(self, actor: str = "staff", **kwargs):
-        self.actor = actor
+    def __init__(self, actor: str | None = None, **kwargs):
+        self.actor = actor if actor is not None else staff_name()
         self.refresh_button = widgets.Button(description="Aktualisieren", icon="refresh")
         self.queue_table = widgets.HTML()
         self.item_select = widgets.Dropdown(description="Eingang", options=[])
@@ -177,6 +178,7 @@ class ReviewQueuePanel(widgets.VBox):
             ],
             **kwargs,
         )
+        self.add_class("psymatch-review-queue")
         self.refresh()
 
     def refresh(self) -> None:

@@ -1,4 +1,5 @@
-"""The Searches panel: list, filter and sort Platzsuchen; open, pause, resume, cancel, exclude.
+"""The Searches panel: list, filter and sort Platzsuchen; open, pause, resume, cancel, exclude;
+GDPR erasure of the selected search's patient (staff name, reason and a confirmation required).
 
 Every change goes through ``workers.operations.searches``; a refused change shows its
 outcome code in the status line and writes nothing.
@@ -11,10 +12,12 @@ import datetime as dt
 import ipywidgets as widgets
 import traitlets
 
+from workers.operations.errors import OperationError
+from workers.operations.privacy import erase_patient
 from workers.operations.searches import create_platzsuche, exclude_therapist, update_platzsuche
 
 from . import queries
-from .common import StatusLine, frozen, run_action, table
+from .common import StatusLine, frozen, run_action, staff_name, table
 
 STATUS_FILTERS = [
     ("aktiv + pausiert", ("aktiv", "pausiert")),
@@ -31,9 +34,9 @@ class SearchesPanel(widgets.VBox):
     selected_search_id = traitlets.Int(allow_none=True)
     rows = traitlets.List()
 
-    def __init__(self, today: dt.date | None = None, actor: str = "staff", **kwargs):
+    def __init__(self, today: dt.date | None = None, actor: str | None = None, **kwargs):
         self.today = today
-        self.actor = actor
+        self.actor = actor if actor is not None else staff_name()
         self.status = StatusLine()
         # filter and sort
         self.status_filter = widgets.Dropdown(options=STATUS_FILTERS, description="Status")
@@ -51,6 +54,19 @@ class SearchesPanel(widgets.VBox):
         self.therapist_id = widgets.IntText(description="Therapeut-ID")
         self.exclusion_reason = widgets.Text(description="Grund", placeholder="Pflichtfeld")
         self.exclude_button = widgets.Button(description="Ausschließen", icon="ban")
+        # GDPR erasure of the selected search's patient
+        self.erase_actor = widgets.Text(
+            value="" if self.actor == "staff" else self.actor,
+            description="Mitarbeiter/in",
+            placeholder="Pflichtfeld",
+        )
+        self.erase_reason = widgets.Text(description="Grund", placeholder="Pflichtfeld")
+        self.erase_confirm = widgets.Checkbox(
+            description="Personenbezogene Daten unwiderruflich löschen", indent=False
+        )
+        self.erase_button = widgets.Button(
+            description="Daten löschen (DSGVO)", icon="user-times", button_style="danger"
+        )
         # opening a search
         self.patient_id = widgets.IntText(description="Patient-ID")
         self.open_button = widgets.Button(description="Suche eröffnen", icon="plus")
@@ -61,6 +77,7 @@ class SearchesPanel(widgets.VBox):
         self.cancel_button.on_click(lambda _: self.set_status("abgebrochen"))
         self.exclude_button.on_click(lambda _: self.exclude())
         self.open_button.on_click(lambda _: self.open_search())
+        self.erase_button.on_click(lambda _: self.erase())
         for control in (self.status_filter, self.sort):
             control.observe(lambda _: self.refresh(), names="value")
         self.plz_prefix.observe(lambda _: self.refresh(), names="value")
@@ -76,12 +93,20 @@ class SearchesPanel(widgets.VBox):
                 widgets.HBox([self.search_select, self.pause_button, self.resume_button]),
                 self.cancel_button,
                 widgets.HBox([self.therapist_id, self.exclusion_reason, self.exclude_button]),
+                widgets.HTML(
+                    "<h4>Daten löschen (DSGVO)</h4><p>Anonymisiert die Patientin / den Patienten "
+                    "der ausgewählten Suche (Namen, Kontaktdaten, eigene E-Mails); Statistiken "
+                    "bleiben. Eine aktive oder pausierte Suche zuerst abbrechen.</p>"
+                ),
+                widgets.HBox([self.erase_actor, self.erase_reason]),
+                widgets.HBox([self.erase_confirm, self.erase_button]),
                 widgets.HTML("<h4>Neue Suche</h4>"),
                 widgets.HBox([self.patient_id, self.open_button]),
                 self.status,
             ],
             **kwargs,
         )
+        self.add_class("psymatch-searches")  # a stable handle for the browser test
         self.refresh()
 
     @property
@@ -92,6 +117,7 @@ class SearchesPanel(widgets.VBox):
             self.cancel_button,
             self.exclude_button,
             self.open_button,
+            self.erase_button,
             self.refresh_button,
         )
 
@@ -177,4 +203,36 @@ class SearchesPanel(widgets.VBox):
             self.refresh()
             if result.id in [v for _, v in self.search_select.options]:
                 self.search_select.value = result.id
+        return result
+
+    def erase(self):
+        """Erase the selected search's patient; needs name, reason and the confirmation."""
+        search_id = self._need_selection()
+        if search_id is None:
+            return None
+        row = next((r for r in self.rows if r["search_id"] == search_id), None)
+        if row is None:
+            self.status.error("Suche nicht in der Liste: bitte aktualisieren")
+            return None
+        patient_id = row["patient_id"]
+
+        def action():
+            if not self.erase_confirm.value:
+                raise OperationError("CONFIRMATION_REQUIRED", "Löschung bitte bestätigen")
+            return erase_patient(patient_id, self.erase_actor.value, self.erase_reason.value)
+
+        result = run_action(
+            self.status,
+            self.action_controls,
+            action,
+            lambda r: (
+                f"Patient {patient_id} war schon gelöscht"
+                if r["already_erased"]
+                else f"Daten von Patient {patient_id} gelöscht"
+            ),
+        )
+        if result is not None:
+            self.erase_confirm.value = False
+            self.erase_reason.value = ""
+            self.refresh()
         return result

@@ -13,6 +13,7 @@ import datetime as dt
 
 import peewee
 
+from db.crypto import Sealed
 from db.database import db
 from db.models import Email, OutboxItem, utcnow
 from psymatch import settings
@@ -56,7 +57,8 @@ def queue_email(
         betreff=rendered.subject,
         inhalt_text=rendered.text,
         inhalt_html=rendered.html,
-        empfaenger_email=address,
+        # A patient's address is encrypted at rest; a therapist's stays plaintext.
+        empfaenger_email=Sealed(address) if patient_id is not None else address,
         empfaenger_name=to_name or rendered.to_name,
         absender_email=s.MAIL_FROM,
         absender_name=s.MAIL_FROM_NAME,

@@ -1,0 +1,116 @@
+"""One logging setup for every process: web, worker, clock and the CLI.
+
+``LOG_FORMAT=text`` (default) prints readable lines; ``LOG_FORMAT=json`` prints one JSON
+object per line with ``time`` (UTC, ISO 8601), ``level``, ``logger``, ``message``, ``pid``,
+``request_id`` and ``message_id`` (and ``exc_info`` for tracebacks).
+
+The two ids come from context variables: the web app sets ``request_id`` for each request
+(``webhooks/observability.py``), the worker middleware sets ``message_id`` for each Dramatiq
+message (``workers/observability.py``). The formatter reads them when a line is written,
+which happens in the thread that logged it, so every line carries the ids of its own
+request or message.
+
+Log lines name records by id only (Anfrage 42, inbound 7), never a patient's or
+therapist's name, address or email.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import sys
+from contextvars import ContextVar
+
+from psymatch import settings
+
+request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
+message_id: ContextVar[str | None] = ContextVar("message_id", default=None)
+
+# Loggers that carry their own handlers and do not propagate to the root logger.
+OWN_HANDLER_LOGGERS = ("gunicorn.error", "gunicorn.access")
+
+
+def _time(record: logging.LogRecord) -> str:
+    stamp = dt.datetime.fromtimestamp(record.created, dt.UTC)
+    return stamp.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _record_request_id(record: logging.LogRecord) -> str | None:
+    """The request id of a line: the context's, or for gunicorn's access line the
+    ``X-Request-ID`` response header it logs (written after the request context ended)."""
+    current = request_id.get()
+    if current is None and record.name == "gunicorn.access":
+        try:
+            current = record.args["{x-request-id}o"] or None  # gunicorn's atoms mapping
+        except (TypeError, KeyError, IndexError):
+            current = None
+        current = None if current == "-" else current
+    return current
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per record, on one line."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": _time(record),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+            "pid": record.process,
+            "request_id": _record_request_id(record),
+            "message_id": message_id.get(),
+        }
+        if record.exc_info:
+            entry["exc_info"] = self.formatException(record.exc_info)
+        elif record.stack_info:
+            entry["stack_info"] = self.formatStack(record.stack_info)
+        return json.dumps(entry, ensure_ascii=False, default=str)
+
+
+class TextFormatter(logging.Formatter):
+    """``time level [pid] logger: message request_id=... message_id=...`` (ids when set)."""
+
+    def __init__(self):
+        super().__init__("%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        ids = [
+            (name, var.get())
+            for name, var in (("request_id", request_id), ("message_id", message_id))
+        ]
+        suffix = " ".join(f"{name}={value}" for name, value in ids if value)
+        if not suffix:
+            return line
+        first, newline, rest = line.partition("\n")  # keep a traceback below the ids
+        return f"{first} {suffix}{newline}{rest}"
+
+
+def formatter(fmt: str | None = None) -> logging.Formatter:
+    fmt = fmt or settings.get().LOG_FORMAT
+    return JsonFormatter() if fmt == "json" else TextFormatter()
+
+
+def setup(
+    fmt: str | None = None, level: str | None = None, default_level: str | None = None, stream=None
+) -> None:
+    """Format every line of this process as ``LOG_FORMAT`` says.
+
+    Keeps the handlers a process already has (Dramatiq's pipe to its master process,
+    gunicorn's streams) and gives them the psymatch formatter; adds a stderr handler to
+    the root logger when it has none. ``LOG_LEVEL`` (when set) is the root level, else
+    ``default_level``, else the level the process chose itself (dramatiq's and periodiq's
+    ``--verbose``).
+    """
+    chosen = formatter(fmt)
+    root = logging.getLogger()
+    if not root.handlers:
+        root.addHandler(logging.StreamHandler(stream or sys.stderr))
+    for logger in (root, *(logging.getLogger(name) for name in OWN_HANDLER_LOGGERS)):
+        for handler in logger.handlers:
+            handler.setFormatter(chosen)
+    level = level or settings.get().LOG_LEVEL or default_level
+    if level:
+        root.setLevel(level.upper())
