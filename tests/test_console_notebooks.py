@@ -64,6 +64,8 @@ def test_there_are_the_console_notebooks():
         "Searches.ipynb",
         "Responses.ipynb",
         "Conflicts.ipynb",
+        "Dashboard.ipynb",
+        "Settings.ipynb",
     } <= names
 
 

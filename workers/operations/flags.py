@@ -5,10 +5,12 @@ from __future__ import annotations
 import zlib
 from dataclasses import dataclass
 
+from db.database import write_transaction
 from db.models import FeatureFlag, utcnow
 from psymatch import settings
 
 from . import audit
+from .errors import OperationError
 
 AUTO_ROUNDS = "auto_rounds"
 
@@ -28,10 +30,22 @@ def auto_rounds() -> Flag:
 
 
 def set_auto_rounds(enabled: bool, rollout_percent: int, actor: str, reason: str | None = None):
-    if not 0 <= rollout_percent <= 100:
-        from .errors import OperationError
-
+    """Switch automatic rounds and their rollout share; the flag and its audit row are written
+    in one transaction, an invalid value writes nothing."""
+    if not isinstance(enabled, bool):
+        raise OperationError("INVALID_FLAG", f"enabled must be true or false, got {enabled!r}")
+    if (
+        isinstance(rollout_percent, bool)
+        or not isinstance(rollout_percent, int)
+        or not 0 <= rollout_percent <= 100
+    ):
         raise OperationError("INVALID_ROLLOUT", "rollout_percent must be between 0 and 100")
+    with write_transaction():
+        _store(enabled, rollout_percent, actor, reason)
+    return auto_rounds()
+
+
+def _store(enabled: bool, rollout_percent: int, actor: str, reason: str | None) -> None:
     FeatureFlag.insert(
         name=AUTO_ROUNDS,
         enabled=enabled,
@@ -55,7 +69,6 @@ def set_auto_rounds(enabled: bool, rollout_percent: int, actor: str, reason: str
         {"enabled": enabled, "rollout_percent": rollout_percent},
         reason,
     )
-    return auto_rounds()
 
 
 def in_rollout(search_id: int, percent: int) -> bool:
