@@ -6,81 +6,29 @@ when the worker is SIGKILLed in the middle of sending, and when Redis is flushed
 
 from __future__ import annotations
 
-import email
-import os
 import re
-import signal
-import socket
 import subprocess
 import sys
-import threading
 import time
-from email import policy
-from pathlib import Path
 
 import factories as f
 import pytest
-from aiosmtpd.controller import Controller
 
 from db.models import Email, OutboxItem, Therapeutenanfrage
+from psymatch.faults import environment
+from psymatch.faults.environment import SmtpSink, Worker
 from workers.emailing.tokens import parse_reply_address, read_link_token
 from workers.operations.bundles import run_bundle_round
 
 pytestmark = pytest.mark.slow
-BIN = Path(sys.executable).parent
-
-
-class Recorder:
-    """An SMTP handler keeping every accepted message; it can hold one delivery at RCPT."""
-
-    def __init__(self):
-        self.messages = []
-        self.lock = threading.Lock()
-        self.hold_at = None  # hold the n-th RCPT (1-based) until released
-        self.rcpts = 0
-        self.held = threading.Event()
-        self.release = threading.Event()
-
-    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
-        with self.lock:
-            self.rcpts += 1
-            hold = self.rcpts == self.hold_at
-        if hold:
-            self.held.set()
-            while not self.release.is_set():
-                import asyncio
-
-                await asyncio.sleep(0.05)
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(self, server, session, envelope):
-        message = email.message_from_bytes(envelope.content, policy=policy.default)
-        with self.lock:
-            self.messages.append(message)
-        return "250 Message accepted"
-
-    def ids(self):
-        with self.lock:
-            return [m["Message-ID"] for m in self.messages]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
 def smtp():
-    recorder = Recorder()
-    port = free_port()
-    controller = Controller(recorder, hostname="127.0.0.1", port=port)
-    controller.start()
-    recorder.url = f"smtp://127.0.0.1:{port}"
-    yield recorder
-    recorder.release.set()
-    controller.stop()
+    sink = SmtpSink().start()
+    yield sink
+    sink.release.set()
+    sink.stop()
 
 
 @pytest.fixture
@@ -91,42 +39,6 @@ def env(clean_db, cli_env, redis_url, smtp):
     values = {**cli_env, "REDIS_URL": redis_url, "SMTP_URL": smtp.url, "PSYMATCH_DEBUG": "1"}
     yield values
     redis.Redis.from_url(redis_url).flushdb()
-
-
-class Worker:
-    def __init__(self, env):
-        self.env = env
-        self.process = None
-
-    def start(self):
-        self.process = subprocess.Popen(
-            [
-                str(BIN / "dramatiq"),
-                "workers.actors",
-                "--processes",
-                "1",
-                "--threads",
-                "1",
-                "--worker-shutdown-timeout",
-                "2000",
-            ],
-            env=self.env,
-            start_new_session=True,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-
-    def kill(self):
-        os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait(timeout=10)
-
-    def stop(self):
-        if self.process and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.kill()
 
 
 @pytest.fixture
@@ -149,12 +61,7 @@ def cli(env, *args):
 
 
 def wait_until(predicate, timeout=90, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.2)
-    pytest.fail(f"timed out waiting for {what}")
+    environment.wait_until(predicate, timeout, what, interval=0.2)
 
 
 def sent_count():
