@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 
 from db.database import is_postgres, write_transaction
 from db.models import Email, utcnow
@@ -61,12 +62,21 @@ def _claim(email_id: int, now: dt.datetime) -> Email | None:
 
 
 def _mark_sent(email_id: int, now: dt.datetime) -> None:
-    with write_transaction():
-        # In_Warteschlange too: reclaim_stuck may have run while this send was slow;
-        # the server has the message, so it must not be sent again.
-        Email.update(status="Gesendet", gesendet_am=now, fehlermeldung=None, updated_at=now).where(
-            (Email.id == email_id) & (Email.status.in_(("Wird_gesendet", "In_Warteschlange")))
-        ).execute()
+    """One autocommitted UPDATE: atomic on its own, and one round trip instead of the
+    three of BEGIN/UPDATE/COMMIT, which matters once per email in a batch."""
+    # In_Warteschlange too: reclaim_stuck may have run while this send was slow;
+    # the server has the message, so it must not be sent again.
+    Email.update(status="Gesendet", gesendet_am=now, fehlermeldung=None, updated_at=now).where(
+        (Email.id == email_id) & (Email.status.in_(("Wird_gesendet", "In_Warteschlange")))
+    ).execute()
+
+
+_ADDRESS = re.compile(r"[^\s<>\"'@,;:()]+@[^\s<>\"',;:()]+")
+
+
+def redact(text) -> str:
+    """``text`` with every email address replaced (SMTP errors quote the recipient)."""
+    return _ADDRESS.sub("<adresse>", str(text))
 
 
 def _record_failure(email_id: int, error: smtp.SendError, now: dt.datetime) -> str:
@@ -74,7 +84,7 @@ def _record_failure(email_id: int, error: smtp.SendError, now: dt.datetime) -> s
     with write_transaction():
         email = Email.get_by_id(email_id)
         attempts = email.wiederholungsanzahl + 1
-        message = str(error)[:2000]
+        message = redact(error)[:2000]
         if isinstance(error, smtp.PermanentError):
             status = "Fehlgeschlagen"
         elif attempts >= MAX_TEMPORARY_FAILURES:
@@ -88,8 +98,8 @@ def _record_failure(email_id: int, error: smtp.SendError, now: dt.datetime) -> s
     return status
 
 
-def mime_for(email: Email, now: dt.datetime):
-    """The MIME message of an Email row (headers derived as in ``headers.py``)."""
+def mime_for(email: Email, now: dt.datetime) -> bytes:
+    """The MIME bytes of an Email row (headers derived as in ``headers.py``)."""
     domain = settings.get().REPLY_DOMAIN.lower()
     return smtp.build_message(
         from_addr=email.absender_email,
@@ -120,13 +130,17 @@ def transmit(email_id: int, *, now: dt.datetime | None = None, deliver=None) -> 
     try:
         target = smtp.parse_smtp_url(s.SMTP_URL, timeout=s.SMTP_TIMEOUT_S)
         message = mime_for(email, now)
-        (deliver or smtp.deliver)(message, target, envelope_from=email.absender_email)
+        (deliver or smtp.deliver)(
+            message, target, envelope_from=email.absender_email, to_addr=email.empfaenger_email
+        )
     except Exception as exc:
         error = smtp.classify(exc)
         status = _record_failure(email_id, error, utcnow())
-        log.warning("email %s (%s): %s -> %s", email_id, email.idempotenz_schluessel, error, status)
+        log.warning(
+            "email %s (%s): %s -> %s", email_id, email.idempotenz_schluessel, redact(error), status
+        )
         if status == "In_Warteschlange":
-            raise RetryLater(str(error)) from exc
+            raise RetryLater(redact(error)) from None  # no address in logs
         return "failed"
     _mark_sent(email_id, utcnow())
     return "sent"
@@ -175,7 +189,11 @@ def transmit_batch(email_ids: list[int], *, now: dt.datetime | None = None) -> d
         with smtp.Session(target) as session:
             for email in emails:
                 try:
-                    session.send(mime_for(email, now), envelope_from=email.absender_email)
+                    session.send(
+                        mime_for(email, now),
+                        envelope_from=email.absender_email,
+                        to_addr=email.empfaenger_email,
+                    )
                 except smtp.PermanentError as error:
                     pending.pop(email.id)
                     _record_failure(email.id, error, utcnow())
@@ -188,8 +206,10 @@ def transmit_batch(email_ids: list[int], *, now: dt.datetime | None = None) -> d
         error = smtp.classify(exc)
         for email_id in pending:
             _record_failure(email_id, error, utcnow())
-        log.warning("batch of %d: %s; %d back in the queue", len(emails), error, len(pending))
-        raise RetryLater(str(error)) from exc
+        log.warning(
+            "batch of %d: %s; %d back in the queue", len(emails), redact(error), len(pending)
+        )
+        raise RetryLater(redact(error)) from None  # no address in logs
     return counts
 
 
