@@ -132,7 +132,7 @@ class Runner:
                     "",
                     "psymatch is running (Ctrl-C stops everything):",
                     f"  console   http://127.0.0.1:{s.CONSOLE_PORT}/lab",
-                    f"  webhooks  http://127.0.0.1:{s.PORT}/  (health: http://127.0.0.1:{s.PORT}/healthz)",
+                    f"  webhooks  http://127.0.0.1:{s.PORT}/  (status: http://127.0.0.1:{s.PORT}/status)",
                     f"  metrics   http://127.0.0.1:{s.PORT}/metrics  (workers: "
                     f"http://{s.WORKER_METRICS_HOST}:{s.WORKER_METRICS_PORT}/metrics)",
                     f"  mail sink {s.SMTP_URL}  -> {Path(s.VAR_DIR) / 'mail'}",

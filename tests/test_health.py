@@ -1,4 +1,4 @@
-"""GET /healthz reports the database and the broker."""
+"""GET /healthz: alive; GET /status: the database, the schema and the broker in detail."""
 
 from __future__ import annotations
 
@@ -25,9 +25,23 @@ def redis_at():
     settings.override(REDIS_URL=previous)
 
 
+def test_healthz_is_liveness_only(redis_at):
+    """Alive even with the broker and the database away: a restart would not help."""
+    from db import database
+
+    redis_at("redis://127.0.0.1:1/0")
+    database.init("postgresql://nobody@127.0.0.1:1/none")
+    try:
+        response = create_app({"TESTING": True}).test_client().get("/healthz")
+    finally:
+        database.init(settings.get().DATABASE_URL)
+    assert response.status_code == 200
+    assert response.get_json() == {"status": "alive"}
+
+
 def test_healthy(client, redis_url, redis_at, backend):
     redis_at(redis_url)
-    response = client.get("/healthz")
+    response = client.get("/status")
     assert response.status_code == 200
     body = response.get_json()
     assert body["status"] == "ok"
@@ -38,7 +52,7 @@ def test_healthy(client, redis_url, redis_at, backend):
 
 def test_broker_down_is_503_with_the_reason(client, redis_at):
     redis_at("redis://127.0.0.1:1/0")
-    response = client.get("/healthz")
+    response = client.get("/status")
     assert response.status_code == 503
     body = response.get_json()
     assert body["status"] == "unavailable"
@@ -52,7 +66,7 @@ def test_database_down_is_503(redis_url, redis_at, tmp_path):
 
     database.init("postgresql://nobody@127.0.0.1:1/none")
     try:
-        response = create_app({"TESTING": True}).test_client().get("/healthz")
+        response = create_app({"TESTING": True}).test_client().get("/status")
     finally:
         database.init(settings.get().DATABASE_URL)
     assert response.status_code == 503

@@ -92,10 +92,10 @@ def test_scripts_run_starts_everything_and_stops_cleanly(tmp_path):
     try:
         status, body = wait_for(
             lambda: (lambda r: r if r[0] == 200 else None)(
-                get_json(f"http://127.0.0.1:{port}/healthz")
+                get_json(f"http://127.0.0.1:{port}/status")
             ),
             180,
-            "/healthz",
+            "/status",
             process,
             log,
         )
@@ -125,7 +125,7 @@ def test_scripts_run_starts_everything_and_stops_cleanly(tmp_path):
             assert expected in names, f"{expected} not running"
         text = log.read_text()
         assert f"http://127.0.0.1:{console_port}/lab" in text
-        assert f"http://127.0.0.1:{port}/healthz" in text
+        assert f"http://127.0.0.1:{port}/status" in text
         assert f"smtp://127.0.0.1:{smtp_port}" in text
 
         started = psutil.Process(process.pid).children(recursive=True)

@@ -31,7 +31,13 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     @app.get("/healthz")
     def healthz():
-        """Database and broker reachable and the schema at head: 200, else 503."""
+        """Liveness: the process answers (restart it when this fails). No dependencies."""
+        return jsonify(status="alive"), 200
+
+    @app.get("/status")
+    def status():
+        """Diagnostics for people: database and broker reachable, with timings, and the
+        schema at head: 200, else 503."""
         checks = {"database": health.check_database(), "broker": health.check_broker()}
         ok = all(check["ok"] for check in checks.values())
         return jsonify(status="ok" if ok else "unavailable", **checks), 200 if ok else 503

@@ -1,4 +1,4 @@
-"""Health checks for ``/healthz``, ``/readyz`` and the CLI: are the database and broker there?"""
+"""Checks for ``/status``, ``/readyz`` and the CLI: are the database and broker there?"""
 
 from __future__ import annotations
 
