@@ -14,10 +14,11 @@ drives them for ``M`` minutes like a compressed working day:
   text that needs a human, some delivered twice (providers retry);
 - **staff reads**: the console's Today queries and ``/readyz`` every second.
 
-It samples the resident memory of each process type after a warm-up minute and at
-the end, and counts errors: webhook answers other than 200/202, failed staff
-reads, tracebacks and ERROR lines in the process logs, dead-lettered messages and
-failed emails. The report is JSON (``--json``) or a short table.
+It samples the resident memory of each process type once warm (every worker
+process has run a bundle round: its first one compiles the selection kernel and
+fills caches, once) and then every half minute up to the end, and counts errors:
+webhook answers other than 200/202, failed staff reads, tracebacks and ERROR lines
+in the process logs, dead-lettered messages and failed emails. The report is JSON.
 
 The database needs psymatch's schema; an empty one gets demo data first. The run
 adds bundles, emails and replies to it: use a scratch database.
@@ -30,12 +31,14 @@ import datetime as dt
 import http.client
 import os
 import random
+import re
 import signal
 import socket
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections import Counter
@@ -49,8 +52,14 @@ from psymatch import settings
 
 PROCESS_TYPES = {"web": "gunicorn", "worker": "dramatiq", "clock": "periodiq"}
 REPLIES_PER_S = 3
-WARM_UP_S = 120  # the first round and its emails are done by then
+# Warm-up: rounds every WARM_UP_ROUND_EVERY_S until every worker process has run one
+# (its first round compiles the selection kernel and fills caches, ~+75 MB once); the
+# memory baseline is taken then, so growth afterwards is growth under steady load.
+MIN_WARM_UP_S = 60
+MAX_WARM_UP_S = 300
+WARM_UP_ROUND_EVERY_S = 15
 SAMPLE_EVERY_S = 30
+_ROUND_LINE = re.compile(r"\[(\d+)\] workers\.bundle_actors: bundle round:")
 
 
 class SoakError(RuntimeError):
@@ -240,6 +249,28 @@ def memory_by_type(root: psutil.Process) -> dict[str, float]:
     return {kind: round(mb, 1) for kind, mb in totals.items()}
 
 
+def worker_pids(root: psutil.Process) -> set[int]:
+    """The Dramatiq worker processes (children of a Dramatiq master) under ``root``."""
+    pids = set()
+    with contextlib.suppress(psutil.Error):
+        for process in root.children(recursive=True):
+            with contextlib.suppress(psutil.Error):
+                parent = process.parent()
+                if (
+                    parent is not None
+                    and "dramatiq" in " ".join(process.cmdline())
+                    and "dramatiq" in " ".join(parent.cmdline())
+                ):
+                    pids.add(process.pid)
+    return pids
+
+
+def round_pids(log_path: Path) -> set[int]:
+    """Processes that logged a finished bundle round."""
+    text = log_path.read_text(encoding="utf-8", errors="replace")
+    return {int(pid) for pid in _ROUND_LINE.findall(text)}
+
+
 def _log_problems(log_path: Path) -> dict[str, int]:
     text = log_path.read_text(encoding="utf-8", errors="replace")
     lines = text.splitlines()
@@ -306,6 +337,7 @@ def run(
     from db.models import utcnow
 
     report = report or (lambda line: None)
+    warm_up_s = None
     s = settings.get()
     database.init()
     if database.dialect() != "postgres":
@@ -356,22 +388,36 @@ def run(
         start_new_session=True,
     )
     root = psutil.Process(honcho.pid)
+
+    def stop_on_sigterm(signum, frame):
+        raise KeyboardInterrupt  # the finally below stops every process of the run
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, stop_on_sigterm)
     try:
         report(f"processes: web, clock, worker x{workers} (log: {log_path})")
         _wait_for(lambda: _listening(web_port), 120, "the web process listening")
-        driver = Driver(web_port, round_every_s, seed=11)
+        driver = Driver(web_port, WARM_UP_ROUND_EVERY_S, seed=11)
         begin = time.monotonic()
         end = begin + minutes * 60
         memory_start = None
         samples = []
-        next_sample = begin + WARM_UP_S
+        warm_until = begin + MAX_WARM_UP_S
+        next_sample = None
         while (now := time.monotonic()) < end:
             if honcho.poll() is not None:
                 raise SoakError(f"honcho stopped early (exit {honcho.returncode}); see {log_path}")
             tick_started = time.monotonic()
             with database.connection():
                 driver.tick(now - begin)
-            if now >= next_sample:
+            if next_sample is None and (
+                now >= warm_until
+                or (now - begin >= MIN_WARM_UP_S and worker_pids(root) <= round_pids(log_path))
+            ):  # warm: every worker process has run a round; the baseline starts here
+                driver.round_every_s = round_every_s
+                warm_up_s = round(now - begin)
+                next_sample = now
+            if next_sample is not None and now >= next_sample:
                 sample = memory_by_type(root)
                 samples.append({"t_s": round(now - begin), **sample})
                 memory_start = memory_start or sample
@@ -410,6 +456,7 @@ def run(
     return {
         "minutes": round(elapsed_min, 2),
         "workers": workers,
+        "warm_up_s": warm_up_s,
         "driver": dict(driver.counts),
         **counts,
         "driver_tick_s": {
