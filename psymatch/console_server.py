@@ -10,11 +10,30 @@ token-free console on 127.0.0.1.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
 
 from psymatch import settings
+
+# Start a notebook's kernel without the "Select Kernel" dialog: every console
+# notebook runs on the one Python kernel.
+DEFAULT_LAB_SETTINGS = {
+    "@jupyterlab/notebook-extension/tracker": {"autoStartDefaultKernel": True},
+}
+
+
+def lab_settings_dir(s: settings.Settings) -> Path:
+    """JupyterLab's user settings under ``VAR_DIR``; our defaults are written once, so
+    changes staff make in the settings editor stay."""
+    folder = Path(s.VAR_DIR) / "console" / "lab-settings"
+    for plugin, values in DEFAULT_LAB_SETTINGS.items():
+        target = folder / f"{plugin}.jupyterlab-settings"
+        if not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(json.dumps(values, indent=2), encoding="utf-8")
+    return folder
 
 
 def command(s: settings.Settings) -> tuple[list[str], dict[str, str]]:
@@ -28,7 +47,7 @@ def command(s: settings.Settings) -> tuple[list[str], dict[str, str]]:
         f"--ServerApp.root_dir={settings.PROJECT_ROOT / 'notebooks'}",
         "--ServerApp.allow_root=True",
     ]
-    env = settings.child_environ()
+    env = settings.child_environ(JUPYTERLAB_SETTINGS_DIR=str(lab_settings_dir(s)))
     if s.CONSOLE_TOKEN:
         env["JUPYTER_TOKEN"] = s.CONSOLE_TOKEN
     else:  # demo mode only (require_secrets refused otherwise)

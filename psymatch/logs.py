@@ -93,6 +93,15 @@ def formatter(fmt: str | None = None) -> logging.Formatter:
     return JsonFormatter() if fmt == "json" else TextFormatter()
 
 
+class _ActorResultNotice(logging.Filter):
+    """Drops Dramatiq's per-message warning that an actor returned a value without a
+    result backend: psymatch's actors return summaries on purpose (for the CLI and the
+    tests, which call them directly); in a worker nobody reads them, which is fine."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Actor '%s' returned a value that is not None")
+
+
 def setup(
     fmt: str | None = None, level: str | None = None, default_level: str | None = None, stream=None
 ) -> None:
@@ -105,6 +114,9 @@ def setup(
     ``--verbose``).
     """
     chosen = formatter(fmt)
+    worker_logger = logging.getLogger("dramatiq.worker.WorkerThread")
+    if not any(isinstance(f, _ActorResultNotice) for f in worker_logger.filters):
+        worker_logger.addFilter(_ActorResultNotice())
     root = logging.getLogger()
     if not root.handlers:
         root.addHandler(logging.StreamHandler(stream or sys.stderr))

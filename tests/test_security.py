@@ -391,3 +391,23 @@ def test_batch_encryption_makes_standard_fernet_tokens():
     present = [t for t in tokens if t]
     assert len(set(present)) == len(present)  # a fresh IV per value
     assert len({t[:32] for t in present}) == len(present)
+
+
+def test_console_starts_a_notebook_kernel_without_asking_and_keeps_staff_settings(tmp_path):
+    import dataclasses
+    import json
+
+    from psymatch import console_server
+
+    s = dataclasses.replace(load({}, tmp_path), VAR_DIR=str(tmp_path / "var"))
+    _, env = console_server.command(s)
+    tracker = (
+        Path(env["JUPYTERLAB_SETTINGS_DIR"])
+        / "@jupyterlab"
+        / "notebook-extension"
+        / "tracker.jupyterlab-settings"
+    )
+    assert json.loads(tracker.read_text())["autoStartDefaultKernel"] is True
+    tracker.write_text('{"autoStartDefaultKernel": false}')  # staff changed it
+    console_server.command(s)
+    assert json.loads(tracker.read_text()) == {"autoStartDefaultKernel": False}
