@@ -10,11 +10,12 @@ per message, and prints ``ready`` once it listens.
 from __future__ import annotations
 
 import re
-import signal
 import sys
 import threading
 
 from aiosmtpd.controller import Controller
+
+from psymatch.mailsink import serve
 
 _MESSAGE_ID = re.compile(rb"^Message-ID:[ \t]*(\S+)", re.IGNORECASE | re.MULTILINE)
 
@@ -42,14 +43,7 @@ class CountingHandler:
 def main(argv: list[str]) -> int:
     port, path = int(argv[0]), argv[1]
     with open(path, "a", encoding="ascii") as out:
-        controller = Controller(CountingHandler(out), hostname="127.0.0.1", port=port)
-        controller.start()
-        print("ready", flush=True)
-        stopped = threading.Event()
-        signal.signal(signal.SIGTERM, lambda *_: stopped.set())
-        signal.signal(signal.SIGINT, lambda *_: stopped.set())
-        stopped.wait()
-        controller.stop()
+        serve(Controller(CountingHandler(out), hostname="127.0.0.1", port=port), "ready")
     return 0
 
 

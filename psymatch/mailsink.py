@@ -42,15 +42,22 @@ def main() -> int:
     target = urlparse(settings.get().SMTP_URL)
     host, port = target.hostname or "127.0.0.1", target.port or 8025
     maildir = maildir_path()
-    controller = make_controller(host, port, maildir)
+    serve(
+        make_controller(host, port, maildir),
+        f"mail sink on smtp://{host}:{port}, messages in {maildir}",
+    )
+    return 0
+
+
+def serve(controller: Controller, ready_line: str) -> None:
+    """Run an SMTP server until SIGTERM or SIGINT; print ``ready_line`` once it listens."""
     controller.start()
-    print(f"mail sink on smtp://{host}:{port}, messages in {maildir}", flush=True)
+    print(ready_line, flush=True)
     stopped = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())
     signal.signal(signal.SIGINT, lambda *_: stopped.set())
     stopped.wait()
     controller.stop()
-    return 0
 
 
 if __name__ == "__main__":

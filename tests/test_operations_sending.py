@@ -197,6 +197,7 @@ def test_call_outcomes_go_through_the_response_operation(clean_db):
     failed = set_call_status(call_id, "fehlgeschlagen", ergebnis="Mailbox", now=NOW)
     assert failed["response"] is None
     assert Therapist.get_by_id(therapist.id).naechster_kontakt_moeglich is None
+    assert Therapist.get_by_id(therapist.id).letzter_kontakt_telefon is None  # not reached
     with pytest.raises(OperationError) as error:
         set_call_status(call_id, "abgeschlossen")
     assert error.value.code == "INVALID_STATE"
@@ -212,6 +213,7 @@ def test_call_outcomes_go_through_the_response_operation(clean_db):
     )
     assert reached["response"]["antworttyp"] == "vollstaendige_Annahme"
     assert Therapist.get_by_id(therapist.id).naechster_kontakt_moeglich == dt.date(2026, 12, 28)
+    assert Therapist.get_by_id(therapist.id).letzter_kontakt_telefon == NOW.date()
     with pytest.raises(OperationError) as error:
         set_call_status(new_call.id, "vergessen")
     assert error.value.code == "INVALID_STATUS"

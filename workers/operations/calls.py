@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 from db.database import locked, write_transaction
-from db.models import Telefonanruf, utcnow
+from db.models import Telefonanruf, Therapist, utcnow
 from workers.calls.schedule import CallTargetNotFound, schedule_call
 
 from . import audit, notes
@@ -58,6 +58,10 @@ def set_call_status(
         if status == "abgeschlossen":
             call.tatsaechliches_datum = call.tatsaechliches_datum or local_today(now)
             call.tatsaechliche_zeit = call.tatsaechliche_zeit or call.geplante_zeit
+            if call.therapist_id is not None:  # the contact history staff see (domain.md 4.2)
+                Therapist.update(letzter_kontakt_telefon=call.tatsaechliches_datum).where(
+                    Therapist.id == call.therapist_id
+                ).execute()
         call.notizen = notes.append(call.notizen, now, actor, f"{status}: {ergebnis or ''}".strip())
         call.save()
         audit.record(
