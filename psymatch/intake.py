@@ -318,7 +318,9 @@ class _Importer:
         changed = {name: value for name, value in values.items() if stored[name] != value}
         if not changed:
             return {}
-        if "plz" in changed:
+        if changed.keys() & {"plz", "strasse", "ort"}:
+            # a moved address: back to the PLZ centroid until the street geocoder
+            # (which picks records whose geo_quelle is 'plz') has placed the new one
             changed.update(_location(values, self.centroids))
         changed["updated_at"] = now
         return changed

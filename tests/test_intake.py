@@ -363,6 +363,20 @@ def test_changed_plz_gets_new_coordinates(clean_db, tmp_path):
     assert 47.5 < patient.latitude < 48.5  # München, not Berlin
 
 
+def test_changed_street_goes_back_to_the_centroid_for_street_geocoding(clean_db, tmp_path):
+    row = {**patient_row(1), "plz": "10115", "strasse": "Invalidenstraße 1"}
+    import_file("patients", write_rows(tmp_path / "p.json", [row]))
+    Patient.update(latitude=52.53, longitude=13.38, geo_quelle="adresse").execute()
+    import_file("patients", write_rows(tmp_path / "p1.json", [row]))  # unchanged: kept
+    assert Patient.get(Patient.external_id == "P-00001").geo_quelle == "adresse"
+    row["strasse"] = "Chausseestraße 5"
+    report = import_file("patients", write_rows(tmp_path / "p2.json", [row]))
+    assert report.updated == 1
+    patient = Patient.get(Patient.external_id == "P-00001")
+    assert (patient.geo_quelle, patient.geo_plz) == ("plz", "10115")
+    assert (patient.latitude, patient.longitude) == plz_data.centroid_map()["10115"]
+
+
 def test_update_writes_only_given_fields(clean_db, tmp_path):
     row = patient_row(1)
     import_file("patients", write_rows(tmp_path / "p.json", [row]))
