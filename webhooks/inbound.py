@@ -72,31 +72,41 @@ def _body() -> bytes:
     return request.get_data(cache=True)
 
 
+def _store_once(normalised: Normalised, token: str | None, redis_ok: bool | None):
+    fields = (
+        normalised.provider,
+        normalised.message_key,
+        normalised.raw_payload,
+        normalised.sender,
+        normalised.recipient,
+        normalised.subject,
+    )
+    with database.connection():
+        if redis_ok is None:  # no Redis: the replay marker row and the message together
+            with write_transaction():
+                if not providers.replay_guard.check_database(token, normalised.message_key):
+                    raise Rejected(406, "token_reused", "this token was used for another message")
+                return store_inbound(*fields, full_row=False)
+        return store_inbound(*fields, full_row=False)  # one statement on PostgreSQL
+
+
 def store(normalised: Normalised, token: str | None = None):
-    """Store a verified delivery; the HTTP answer (202 new, 200 duplicate, 503 no DB)."""
-    guard = providers.replay_guard
+    """Store a verified delivery; the HTTP answer (202 new, 200 duplicate, 503 no DB).
+
+    A database error is tried once more on a fresh connection: a pooled connection
+    may have died with a server restart (see ``db.database.RecentlyUsedPool``). Storing
+    is idempotent, so a first attempt that did commit turns the second into "duplicate".
+    """
     try:
-        redis_ok = guard.check_redis(token, normalised.message_key) if token else True
+        redis_ok = (
+            providers.replay_guard.check_redis(token, normalised.message_key) if token else True
+        )
         if redis_ok is False:
             raise Rejected(406, "token_reused", "this token was used for another message")
-        fields = (
-            normalised.provider,
-            normalised.message_key,
-            normalised.raw_payload,
-            normalised.sender,
-            normalised.recipient,
-            normalised.subject,
-        )
-        with database.connection():
-            if redis_ok is None:  # no Redis: the replay marker row and the message together
-                with write_transaction():
-                    if not guard.check_database(token, normalised.message_key):
-                        raise Rejected(
-                            406, "token_reused", "this token was used for another message"
-                        )
-                    row, created = store_inbound(*fields)
-            else:  # atomic on its own (one statement on PostgreSQL)
-                row, created = store_inbound(*fields)
+        try:
+            row, created = _store_once(normalised, token, redis_ok)
+        except DB_DOWN:
+            row, created = _store_once(normalised, token, redis_ok)
     except DB_DOWN as exc:
         log.warning("inbound %s: database unavailable: %s", normalised.provider, exc)
         return jsonify(status="unavailable", error="database_unavailable"), 503

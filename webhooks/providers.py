@@ -308,11 +308,13 @@ class ReplayGuard:
         self._client = None
         self._client_url = None
         self._down_until = 0.0
+        self._set_get = True
 
     def reset(self) -> None:
         if self._client is not None:
             self._client.close()
         self._client, self._client_url, self._down_until = None, None, 0.0
+        self._set_get = True
 
     def window_s(self) -> int:
         return 2 * settings.get().WEBHOOK_TIMESTAMP_TOLERANCE_S
@@ -343,9 +345,16 @@ class ReplayGuard:
             return None
         name = f"psymatch:mailgun-token:{_sha(token)}"
         try:
-            if client.set(name, key, nx=True, ex=self.window_s()):
+            if self._set_get:  # Redis >= 7: set-if-new and read the old value in one trip
+                try:
+                    seen = client.set(name, key, nx=True, ex=self.window_s(), get=True)
+                except redis.ResponseError:  # an older server: two commands from now on
+                    self._set_get = False
+                    return self.check_redis(token, key)
+            elif client.set(name, key, nx=True, ex=self.window_s()):
                 return True
-            seen = client.get(name)
+            else:
+                seen = client.get(name)
         except redis.RedisError:
             self._down_until = time.monotonic() + self.RETRY_REDIS_AFTER_S
             return None

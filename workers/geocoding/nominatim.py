@@ -24,8 +24,8 @@ Retry-After (or 30 s, at most 5 min), so every worker pauses. (A worker that
 takes the key in the instant between the request's key expiring and the pause
 being set sends one more request; it gets a 429 too and pauses as well.)
 
-A street change with an unchanged PLZ is not noticed (only ``geo_plz`` is
-compared); intake can reset ``geo_quelle`` to ``'plz'`` when it changes a street.
+A street or town changed by intake puts the record back on its PLZ centroid
+(``geo_quelle = 'plz'``), which makes it a candidate here again.
 """
 
 from __future__ import annotations

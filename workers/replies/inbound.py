@@ -66,12 +66,15 @@ def store_inbound(
     *,
     anfrage_id: int | None = None,
     now: dt.datetime | None = None,
+    full_row: bool = True,
 ) -> tuple[InboundMessage, bool]:
     """Store a delivery once; returns ``(row, created)``.
 
     A new row gets its ``process_reply`` outbox item in the same transaction (on
     PostgreSQL in the same statement); a duplicate (same ``message_key``) returns
-    the existing row and writes nothing.
+    the existing row and writes nothing. With ``full_row=False`` a duplicate's row
+    holds only ``id`` and ``message_key`` (the webhook needs no more, and on
+    PostgreSQL it then costs no second query).
     """
     now = now or utcnow()
     values = {
@@ -86,10 +89,13 @@ def store_inbound(
         "status": "neu",
     }
     if is_postgres():
-        new_id = _insert_with_outbox_pg(values, now)
-        if new_id is None:
-            return InboundMessage.get(InboundMessage.message_key == message_key), False
-        return InboundMessage(id=new_id, **values), True
+        row_id, created = _insert_with_outbox_pg(values, now)
+        if created:
+            return InboundMessage(id=row_id, **values), True
+        if row_id is not None and not full_row:
+            return InboundMessage(id=row_id, message_key=message_key), False
+        # a concurrent first delivery committed after this statement's snapshot
+        return InboundMessage.get(InboundMessage.message_key == message_key), False
     with write_transaction():  # SQLite: BEGIN IMMEDIATE holds the write lock: look, then insert
         existing = InboundMessage.get_or_none(InboundMessage.message_key == message_key)
         if existing is not None:
@@ -111,22 +117,30 @@ WITH stored AS (
     VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)
     ON CONFLICT ("message_key") DO NOTHING
     RETURNING "id"
+), queued AS (
+    INSERT INTO "outbox" ("task", "payload", "dedupe_key", "status", "created_at", "attempts")
+    SELECT '{TASK}', jsonb_build_object('inbound_id', "id"), 'process_reply:' || "id", 'offen',
+        %s, 0
+    FROM stored
+    RETURNING 1
 )
-INSERT INTO "outbox" ("task", "payload", "dedupe_key", "status", "created_at", "attempts")
-SELECT '{TASK}', jsonb_build_object('inbound_id', "id"), 'process_reply:' || "id", 'offen', %s, 0
-FROM stored
-RETURNING ("payload" ->> 'inbound_id')::integer
+SELECT "id", TRUE FROM stored
+UNION ALL
+SELECT "id", FALSE FROM "inbound_messages"
+WHERE "message_key" = %s AND NOT EXISTS (SELECT 1 FROM stored)
 """
 
 
-def _insert_with_outbox_pg(values: dict, now) -> int | None:
+def _insert_with_outbox_pg(values: dict, now) -> tuple[int | None, bool]:
     """PostgreSQL: the message and its outbox row in ONE statement (atomic by itself, no
-    BEGIN/COMMIT round trips on the webhook's hot path); None for a duplicate."""
+    BEGIN/COMMIT round trips on the webhook's hot path), which also answers a duplicate
+    with the existing id: ``(id, True)`` new, ``(id, False)`` duplicate, ``(None, False)``
+    a duplicate whose first delivery committed while this statement ran."""
     from db.database import db
 
     params = [
-        values[k]
-        for k in (
+        values[name]
+        for name in (
             "provider",
             "message_key",
             "received_at",
@@ -138,8 +152,8 @@ def _insert_with_outbox_pg(values: dict, now) -> int | None:
             "status",
         )
     ]
-    row = db.execute_sql(_PG_INSERT_WITH_OUTBOX, (*params, now)).fetchone()
-    return row[0] if row else None
+    row = db.execute_sql(_PG_INSERT_WITH_OUTBOX, (*params, now, values["message_key"])).fetchone()
+    return (row[0], bool(row[1])) if row else (None, False)
 
 
 # --- payload -> Message --------------------------------------------------------------------
