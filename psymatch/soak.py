@@ -249,6 +249,16 @@ def memory_by_type(root: psutil.Process) -> dict[str, float]:
     return {kind: round(mb, 1) for kind, mb in totals.items()}
 
 
+def _is_dramatiq(process: psutil.Process) -> bool:
+    """A Python process running dramatiq (not the ``sh -c`` line honcho starts it with)."""
+    command = process.cmdline()
+    return (
+        len(command) > 1
+        and Path(command[0]).name.startswith("python")
+        and Path(command[1]).name == "dramatiq"
+    )
+
+
 def worker_pids(root: psutil.Process) -> set[int]:
     """The Dramatiq worker processes (children of a Dramatiq master) under ``root``."""
     pids = set()
@@ -256,11 +266,7 @@ def worker_pids(root: psutil.Process) -> set[int]:
         for process in root.children(recursive=True):
             with contextlib.suppress(psutil.Error):
                 parent = process.parent()
-                if (
-                    parent is not None
-                    and "dramatiq" in " ".join(process.cmdline())
-                    and "dramatiq" in " ".join(parent.cmdline())
-                ):
+                if parent is not None and _is_dramatiq(process) and _is_dramatiq(parent):
                     pids.add(process.pid)
     return pids
 
