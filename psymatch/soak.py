@@ -59,6 +59,7 @@ MIN_WARM_UP_S = 60
 MAX_WARM_UP_S = 300
 WARM_UP_ROUND_EVERY_S = 15
 SAMPLE_EVERY_S = 30
+_READY_LINE = re.compile(r"\[(\d+)\] dramatiq\.WorkerProcess\(\d+\): Worker process is ready")
 _ROUND_LINE = re.compile(r"\[(\d+)\] workers\.bundle_actors: bundle round:")
 
 
@@ -249,32 +250,24 @@ def memory_by_type(root: psutil.Process) -> dict[str, float]:
     return {kind: round(mb, 1) for kind, mb in totals.items()}
 
 
-def _is_dramatiq(process: psutil.Process) -> bool:
-    """A Python process running dramatiq (not the ``sh -c`` line honcho starts it with)."""
-    command = process.cmdline()
-    return (
-        len(command) > 1
-        and Path(command[0]).name.startswith("python")
-        and Path(command[1]).name == "dramatiq"
-    )
+def worker_pids(log_path: Path) -> set[int]:
+    """The Dramatiq worker processes: each logs that it is ready (its pid in the line).
 
-
-def worker_pids(root: psutil.Process) -> set[int]:
-    """The Dramatiq worker processes (children of a Dramatiq master) under ``root``."""
-    pids = set()
-    with contextlib.suppress(psutil.Error):
-        for process in root.children(recursive=True):
-            with contextlib.suppress(psutil.Error):
-                parent = process.parent()
-                if parent is not None and _is_dramatiq(process) and _is_dramatiq(parent):
-                    pids.add(process.pid)
-    return pids
+    Telling them apart from the process tree is unreliable: a pool's master also forks
+    the metrics server, and honcho starts each pool through ``sh -c``."""
+    text = log_path.read_text(encoding="utf-8", errors="replace")
+    return {int(pid) for pid in _READY_LINE.findall(text)}
 
 
 def round_pids(log_path: Path) -> set[int]:
     """Processes that logged a finished bundle round."""
     text = log_path.read_text(encoding="utf-8", errors="replace")
     return {int(pid) for pid in _ROUND_LINE.findall(text)}
+
+
+def _all_warm(log_path: Path) -> bool:
+    workers = worker_pids(log_path)
+    return bool(workers) and workers <= round_pids(log_path)
 
 
 def _log_problems(log_path: Path) -> dict[str, int]:
@@ -417,8 +410,7 @@ def run(
             with database.connection():
                 driver.tick(now - begin)
             if next_sample is None and (
-                now >= warm_until
-                or (now - begin >= MIN_WARM_UP_S and worker_pids(root) <= round_pids(log_path))
+                now >= warm_until or (now - begin >= MIN_WARM_UP_S and _all_warm(log_path))
             ):  # warm: every worker process has run a round; the baseline starts here
                 driver.round_every_s = round_every_s
                 warm_up_s = round(now - begin)
