@@ -378,7 +378,7 @@ def test_cli_rotate_and_generate_key(clean_db, cli_env, keys):
     assert bad.returncode == 1 and bad.stderr.startswith("psymatch: error: ENCRYPTION_KEYS")
 
 
-def test_batch_encryption_makes_standard_fernet_tokens():
+def test_bulk_encryption_makes_standard_fernet_tokens():
     texts = [None, "", "ä", "x" * 15, "y" * 16, "Zyprienne Quellwasserstein " * 9] * 20
     texts += ["z" * 5000]
     tokens = crypto.encrypt_many(texts)
