@@ -137,19 +137,14 @@ def test_reused_mailgun_token_with_another_message_is_406(client):
     assert counts() == (1, 1)
 
 
-def test_token_replay_guard_with_redis(client, redis_url):
-    settings.override(REDIS_URL=redis_url)
-    providers.replay_guard.reset()
-    try:
-        first = wp.mailgun(text="eins")
-        assert post(client, "mailgun", first).status_code == 202
-        assert post(client, "mailgun", first).status_code == 200  # same message: duplicate
-        replay = wp.mailgun(text="zwei", timestamp=first["timestamp"], token=first["token"])
-        assert post(client, "mailgun", replay).status_code == 406
-        assert InboundMessage.select().count() == 1  # no database marker rows with Redis
-    finally:
-        settings.override(REDIS_URL="")
-        providers.replay_guard.reset()
+def test_token_replay_guard_keeps_its_marker_in_the_database(client):
+    first = wp.mailgun(text="eins")
+    assert post(client, "mailgun", first).status_code == 202
+    assert post(client, "mailgun", first).status_code == 200  # same message: duplicate
+    replay = wp.mailgun(text="zwei", timestamp=first["timestamp"], token=first["token"])
+    assert post(client, "mailgun", replay).status_code == 406
+    markers = InboundMessage.select().where(InboundMessage.provider == "mailgun-token")
+    assert markers.count() == 1 and counts() == (1, 1)
 
 
 def test_postmark_needs_basic_auth(client):
@@ -440,3 +435,30 @@ def test_link_for_unknown_anfrage_is_404(client):
     assert client.get(link(424242, 7, "angenommen")).status_code == 404
     assert client.post(link(424242, 7, "angenommen")).status_code == 404
     assert counts() == (0, 0)
+
+
+def test_concurrent_deliveries_sharing_a_token_store_one_message(clean_db, backend):
+    """Racing statements: the token's marker and the message are decided once."""
+    if backend != "postgres":
+        pytest.skip("the one-statement path is PostgreSQL's (SQLite serialises writers)")
+    from concurrent.futures import ThreadPoolExecutor
+
+    from workers.replies.inbound import store_with_token_marker_pg
+
+    def deliver(token: str, key: str):
+        with database.connection():
+            marker = providers.replay_guard.marker(token, key)
+            return store_with_token_marker_pg(marker, "mailgun", key, "{}", None, None, None)
+
+    with ThreadPoolExecutor(4) as pool:
+        for round_ in range(15):
+            token, key = f"t{round_}", f"mid:m{round_}"
+            same = list(pool.map(lambda _, t=token, k=key: deliver(t, k), range(4)))
+            assert all(allowed for allowed, _, _ in same)
+            assert sum(created for _, _, created in same) == 1
+            assert len({row_id for _, row_id, _ in same}) == 1
+            keys = [f"mid:x{round_}-{i}" for i in range(4)]
+            other = list(pool.map(lambda k, t=f"u{round_}": deliver(t, k), keys))
+            assert sum(allowed for allowed, _, _ in other) == 1
+            assert [created for allowed, _, created in other if allowed] == [True]
+    assert counts() == (30, 30)

@@ -21,9 +21,9 @@ from flask import Blueprint, Flask, jsonify, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from db import database
-from db.database import write_transaction
+from db.database import is_postgres, write_transaction
 from psymatch import settings
-from workers.replies.inbound import store_inbound
+from workers.replies.inbound import store_inbound, store_with_token_marker_pg
 
 from . import providers
 from .providers import Normalised, Rejected
@@ -72,7 +72,8 @@ def _body() -> bytes:
     return request.get_data(cache=True)
 
 
-def _store_once(normalised: Normalised, token: str | None, redis_ok: bool | None):
+def _store_once(normalised: Normalised, token: str | None):
+    """``(row id, created)``; ``Rejected`` 406 for a reused Mailgun token."""
     fields = (
         normalised.provider,
         normalised.message_key,
@@ -81,13 +82,25 @@ def _store_once(normalised: Normalised, token: str | None, redis_ok: bool | None
         normalised.recipient,
         normalised.subject,
     )
+    guard = providers.replay_guard
     with database.connection():
-        if redis_ok is None:  # no Redis: the replay marker row and the message together
+        if token is None:  # atomic on its own (one statement on PostgreSQL)
+            row, created = store_inbound(*fields, full_row=False)
+            return row.id, created
+        guard.forget_old_markers()
+        if is_postgres():  # the token's marker, the message and its outbox row: one statement
+            allowed, row_id, created = store_with_token_marker_pg(
+                guard.marker(token, normalised.message_key), *fields
+            )
+        else:  # SQLite: BEGIN IMMEDIATE holds the write lock for the marker and the message
             with write_transaction():
-                if not providers.replay_guard.check_database(token, normalised.message_key):
-                    raise Rejected(406, "token_reused", "this token was used for another message")
-                return store_inbound(*fields, full_row=False)
-        return store_inbound(*fields, full_row=False)  # one statement on PostgreSQL
+                allowed = guard.check_database(token, normalised.message_key)
+                if allowed:
+                    row, created = store_inbound(*fields, full_row=False)
+                    row_id = row.id
+        if not allowed:
+            raise Rejected(406, "token_reused", "this token was used for another message")
+        return row_id, created
 
 
 def store(normalised: Normalised, token: str | None = None):
@@ -98,21 +111,16 @@ def store(normalised: Normalised, token: str | None = None):
     is idempotent, so a first attempt that did commit turns the second into "duplicate".
     """
     try:
-        redis_ok = (
-            providers.replay_guard.check_redis(token, normalised.message_key) if token else True
-        )
-        if redis_ok is False:
-            raise Rejected(406, "token_reused", "this token was used for another message")
         try:
-            row, created = _store_once(normalised, token, redis_ok)
+            row_id, created = _store_once(normalised, token)
         except DB_DOWN:
-            row, created = _store_once(normalised, token, redis_ok)
+            row_id, created = _store_once(normalised, token)
     except DB_DOWN as exc:
         log.warning("inbound %s: database unavailable: %s", normalised.provider, exc)
         return jsonify(status="unavailable", error="database_unavailable"), 503
     if created:
-        return jsonify(status="accepted", id=row.id), 202
-    return jsonify(status="duplicate", id=row.id), 200
+        return jsonify(status="accepted", id=row_id), 202
+    return jsonify(status="duplicate", id=row_id), 200
 
 
 @bp.post("/mailgun")

@@ -22,11 +22,12 @@ the RFC Message-ID for Mailgun and raw deliveries (``mid:<id>``, shared so that 
 email delivered both ways is stored once), else ``sha256:`` of the content (signature
 fields excluded, so a re-signed retry hits the same key).
 
-Replay store: Redis (``SET key message_key NX EX``, the broker's ``redis_url()``) when it
-answers; when Redis is not configured or down, the database: a marker row
-``InboundMessage(provider="mailgun-token", status="ignoriert")`` inserted in the same
-transaction as the delivery (rolled back with it when the request fails). Markers older
-than the window are deleted now and then. Redis is retried 30 s after a failure.
+Replay store: the database. A marker row ``InboundMessage(provider="mailgun-token",
+status="ignoriert")`` keyed by the token's hash holds the message key; on PostgreSQL it is
+written in the same statement as the delivery and its outbox item, on SQLite in the same
+IMMEDIATE transaction, so a refused or failed request leaves neither. (A Redis store
+cost a second round trip per webhook and forgot every token when Redis was flushed.)
+Markers older than the window are deleted now and then.
 """
 
 from __future__ import annotations
@@ -43,7 +44,6 @@ from email import policy
 from email.parser import BytesHeaderParser
 from email.utils import parseaddr
 
-from db.database import is_postgres
 from db.models import InboundMessage, utcnow
 from psymatch import settings
 
@@ -301,96 +301,47 @@ def normalise_raw(body: bytes) -> Normalised:
 class ReplayGuard:
     """Remembers Mailgun tokens with the message they came with (see module docstring)."""
 
-    RETRY_REDIS_AFTER_S = 30.0
     MARKER = "mailgun-token"
-
-    def __init__(self):
-        self._client = None
-        self._client_url = None
-        self._down_until = 0.0
-        self._set_get = True
+    REASON = "Mailgun-Token (Schutz vor Wiederholung)"
 
     def reset(self) -> None:
-        if self._client is not None:
-            self._client.close()
-        self._client, self._client_url, self._down_until = None, None, 0.0
-        self._set_get = True
+        """Nothing to forget: the markers live in the database (kept for the tests' API)."""
 
     def window_s(self) -> int:
         return 2 * settings.get().WEBHOOK_TIMESTAMP_TOLERANCE_S
 
-    def _redis(self):
-        if time.monotonic() < self._down_until:
-            return None
-        import redis
+    def marker(self, token: str, key: str) -> tuple[str, str, str]:
+        """(provider, message key, reason) of the token's marker row; its payload is ``key``."""
+        return self.MARKER, f"{self.MARKER}:{_sha(token)}", self.REASON
 
-        from workers import broker
+    def forget_old_markers(self, now=None) -> None:
+        """Now and then (1 % of the calls) delete markers older than the window."""
+        if random.random() >= 0.01:
+            return
+        import datetime as dt
 
-        try:
-            url = broker.redis_url()
-        except broker.BrokerUnavailable:
-            self._down_until = time.monotonic() + self.RETRY_REDIS_AFTER_S
-            return None
-        if self._client is None or self._client_url != url:
-            self._client = redis.Redis.from_url(url, socket_connect_timeout=0.5, socket_timeout=0.5)
-            self._client_url = url
-        return self._client
-
-    def check_redis(self, token: str, key: str) -> bool | None:
-        """True: fine; False: replay; None: Redis not available (use ``check_database``)."""
-        import redis
-
-        client = self._redis()
-        if client is None:
-            return None
-        name = f"psymatch:mailgun-token:{_sha(token)}"
-        try:
-            if self._set_get:  # Redis >= 7: set-if-new and read the old value in one trip
-                try:
-                    seen = client.set(name, key, nx=True, ex=self.window_s(), get=True)
-                except redis.ResponseError:  # an older server: two commands from now on
-                    self._set_get = False
-                    return self.check_redis(token, key)
-            elif client.set(name, key, nx=True, ex=self.window_s()):
-                return True
-            else:
-                seen = client.get(name)
-        except redis.RedisError:
-            self._down_until = time.monotonic() + self.RETRY_REDIS_AFTER_S
-            return None
-        return seen is None or seen.decode("utf-8", "replace") == key
+        now = now or utcnow()
+        InboundMessage.delete().where(
+            (InboundMessage.provider == self.MARKER)
+            & (InboundMessage.received_at < now - dt.timedelta(seconds=self.window_s()))
+        ).execute()
 
     def check_database(self, token: str, key: str, now=None) -> bool:
-        """Inside the caller's write transaction: insert the marker row or compare with it."""
+        """SQLite, inside the caller's IMMEDIATE transaction: insert the marker or compare."""
         now = now or utcnow()
-        marker_key = f"{self.MARKER}:{_sha(token)}"
-        if random.random() < 0.01:
-            import datetime as dt
-
-            InboundMessage.delete().where(
-                (InboundMessage.provider == self.MARKER)
-                & (InboundMessage.received_at < now - dt.timedelta(seconds=self.window_s()))
-            ).execute()
-        if not is_postgres():  # BEGIN IMMEDIATE holds the write lock: look, then insert
-            existing = InboundMessage.get_or_none(InboundMessage.message_key == marker_key)
-            if existing is not None:
-                return existing.raw_payload == key
-        inserted = (
-            InboundMessage.insert(
-                provider=self.MARKER,
-                message_key=marker_key,
-                received_at=now,
-                raw_payload=key,
-                status="ignoriert",
-                processed_at=now,
-                review_reason="Mailgun-Token (Schutz vor Wiederholung)",
-            )
-            .on_conflict_ignore()
-            .execute()
-        )
-        if inserted is None:  # PostgreSQL: the token is known (ON CONFLICT DO NOTHING)
-            existing = InboundMessage.get_or_none(InboundMessage.message_key == marker_key)
-            return existing is not None and existing.raw_payload == key
+        _, marker_key, reason = self.marker(token, key)
+        existing = InboundMessage.get_or_none(InboundMessage.message_key == marker_key)
+        if existing is not None:
+            return existing.raw_payload == key
+        InboundMessage.insert(
+            provider=self.MARKER,
+            message_key=marker_key,
+            received_at=now,
+            raw_payload=key,
+            status="ignoriert",
+            processed_at=now,
+            review_reason=reason,
+        ).execute()
         return True
 
 

@@ -156,6 +156,95 @@ def _insert_with_outbox_pg(values: dict, now) -> tuple[int | None, bool]:
     return (row[0], bool(row[1])) if row else (None, False)
 
 
+_PG_INSERT_WITH_MARKER = f"""
+WITH marker AS (
+    INSERT INTO "inbound_messages" ("provider", "message_key", "received_at", "raw_payload",
+        "status", "processed_at", "review_reason")
+    VALUES (%(marker_provider)s, %(marker_key)s, %(now)s, %(message_key)s, 'ignoriert',
+        %(now)s, %(marker_reason)s)
+    ON CONFLICT ("message_key") DO NOTHING
+    RETURNING "id"
+), allowed AS (
+    SELECT EXISTS (SELECT 1 FROM marker)
+        OR EXISTS (SELECT 1 FROM "inbound_messages"
+                   WHERE "message_key" = %(marker_key)s AND "raw_payload" = %(message_key)s)
+        AS ok
+), stored AS (
+    INSERT INTO "inbound_messages" ("provider", "message_key", "received_at", "raw_payload",
+        "sender", "recipient", "subject", "therapeutenanfrage_id", "status")
+    SELECT %(provider)s, %(message_key)s, %(now)s, %(raw_payload)s, %(sender)s,
+        %(recipient)s, %(subject)s, %(therapeutenanfrage)s, 'neu'
+    WHERE (SELECT ok FROM allowed)
+    ON CONFLICT ("message_key") DO NOTHING
+    RETURNING "id"
+), queued AS (
+    INSERT INTO "outbox" ("task", "payload", "dedupe_key", "status", "created_at", "attempts")
+    SELECT '{TASK}', jsonb_build_object('inbound_id', "id"), 'process_reply:' || "id", 'offen',
+        %(now)s, 0
+    FROM stored
+    RETURNING 1
+)
+SELECT (SELECT ok FROM allowed), (SELECT "id" FROM stored),
+    (SELECT "id" FROM "inbound_messages" WHERE "message_key" = %(message_key)s)
+"""
+
+
+def store_with_token_marker_pg(
+    marker: tuple[str, str, str],
+    provider: str,
+    message_key: str,
+    raw_payload: str,
+    sender: str | None,
+    recipient: str | None,
+    subject: str | None,
+    *,
+    now: dt.datetime | None = None,
+) -> tuple[bool, int | None, bool]:
+    """PostgreSQL: a Mailgun token's replay marker, the message and its outbox item in
+    ONE statement (no separate replay store on the webhook's hot path).
+
+    ``marker`` is (provider, key, reason) of the marker row, whose ``raw_payload`` is
+    ``message_key``: the token is new, or was seen with this same message (a duplicate
+    delivery), or was seen with another one (a replay). Returns ``(allowed, id,
+    created)``. When a concurrent delivery with the same token committed while this
+    statement ran, its rows are not in this statement's snapshot: a second look decides.
+    """
+    from db.database import db
+
+    now = now or utcnow()
+    params = {
+        "marker_provider": marker[0],
+        "marker_key": marker[1],
+        "marker_reason": marker[2],
+        "now": now,
+        "provider": provider,
+        "message_key": message_key,
+        "raw_payload": raw_payload,
+        "sender": sender,
+        "recipient": recipient,
+        "subject": subject,
+        "therapeutenanfrage": None,
+    }
+    allowed, stored_id, existing_id = db.execute_sql(_PG_INSERT_WITH_MARKER, params).fetchone()
+    if stored_id is not None:
+        return True, stored_id, True
+    if not allowed:  # maybe a race: look again with a fresh snapshot
+        seen = (
+            InboundMessage.select(InboundMessage.raw_payload)
+            .where(InboundMessage.message_key == marker[1])
+            .scalar()
+        )
+        if seen != message_key:
+            return False, None, False
+    if existing_id is None:
+        existing_id = (
+            InboundMessage.select(InboundMessage.id)
+            .where(InboundMessage.message_key == message_key)
+            .scalar()
+        )
+    return True, existing_id, False
+
+
 # --- payload -> Message --------------------------------------------------------------------
 
 
