@@ -240,6 +240,28 @@ def test_conflict_notice_offers_alternatives_once(clean_db):
     assert thanks.art == "annahme_bestaetigung"
 
 
+def test_placement_template_must_fit_the_therapists_contact_data(clean_db):
+    from db.models import OutboxItem, Platzsuche
+
+    by_phone = f.therapist(email=None, telefon="030 123")
+    search = f.search()
+    update_platzsuche(search.id, vermittelter_therapeut_id=by_phone.id)
+    with pytest.raises(OperationError) as error:
+        update_platzsuche(search.id, status="erfolgreich", email_template_type="email_contact")
+    assert error.value.code == "THERAPIST_CONTACT_MISSING"
+    assert Platzsuche.get_by_id(search.id).status == "aktiv"
+    assert not OutboxItem.select().where(OutboxItem.task == "send_placement_email").exists()
+    update_platzsuche(search.id, status="erfolgreich")  # default: the phone template
+    item = OutboxItem.get(OutboxItem.task == "send_placement_email")
+    assert item.payload["template"] == "phone_contact"
+    unreachable = f.therapist(email=None, telefon=None)
+    other = f.search()
+    update_platzsuche(other.id, vermittelter_therapeut_id=unreachable.id)
+    with pytest.raises(OperationError) as error:
+        update_platzsuche(other.id, status="erfolgreich")
+    assert error.value.code == "THERAPIST_CONTACT_MISSING"
+
+
 def test_placement_email_moves_the_patient_into_therapy(clean_db):
     therapist = f.therapist(telefon="030 123")
     search = f.search()

@@ -16,6 +16,30 @@ EMAIL_TEMPLATES = (
     "meeting_confirmation_email",
     "meeting_confirmation_phone",
 )
+# What each placement template hands the patient: the therapist's email or phone
+_TEMPLATE_CONTACT = {
+    "email_contact": "email",
+    "meeting_confirmation_email": "email",
+    "phone_contact": "phone",
+    "meeting_confirmation_phone": "phone",
+}
+
+
+def default_placement_template(email: str | None, phone: str | None) -> str:
+    """Contact by email when the therapist has an address, else by phone."""
+    if (email or "").strip() or not (phone or "").strip():
+        return "email_contact"
+    return "phone_contact"
+
+
+def missing_contact(template: str, email: str | None, phone: str | None) -> str | None:
+    """``"email address"`` / ``"phone number"`` when ``template`` needs what is missing."""
+    need = _TEMPLATE_CONTACT.get(template)
+    if need == "email" and not (email or "").strip():
+        return "email address"
+    if need == "phone" and not (phone or "").strip():
+        return "phone number"
+    return None
 
 
 def transition_error(current: str, target: str) -> str | None:

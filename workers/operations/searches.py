@@ -131,9 +131,17 @@ def _change_status(search, status, template, meeting, now, actor) -> None:
     if status == "erfolgreich":
         if search.vermittelter_therapeut_id is None:
             raise OperationError("THERAPIST_REQUIRED", "set the placed therapist first")
-        template = template or "email_contact"
+        therapist = Therapist.get_by_id(search.vermittelter_therapeut_id)
+        template = template or rules.default_placement_template(therapist.email, therapist.telefon)
         if template not in rules.EMAIL_TEMPLATES:
             raise OperationError("INVALID_TEMPLATE", f"unknown email template {template!r}")
+        missing = rules.missing_contact(template, therapist.email, therapist.telefon)
+        if missing:
+            raise OperationError(
+                "THERAPIST_CONTACT_MISSING",
+                f"template {template} tells the patient the therapist's {missing}, "
+                "which is not on record; choose another template or add it first",
+            )
         if template.startswith("meeting_") and not (
             meeting and meeting.get("date") and meeting.get("time")
         ):
