@@ -32,7 +32,7 @@ from db.models import (
 )
 from psymatch import logs, settings
 from psymatch.metric_files import pid_of, remove_dead_process_files
-from webhooks import observability, providers
+from webhooks import observability
 from webhooks.app import create_app
 from workers.operations.bundles import create_anfrage
 from workers.operations.snapshot import local_today
@@ -74,9 +74,7 @@ def wait_for(predicate, timeout: float, what: str):
 
 @pytest.fixture
 def app(clean_db):
-    providers.replay_guard.reset()
     yield create_app({"TESTING": True})
-    providers.replay_guard.reset()
 
 
 @pytest.fixture

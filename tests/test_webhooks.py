@@ -29,12 +29,10 @@ RAW = "/webhooks/inbound/raw"
 
 @pytest.fixture
 def app(clean_db):
-    providers.replay_guard.reset()
     app = create_app({"TESTING": True})
     inbound.register(app)
     inbound.register(app)  # idempotent
     yield app
-    providers.replay_guard.reset()
 
 
 @pytest.fixture

@@ -6,12 +6,34 @@ import time
 
 from db import database, migrate
 
+READY_REDIS_TIMEOUT_S = 1.0
+
+
+def _ping_database() -> None:
+    """``SELECT 1``; connecting waits at most the URL's ``connect_timeout`` (default 5 s)."""
+    database.db.execute_sql("SELECT 1").fetchone()
+
+
+def _ping_broker(timeout_s: float) -> str:
+    """PING the broker's Redis; returns its URL."""
+    import redis
+
+    from workers import broker
+
+    url = broker.redis_url()
+    client = redis.Redis.from_url(url, socket_connect_timeout=timeout_s, socket_timeout=timeout_s)
+    try:
+        client.ping()
+    finally:
+        client.close()
+    return url
+
 
 def check_database() -> dict:
     started = time.perf_counter()
     try:
         with database.connection():
-            database.db.execute_sql("SELECT 1").fetchone()
+            _ping_database()
             version, head = migrate.current_version(), migrate.head_version()
     except Exception as exc:  # any failure is the answer, not an error of the check
         return {"ok": False, "backend": database.dialect(), "error": _one_line(exc)}
@@ -25,18 +47,9 @@ def check_database() -> dict:
 
 
 def check_broker() -> dict:
-    import redis
-
-    from workers import broker
-
     started = time.perf_counter()
     try:
-        url = broker.redis_url()
-        client = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
-        try:
-            client.ping()
-        finally:
-            client.close()
+        url = _ping_broker(timeout_s=2)
     except Exception as exc:
         return {"ok": False, "error": _one_line(exc)}
     return {
@@ -46,38 +59,20 @@ def check_broker() -> dict:
     }
 
 
-READY_REDIS_TIMEOUT_S = 1.0
-
-
 def ready_database() -> str | None:
-    """``SELECT 1`` on the database: None when it answers, else the error in one line.
-
-    Connecting waits at most the URL's ``connect_timeout`` (default 5 s, see db/database.py).
-    """
+    """None when the database answers ``SELECT 1``, else the error in one line."""
     try:
         with database.connection():
-            database.db.execute_sql("SELECT 1").fetchone()
+            _ping_database()
     except Exception as exc:
         return _one_line(exc)
     return None
 
 
 def ready_broker() -> str | None:
-    """PING to the broker's Redis within a second: None when it answers, else the error."""
-    import redis
-
-    from workers import broker
-
+    """None when the broker's Redis answers a PING within a second, else the error."""
     try:
-        client = redis.Redis.from_url(
-            broker.redis_url(),
-            socket_connect_timeout=READY_REDIS_TIMEOUT_S,
-            socket_timeout=READY_REDIS_TIMEOUT_S,
-        )
-        try:
-            client.ping()
-        finally:
-            client.close()
+        _ping_broker(READY_REDIS_TIMEOUT_S)
     except Exception as exc:
         return _one_line(exc)
     return None

@@ -304,9 +304,6 @@ class ReplayGuard:
     MARKER = "mailgun-token"
     REASON = "Mailgun-Token (Schutz vor Wiederholung)"
 
-    def reset(self) -> None:
-        """Nothing to forget: the markers live in the database (kept for the tests' API)."""
-
     def window_s(self) -> int:
         return 2 * settings.get().WEBHOOK_TIMESTAMP_TOLERANCE_S
 

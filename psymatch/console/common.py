@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import html
+import io
 
 import ipywidgets as widgets
 
@@ -14,6 +15,14 @@ from workers.operations.errors import OperationError
 def staff_name() -> str:
     """Who acts in this console (``STAFF_NAME``, written into audit rows); "staff" when unset."""
     return settings.get().STAFF_NAME.strip() or "staff"
+
+
+def png(fig) -> bytes:
+    """A matplotlib figure as PNG bytes (tight layout, 80 dpi); the caller closes it."""
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=80)
+    return buffer.getvalue()
 
 
 def esc(value) -> str:

@@ -7,7 +7,6 @@ reason is refused with ``REASON_REQUIRED`` and changes nothing.
 from __future__ import annotations
 
 import datetime as dt
-import io
 
 import ipywidgets as widgets
 import matplotlib
@@ -21,7 +20,7 @@ from db.models import utcnow  # noqa: E402
 from workers.operations.cooling import override_cooling  # noqa: E402
 
 from . import queries  # noqa: E402
-from .common import StatusLine, frozen, run_action, staff_name, table  # noqa: E402
+from .common import StatusLine, frozen, png, run_action, staff_name, table  # noqa: E402
 
 
 def timeline_png(rows: list[dict], today: dt.date) -> bytes:
@@ -42,12 +41,9 @@ def timeline_png(rows: list[dict], today: dt.date) -> bytes:
             ax.set_yticks([])
             ax.set_xticks([])
         ax.set_title(f"Wieder kontaktierbar ab (Stand {today:%d.%m.%Y})")
-        fig.tight_layout()
-        buffer = io.BytesIO()
-        fig.savefig(buffer, format="png", dpi=80)
+        return png(fig)
     finally:
         plt.close(fig)
-    return buffer.getvalue()
 
 
 class CoolingPanel(widgets.VBox):

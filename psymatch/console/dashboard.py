@@ -31,7 +31,7 @@ from psymatch.domain import metrics  # noqa: E402
 from workers.operations.snapshot import local_today  # noqa: E402
 
 from . import metrics_queries  # noqa: E402
-from .common import StatusLine, esc, frozen  # noqa: E402
+from .common import StatusLine, esc, frozen, png  # noqa: E402
 
 DEFAULT_DAYS = 90
 
@@ -111,12 +111,9 @@ def plots_png(report: metrics.Report) -> bytes:
             right.set_xticks([])
             right.set_yticks([])
         right.set_title("Antwort- und Annahmerate je Versandwoche")
-        fig.tight_layout()
-        buffer = io.BytesIO()
-        fig.savefig(buffer, format="png", dpi=80)
+        return png(fig)
     finally:
         plt.close(fig)
-    return buffer.getvalue()
 
 
 def csv_text(report: metrics.Report) -> str:

@@ -110,6 +110,15 @@ def store_inbound(
         return InboundMessage(id=new_id, **values), True
 
 
+# The process_reply outbox row of the message the ``stored`` CTE inserted (if it did).
+_QUEUE_STORED = f"""queued AS (
+    INSERT INTO "outbox" ("task", "payload", "dedupe_key", "status", "created_at", "attempts")
+    SELECT '{TASK}', jsonb_build_object('inbound_id', "id"), '{TASK}:' || "id", 'offen',
+        {{now}}, 0
+    FROM stored
+    RETURNING 1
+)"""
+
 _PG_INSERT_WITH_OUTBOX = f"""
 WITH stored AS (
     INSERT INTO "inbound_messages" ("provider", "message_key", "received_at", "raw_payload",
@@ -117,13 +126,7 @@ WITH stored AS (
     VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)
     ON CONFLICT ("message_key") DO NOTHING
     RETURNING "id"
-), queued AS (
-    INSERT INTO "outbox" ("task", "payload", "dedupe_key", "status", "created_at", "attempts")
-    SELECT '{TASK}', jsonb_build_object('inbound_id', "id"), 'process_reply:' || "id", 'offen',
-        %s, 0
-    FROM stored
-    RETURNING 1
-)
+), {_QUEUE_STORED.format(now="%s")}
 SELECT "id", TRUE FROM stored
 UNION ALL
 SELECT "id", FALSE FROM "inbound_messages"
@@ -177,13 +180,7 @@ WITH marker AS (
     WHERE (SELECT ok FROM allowed)
     ON CONFLICT ("message_key") DO NOTHING
     RETURNING "id"
-), queued AS (
-    INSERT INTO "outbox" ("task", "payload", "dedupe_key", "status", "created_at", "attempts")
-    SELECT '{TASK}', jsonb_build_object('inbound_id', "id"), 'process_reply:' || "id", 'offen',
-        %(now)s, 0
-    FROM stored
-    RETURNING 1
-)
+), {_QUEUE_STORED.format(now="%(now)s")}
 SELECT (SELECT ok FROM allowed), (SELECT "id" FROM stored),
     (SELECT "id" FROM "inbound_messages" WHERE "message_key" = %(message_key)s)
 """
