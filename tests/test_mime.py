@@ -76,3 +76,64 @@ def test_text_only_and_attachments(tmp_path):
 def test_a_line_break_in_a_header_is_refused(field):
     with pytest.raises(smtp.PermanentError, match="line break"):
         _build(**{field: "Hallo\r\nBcc: evil@example.org"})
+
+
+def _parts(raw: bytes):
+    message = email.message_from_bytes(raw, policy=policy.default)
+    return message, [part for part in message.walk() if not part.is_multipart()]
+
+
+def test_eight_bit_text_parts_read_back_unchanged():
+    values = dict(
+        from_addr="anfragen@psymatch.example", from_name="psymatch", to_addr="p@example.org",
+        to_name="Jördis Müller", subject="Suche Psychotherapieplätze - Ref: A17",
+        text="Grüße – bitte antworten Sie.\n" * 40, html="<p>Grüße</p>\n" * 40,
+        message_id="<1@x>", date=DATE,
+    )  # fmt: skip
+    seven = smtp.build_message(**values)
+    eight = smtp.build_message(**values, eight_bit=True)
+    assert len(eight) < len(seven)  # a third less than base64
+    assert all(len(line) <= mime.MAX_LINE for line in eight.split(b"\r\n"))
+    assert b"\n" not in eight.replace(b"\r\n", b"")  # every line end is CRLF
+    message, (text, html) = _parts(eight)
+    assert text["Content-Transfer-Encoding"] == html["Content-Transfer-Encoding"] == "8bit"
+    # text parts travel with CRLF line ends (RFC 2046 4.1.1); readers normalise them
+    assert text.get_content().replace("\r\n", "\n") == values["text"]
+    assert html.get_content().replace("\r\n", "\n") == values["html"]
+    assert message["Subject"] == values["subject"] and not message.defects
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["x" * 2000, "eine Zeile\rmit nacktem CR\n", "mit NUL \x00\n"],
+    ids=["long", "cr", "nul"],
+)
+def test_text_that_cannot_travel_as_8bit_goes_base64(text):
+    raw = smtp.build_message(
+        from_addr="a@b.de", from_name=None, to_addr="c@d.de", to_name=None, subject="x",
+        text=text, html="<p>kurz</p>\n", message_id="<1@x>", date=DATE, eight_bit=True,
+    )  # fmt: skip
+    _, (plain, html) = _parts(raw)
+    assert plain["Content-Transfer-Encoding"] == "base64"
+    assert html["Content-Transfer-Encoding"] == "8bit"
+    assert plain.get_content() == text
+    assert all(len(line) <= mime.MAX_LINE for line in raw.split(b"\r\n"))
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "Suche Psychotherapieplätze - Ref: A17",
+        "Ä" * 90,  # every character two bytes, six encoded characters each
+        "Rückfrage zu Ihrer Anfrage: " + "Wartezeit, Kassensitz, Gruppentherapie? " * 6,
+        "Emoji 😀 und Umlaute äöü _=? am Rand",
+    ],
+    ids=["short", "all-umlauts", "long", "specials"],
+)
+def test_non_ascii_headers_are_rfc2047_words_that_decode_back(value):
+    line = mime.header("Subject", value)
+    words = mime.encoded_words(value).split("\r\n ")
+    assert all(len(word) <= 75 and word.startswith("=?utf-8?q?") for word in words)
+    assert line.isascii() and line.endswith(b"\r\n")
+    parsed = email.message_from_bytes(line + b"\r\nbody\r\n", policy=policy.default)
+    assert parsed["Subject"] == value

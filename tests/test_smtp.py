@@ -213,6 +213,37 @@ def test_sent_email_arrives_once_with_its_headers(server, queued):
     assert row.status == "Gesendet" and row.gesendet_am is not None and row.fehlermeldung is None
 
 
+class Without8BitMime(Recorder):
+    """A server that does not announce 8BITMIME (aiosmtpd's EHLO hook drops it)."""
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        session.host_name = hostname
+        return [line for line in responses if "8BITMIME" not in line.upper()]
+
+
+@pytest.mark.parametrize("announces_8bitmime", [True, False])
+def test_text_goes_8bit_only_to_a_server_that_announced_8bitmime(
+    smtp_settings, queued, announces_8bitmime
+):
+    recorder = Recorder() if announces_8bitmime else Without8BitMime()
+    controller = start(recorder, "smtp://127.0.0.1:{port}")
+    try:
+        assert sending.transmit(queued.id) == "sent"
+    finally:
+        controller.stop()
+    (envelope,) = recorder.envelopes
+    message = recorder.messages()[0]
+    parts = [part for part in message.walk() if not part.is_multipart()]
+    encodings = {part["Content-Transfer-Encoding"] for part in parts}
+    if announces_8bitmime:
+        assert "BODY=8BITMIME" in envelope.mail_options and encodings == {"8bit"}
+    else:
+        assert "BODY=8BITMIME" not in envelope.mail_options and encodings == {"base64"}
+        assert envelope.original_content.isascii()
+    text = message.get_body(preferencelist=("plain",)).get_content()
+    assert "Sehr geehrter Herr Dr. Müller," in text
+
+
 def test_the_actor_sends_a_twice_delivered_message_once(server, queued):
     broker = dramatiq.get_broker()
     worker = dramatiq.Worker(broker, worker_timeout=100)

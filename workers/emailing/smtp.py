@@ -113,10 +113,11 @@ def build_message(
     date: dt.datetime,
     headers: dict[str, str] | None = None,
     attachments: list[str] = (),
+    eight_bit: bool = False,
 ) -> bytes:
     """The MIME bytes: multipart/alternative (text, then HTML) in UTF-8, wrapped in
     multipart/mixed when files are attached (see ``mime.py``). ``date`` is naive UTC
-    or aware."""
+    or aware. ``eight_bit``: text parts may go as 8bit (``Session.eight_bit``)."""
     fields = [
         ("From", _address(from_name, from_addr)),
         ("To", _address(to_name, to_addr)),
@@ -128,7 +129,7 @@ def build_message(
     fields += [(n, v) for n, v in (headers or {}).items() if n.lower() not in reserved]
     files = [(Path(path).name, _read_attachment(path)) for path in attachments]
     try:
-        return mime.message_bytes(fields, text, html, files)
+        return mime.message_bytes(fields, text, html, files, eight_bit=eight_bit)
     except mime.HeaderError as exc:
         raise PermanentError(str(exc)) from None
 
@@ -205,23 +206,30 @@ def _text(value) -> str:
 class Session:
     """One SMTP connection for several messages (a batch): ``with Session(target) as s:
     s.send(message, envelope_from)``. Errors come out as ``TemporaryError`` /
-    ``PermanentError``; after a connection-level error the session is unusable."""
+    ``PermanentError``; after a connection-level error the session is unusable.
+
+    ``eight_bit`` tells whether the server announced 8BITMIME: build the messages
+    with ``build_message(eight_bit=session.eight_bit)``; ``send`` then declares
+    BODY=8BITMIME in the envelope."""
 
     def __init__(self, target: SmtpTarget):
         self.target = target
         self.client = None
+        self.eight_bit = False
 
     def __enter__(self) -> Session:
         try:
             self.client = _connect(self.target)
         except Exception as exc:
             raise classify(exc) from exc
+        self.eight_bit = self.client.has_extn("8bitmime")
         return self
 
     def send(self, message: bytes, *, envelope_from: str, to_addr: str) -> None:
         """Returns once the server accepted the data (its 250 after DATA)."""
+        options = ("BODY=8BITMIME",) if self.eight_bit else ()
         try:
-            self.client.sendmail(envelope_from, [to_addr], message)
+            self.client.sendmail(envelope_from, [to_addr], message, mail_options=options)
         except smtplib.SMTPRecipientsRefused as exc:
             self.client.rset()  # the connection stays usable for the next message
             raise classify(exc) from exc
@@ -233,12 +241,3 @@ class Session:
             self.client.quit()
         except Exception:  # every message is accepted or refused already; QUIT is courtesy
             self.client.close()
-
-
-def deliver(message: bytes, target: SmtpTarget, *, envelope_from: str, to_addr: str) -> None:
-    """Send ``message`` to ``to_addr``; raises ``TemporaryError``/``PermanentError``.
-
-    Returns once the server accepted the data (its 250 after DATA).
-    """
-    with Session(target) as session:
-        session.send(message, envelope_from=envelope_from, to_addr=to_addr)
