@@ -117,9 +117,9 @@ def certificate(tmp_path_factory):
     return cert_path, context
 
 
-def make_anfrage_and_therapist():
+def make_anfrage_and_therapist(n: int = 1):
     therapist = Therapist.create(
-        external_id="T1",
+        external_id=f"T{n}",
         anrede="Herr",
         geschlecht="männlich",
         titel="Dr.",
@@ -447,3 +447,84 @@ def test_smtp_urls(url, expected):
 def test_bad_smtp_urls(url):
     with pytest.raises(smtp.SmtpUrlError):
         smtp.parse_smtp_url(url)
+
+
+# --- pipelining (RFC 2920) --------------------------------------------------------------
+
+
+class Pipelining(Recorder):
+    """aiosmtpd reads commands in order anyway; this handler also announces PIPELINING,
+    so the session writes MAIL, RCPT and DATA at once. ``mail_reply`` refuses senders."""
+
+    mail_reply = None
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        session.host_name = hostname
+        return [*responses[:-1], "250-PIPELINING", responses[-1]]
+
+    async def handle_MAIL(self, server, session, envelope, address, mail_options):
+        if self.mail_reply:
+            return self.mail_reply
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
+
+
+def _message(n: int) -> bytes:
+    return (
+        f"From: a@example.org\r\nTo: b@example.org\r\nSubject: Grüße {n}\r\n"
+        f"Message-ID: <p{n}@psymatch.example>\r\n\r\n.eine Zeile mit Punkt\r\nÄ\r\n"
+    ).encode()
+
+
+def test_pipelined_session_keeps_in_step_through_refusals(smtp_settings):
+    recorder = Pipelining()
+    controller = start(recorder, "smtp://127.0.0.1:{port}")
+    target = smtp.parse_smtp_url(settings.get().SMTP_URL, timeout=5)
+    try:
+        with smtp.Session(target) as session:
+            assert session.pipelining and session.eight_bit
+            send = lambda n: session.send(  # noqa: E731
+                _message(n), envelope_from="a@example.org", to_addr="b@example.org"
+            )
+            send(1)
+            recorder.rcpt_reply = "550 5.1.1 no such mailbox"
+            with pytest.raises(smtp.PermanentError, match="recipient refused: b@example.org: 550"):
+                send(2)
+            recorder.rcpt_reply, recorder.mail_reply = None, "553 5.7.1 sender refused"
+            with pytest.raises(smtp.PermanentError, match="553"):
+                send(3)
+            recorder.mail_reply, recorder.data_reply = None, "451 4.3.0 try again later"
+            with pytest.raises(smtp.TemporaryError, match="451"):
+                send(4)
+            recorder.data_reply = None
+            send(5)  # the conversation is still in step after each refusal
+    finally:
+        controller.stop()
+    assert [m["Message-ID"] for m in recorder.messages()] == [
+        "<p1@psymatch.example>",
+        "<p5@psymatch.example>",
+    ]
+    body = recorder.messages()[1].get_content()
+    assert body.startswith(".eine Zeile mit Punkt")  # dot-stuffed on the way, unstuffed here
+    assert all("BODY=8BITMIME" in e.mail_options for e in recorder.envelopes)
+
+
+def test_batch_sends_pipelined_through_the_real_relay_path(smtp_settings, clean_db):
+    recorder = Pipelining()
+    controller = start(recorder, "smtp://127.0.0.1:{port}")
+    try:
+        rows = []
+        for n in range(3):
+            therapist, anfrage = make_anfrage_and_therapist(n + 1)
+            rendered = rendered_inquiry(anfrage.id)
+            address = f"praxis{n}@example.org"
+            rows.append(queue.queue_email(rendered, therapist_id=therapist.id, to_email=address)[0])
+        counts = sending.transmit_batch([row.id for row in rows])
+    finally:
+        controller.stop()
+    assert counts == {"sent": 3, "failed": 0, "skipped": 0}
+    assert sorted(e.rcpt_tos[0] for e in recorder.envelopes) == [
+        f"praxis{n}@example.org" for n in range(3)
+    ]
+    assert Email.select().where(Email.status == "Gesendet").count() == 3
