@@ -289,10 +289,19 @@ def _bench_rows(count: int) -> tuple[list[int], list[int]]:
 
 def _cleanup_bench_rows() -> None:
     from db.models import Email, Patient
+    from workers.emailing import headers as email_headers
 
     with write_transaction():
         therapist = Therapist.get_or_none(Therapist.external_id == "bench-T")
         if therapist:
+            emails = Email.select(Email.idempotenz_schluessel).where(
+                Email.therapist == therapist.id
+            )
+            keys = [email_headers.outbox_key(key) for (key,) in emails.tuples()]
+            for start in range(0, len(keys), 5000):
+                OutboxItem.delete().where(
+                    OutboxItem.dedupe_key.in_(keys[start : start + 5000])
+                ).execute()
             Email.delete().where(Email.therapist == therapist.id).execute()
             Therapeutenanfrage.delete().where(
                 Therapeutenanfrage.therapist == therapist.id
@@ -304,55 +313,57 @@ def _cleanup_bench_rows() -> None:
             patient.delete_instance()
 
 
-def _wait(predicate, timeout: float) -> float:
+def _wait(predicate, timeout: float, check=lambda: None) -> float:
+    """Poll ``predicate`` every 50 ms; ``check`` raises when a process it needs died."""
     started = time.perf_counter()
     while not predicate():
+        check()
         if time.perf_counter() - started > timeout:
-            raise BenchError("the worker pool did not finish in time (see the worker log)")
+            raise BenchError("the worker pool did not finish in time")
         time.sleep(0.05)
     return time.perf_counter() - started
 
 
-def emails(count: int, processes: int = 2, threads: int = 8, report=None) -> dict:
-    """``count`` inquiry emails through a real worker pool and a real SMTP server,
-    against the same pool running a no-op actor in the same run."""
+IDLE_POLL_MS = 50
+
+
+def emails(
+    count: int, processes: int = 2, threads: int = 8, smtp_server: str | None = None, report=None
+) -> dict:
+    """``count`` inquiry emails through a real worker pool and a real SMTP server
+    (``countingsink.KINDS``; default: smtp-sink when installed), against the same pool
+    running a no-op actor in the same run."""
     import os
     import signal
-    import socket
     import subprocess
     import sys
     from pathlib import Path
 
     from db.models import Email
-    from psymatch import settings
+    from psymatch import countingsink, settings
     from workers import embedded_redis
 
     database.init()
     if Therapist.select().where(Therapist.external_id == "bench-T").exists():
         _cleanup_bench_rows()
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
     var = Path(settings.get().VAR_DIR)
     var.mkdir(parents=True, exist_ok=True)
-    received_file = var / "bench-smtp-received.txt"
-    received_file.unlink(missing_ok=True)
-    smtp = subprocess.Popen(
-        [sys.executable, "-m", "psymatch.countingsink", str(port), str(received_file)],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    if smtp.stdout.readline().strip() != "ready":
-        smtp.kill()
-        raise BenchError("the local SMTP server did not start")
+    smtp_server = smtp_server or countingsink.default_kind()
+    try:
+        smtp = countingsink.start(smtp_server, var)
+    except countingsink.SinkError as exc:
+        raise BenchError(str(exc)) from None
     redis_process = None
     redis_url = settings.get().REDIS_URL
     if not redis_url:  # a laptop without Redis: an embedded one for the run
         redis_process = embedded_redis.start(var / "bench-redis.sock")
         redis_url = f"unix://{var / 'bench-redis.sock'}"
-    settings.override(REDIS_URL=redis_url, SMTP_URL=f"smtp://127.0.0.1:{port}")
-    env = settings.child_environ(PATH=f"{Path(sys.executable).parent}:" + os.environ["PATH"])
-    pool = None
+    settings.override(REDIS_URL=redis_url, SMTP_URL=smtp.url)
+    env = settings.child_environ(
+        PATH=f"{Path(sys.executable).parent}:" + os.environ["PATH"],
+        dramatiq_worker_timeout=str(IDLE_POLL_MS),
+    )
+    pool = worker_log = None
     try:
         import workers.actors  # noqa: F401
         from workers import outbox
@@ -363,6 +374,7 @@ def emails(count: int, processes: int = 2, threads: int = 8, report=None) -> dic
         if report:
             report(f"rendering and queueing {count} inquiry emails")
         _, email_ids = _bench_rows(count)
+        worker_log = open(var / "bench-worker.log", "w")  # noqa: SIM115 (closed below)
         pool = subprocess.Popen(
             [
                 str(Path(sys.executable).with_name("dramatiq")),
@@ -378,28 +390,43 @@ def emails(count: int, processes: int = 2, threads: int = 8, report=None) -> dic
             ],
             env=env,
             start_new_session=True,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            stdout=worker_log,
+            stderr=subprocess.STDOUT,
         )
+
+        def check() -> None:
+            if pool.poll() is not None:
+                raise BenchError(f"the worker pool exited (its log: {worker_log.name})")
+            try:
+                smtp.check()
+            except countingsink.SinkError as exc:
+                raise BenchError(str(exc)) from None
+
         # warm-up: the pool must be up before either measurement starts
         noop.send()
-        _wait(lambda: int(broker_.client.get(COUNTER_KEY) or 0) == 1, 120)
+        _wait(lambda: int(broker_.client.get(COUNTER_KEY) or 0) == 1, 120, check)
         broker_.client.delete(COUNTER_KEY)
 
         # timed like the emails below: from the first enqueue to the last message done
         started = time.perf_counter()
         for _ in range(count):
             noop.send()
-        _wait(lambda: int(broker_.client.get(COUNTER_KEY) or 0) >= count, 600)
+        _wait(lambda: int(broker_.client.get(COUNTER_KEY) or 0) >= count, 600, check)
         noop_s = time.perf_counter() - started
 
         # as in production: the outbox relay groups the queued emails into batches
         started = time.perf_counter()
-        sent = Email.select().where(Email.id.in_(email_ids) & (Email.status == "Gesendet"))
-        _wait(lambda: outbox.relay() == 0 and sent.count() >= count, 1800)
+        # polled every 50 ms: a primary-key range, not a list of 5000 ids to build and parse
+        sent = Email.select().where(
+            Email.id.between(min(email_ids), max(email_ids))
+            & (Email.therapist == Therapist.get(Therapist.external_id == "bench-T"))
+            & (Email.status == "Gesendet")
+        )
+        _wait(lambda: outbox.relay() == 0 and sent.count() >= count, 1800, check)
         emails_s = time.perf_counter() - started
         time.sleep(1)  # let any duplicate arrive before counting
-        received = received_file.read_text(encoding="ascii").split()
+        smtp.stop()
+        received = smtp.received_ids()
         unique = set(received)
         expected = {
             m for (m,) in Email.select(Email.message_id).where(Email.id.in_(email_ids)).tuples()
@@ -407,6 +434,7 @@ def emails(count: int, processes: int = 2, threads: int = 8, report=None) -> dic
         return {
             "backend": database.dialect(),
             "emails": count,
+            "smtp_server": smtp.kind,
             "processes": processes,
             "threads": threads,
             "emails_s": round(emails_s, 3),
@@ -422,8 +450,9 @@ def emails(count: int, processes: int = 2, threads: int = 8, report=None) -> dic
         if pool is not None and pool.poll() is None:
             os.killpg(pool.pid, signal.SIGTERM)
             pool.wait(timeout=60)
-        smtp.terminate()
-        smtp.wait(timeout=30)
+        if worker_log is not None:
+            worker_log.close()
+        smtp.stop()
         _cleanup_bench_rows()
         if redis_process is not None:
             redis_process.terminate()
