@@ -54,6 +54,9 @@ def start(socket_path: Path) -> subprocess.Popen:
             str(socket_path.parent),
             "--loglevel",
             "warning",
+            # its own file, not our stdout (which carries e.g. a benchmark's JSON)
+            "--logfile",
+            str(socket_path.with_suffix(".log")),
         ],
         stdin=subprocess.DEVNULL,
     )
