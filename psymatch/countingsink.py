@@ -115,8 +115,13 @@ class Sink:
                 ids += [message_id(message) for message in messages if message.strip()]
         if pending.strip():
             ids.append(message_id(pending))
-        shutil.rmtree(self.received.parent, ignore_errors=True)
         return ids
+
+    def discard(self) -> None:
+        """Stop the server and remove smtp-sink's temporary dump directory."""
+        self.stop()
+        if self.kind == "postfix":
+            shutil.rmtree(self.received.parent, ignore_errors=True)
 
 
 def start(kind: str, directory: Path) -> Sink:
