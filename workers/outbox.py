@@ -28,7 +28,7 @@ EMAIL_BATCH = 50
 def _claim_open(limit: int, now: dt.datetime) -> list[tuple[int, str, dict]]:
     """Mark up to ``limit`` open items ``eingereiht`` (oldest first) and return their
     (id, task, payload), in one statement: the relay runs beside busy workers, and
-    reading 2000 model rows and writing them back by an id list cost three times
+    reading 2000 model rows and writing them back by an id list cost twice
     the CPU. Inside the caller's write transaction (PostgreSQL: rows another relay
     holds are skipped)."""
     oldest_open = (
