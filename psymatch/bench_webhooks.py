@@ -27,7 +27,6 @@ import http.client
 import random
 import secrets
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -40,6 +39,7 @@ from urllib.parse import urlencode
 
 from db import database
 from psymatch import settings
+from psymatch.ports import free_port
 
 THREADS = 16
 GUNICORN_WORKERS = 2
@@ -58,12 +58,6 @@ def bench_app():
     app = create_app()
     inbound.register(app)
     return app
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @contextlib.contextmanager
@@ -214,7 +208,7 @@ def run(requests: int, report=None) -> dict:
     if database.db.obj is None:
         database.init()
     run_id = uuid.uuid4().hex[:12]
-    port = _free_port()
+    port = free_port()
     headers = {"Content-Type": "application/x-www-form-urlencoded"}
     bodies = [_mailgun_body(run_id, i) for i in range(requests)]
     warm_id = uuid.uuid4().hex[:12]  # its own prefix: not counted with the run's rows

@@ -29,6 +29,8 @@ import threading
 import time
 from pathlib import Path
 
+from psymatch.ports import free_port
+
 KINDS = ("postfix", "aiosmtpd")
 _MESSAGE_ID = re.compile(rb"^Message-ID:[ \t]*(\S+)", re.IGNORECASE | re.MULTILINE)
 # smtp-sink writes this before each message in its dump file (its -S option)
@@ -55,12 +57,6 @@ def smtp_sink_path() -> str | None:
 def default_kind() -> str:
     """``postfix`` where smtp-sink is installed (``.ci/run`` installs it), else aiosmtpd."""
     return "postfix" if smtp_sink_path() else "aiosmtpd"
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def _wait_listening(port: int, process: subprocess.Popen, timeout: float = 30) -> None:
@@ -130,7 +126,7 @@ def start(kind: str, directory: Path) -> Sink:
     own (as root it runs as ``nobody``, who may not reach ``directory``)."""
     if kind not in KINDS:
         raise SinkError(f"unknown SMTP server {kind!r} (one of {', '.join(KINDS)})")
-    port = _free_port()
+    port = free_port()
     if kind == "aiosmtpd":
         received = directory / "bench-smtp-received.txt"
         received.unlink(missing_ok=True)

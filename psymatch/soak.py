@@ -49,6 +49,7 @@ import psutil
 
 from db import database
 from psymatch import settings
+from psymatch.ports import free_port
 
 PROCESS_TYPES = {"web": "gunicorn", "worker": "dramatiq", "clock": "periodiq"}
 REPLIES_PER_S = 3
@@ -65,12 +66,6 @@ _ROUND_LINE = re.compile(r"\[(\d+)\] workers\.bundle_actors: bundle round:")
 
 class SoakError(RuntimeError):
     pass
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def _wait_for(predicate, timeout: float, what: str) -> None:
@@ -345,7 +340,7 @@ def run(
         raise SoakError("the soak run needs a Redis server: set REDIS_URL")
     _ensure_data(therapists, patients, report)
     started_at = utcnow()
-    web_port, smtp_port = _free_port(), _free_port()
+    web_port, smtp_port = free_port(), free_port()
     var = Path(s.VAR_DIR)
     var.mkdir(parents=True, exist_ok=True)
     log_path = var / "soak.log"

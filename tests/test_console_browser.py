@@ -25,7 +25,6 @@ import json
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -47,6 +46,7 @@ from db.models import (
     utcnow,
 )
 from psymatch import settings
+from psymatch.ports import free_port
 from workers.operations.bundles import create_anfrage
 from workers.operations.responses import record_response
 
@@ -112,12 +112,6 @@ def scenario(clean_db) -> Scenario:
 # --- JupyterLab and the browser --------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _answers(url: str, token: str) -> bool:
     request = urllib.request.Request(url, headers={"Authorization": f"token {token}"})
     try:
@@ -164,7 +158,7 @@ def console(scenario, migrated, tmp_path):
         target = lab_settings / f"{plugin}.jupyterlab-settings"
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(json.dumps(values))
-    port, token = _free_port(), "psymatch-browser-test"
+    port, token = free_port(), "psymatch-browser-test"
     env = settings.child_environ(
         DATABASE_URL=migrated,
         JUPYTER_TOKEN=token,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import mailbox
 import re
-import socket
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import pytest
 
 from db.models import Therapeutenanfrage, Therapist
 from psymatch import mailsink, mailview, settings
+from psymatch.ports import free_port
 from webhooks import devmail
 from webhooks.app import create_app
 from workers.emailing import queue, render, sending
@@ -108,9 +108,7 @@ def test_only_served_in_demo_mode(var_dir, url, local):
 
 
 def test_an_email_sent_through_the_sink_can_be_read(var_dir, clean_db):
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     maildir = mailsink.maildir_path()
     maildir.mkdir(parents=True)  # an empty folder, as a first run leaves it
     sink = mailsink.make_controller("127.0.0.1", port, maildir)

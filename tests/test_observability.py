@@ -32,6 +32,7 @@ from db.models import (
 )
 from psymatch import logs, settings
 from psymatch.metric_files import pid_of, remove_dead_process_files
+from psymatch.ports import free_port
 from webhooks import observability
 from webhooks.app import create_app
 from workers.operations.bundles import create_anfrage
@@ -53,12 +54,6 @@ def samples(text: str) -> dict[tuple, float]:
 
 def value(found: dict, name: str, **labels) -> float:
     return found.get((name, tuple(sorted(labels.items()))), 0.0)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def wait_for(predicate, timeout: float, what: str):

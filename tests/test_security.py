@@ -16,11 +16,12 @@ import factories as f
 import pytest
 from aiosmtpd.controller import Controller
 from cryptography.fernet import Fernet
-from test_smtp import Recorder, free_port
+from test_smtp import Recorder
 
 from db import crypto, database
 from db.models import ALL_MODELS, Email, Patient
 from psymatch import demo, intake, settings
+from psymatch.ports import free_port
 from workers.emailing.sending import transmit
 from workers.operations.searches import update_platzsuche
 from workers.operations.sending import queue_placement_email, send_anfrage

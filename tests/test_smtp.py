@@ -21,14 +21,9 @@ from cryptography.x509.oid import NameOID
 
 from db.models import Email, OutboxItem, Therapeutenanfrage, Therapist, utcnow
 from psymatch import settings
+from psymatch.ports import free_port
 from workers.emailing import actors, queue, render, sending, smtp, tokens
 from workers.emailing.data import PatientInfo, TherapistInfo
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 class Recorder:

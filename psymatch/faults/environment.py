@@ -27,17 +27,13 @@ from email import policy
 from pathlib import Path
 from urllib.parse import urlparse, urlunparse
 
+from psymatch.ports import free_port
+
 BIN = Path(sys.executable).parent
 
 
 class FaultError(AssertionError):
     """The suite could not run or a fault did not recover; the message says what and where."""
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_until(predicate, timeout: float = 60, what: str = "condition", interval=0.1):
