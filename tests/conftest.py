@@ -9,6 +9,8 @@ under ``CI=true``, where it fails them.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import uuid
 
 import peewee
@@ -142,3 +144,14 @@ def cli_env(migrated, tmp_path) -> dict[str, str]:
         PGEOCODE_DATA_DIR=s.PGEOCODE_DATA_DIR,
     )
     return env
+
+
+def run_cli(env: dict, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    """``python -m psymatch.cli ARGS`` in ``env``, its output captured as text."""
+    return subprocess.run(
+        [sys.executable, "-m", "psymatch.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )

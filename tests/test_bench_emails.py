@@ -13,18 +13,9 @@ import sys
 
 import pytest
 from conftest import missing
+from conftest import run_cli as psymatch
 
 from psymatch import countingsink
-
-
-def psymatch(env, *args, timeout=600):
-    return subprocess.run(
-        [sys.executable, "-m", "psymatch.cli", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
 
 
 def require(kind: str) -> None:
@@ -40,7 +31,9 @@ def test_bench_emails_prints_the_contract_keys_and_counts_every_email(
     require(kind)
     env = {**cli_env, "DATABASE_URL": scratch_database_url, "REDIS_URL": redis_url}
     assert psymatch(env, "db", "upgrade").returncode == 0
-    result = psymatch(env, "bench", "emails", "--count", "120", "--smtp-server", kind, "--json")
+    result = psymatch(
+        env, "bench", "emails", "--count", "120", "--smtp-server", kind, "--json", timeout=600
+    )
     assert result.returncode == 0, result.stderr
     figures = json.loads(result.stdout)
     for key in ("emails", "emails_per_s", "noop_per_s", "duplicates", "missing"):

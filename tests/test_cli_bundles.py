@@ -3,23 +3,12 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import factories as f
+from conftest import run_cli as psymatch
 
 from db.models import Therapeutenanfrage
 from workers import bundle_actors
-
-
-def psymatch(env, *args, timeout=300):
-    return subprocess.run(
-        [sys.executable, "-m", "psymatch.cli", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
 
 
 def test_round_dry_run_then_real_round_and_preview(clean_db, cli_env):

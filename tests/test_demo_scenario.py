@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import subprocess
-import sys
 
 import pytest
+from conftest import run_cli
 
 from db.models import (
     AuditLog,
@@ -137,16 +136,6 @@ def test_a_scenario_that_falls_short_rolls_back_completely(clean_db, monkeypatch
     with pytest.raises(demo_scenario.ScenarioError, match="nothing was written"):
         demo_scenario.stage(TODAY, seed=1, report=None)
     assert counts() == before
-
-
-def run_cli(cli_env, *args):
-    return subprocess.run(
-        [sys.executable, "-m", "psymatch.cli", *args],
-        env=cli_env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
 
 
 def test_cli_demo_data_with_and_without_scenario(clean_db, cli_env):
