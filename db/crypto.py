@@ -126,15 +126,17 @@ class SealableTextField(TextField):
         return Sealed(decrypt(value)) if is_token(value) else value
 
 
-def encrypted_columns(models) -> list[tuple[str, str, bool]]:
-    """(table, column, sealable) of every encrypted column of ``models``."""
+def encrypted_columns(models) -> list[tuple[str, str, str, bool]]:
+    """(table, key column, column, sealable) of every encrypted column of ``models``."""
     out = []
     for model in models:
+        key = model._meta.primary_key.column_name
         for field in model._meta.sorted_fields:
             if isinstance(field, EncryptedTextField | SealableTextField):
                 out.append(
                     (
                         model._meta.table_name,
+                        key,
                         field.column_name,
                         isinstance(field, SealableTextField),
                     )
@@ -153,13 +155,13 @@ def rotate(models, batch_size: int = 1000, report=print) -> dict[str, int]:
 
     fernet()  # fails early and clearly on an unusable key
     counts = {}
-    for table, column, sealable in encrypted_columns(models):
+    for table, key, column, sealable in encrypted_columns(models):
         p = db.param
         last_id, done = 0, 0
         while True:
             rows = db.execute_sql(
-                f'SELECT "id", "{column}" FROM "{table}" WHERE "id" > {p} '
-                f'AND "{column}" IS NOT NULL ORDER BY "id" LIMIT {int(batch_size)}',
+                f'SELECT "{key}", "{column}" FROM "{table}" WHERE "{key}" > {p} '
+                f'AND "{column}" IS NOT NULL ORDER BY "{key}" LIMIT {int(batch_size)}',
                 (last_id,),
             ).fetchall()
             if not rows:
@@ -173,7 +175,7 @@ def rotate(models, batch_size: int = 1000, report=print) -> dict[str, int]:
             with db.atomic():
                 if updates:
                     db.cursor().executemany(
-                        f'UPDATE "{table}" SET "{column}" = {p} WHERE "id" = {p}', updates
+                        f'UPDATE "{table}" SET "{column}" = {p} WHERE "{key}" = {p}', updates
                     )
             done += len(updates)
         counts[f"{table}.{column}"] = done

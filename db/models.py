@@ -327,13 +327,11 @@ class Email(TimestampedModel):
     art = enum_field("art", vocab.EMAIL_ART)
     # Idempotency key of a sending, e.g. "anfrage:42" (kind + Anfrage or patient id).
     idempotenz_schluessel = CharField(100, unique=True)
-    # Subject, bodies and recipient name are encrypted at rest (they may name a
-    # patient); the recipient address only for patient emails (a ``Sealed`` value),
-    # therapist addresses stay plaintext for the weekly rule's index (migration 0005).
+    # Subject and recipient name are encrypted at rest (they may name a patient);
+    # the recipient address only for patient emails (a ``Sealed`` value), therapist
+    # addresses stay plaintext for the weekly rule's index (migration 0005). The
+    # bodies live in ``EmailInhalt`` (migration 0007).
     betreff = EncryptedTextField(300)
-    inhalt_markdown = EncryptedTextField(default="")
-    inhalt_html = EncryptedTextField(default="")
-    inhalt_text = EncryptedTextField(default="")
     empfaenger_email = SealableTextField()
     empfaenger_name = EncryptedTextField(200, null=True)
     absender_email = CharField(254)
@@ -353,6 +351,37 @@ class Email(TimestampedModel):
         table_name = "emails"
         constraints = [EXACTLY_ONE_RECIPIENT]
         indexes = ((("empfaenger_email", "in_warteschlange_am"), False),)
+
+    @property
+    def inhalt(self) -> EmailInhalt:
+        """This email's bodies, read on first use (or set by whoever read them already)."""
+        if "_inhalt" not in self.__dict__:
+            self.__dict__["_inhalt"] = EmailInhalt.get_by_id(self.id)
+        return self.__dict__["_inhalt"]
+
+    @inhalt.setter
+    def inhalt(self, value: EmailInhalt) -> None:
+        self.__dict__["_inhalt"] = value
+
+
+class EmailInhalt(BaseModel):
+    """The bodies of one Email, in a table of their own (migration 0007).
+
+    They are written once, with the email, and never change while it is sent, but
+    they are most of its bytes (about 10 KB of Fernet tokens for an inquiry). In the
+    same row, every status change of the email (claimed, sent) made SQLite rewrite
+    them along with it: about 25 KB of WAL per email for a change of a few bytes,
+    and every status read went through their overflow pages. Apart, a status change
+    rewrites a row of a few hundred bytes. Encrypted at rest like the subject.
+    """
+
+    email = ForeignKeyField(Email, primary_key=True, on_delete="CASCADE")
+    inhalt_markdown = EncryptedTextField(default="")
+    inhalt_html = EncryptedTextField(default="")
+    inhalt_text = EncryptedTextField(default="")
+
+    class Meta:
+        table_name = "email_inhalte"
 
 
 class Telefonanruf(TimestampedModel):
@@ -461,6 +490,7 @@ DOMAIN_MODELS = [
     Therapeutenanfrage,
     TherapeutAnfragePatient,
     Email,
+    EmailInhalt,
     Telefonanruf,
 ]
 OPERATIONS_MODELS = [InboundMessage, OutboxItem, AuditLog, FeatureFlag]

@@ -63,7 +63,8 @@ def test_send_by_email_queues_one_email_and_its_outbox_item(clean_db):
     assert email.betreff == f"Suche Psychotherapieplätze - Ref: A{anfrage_id}"
     assert email.empfaenger_email == therapist.email
     for patient in Patient.select():
-        assert patient.nachname not in email.inhalt_text and patient.email not in email.inhalt_text
+        text = email.inhalt.inhalt_text
+        assert patient.nachname not in text and patient.email not in text
     anfrage = Therapeutenanfrage.get_by_id(anfrage_id)
     assert (anfrage.email_id, anfrage.gesendet_datum) == (email.id, NOW)
     assert OutboxItem.get(OutboxItem.task == "send_email").payload == {"email_id": email.id}
@@ -177,7 +178,7 @@ def test_follow_up_reminder_mode(clean_db, mode):
     reminder = Email.get_by_id(done["reminders"][0])
     assert reminder.art == "erinnerung"
     assert reminder.betreff == f"Erinnerung: Therapieanfrage - Ref: A{anfrage_id}"
-    assert "vor 7 Tagen" in reminder.inhalt_text
+    assert "vor 7 Tagen" in reminder.inhalt.inhalt_text
     assert run_follow_up(NOW + 14 * DAY)["reminders"] == []
 
 
@@ -235,7 +236,7 @@ def test_conflict_notice_offers_alternatives_once(clean_db):
     assert queue_conflict_notice(a2, sorted(lines), now=NOW + DAY).id == notice.id
     assert Email.select().where(Email.art == "konflikt").count() == 1
     new_patients = Platzsuche.select().where(Platzsuche.vermittelter_therapeut.is_null())
-    assert all(f"{s.patient_id}" in notice.inhalt_text for s in new_patients)
+    assert all(f"{s.patient_id}" in notice.inhalt.inhalt_text for s in new_patients)
     thanks = queue_acceptance_confirmation(a1, now=NOW)
     assert thanks.art == "annahme_bestaetigung"
 

@@ -11,6 +11,7 @@ import pytest
 from db.models import (
     AuditLog,
     Email,
+    EmailInhalt,
     InboundMessage,
     Patient,
     Platzsuche,
@@ -77,8 +78,8 @@ def test_erasure_removes_personal_data_and_keeps_the_metrics(clean_db):
     patient, search = placed_patient()
     anfrage = Therapeutenanfrage.get()
     inquiry = Email.get(Email.therapeutenanfrage == anfrage.id)
-    Email.update(inhalt_text="Frau Zyprienne Quellwasserstein, Tel. 0176 99887766").where(
-        Email.id == inquiry.id
+    EmailInhalt.update(inhalt_text="Frau Zyprienne Quellwasserstein, Tel. 0176 99887766").where(
+        EmailInhalt.email == inquiry.id
     ).execute()
     InboundMessage.create(
         provider="raw",
@@ -98,11 +99,13 @@ def test_erasure_removes_personal_data_and_keeps_the_metrics(clean_db):
     assert erased.geburtsdatum == f.dt.date(1991, 1, 1)
     assert erased.external_id == f"gelöscht-{patient.id}"
     own = Email.get(Email.patient == patient.id)
-    assert (own.inhalt_text, own.empfaenger_email) == ("", "gelöscht")
+    assert (own.inhalt.inhalt_text, own.inhalt.inhalt_html) == ("", "")
+    assert own.empfaenger_email == "gelöscht"
     for email in Email.select():
-        for text in (email.betreff, email.inhalt_text, email.inhalt_html, email.empfaenger_name):
+        body = email.inhalt
+        for text in (email.betreff, body.inhalt_text, body.inhalt_html, email.empfaenger_name):
             assert "Quellwasserstein" not in (text or "")
-    assert Email.get_by_id(inquiry.id).inhalt_text == "Frau gelöscht, Tel. gelöscht"
+    assert Email.get_by_id(inquiry.id).inhalt.inhalt_text == "Frau gelöscht, Tel. gelöscht"
     assert InboundMessage.get().raw_payload == "Ich nehme Frau gelöscht gerne."
     entry = AuditLog.get(AuditLog.action == "patient_erased")
     assert (entry.actor, entry.entity_id) == ("Erika Muster", str(patient.id))

@@ -15,7 +15,7 @@ import peewee
 
 from db.crypto import Sealed
 from db.database import db
-from db.models import Email, OutboxItem, utcnow
+from db.models import Email, EmailInhalt, OutboxItem, utcnow
 from psymatch import settings
 
 from . import headers as email_headers
@@ -55,8 +55,6 @@ def queue_email(
         art=rendered.kind,
         idempotenz_schluessel=key,
         betreff=rendered.subject,
-        inhalt_text=rendered.text,
-        inhalt_html=rendered.html,
         # A patient's address is encrypted at rest; a therapist's stays plaintext.
         empfaenger_email=Sealed(address) if patient_id is not None else address,
         empfaenger_name=to_name or rendered.to_name,
@@ -72,7 +70,11 @@ def queue_email(
         return existing, False
     try:
         with db.atomic():  # a savepoint when the caller has a transaction open
-            return Email.create(**fields), True
+            email = Email.create(**fields)
+            email.inhalt = EmailInhalt.create(
+                email=email.id, inhalt_text=rendered.text, inhalt_html=rendered.html
+            )
+            return email, True
     except peewee.IntegrityError:
         # A concurrent transaction created the same key first: that row is the one.
         existing = Email.get_or_none(Email.idempotenz_schluessel == key)

@@ -34,7 +34,7 @@ import re
 import weakref
 
 from db.database import db, is_postgres, write_transaction
-from db.models import Email, utcnow
+from db.models import Email, EmailInhalt, utcnow
 from psymatch import settings
 
 from . import headers as email_headers
@@ -52,16 +52,14 @@ class RetryLater(Exception):
     """A temporary failure; the row is back in the queue and Dramatiq should retry."""
 
 
-# What sending an email reads: not its Markdown copy, reply or bookkeeping columns
-# (every text column is encrypted; each one not read is one decryption saved).
+# What sending an email reads: not its reply or bookkeeping columns, nor its Markdown
+# copy (every text column is encrypted; each one not read is one decryption saved).
 SEND_FIELDS = (
     Email.id,
     Email.art,
     Email.idempotenz_schluessel,
     Email.therapeutenanfrage,
     Email.betreff,
-    Email.inhalt_text,
-    Email.inhalt_html,
     Email.empfaenger_email,
     Email.empfaenger_name,
     Email.absender_email,
@@ -69,6 +67,7 @@ SEND_FIELDS = (
     Email.message_id,
     Email.attachments,
 )
+BODY_FIELDS = (EmailInhalt.email, EmailInhalt.inhalt_text, EmailInhalt.inhalt_html)
 
 
 def _claim(email_id: int, now: dt.datetime) -> Email | None:
@@ -149,8 +148,8 @@ def mime_for(email: Email, now: dt.datetime, *, eight_bit: bool = False) -> byte
         to_addr=email.empfaenger_email,
         to_name=email.empfaenger_name,
         subject=email.betreff,
-        text=email.inhalt_text,
-        html=email.inhalt_html or None,
+        text=email.inhalt.inhalt_text,
+        html=email.inhalt.inhalt_html or None,
         message_id=email.message_id or f"<email-{email.id}@{domain}>",
         date=now,
         headers=email_headers.thread_headers(email.art, email.therapeutenanfrage_id),
@@ -193,19 +192,37 @@ def transmit(email_id: int, *, now: dt.datetime | None = None) -> str:
 def _claim_many(email_ids: list[int], now: dt.datetime) -> list[Email]:
     """Claim every queued row among ``email_ids`` at once (``In_Warteschlange`` →
     ``Wird_gesendet``, one short write transaction); returns the claimed rows with
-    ``SEND_FIELDS`` only, in id order. Rows in any other status are left alone."""
+    ``SEND_FIELDS`` and their bodies, in id order. Rows in any other status are left
+    alone; a claimed row without bodies fails (nothing could be sent)."""
     queued = Email.id.in_(list(email_ids)) & (Email.status == "In_Warteschlange")
     with write_transaction():
         if is_postgres():  # claim and read in one statement
             claim = Email.update(status="Wird_gesendet", updated_at=now).where(queued)
-            return sorted(claim.returning(*SEND_FIELDS).execute(), key=lambda e: e.id)
-        # SQLite: the IMMEDIATE transaction holds the write lock across both statements
-        rows = list(Email.select(*SEND_FIELDS).where(queued).order_by(Email.id))
-        if rows:
-            Email.update(status="Wird_gesendet", updated_at=now).where(
-                Email.id.in_([row.id for row in rows])
-            ).execute()
-        return rows
+            rows = sorted(claim.returning(*SEND_FIELDS).execute(), key=lambda e: e.id)
+        else:  # the IMMEDIATE transaction holds the write lock across both statements
+            rows = list(Email.select(*SEND_FIELDS).where(queued).order_by(Email.id))
+            if rows:
+                Email.update(status="Wird_gesendet", updated_at=now).where(
+                    Email.id.in_([row.id for row in rows])
+                ).execute()
+        if not rows:
+            return []
+        bodies = {
+            body.email_id: body
+            for body in EmailInhalt.select(*BODY_FIELDS).where(
+                EmailInhalt.email.in_([row.id for row in rows])
+            )
+        }
+        bodiless = [row.id for row in rows if row.id not in bodies]
+        if bodiless:
+            log.error("emails %s have no bodies (email_inhalte): failed", bodiless)
+            Email.update(
+                status="Fehlgeschlagen", fehlermeldung="no bodies stored", updated_at=now
+            ).where(Email.id.in_(bodiless)).execute()
+    claimed = [row for row in rows if row.id in bodies]
+    for row in claimed:
+        row.inhalt = bodies[row.id]
+    return claimed
 
 
 def transmit_batch(email_ids: list[int], *, now: dt.datetime | None = None) -> dict:

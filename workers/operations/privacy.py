@@ -22,6 +22,7 @@ import re
 from db.database import locked, write_transaction
 from db.models import (
     Email,
+    EmailInhalt,
     Geocache,
     InboundMessage,
     Patient,
@@ -67,7 +68,13 @@ def scrub(text: str | None, needles: list[str]) -> str | None:
 
 
 def _scrub_rows(query, fields, needles) -> int:
-    changed = 0
+    """Scrub ``fields`` of every row of ``query``; returns how many rows changed."""
+    return len(_scrubbed(query, fields, needles))
+
+
+def _scrubbed(query, fields, needles) -> set:
+    """Scrub ``fields`` of every row of ``query``; returns the keys of the rows changed."""
+    changed = set()
     for row in query:
         updates = {}
         for name in fields:
@@ -76,9 +83,22 @@ def _scrub_rows(query, fields, needles) -> int:
             if cleaned != value:
                 updates[name] = cleaned
         if updates:
-            type(row).update(updates).where(type(row).id == row.id).execute()
-            changed += 1
+            model = type(row)
+            model.update(updates).where(model._meta.primary_key == row._pk).execute()
+            changed.add(row._pk)
     return changed
+
+
+_BODIES = ("inhalt_markdown", "inhalt_html", "inhalt_text")
+
+
+def _scrub_therapist_emails(anfrage_ids: list[int], needles) -> int:
+    """Scrub the patient out of the emails to therapists about ``anfrage_ids``
+    (subject, bodies, recorded answer); returns how many emails changed."""
+    about = Email.therapeutenanfrage.in_(anfrage_ids) & Email.patient.is_null()
+    changed = _scrubbed(Email.select().where(about), ("betreff", "antwortinhalt"), needles)
+    bodies = EmailInhalt.select().where(EmailInhalt.email.in_(Email.select(Email.id).where(about)))
+    return len(changed | _scrubbed(bodies, _BODIES, needles))
 
 
 def erase_patient(patient_id: int, actor: str, reason: str, *, now=None) -> dict:
@@ -120,12 +140,13 @@ def erase_patient(patient_id: int, actor: str, reason: str, *, now=None) -> dict
             ).where(TherapeutAnfragePatient.patient == patient.id)
         ]
         geocache = _forget_geocache(patient)
+        own = Email.select(Email.id).where(Email.patient == patient.id)
+        EmailInhalt.update({name: "" for name in _BODIES}).where(
+            EmailInhalt.email.in_(own)
+        ).execute()
         counts = {
             "own_emails": Email.update(
                 betreff=ERASED,
-                inhalt_markdown="",
-                inhalt_html="",
-                inhalt_text="",
                 empfaenger_email=ERASED,
                 empfaenger_name=None,
                 antwortinhalt=None,
@@ -136,15 +157,7 @@ def erase_patient(patient_id: int, actor: str, reason: str, *, now=None) -> dict
             "own_calls": Telefonanruf.update(ergebnis=None, notizen="", updated_at=now)
             .where(Telefonanruf.patient == patient.id)
             .execute(),
-            "therapist_emails": _scrub_rows(
-                Email.select().where(
-                    Email.therapeutenanfrage.in_(anfrage_ids) & Email.patient.is_null()
-                ),
-                ("betreff", "inhalt_markdown", "inhalt_html", "inhalt_text", "antwortinhalt"),
-                needles,
-            )
-            if anfrage_ids
-            else 0,
+            "therapist_emails": _scrub_therapist_emails(anfrage_ids, needles) if anfrage_ids else 0,
             "replies": _scrub_rows(
                 InboundMessage.select().where(InboundMessage.therapeutenanfrage.in_(anfrage_ids)),
                 ("raw_payload", "subject", "review_reason"),
