@@ -505,6 +505,16 @@ def test_pipelined_session_keeps_in_step_through_refusals(smtp_settings):
     assert all("BODY=8BITMIME" in e.mail_options for e in recorder.envelopes)
 
 
+@pytest.mark.parametrize(
+    "message",
+    [b".a\r\n", b"a\r\n.b\r\n..c\r\nd.\r\n", b"a\r\n.\r\n", b"no dots\r\n", b".", b""],
+)
+def test_dot_stuffing_matches_smtplib(message):
+    import re
+
+    assert smtp.dot_stuffed(message) == re.sub(rb"(?m)^\.", b"..", message)
+
+
 def test_batch_sends_pipelined_through_the_real_relay_path(smtp_settings, clean_db):
     recorder = Pipelining()
     controller = start(recorder, "smtp://127.0.0.1:{port}")
