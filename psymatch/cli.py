@@ -26,10 +26,19 @@ def _connect():
     return database
 
 
-def _require_head():
-    from db import migrate
+def _require_head(*, migrate_empty: bool = False):
+    """Refuse a database below the code's schema version. ``migrate_empty``: an empty
+    database (version 0, as on a fresh checkout) is migrated first instead, for the
+    benchmarks, which bring their own rows."""
+    from db import migrate, plz
 
     current, head = migrate.current_version(), migrate.head_version()
+    if current == 0 and migrate_empty:
+        say = lambda line: print(line, file=sys.stderr)  # noqa: E731 (stdout may be JSON)
+        say("the database is empty: migrating it first")
+        migrate.upgrade(report=say)
+        plz.ensure_loaded(report=say)
+        return
     if current != head:
         raise CommandError(
             f"database is at schema version {current}, code expects {head}: "
@@ -323,7 +332,7 @@ def cmd_bench_emails(args) -> int:
     from psymatch import bench
 
     _connect()
-    _require_head()
+    _require_head(migrate_empty=True)
     figures = bench.emails(
         args.count,
         processes=args.processes,
@@ -339,7 +348,7 @@ def cmd_bench_webhooks(args) -> int:
     from psymatch import bench_webhooks
 
     _connect()
-    _require_head()
+    _require_head(migrate_empty=True)
     figures = bench_webhooks.run(args.requests, report=None if args.json else print)
     print(json.dumps(figures) if args.json else json.dumps(figures, indent=2))
     return 0
