@@ -515,21 +515,148 @@ def test_dot_stuffing_matches_smtplib(message):
     assert smtp.dot_stuffed(message) == re.sub(rb"(?m)^\.", b"..", message)
 
 
-def test_batch_sends_pipelined_through_the_real_relay_path(smtp_settings, clean_db):
-    recorder = Pipelining()
+class Refusing(Recorder):
+    """Refuses by content instead of by state, so one ``send_all`` meets every case:
+    senders ``refused-sender@``, recipients ``nobody@`` (550) and ``busy@`` (450),
+    data with ``X-Refuse: permanent`` (554) or ``X-Refuse: temporary`` (451)."""
+
+    async def handle_MAIL(self, server, session, envelope, address, mail_options):
+        if address.startswith("refused-sender@"):
+            return "553 5.7.1 sender refused"
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if address.startswith("nobody@"):
+            return "550 5.1.1 no such mailbox"
+        if address.startswith("busy@"):
+            return "450 4.2.0 mailbox busy"
+        return await super().handle_RCPT(server, session, envelope, address, rcpt_options)
+
+    async def handle_DATA(self, server, session, envelope):
+        if b"X-Refuse: permanent" in envelope.original_content:
+            return "554 5.6.0 content refused"
+        if b"X-Refuse: temporary" in envelope.original_content:
+            return "451 4.3.0 try again later"
+        return await super().handle_DATA(server, session, envelope)
+
+
+class RefusingPipelining(Refusing, Pipelining):
+    pass
+
+
+def _outgoing(n: int, *, sender="a@example.org", to="b@example.org", refuse=None, build=None):
+    message = _message(n)
+    if refuse:
+        message = f"X-Refuse: {refuse}\r\n".encode() + message
+
+    def fails():
+        raise smtp.PermanentError(f"message {n} cannot be built")
+
+    return smtp.Outgoing(fails if build == "fails" else (lambda: message), sender, to)
+
+
+def _ids(recorder) -> list[str]:
+    return [m["Message-ID"] for m in recorder.messages()]
+
+
+@pytest.mark.parametrize("handler", [Refusing, RefusingPipelining])
+def test_send_all_reports_each_message_in_order_and_stays_in_step(smtp_settings, handler):
+    recorder = handler()
     controller = start(recorder, "smtp://127.0.0.1:{port}")
+    target = smtp.parse_smtp_url(settings.get().SMTP_URL, timeout=5)
+    outgoing = [
+        _outgoing(0),
+        _outgoing(1, to="nobody@example.org"),
+        _outgoing(2, build="fails"),
+        _outgoing(3, sender="refused-sender@example.org"),
+        _outgoing(4, refuse="permanent"),
+        _outgoing(5),
+        _outgoing(6, build="fails"),
+    ]
+    try:
+        with smtp.Session(target) as session:
+            assert session.pipelining == (handler is RefusingPipelining)
+            results = [
+                (i, str(error) if error else None) for i, error in session.send_all(outgoing)
+            ]
+            session.send(_message(7), envelope_from="a@example.org", to_addr="b@example.org")
+    finally:
+        controller.stop()
+    assert [i for i, _ in results] == list(range(7))
+    assert results[0] == (0, None) and results[5] == (5, None)
+    assert "recipient refused: nobody@example.org: 550" in results[1][1]
+    assert results[2][1] == "message 2 cannot be built"
+    assert results[6][1] == "message 6 cannot be built"
+    assert "553" in results[3][1] and "554" in results[4][1]
+    # accepted: exactly the two good ones, then the one sent after the batch
+    assert _ids(recorder) == [f"<p{n}@psymatch.example>" for n in (0, 5, 7)]
+
+
+@pytest.mark.parametrize("handler", [Refusing, RefusingPipelining])
+@pytest.mark.parametrize("refusal", ["data", "recipient"])
+def test_send_all_raises_a_temporary_refusal_and_delivers_nothing_after_it(
+    smtp_settings, handler, refusal
+):
+    """The next envelope may already be open (354) when the refusal arrives: the session
+    then closes the connection, and the server drops that transaction unsent."""
+    recorder = handler()
+    controller = start(recorder, "smtp://127.0.0.1:{port}")
+    target = smtp.parse_smtp_url(settings.get().SMTP_URL, timeout=5)
+    second = (
+        _outgoing(1, refuse="temporary")
+        if refusal == "data"
+        else _outgoing(1, to="busy@example.org")
+    )
+    yielded = []
+    try:
+        with pytest.raises(smtp.TemporaryError, match="451" if refusal == "data" else "450"):
+            with smtp.Session(target) as session:
+                for index, error in session.send_all([_outgoing(0), second, _outgoing(2)]):
+                    yielded.append((index, error))
+        with smtp.Session(target) as session:  # the server itself is fine
+            session.send(_message(3), envelope_from="a@example.org", to_addr="b@example.org")
+    finally:
+        controller.stop()
+    assert yielded == [(0, None)]
+    assert _ids(recorder) == ["<p0@psymatch.example>", "<p3@psymatch.example>"]
+
+
+def test_send_all_left_early_delivers_no_empty_message(smtp_settings):
+    """A caller that stops after the first acceptance (its database mark failed, say)
+    leaves the second envelope open on the server; no message may come of it."""
+    recorder = RefusingPipelining()
+    controller = start(recorder, "smtp://127.0.0.1:{port}")
+    target = smtp.parse_smtp_url(settings.get().SMTP_URL, timeout=5)
+    try:
+        with pytest.raises(RuntimeError, match="mark failed"):
+            with smtp.Session(target) as session:
+                for _index, _error in session.send_all([_outgoing(0), _outgoing(1)]):
+                    raise RuntimeError("mark failed")
+        with smtp.Session(target) as session:
+            session.send(_message(2), envelope_from="a@example.org", to_addr="b@example.org")
+    finally:
+        controller.stop()
+    assert _ids(recorder) == ["<p0@psymatch.example>", "<p2@psymatch.example>"]
+    assert all(e.original_content for e in recorder.envelopes)
+
+
+def test_batch_sends_pipelined_through_the_real_relay_path(smtp_settings, clean_db):
+    recorder = RefusingPipelining()
+    controller = start(recorder, "smtp://127.0.0.1:{port}")
+    addresses = ["praxis0@example.org", "nobody@example.org", "praxis2@example.org"]
     try:
         rows = []
-        for n in range(3):
+        for n, address in enumerate(addresses):
             therapist, anfrage = make_anfrage_and_therapist(n + 1)
             rendered = rendered_inquiry(anfrage.id)
-            address = f"praxis{n}@example.org"
             rows.append(queue.queue_email(rendered, therapist_id=therapist.id, to_email=address)[0])
         counts = sending.transmit_batch([row.id for row in rows])
     finally:
         controller.stop()
-    assert counts == {"sent": 3, "failed": 0, "skipped": 0}
-    assert sorted(e.rcpt_tos[0] for e in recorder.envelopes) == [
-        f"praxis{n}@example.org" for n in range(3)
-    ]
-    assert Email.select().where(Email.status == "Gesendet").count() == 3
+    assert counts == {"sent": 2, "failed": 1, "skipped": 0}
+    assert [e.rcpt_tos[0] for e in recorder.envelopes] == [addresses[0], addresses[2]]
+    statuses = [Email.get_by_id(row.id).status for row in rows]
+    assert statuses == ["Gesendet", "Fehlgeschlagen", "Gesendet"]
+    assert "550" in Email.get_by_id(rows[1].id).fehlermeldung

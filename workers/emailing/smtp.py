@@ -27,6 +27,7 @@ from __future__ import annotations
 import datetime as dt
 import smtplib
 import ssl
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from email.utils import format_datetime, formataddr
 from pathlib import Path
@@ -43,6 +44,24 @@ def dot_stuffed(message: bytes) -> bytes:
     8 KB, 6 µs instead of 30."""
     stuffed = message.replace(b"\n.", b"\n..")
     return b"." + stuffed if stuffed.startswith(b".") else stuffed
+
+
+def _data_block(message: bytes) -> bytes:
+    """``message`` as the data of an SMTP transaction: dot-stuffed, ended by CRLF.CRLF."""
+    body = dot_stuffed(message)
+    if not body.endswith(b"\r\n"):
+        body += b"\r\n"
+    return body + b".\r\n"
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One message for ``Session.send_all``: ``build()`` returns its bytes (or raises
+    ``PermanentError``), called only when its turn comes."""
+
+    build: Callable[[], bytes]
+    sender: str
+    recipient: str
 
 
 class SendError(Exception):
@@ -220,13 +239,20 @@ class Session:
     with ``build_message(eight_bit=session.eight_bit)``; ``send`` then declares
     BODY=8BITMIME in the envelope. ``pipelining``: the server announced PIPELINING
     (RFC 2920), so ``send`` writes MAIL, RCPT and DATA at once and then reads their
-    three replies, two round trips per message instead of four."""
+    three replies, two round trips per message instead of four; ``send_all`` also
+    writes the next message's envelope behind the current message's data: one round
+    trip per message."""
 
     def __init__(self, target: SmtpTarget):
         self.target = target
         self.client = None
         self.eight_bit = False
         self.pipelining = False
+        # The server answered DATA with 354 and waits for a message we have not sent:
+        # the session must then end by closing the connection, which makes the server
+        # drop the transaction. QUIT would be read as message text, and a lone dot
+        # would deliver an empty message.
+        self._awaiting_data = False
 
     def __enter__(self) -> Session:
         try:
@@ -242,7 +268,7 @@ class Session:
         options = ("BODY=8BITMIME",) if self.eight_bit else ()
         try:
             if self.pipelining:
-                self._send_pipelined(message, envelope_from, to_addr, options)
+                self._send_pipelined(message, envelope_from, to_addr)
             else:
                 self.client.sendmail(envelope_from, [to_addr], message, mail_options=options)
         except (smtplib.SMTPRecipientsRefused, smtplib.SMTPSenderRefused) as exc:
@@ -251,18 +277,121 @@ class Session:
         except Exception as exc:
             raise classify(exc) from exc
 
-    def _send_pipelined(self, message: bytes, sender: str, recipient: str, options) -> None:
-        """smtplib's ``sendmail`` for one recipient, with the envelope pipelined.
+    def _send_pipelined(self, message: bytes, sender: str, recipient: str) -> None:
+        """smtplib's ``sendmail`` for one recipient, with the envelope pipelined; all
+        three replies are read before deciding, so the conversation stays in step."""
+        item = Outgoing(lambda: message, sender, recipient)
+        self.client.send(self._envelope(item))
+        refusal = self._envelope_replies(item)
+        if refusal is not None:
+            self.client.rset()
+            raise refusal
+        self.client.send(_data_block(message))
+        code, reply = self.client.getreply()
+        if code != 250:
+            raise smtplib.SMTPDataError(code, reply)
 
-        All three replies are read before deciding, so the conversation stays in
-        step: a refused sender or recipient makes the server refuse DATA too (and if
-        it took DATA anyway, an empty message is ended with a lone dot and reset)."""
+    def send_all(self, outgoing: Sequence[Outgoing]) -> Iterator[tuple[int, SendError | None]]:
+        """Send ``outgoing`` in order, yielding ``(index, None)`` as soon as the server
+        accepted a message (its 250 after the data, so the caller can record it at
+        once) and ``(index, PermanentError)`` when the message could not be built or
+        the server refused it for good. Anything else, a temporary refusal or a broken
+        connection, is raised as ``TemporaryError``; then every message not yet yielded
+        is to be sent again (the one whose data was on its way may have arrived).
+
+        With PIPELINING the next envelope (MAIL, RCPT, DATA) travels in the same write
+        as the current message's data, as RFC 2920 allows message content as the first
+        part of a group: the reply to the data and the three replies to the envelope
+        come back together, one round trip per message instead of two. Each message
+        is built just before its envelope is written, so one that cannot be built
+        never opens a transaction."""
+        if not self.pipelining:
+            for index, item in enumerate(outgoing):
+                try:
+                    self.send(item.build(), envelope_from=item.sender, to_addr=item.recipient)
+                except PermanentError as error:
+                    yield index, error
+                    continue
+                yield index, None
+            return
+        try:
+            yield from self._send_all_pipelined(outgoing)
+        except SendError:
+            raise
+        except Exception as exc:
+            raise classify(exc) from exc
+
+    def _send_all_pipelined(self, outgoing: Sequence[Outgoing]):
         client = self.client
-        extra = "".join(f" {option}" for option in options)
-        client.send(
-            f"MAIL FROM:{smtplib.quoteaddr(sender)}{extra}\r\n"
-            f"RCPT TO:{smtplib.quoteaddr(recipient)}\r\nDATA\r\n"
+        built: dict[int, bytes] = {}
+        unbuildable: list[tuple[int, SendError]] = []  # yielded in index order
+
+        def build_next(start: int) -> tuple[bytes, int | None]:
+            """The envelope and index of the first message from ``start`` on that can
+            be built; those that cannot go to ``unbuildable``."""
+            for index in range(start, len(outgoing)):
+                try:
+                    message, head = outgoing[index].build(), self._envelope(outgoing[index])
+                except PermanentError as error:
+                    unbuildable.append((index, error))
+                    continue
+                built[index] = message
+                return head, index
+            return b"", None
+
+        def open_next(start: int) -> int | None:
+            head, index = build_next(start)
+            if index is not None:
+                client.send(head)
+                self._awaiting_data = True
+            return index
+
+        current = open_next(0)  # the message whose envelope was written, replies unread
+        sent_data: int | None = None  # the message whose data was written, reply unread
+        while True:
+            if sent_data is not None:
+                code, reply = client.getreply()
+                error = None if code == 250 else classify(smtplib.SMTPDataError(code, reply))
+                if error is not None and not isinstance(error, PermanentError):
+                    raise error
+                yield sent_data, error
+                sent_data = None
+            yield from unbuildable
+            unbuildable.clear()
+            if current is None:
+                return
+            refusal = self._envelope_replies(outgoing[current])
+            if refusal is not None:
+                self._awaiting_data = False
+                built.pop(current)
+                client.rset()
+                if not isinstance(refusal, PermanentError):
+                    raise refusal
+                yield current, refusal
+                current = open_next(current + 1)
+                continue
+            data = _data_block(built.pop(current))
+            sent_data = current
+            head, current = build_next(current + 1)
+            client.send(data + head)  # this data, then the next envelope: one write
+            self._awaiting_data = current is not None
+
+    def _envelope(self, item: Outgoing) -> bytes:
+        """MAIL, RCPT and DATA for ``item``, as smtplib would write them."""
+        extra = " BODY=8BITMIME" if self.eight_bit else ""
+        commands = (
+            f"MAIL FROM:{smtplib.quoteaddr(item.sender)}{extra}\r\n"
+            f"RCPT TO:{smtplib.quoteaddr(item.recipient)}\r\nDATA\r\n"
         )
+        if not commands.isascii():  # SMTPUTF8 is not used
+            raise PermanentError(f"address not in ASCII: {item.sender} -> {item.recipient}")
+        return commands.encode("ascii")
+
+    def _envelope_replies(self, item: Outgoing) -> SendError | None:
+        """Read the replies to MAIL, RCPT and DATA; the refusal, if any. After a
+        refusal the conversation is back in step (an unexpected 354 is answered with
+        a lone dot: with no accepted recipient nothing is delivered)."""
+        client = self.client
         (mail_code, mail_reply), (rcpt_code, rcpt_reply), (data_code, data_reply) = (
             client.getreply(),
             client.getreply(),
@@ -272,21 +401,19 @@ class Session:
             client.send(b".\r\n")
             client.getreply()
         if mail_code != 250:
-            raise smtplib.SMTPSenderRefused(mail_code, mail_reply, sender)
+            return classify(smtplib.SMTPSenderRefused(mail_code, mail_reply, item.sender))
         if rcpt_code not in (250, 251):
-            raise smtplib.SMTPRecipientsRefused({recipient: (rcpt_code, rcpt_reply)})
+            return classify(
+                smtplib.SMTPRecipientsRefused({item.recipient: (rcpt_code, rcpt_reply)})
+            )
         if data_code != 354:
-            client.rset()
-            raise smtplib.SMTPDataError(data_code, data_reply)
-        body = dot_stuffed(message)
-        if not body.endswith(b"\r\n"):
-            body += b"\r\n"
-        client.send(body + b".\r\n")
-        code, reply = client.getreply()
-        if code != 250:
-            raise smtplib.SMTPDataError(code, reply)
+            return classify(smtplib.SMTPDataError(data_code, data_reply))
+        return None
 
     def __exit__(self, *exc_info) -> None:
+        if self._awaiting_data:  # see __init__
+            self.client.close()
+            return
         try:
             self.client.quit()
         except Exception:  # every message is accepted or refused already; QUIT is courtesy
