@@ -501,7 +501,8 @@ def build_parser() -> argparse.ArgumentParser:
     be.add_argument(
         "--smtp-server",
         choices=countingsink.KINDS,
-        help="the local SMTP server: Postfix's smtp-sink (default when installed) or aiosmtpd",
+        help="the local SMTP server: Postfix's smtp-sink (default when installed), "
+        "psymatch's own asyncio sink (default otherwise) or aiosmtpd",
     )
     be.add_argument("--json", action="store_true")
     be.set_defaults(func=cmd_bench_emails)

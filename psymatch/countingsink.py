@@ -10,10 +10,15 @@ Both run as processes of their own, so the server shares neither an interpreter
   server stands in for the mail provider, whose CPU is not psymatch's: per 7.9 KB
   inquiry aiosmtpd took 0.42 ms of CPU, smtp-sink 0.14 ms, on a machine of two cores
   that psymatch's own processes share with it.
+- ``asyncio``: ``psymatch.fastsink``, a minimal SMTP sink of psymatch's own on uvloop,
+  the default where smtp-sink is not installed (a laptop without Postfix). It
+  appends one Message-ID per line to a file, flushed per message.
 - ``aiosmtpd``: ``python -m psymatch.countingsink PORT FILE`` runs aiosmtpd (on
-  uvloop's event loop) and appends one Message-ID per line to FILE, flushed per
-  message; it prints ``ready`` once it listens. The servers of the test suite are
-  aiosmtpd too.
+  uvloop's event loop) and keeps the Message-IDs the same way. The servers of the
+  test suite are aiosmtpd too; per message it needs about three times the CPU of
+  the two others.
+
+The Python servers print ``ready`` once they listen.
 """
 
 from __future__ import annotations
@@ -32,7 +37,9 @@ from pathlib import Path
 
 from psymatch.ports import free_port
 
-KINDS = ("postfix", "aiosmtpd")
+KINDS = ("postfix", "asyncio", "aiosmtpd")
+# the servers that run as ``python -m MODULE PORT FILE``, writing one Message-ID per line
+_PYTHON_SERVERS = {"asyncio": "psymatch.fastsink", "aiosmtpd": "psymatch.countingsink"}
 _MESSAGE_ID = re.compile(rb"^Message-ID:[ \t]*(\S+)", re.IGNORECASE | re.MULTILINE)
 # smtp-sink writes this before each message in its dump file (its -S option)
 _SEPARATOR = b"\n=== psymatch bench: next message ===\n"
@@ -56,8 +63,8 @@ def smtp_sink_path() -> str | None:
 
 
 def default_kind() -> str:
-    """``postfix`` where smtp-sink is installed (``.ci/run`` installs it), else aiosmtpd."""
-    return "postfix" if smtp_sink_path() else "aiosmtpd"
+    """``postfix`` where smtp-sink is installed (``.ci/run`` installs it), else ``asyncio``."""
+    return "postfix" if smtp_sink_path() else "asyncio"
 
 
 def _wait_listening(port: int, process: subprocess.Popen, timeout: float = 30) -> None:
@@ -103,7 +110,7 @@ class Sink:
         """The Message-ID of every message the server accepted, repeats included."""
         if not self.received.exists():
             return []
-        if self.kind == "aiosmtpd":
+        if self.kind in _PYTHON_SERVERS:
             return self.received.read_text(encoding="ascii").split()
         ids, pending = [], b""
         with open(self.received, "rb") as dump:  # 10 KB per message: read it in pieces
@@ -141,29 +148,29 @@ def _memory_dir() -> str | None:
 
 
 def start(kind: str, directory: Path) -> Sink:
-    """Start a ``kind`` server on a free loopback port. aiosmtpd keeps its list of
-    Message-IDs in ``directory``; smtp-sink its dump in a temporary directory of its
+    """Start a ``kind`` server on a free loopback port. The Python servers keep their
+    list of Message-IDs in ``directory``; smtp-sink its dump in a temporary directory of its
     own (as root it runs as ``nobody``, who may not reach ``directory``)."""
     if kind not in KINDS:
         raise SinkError(f"unknown SMTP server {kind!r} (one of {', '.join(KINDS)})")
     port = free_port()
-    if kind == "aiosmtpd":
+    if kind in _PYTHON_SERVERS:
         received = directory / "bench-smtp-received.txt"
         received.unlink(missing_ok=True)
         process = subprocess.Popen(
-            [sys.executable, "-m", "psymatch.countingsink", str(port), str(received)],
+            [sys.executable, "-m", _PYTHON_SERVERS[kind], str(port), str(received)],
             stdout=subprocess.PIPE,
             text=True,
         )
         if process.stdout.readline().strip() != "ready":
             process.kill()
-            raise SinkError("the local SMTP server (aiosmtpd) did not start")
+            raise SinkError(f"the local SMTP server ({kind}) did not start")
         return Sink(kind, process, port, received)
     binary = smtp_sink_path()
     if binary is None:
         raise SinkError(
             "Postfix's smtp-sink is not installed (apt-get install postfix), "
-            "or run with --smtp-server aiosmtpd"
+            "or run with --smtp-server asyncio"
         )
     dump_dir = Path(tempfile.mkdtemp(prefix="psymatch-bench-smtp-", dir=_memory_dir()))
     command = [binary, "-S", _SEPARATOR.decode("ascii").replace("\n", "\\n")]
@@ -198,7 +205,7 @@ def main(argv: list[str]) -> int:
     from psymatch.mailsink import serve
 
     port, path = int(argv[0]), argv[1]
-    with open(path, "a", encoding="ascii") as out:
+    with open(path, "a", encoding="ascii", errors="replace") as out:
         controller = Controller(
             CountingHandler(out), hostname="127.0.0.1", port=port, loop=uvloop.new_event_loop()
         )
