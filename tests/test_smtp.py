@@ -660,3 +660,25 @@ def test_batch_sends_pipelined_through_the_real_relay_path(smtp_settings, clean_
     statuses = [Email.get_by_id(row.id).status for row in rows]
     assert statuses == ["Gesendet", "Fehlgeschlagen", "Gesendet"]
     assert "550" in Email.get_by_id(rows[1].id).fehlermeldung
+
+
+def test_a_queued_email_without_bodies_fails_visibly_and_the_rest_go_out(smtp_settings, clean_db):
+    from db.models import EmailInhalt
+
+    recorder = RefusingPipelining()
+    controller = start(recorder, "smtp://127.0.0.1:{port}")
+    try:
+        rows = []
+        for n in range(2):
+            therapist, anfrage = make_anfrage_and_therapist(n + 1)
+            rendered = rendered_inquiry(anfrage.id)
+            address = f"praxis{n}@example.org"
+            rows.append(queue.queue_email(rendered, therapist_id=therapist.id, to_email=address)[0])
+        EmailInhalt.delete().where(EmailInhalt.email == rows[0].id).execute()
+        sending.transmit_batch([row.id for row in rows])
+    finally:
+        controller.stop()
+    broken, good = (Email.get_by_id(row.id) for row in rows)
+    assert (broken.status, broken.fehlermeldung) == ("Fehlgeschlagen", "no bodies stored")
+    assert good.status == "Gesendet"
+    assert [e.rcpt_tos[0] for e in recorder.envelopes] == ["praxis1@example.org"]
