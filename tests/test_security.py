@@ -185,12 +185,14 @@ def test_rotation_re_encrypts_everything_so_the_old_key_can_go(clean_db, keys):
     keys(new, old)
     counts = crypto.rotate(ALL_MODELS, batch_size=2, report=lambda _: None)
     assert counts["patienten.nachname"] == 1 and counts["emails.empfaenger_email"] == 1
+    assert counts["email_inhalte.inhalt_text"] == 1  # keyed by email_id, not id
     after = raw_values("patienten", "nachname") + raw_values("emails", "empfaenger_email")
     assert all(a != b for a, b in zip(before, after, strict=True))
     keys(new)
     patient = Patient.get()
     assert patient.nachname.startswith("Pat")
     assert Email.get().empfaenger_email == patient.email
+    assert patient.nachname in Email.get().inhalt.inhalt_text
 
 
 def test_therapist_addresses_stay_plaintext_for_the_weekly_rule(clean_db):
