@@ -370,7 +370,7 @@ class EmailInhalt(BaseModel):
     They are written once, with the email, and never change while it is sent, but
     they are most of its bytes (about 10 KB of Fernet tokens for an inquiry). In the
     same row, every status change of the email (claimed, sent) made SQLite rewrite
-    them along with it: about 25 KB of WAL per email for a change of a few bytes,
+    them along with it: about 25 KB of WAL for a change of a few bytes,
     and every status read went through their overflow pages. Apart, a status change
     rewrites a row of a few hundred bytes. Encrypted at rest like the subject.
     """

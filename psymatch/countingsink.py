@@ -1,6 +1,6 @@
 """The SMTP servers of ``psymatch bench emails``: real servers that keep the Message-IDs.
 
-Both run as processes of their own, so the server shares neither an interpreter
+All run as processes of their own, so the server shares neither an interpreter
 (nor its GIL) with the bench's coordinating loop:
 
 - ``postfix``: Postfix's ``smtp-sink`` (Debian package ``postfix``), a server in C
@@ -133,8 +133,8 @@ _DUMP_ROOM = 2 << 30
 
 
 def _memory_dir() -> str | None:
-    """``/dev/shm`` when it is a memory file system with room for the dump, else None
-    (the system's temporary directory).
+    """``/dev/shm`` (Linux's shared-memory file system) when it has room for the dump,
+    else None (the system's temporary directory).
 
     smtp-sink writes each message into a file it creates and deletes at once before
     appending it to the dump. On ext4 creating and deleting those inodes took about
