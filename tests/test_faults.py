@@ -11,29 +11,22 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 
 import pytest
+from conftest import run_cli
 
 from psymatch.faults.faults import FAULTS, table
 
 
-def run_cli(env: dict, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "psymatch.cli", "faults", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+def run_faults(env: dict, *args: str, timeout: float = 600):
+    return run_cli(env, "faults", *args, timeout=timeout)
 
 
 @pytest.mark.slow
 def test_every_fault_recovers_without_loss_or_duplicates(backend, cli_env, redis_url, capsys):
     if backend != "postgres":
         pytest.skip("the fault suite needs PostgreSQL (set TEST_DATABASE_URL)")
-    result = run_cli({**cli_env, "REDIS_URL": redis_url}, "--json")
+    result = run_faults({**cli_env, "REDIS_URL": redis_url}, "--json")
     assert result.returncode in (0, 1), result.stderr
     report = json.loads(result.stdout)
     with capsys.disabled():
@@ -53,13 +46,13 @@ def test_every_fault_recovers_without_loss_or_duplicates(backend, cli_env, redis
 
 def test_refuses_sqlite_and_unknown_faults(tmp_path):
     env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}", "PSYMATCH_DEBUG": ""}
-    result = run_cli(env, "--json", timeout=60)
+    result = run_faults(env, "--json", timeout=60)
     assert result.returncode == 1
     assert "psymatch: error: the fault suite needs PostgreSQL" in result.stderr
     assert result.stdout == ""
     assert not (tmp_path / "x.db").exists()  # nothing created
     env["DATABASE_URL"] = "postgresql://postgres@127.0.0.1:5432/anything"
-    result = run_cli(env, "--only", "cosmic_rays", timeout=60)
+    result = run_faults(env, "--only", "cosmic_rays", timeout=60)
     assert result.returncode == 1
     assert "unknown fault 'cosmic_rays'" in result.stderr
 
@@ -83,7 +76,7 @@ def test_refuses_a_scratch_name_it_did_not_create(backend, database_url, redis_u
             cur.execute("CREATE TABLE precious (id int)")
         marker.close()
         env = {**os.environ, "DATABASE_URL": f"{base}/{foreign}", "REDIS_URL": redis_url}
-        result = run_cli(env, "--json", timeout=120)
+        result = run_faults(env, "--json", timeout=120)
         assert result.returncode == 1
         assert "was not created by the fault suite" in result.stderr
         check = psycopg2.connect(f"{base}/{foreign}_faults")

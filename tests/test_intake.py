@@ -7,11 +7,11 @@ import io
 import json
 import logging
 import random
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from conftest import run_cli
 
 from db import plz as plz_data
 from db.models import Patient, Therapist
@@ -171,17 +171,6 @@ def write_rows(path: Path, rows: list[dict]) -> Path:
 def position(fmt: str, index: int) -> str:
     """How the report names a row: physical CSV line (header = 1) or 0-based JSON index."""
     return f"line {index + 2}" if fmt == "csv" else f"index {index}"
-
-
-def run_cli(env, *args) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "psymatch.cli", *args],
-        env=env,
-        cwd=PROJECT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
 
 
 def snapshot(kind: str) -> dict[str, tuple]:

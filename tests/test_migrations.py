@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import subprocess
-import sys
 
 import peewee
 import pytest
+from conftest import run_cli
 
 from db import database, migrate
 from db.models import (
@@ -191,33 +190,26 @@ def test_a_failing_step_leaves_the_previous_version(scratch, monkeypatch):
         assert tables() == V1_TABLES
 
 
-def run_cli(url, *args):
-    env = {"DATABASE_URL": url, "PATH": "/usr/bin:/bin"}
-    return subprocess.run(
-        [sys.executable, "-m", "psymatch.cli", "db", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+def run_db(url, *args):
+    return run_cli({"DATABASE_URL": url, "PATH": "/usr/bin:/bin"}, "db", *args, timeout=120)
 
 
 def test_cli_status_upgrade_downgrade(scratch):
-    status = run_cli(scratch, "status", "--json")
+    status = run_db(scratch, "status", "--json")
     assert status.returncode == 0, status.stderr
     assert json.loads(status.stdout)["current"] == 0
 
-    up = run_cli(scratch, "upgrade", "--no-geo")
+    up = run_db(scratch, "upgrade", "--no-geo")
     assert up.returncode == 0, up.stderr
     assert "applied 0001_domain" in up.stdout and "applied 0002_operations" in up.stdout
     assert "applied 0003_bundle_explanations" in up.stdout
     assert "applied 0004_address_indexes" in up.stdout
 
-    down = run_cli(scratch, "downgrade", "--to", "0")
+    down = run_db(scratch, "downgrade", "--to", "0")
     assert down.returncode == 0, down.stderr
     assert "database now at version 0" in down.stdout
 
-    bad = run_cli(scratch, "downgrade", "--to", "5")
+    bad = run_db(scratch, "downgrade", "--to", "5")
     assert bad.returncode == 1
     assert (
         bad.stderr.startswith("psymatch: error: cannot downgrade") and bad.stderr.count("\n") == 1
@@ -225,7 +217,7 @@ def test_cli_status_upgrade_downgrade(scratch):
 
 
 def test_cli_reports_an_unusable_database_url_in_one_line():
-    result = run_cli("mysql://nowhere/db", "status")
+    result = run_db("mysql://nowhere/db", "status")
     assert result.returncode == 1
     assert result.stderr == (
         "psymatch: error: DATABASE_URL 'mysql://nowhere/db': unsupported scheme 'mysql' "
