@@ -197,7 +197,7 @@ def _claim_many(email_ids: list[int], now: dt.datetime) -> list[Email]:
     alone; a claimed row without bodies fails (nothing could be sent)."""
     queued = Email.id.in_(list(email_ids)) & (Email.status == "In_Warteschlange")
     with write_transaction():
-        if is_postgres():  # claim and read in one statement
+        if is_postgres():  # claim and read the rows in one statement; bodies below
             claim = Email.update(status="Wird_gesendet", updated_at=now).where(queued)
             rows = sorted(claim.returning(*SEND_FIELDS).execute(), key=lambda e: e.id)
         else:  # the IMMEDIATE transaction holds the write lock across both statements
