@@ -1,13 +1,20 @@
 """PLZ centroids: loading them from the GeoNames file and looking them up.
 
-The centroid of a PLZ is the mean of its places' coordinates (domain.md 4.8);
-pgeocode computes exactly that from ``shared/data/geonames/DE.txt``, offline.
+The centroid of a PLZ is the mean of its places' coordinates (docs/domain.md);
+pgeocode computes exactly that, offline, from the GeoNames postal-code export
+that psymatch ships in ``db/data/geonames_DE.txt.gz`` (CC BY 4.0, see the README).
+``GEONAMES_FILE`` may name another copy, plain or gzipped, in the same format.
 """
 
 from __future__ import annotations
 
 import csv
+import gzip
+import io
 import math
+import os
+from importlib import resources
+from pathlib import Path
 
 from psymatch import settings
 from psymatch.domain.geo import bundesland
@@ -15,10 +22,56 @@ from psymatch.domain.geo import bundesland
 from .database import db
 from .models import PlzCentroid
 
+SHIPPED_GEONAMES = "data/geonames_DE.txt.gz"
+
+
+class GeonamesMissing(RuntimeError):
+    """``GEONAMES_FILE`` names a file that is not there."""
+
+
+def geonames_bytes() -> bytes:
+    """The GeoNames postal-code file (uncompressed CSV): ``GEONAMES_FILE`` or the shipped copy."""
+    configured = settings.get().GEONAMES_FILE
+    if configured:
+        path = Path(configured)
+        if not path.exists():
+            raise GeonamesMissing(f"GEONAMES_FILE {path} does not exist")
+        data = path.read_bytes()
+    else:
+        data = resources.files("db").joinpath(SHIPPED_GEONAMES).read_bytes()
+    return gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data
+
+
+def open_geonames() -> io.TextIOWrapper:
+    """The GeoNames file as text, for ``csv.DictReader``."""
+    return io.TextIOWrapper(io.BytesIO(geonames_bytes()), encoding="utf-8", newline="")
+
+
+def prepare_pgeocode() -> Path:
+    """Point pgeocode at a writable cache holding the GeoNames file.
+
+    pgeocode reads ``$PGEOCODE_DATA_DIR/DE.txt`` at import time and writes an
+    index beside it, so the (uncompressed) file is written into
+    ``PGEOCODE_DATA_DIR`` once and rewritten when its content changes.
+    """
+    cache = Path(settings.get().PGEOCODE_DATA_DIR)
+    cache.mkdir(parents=True, exist_ok=True)
+    target = cache / "DE.txt"
+    data = geonames_bytes()
+    if not target.exists() or target.read_bytes() != data:
+        tmp = target.with_suffix(".tmp")
+        tmp.write_bytes(data)
+        tmp.replace(target)
+        index = cache / "DE-index.txt"
+        if index.exists():
+            index.unlink()
+    os.environ["PGEOCODE_DATA_DIR"] = str(cache)
+    return cache
+
 
 def read_centroids() -> list[dict]:
     """All PLZ centroids of the GeoNames file as rows for ``plz_centroids``."""
-    cache = settings.prepare_pgeocode()
+    cache = prepare_pgeocode()
     with open(cache / "DE.txt", encoding="utf-8", newline="") as handle:
         codes = sorted({row["postal_code"] for row in csv.DictReader(handle)})
     import pgeocode  # after prepare_pgeocode: it reads PGEOCODE_DATA_DIR at import

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -46,10 +46,6 @@ def _as_float(name: str, text: str) -> float:
         raise SettingsError(f"{name} must be a number, got {text!r}") from None
 
 
-def _default_geonames() -> str:
-    return str(PROJECT_ROOT.parent / "shared" / "data" / "geonames" / "DE.txt")
-
-
 @dataclass(frozen=True)
 class Settings:
     """All configuration; field names equal the environment variable names."""
@@ -63,8 +59,8 @@ class Settings:
     CONSOLE_PORT: int = 8888
     VAR_DIR: str = str(PROJECT_ROOT / "var")
 
-    # Geo data (domain.md 4.8, shared/data/README.md)
-    GEONAMES_FILE: str = field(default_factory=_default_geonames)
+    # Geo data (docs/domain.md): empty -> the GeoNames copy shipped in db/data/
+    GEONAMES_FILE: str = ""
     PGEOCODE_DATA_DIR: str = str(PROJECT_ROOT / "var" / "pgeocode")
 
     # Domain parameters (domain.md section 3)
@@ -360,30 +356,3 @@ def environ_value(name: str, default: str | None = None) -> str | None:
 def child_environ(**extra: str) -> dict[str, str]:
     """Environment for a child process: this one's, with every setting spelled out."""
     return {**os.environ, **get().as_environ(), **extra}
-
-
-def prepare_pgeocode() -> Path:
-    """Point pgeocode at a writable cache holding the shared GeoNames file.
-
-    pgeocode reads ``$PGEOCODE_DATA_DIR/DE.txt`` at import time and writes an
-    index beside it, while ``shared/data`` is read-only in CI; so the file is
-    copied into ``var/pgeocode`` once.
-    """
-    s = get()
-    cache = Path(s.PGEOCODE_DATA_DIR)
-    cache.mkdir(parents=True, exist_ok=True)
-    target = cache / "DE.txt"
-    source = Path(s.GEONAMES_FILE)
-    if not target.exists() or target.stat().st_size != source.stat().st_size:
-        if not source.exists():
-            raise SettingsError(
-                f"GEONAMES_FILE {source} does not exist (see shared/data/README.md)"
-            )
-        tmp = target.with_suffix(".tmp")
-        tmp.write_bytes(source.read_bytes())
-        tmp.replace(target)
-        index = cache / "DE-index.txt"
-        if index.exists():
-            index.unlink()
-    os.environ["PGEOCODE_DATA_DIR"] = str(cache)
-    return cache

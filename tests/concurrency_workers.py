@@ -11,7 +11,7 @@ def _connect(url):
 
 def run_round(url, barrier, now):
     _connect(url)
-    from workers.operations.bundles import run_bundle_round
+    from operations.bundles import run_bundle_round
 
     barrier.wait(timeout=30)
     return run_bundle_round(now, actor="process").created
@@ -19,8 +19,8 @@ def run_round(url, barrier, now):
 
 def compose(url, barrier, now, therapist_id):
     _connect(url)
-    from workers.operations import OperationError
-    from workers.operations.bundles import create_anfrage
+    from operations import OperationError
+    from operations.bundles import create_anfrage
 
     barrier.wait(timeout=30)
     try:
@@ -31,7 +31,7 @@ def compose(url, barrier, now, therapist_id):
 
 def accept_all(url, barrier, now, anfrage_id, patient_ids):
     _connect(url)
-    from workers.operations.responses import record_response
+    from operations.responses import record_response
 
     barrier.wait(timeout=30)
     result = record_response(anfrage_id, dict.fromkeys(patient_ids, "angenommen"), now=now)
@@ -40,8 +40,8 @@ def accept_all(url, barrier, now, anfrage_id, patient_ids):
 
 def send(url, barrier, now, anfrage_id):
     _connect(url)
-    from workers.operations import OperationError
-    from workers.operations.sending import send_anfrage
+    from operations import OperationError
+    from operations.sending import send_anfrage
 
     barrier.wait(timeout=30)
     try:

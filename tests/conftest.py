@@ -22,8 +22,11 @@ from psymatch import settings
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
-# Actor modules bind to the broker that is installed when they are imported:
-# unit tests use an in-memory StubBroker; integration tests build a RedisBroker.
+# Actor modules bind to the broker that is installed when they are imported.
+# A StubBroker is installed before any of them is, and every test then gets a
+# fresh one (``stub_broker``), as Dramatiq's own test-suite does.
+import dramatiq  # noqa: E402
+
 from workers import broker as _broker  # noqa: E402
 
 _broker.setup(_broker.build_stub_broker())
@@ -147,11 +150,38 @@ def cli_env(migrated, tmp_path) -> dict[str, str]:
 
 
 def run_cli(env: dict, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    """``python -m psymatch.cli ARGS`` in ``env``, its output captured as text."""
+    """``python -m cli.main ARGS`` in ``env``, its output captured as text."""
     return subprocess.run(
-        [sys.executable, "-m", "psymatch.cli", *args],
+        [sys.executable, "-m", "cli.main", *args],
         env=env,
         capture_output=True,
         text=True,
         timeout=timeout,
     )
+
+
+@pytest.fixture(autouse=True)
+def stub_broker():
+    """A fresh in-memory broker with psymatch's middleware for every test.
+
+    Every actor declared so far is moved onto it, so messages a test leaves
+    behind (delayed retries, say) can never reach the next test's worker.
+    """
+    previous = dramatiq.get_broker()
+    fresh = _broker.setup(_broker.build_stub_broker())
+    for name in previous.get_declared_actors():
+        actor = previous.get_actor(name)
+        actor.broker = fresh
+        fresh.declare_actor(actor)
+    yield fresh
+    fresh.flush_all()
+    fresh.close()
+
+
+@pytest.fixture
+def stub_worker(stub_broker):
+    """A worker on the test's broker; stopped when the test ends."""
+    worker = dramatiq.Worker(stub_broker, worker_timeout=100, worker_threads=2)
+    worker.start()
+    yield worker
+    worker.stop()

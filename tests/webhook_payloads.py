@@ -17,9 +17,9 @@ from email.message import EmailMessage
 from email.utils import format_datetime
 
 from psymatch import settings
+from psymatch.domain import tokens
 from psymatch.domain.answer_form import form_line
 from webhooks import providers
-from workers.emailing import tokens
 
 SENDER = "praxis@example.org"
 

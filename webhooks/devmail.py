@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from flask import Blueprint, Flask, Response, abort, render_template_string
 
-from psymatch import mailsink, mailview, settings
+from psymatch import mailsink, settings
+from webhooks import mailview
 
 bp = Blueprint("devmail", __name__, url_prefix="/dev/mail")
 

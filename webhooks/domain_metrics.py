@@ -37,9 +37,9 @@ from db.models import (
     Therapeutenanfrage,
     utcnow,
 )
+from operations.responses import ACCEPTED_ANSWERS
+from operations.snapshot import local_today
 from psymatch.domain import vocab
-from workers.operations.responses import ACCEPTED_ANSWERS
-from workers.operations.snapshot import local_today
 
 log = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@
 Each view checks, in this order: size (413, ``WEBHOOK_MAX_BYTES``), content type (415),
 authenticity (401; Mailgun: stale timestamp 406), shape (400). Only then is the delivery
 stored: one ``InboundMessage`` keyed by the provider message id plus the outbox item
-``process_reply`` in the same transaction (``workers.replies.inbound.store_inbound``).
+``process_reply`` in the same transaction (``operations.replies.store_inbound``).
 New -> 202, duplicate -> 200 (stored and processed once). A refused request writes
 nothing. When the database cannot be reached the answer is 503 with a JSON body, so the
 provider delivers again later. Processing happens in the ``process_reply`` actor, which
@@ -22,8 +22,8 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from db import database
 from db.database import is_postgres, write_transaction
+from operations.replies import store_inbound, store_with_token_marker_pg
 from psymatch import settings
-from workers.replies.inbound import store_inbound, store_with_token_marker_pg
 
 from . import providers
 from .providers import Normalised, Rejected

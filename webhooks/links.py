@@ -32,9 +32,9 @@ from flask import Blueprint, Flask, render_template_string, request
 
 from db import database
 from db.models import InboundMessage, TherapeutAnfragePatient, Therapeutenanfrage, utcnow
+from operations.replies import click_claim, is_answered, process_inbound, store_inbound
 from psymatch import settings
-from workers.emailing.tokens import ExpiredToken, ForgedToken, LinkClaim, read_link_token
-from workers.replies.inbound import click_claim, is_answered, process_inbound, store_inbound
+from psymatch.domain.tokens import ExpiredToken, ForgedToken, LinkClaim, read_link_token
 
 log = logging.getLogger(__name__)
 bp = Blueprint("links", __name__)

@@ -11,6 +11,6 @@ settings.require_secrets()  # outside demo mode: refuse demo or missing secrets
 broker.ensure()
 
 from workers import bundle_actors, communication_actors, outbox  # noqa: E402,F401
-from workers.emailing import actors as emailing_actors  # noqa: E402,F401
-from workers.geocoding import actors as geocoding_actors  # noqa: E402,F401
-from workers.replies import actors as replies_actors  # noqa: E402,F401
+from workers import email_actors as emailing_actors  # noqa: E402,F401
+from workers import geocoding_actors as geocoding_actors  # noqa: E402,F401
+from workers import reply_actors as replies_actors  # noqa: E402,F401

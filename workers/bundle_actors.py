@@ -6,9 +6,9 @@ import logging
 
 import dramatiq
 
+from operations import OperationError
+from operations.bundles import create_anfrage, run_bundle_round
 from workers import broker, clock
-from workers.operations import OperationError
-from workers.operations.bundles import create_anfrage, run_bundle_round
 
 broker.ensure()
 log = logging.getLogger(__name__)

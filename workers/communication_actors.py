@@ -1,6 +1,6 @@
 """Actors that send Anfragen and the emails following answers, and the daily follow-up.
 
-Each one calls an operation in ``workers.operations.sending``; every operation is
+Each one calls an operation in ``operations.sending``; every operation is
 keyed so that a second delivery of the same message changes nothing.
 """
 
@@ -12,9 +12,9 @@ import logging
 import dramatiq
 
 from db.models import utcnow
+from operations import OperationError
+from operations import sending as ops
 from workers import broker, clock
-from workers.operations import OperationError
-from workers.operations import sending as ops
 
 broker.ensure()
 log = logging.getLogger(__name__)

@@ -94,8 +94,8 @@ def _actor(broker_, name: str, cache: dict):
 def reconcile(stale_after: dt.timedelta = STALE_AFTER, now: dt.datetime | None = None) -> dict:
     """Put back work whose message never ran: outbox items enqueued long ago but not done,
     and Email rows stuck in sending or still queued. Everything here is idempotent."""
-    from workers.emailing import sending
-    from workers.emailing.actors import send_email
+    from operations.emailing import sending
+    from workers.email_actors import send_email
 
     now = now or utcnow()
     with write_transaction():

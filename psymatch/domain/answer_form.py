@@ -39,9 +39,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-ANGENOMMEN = "angenommen"
-KAPAZITAET = "abgelehnt_Kapazitaet"
-NICHT_GEEIGNET = "abgelehnt_nicht_geeignet"
+from . import vocab
+
+ANGENOMMEN = vocab.ANGENOMMEN
+KAPAZITAET = vocab.ABGELEHNT_KAPAZITAET
+NICHT_GEEIGNET = vocab.ABGELEHNT_NICHT_GEEIGNET
 
 # Printed labels, in the order of the form.
 OPTIONS = ((ANGENOMMEN, "ja"), (KAPAZITAET, "keine Kapazität"), (NICHT_GEEIGNET, "nicht geeignet"))

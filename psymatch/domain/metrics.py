@@ -27,7 +27,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
-ACCEPTED_ANSWERS = ("angenommen", "in_Sitzungen", "nicht_erschienen")
+from . import vocab
+
+ACCEPTED_ANSWERS = vocab.ANNAHME_ERGEBNISSE
 DAY = dt.timedelta(days=1)
 
 

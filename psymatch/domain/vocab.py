@@ -38,14 +38,34 @@ ANFRAGE_PATIENT_STATUS = (
     "keine_antwort",
     "anderweitig_vermittelt",
 )
-PATIENTENERGEBNIS = (
-    "angenommen",
-    "abgelehnt_Kapazitaet",
-    "abgelehnt_nicht_geeignet",
-    "abgelehnt_sonstiges",
-    "nicht_erschienen",
-    "in_Sitzungen",
+# The four answers a therapist gives for one patient of a bundle: the one list
+# that responses, reply parsing, answer forms, links and the console share.
+ANGENOMMEN = "angenommen"
+ABGELEHNT_KAPAZITAET = "abgelehnt_Kapazitaet"
+ABGELEHNT_NICHT_GEEIGNET = "abgelehnt_nicht_geeignet"
+ABGELEHNT_SONSTIGES = "abgelehnt_sonstiges"
+THERAPEUTENANTWORTEN = (
+    ANGENOMMEN,
+    ABGELEHNT_KAPAZITAET,
+    ABGELEHNT_NICHT_GEEIGNET,
+    ABGELEHNT_SONSTIGES,
 )
+# What happens after an acceptance: the initial session took place, or not.
+IN_SITZUNGEN = "in_Sitzungen"
+NICHT_ERSCHIENEN = "nicht_erschienen"
+NACH_ANNAHME = (IN_SITZUNGEN, NICHT_ERSCHIENEN)
+# Outcomes that count as an acceptance (the patient was taken, whatever followed).
+ANNAHME_ERGEBNISSE = (ANGENOMMEN, IN_SITZUNGEN, NICHT_ERSCHIENEN)
+PATIENTENERGEBNIS = (*THERAPEUTENANTWORTEN, NICHT_ERSCHIENEN, IN_SITZUNGEN)
+# German labels of the answers, as emails, link pages and the console show them.
+ANTWORT_LABELS = {
+    ANGENOMMEN: "Ja, ich kann ein Erstgespräch anbieten",
+    ABGELEHNT_KAPAZITAET: "Nein, keine Kapazität",
+    ABGELEHNT_NICHT_GEEIGNET: "Nein, nicht geeignet",
+    ABGELEHNT_SONSTIGES: "Nein, sonstiger Grund",
+    IN_SITZUNGEN: "in Sitzungen",
+    NICHT_ERSCHIENEN: "nicht erschienen",
+}
 EMAILSTATUS = ("Entwurf", "In_Warteschlange", "Wird_gesendet", "Gesendet", "Fehlgeschlagen")
 TELEFONANRUFSTATUS = ("geplant", "abgeschlossen", "fehlgeschlagen", "abgebrochen")
 

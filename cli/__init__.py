@@ -1,0 +1,1 @@
+"""The top floor: the ``psymatch`` command (``cli.main``) and ``psymatch run`` (``cli.runner``)."""

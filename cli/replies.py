@@ -1,0 +1,83 @@
+"""``psymatch replies parse --patients ID1,ID2,... [--json] FILE``: read one reply offline."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+
+from psymatch.domain.reply_parse import decide, is_auto_reply, message_from_bytes, strip_quoted
+
+_HEADER_LINE = re.compile(rb"^[A-Za-z][A-Za-z0-9-]{0,60}:[ \t]?\S")
+
+
+def _error(message: str) -> int:
+    print(f"psymatch: error: {message}", file=sys.stderr)
+    return 1
+
+
+def _looks_like_message(raw: bytes) -> bool:
+    """A raw RFC 5322 message starts with header lines (at least two of them)."""
+    head = raw.lstrip(b"\r\n").split(b"\n\n", 1)[0].replace(b"\r", b"").split(b"\n")
+    headers = [ln for ln in head if _HEADER_LINE.match(ln)]
+    known = [
+        ln
+        for ln in headers
+        if ln.split(b":", 1)[0].lower()
+        in (b"from", b"to", b"subject", b"date", b"message-id", b"received", b"mime-version",
+            b"return-path", b"delivered-to", b"content-type", b"in-reply-to")
+    ]  # fmt: skip
+    return bool(head) and _HEADER_LINE.match(head[0]) is not None and len(known) >= 2
+
+
+def _patients(value: str) -> list[int]:
+    parts = [p.strip() for p in (value or "").split(",") if p.strip()]
+    if not parts or not all(re.fullmatch(r"[1-9][0-9]{0,17}", p) for p in parts):
+        raise ValueError(f"--patients must be a comma-separated list of patient ids, got {value!r}")
+    ids = [int(p) for p in parts]
+    if len(set(ids)) != len(ids):
+        raise ValueError("--patients lists a patient twice")
+    return ids
+
+
+def cmd_parse(args) -> int:
+    try:
+        ids = _patients(args.patients)
+    except ValueError as exc:
+        return _error(str(exc))
+    try:
+        with open(args.file, "rb") as handle:
+            raw = handle.read()
+    except OSError as exc:
+        return _error(f"cannot read {args.file}: {exc.strerror or exc}")
+    if _looks_like_message(raw):
+        message = message_from_bytes(raw)
+        auto = is_auto_reply(message)
+        text = message.text
+    else:
+        auto, text = None, raw.decode("utf-8", errors="replace")
+    if auto:
+        result = {"decisions": {}, "review": True, "reason": f"auto-reply: {auto}"}
+    else:
+        decision = decide(text, ids)
+        result = {
+            "decisions": {str(pid): outcome for pid, outcome in decision.decisions.items()},
+            "review": decision.review,
+            "reason": decision.reason,
+        }
+    if getattr(args, "json", False):
+        print(json.dumps(result, ensure_ascii=False))
+        return 0
+    if result["review"]:
+        print(f"REVIEW: {result['reason']}")
+    else:
+        print("Decided automatically:")
+        for pid, outcome in result["decisions"].items():
+            print(f"  Patient {pid}: {outcome}")
+        print(f"({result['reason']})")
+    own = strip_quoted(text)
+    if own:
+        print("Reply text read:")
+        for line in own.splitlines()[:20]:
+            print(f"  | {line}")
+    return 0

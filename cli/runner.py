@@ -1,0 +1,208 @@
+"""``psymatch run``: everything of the laptop demo in one foreground command.
+
+Migrates the database, loads demo data into an empty one, starts the embedded
+Redis and the local mail sink when nothing else is configured, then every
+Procfile process (web, worker, clock, console) under honcho. SIGINT or SIGTERM
+stops all of it: honcho first (it stops its processes), then the helpers, and
+finally anything that is still alive among the processes it ever started.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import urlparse
+
+import psutil
+
+from psymatch import settings
+
+PROCFILE_PROCESSES = ("web", "worker", "clock", "console")
+STOP_TIMEOUT_S = 30
+
+
+class Runner:
+    def __init__(self, demo_therapists: int, demo_patients: int, seed: int):
+        self.settings = settings.get()
+        self.demo = (demo_therapists, demo_patients, seed)
+        self.helpers: list[subprocess.Popen] = []
+        self.honcho: subprocess.Popen | None = None
+        self.seen: dict[int, psutil.Process] = {}
+        self.env: dict[str, str] = {}
+
+    # --- preparation -----------------------------------------------------------------
+
+    def prepare_database(self) -> None:
+        from db import database, migrate, plz
+        from db.models import Therapist
+
+        database.init(self.settings.DATABASE_URL)
+        migrate.upgrade(report=lambda line: print(f"[db] {line}"))
+        plz.ensure_loaded(report=lambda line: print(f"[db] {line}"))
+        if Therapist.select().count() == 0:
+            from operations import demo_data as demo
+
+            therapists, patients, seed = self.demo
+            print(
+                f"[db] empty database: loading demo data ({therapists} therapists, "
+                f"{patients} patients, seed {seed})"
+            )
+            demo.generate(
+                therapists=therapists,
+                patients=patients,
+                seed=seed,
+                report=lambda line: print(f"[demo] {line}"),
+            )
+            from operations import demo_scenario
+
+            try:
+                demo_scenario.stage(seed=seed, report=lambda line: print(f"[demo] {line}"))
+            except demo_scenario.ScenarioError as error:
+                print(f"[demo] scenario skipped: {error}")
+        database.db.close()
+
+    def start_helper(self, name: str, module: str, ready) -> None:
+        process = subprocess.Popen(
+            [sys.executable, "-m", module], env=self.env, start_new_session=True
+        )
+        self.helpers.append(process)
+        deadline = time.monotonic() + 20
+        while not ready():
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{name} did not start (see output above)")
+            time.sleep(0.1)
+
+    def start_embedded_redis(self) -> None:
+        from workers import embedded_redis
+
+        url_file = Path(self.settings.VAR_DIR) / "redis.url"
+        if url_file.exists():
+            url_file.unlink()
+        self.start_helper(
+            "embedded Redis",
+            "workers.embedded_redis",
+            lambda: embedded_redis.running_url() is not None,
+        )
+        self.env["REDIS_URL"] = embedded_redis.running_url()
+
+    def start_mail_sink(self) -> None:
+        target = urlparse(self.settings.SMTP_URL)
+        host, port = target.hostname or "127.0.0.1", target.port or 25
+        if host not in ("127.0.0.1", "localhost") or _listening(host, port):
+            return  # a real or already running SMTP server
+        self.start_helper("mail sink", "psymatch.mailsink", lambda: _listening(host, port))
+
+    # --- running -------------------------------------------------------------------------
+
+    def start_processes(self) -> None:
+        root = settings.PROJECT_ROOT
+        self.honcho = subprocess.Popen(
+            [
+                str(Path(sys.executable).with_name("honcho")),
+                "start",
+                "--procfile",
+                str(root / "Procfile"),
+                "--app-root",
+                str(root),
+                "--port",
+                str(self.settings.PORT),
+                "--no-colour",
+                *PROCFILE_PROCESSES,
+            ],
+            env=self.env,
+            cwd=root,
+            start_new_session=True,
+        )
+
+    def remember_descendants(self) -> None:
+        with contextlib.suppress(psutil.Error):
+            for child in psutil.Process().children(recursive=True):
+                self.seen.setdefault(child.pid, child)
+
+    def print_urls(self) -> None:
+        s = self.settings
+        print(
+            "\n".join(
+                [
+                    "",
+                    "psymatch is running (Ctrl-C stops everything):",
+                    f"  console   http://127.0.0.1:{s.CONSOLE_PORT}/lab",
+                    f"  webhooks  http://127.0.0.1:{s.PORT}/  (status: http://127.0.0.1:{s.PORT}/status)",
+                    f"  metrics   http://127.0.0.1:{s.PORT}/metrics  (workers: "
+                    f"http://{s.WORKER_METRICS_HOST}:{s.WORKER_METRICS_PORT}/metrics)",
+                    f"  mail sink {s.SMTP_URL}  -> {Path(s.VAR_DIR) / 'mail'}",
+                    f"  database  {s.DATABASE_URL}",
+                    f"  redis     {self.env.get('REDIS_URL')}",
+                    "",
+                ]
+            ),
+            flush=True,
+        )
+
+    def stop(self) -> None:
+        self.remember_descendants()
+        processes = ([self.honcho] if self.honcho else []) + self.helpers[::-1]
+        for process in processes:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                try:
+                    process.wait(timeout=STOP_TIMEOUT_S)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+        leftovers = [p for p in self.seen.values() if _alive(p)]
+        for process in leftovers:
+            with contextlib.suppress(psutil.Error):
+                process.terminate()
+        _, still = psutil.wait_procs(leftovers, timeout=5)
+        for process in still:
+            with contextlib.suppress(psutil.Error):
+                process.kill()
+
+    def run(self) -> int:
+        Path(self.settings.VAR_DIR).mkdir(parents=True, exist_ok=True)
+        stop_requested = []
+
+        def request_stop(signum, frame):
+            stop_requested.append(signum)
+
+        signal.signal(signal.SIGTERM, request_stop)
+        signal.signal(signal.SIGINT, request_stop)
+        self.env = settings.child_environ()
+        # Procfile commands (gunicorn, dramatiq, ...) live beside this interpreter.
+        self.env["PATH"] = f"{Path(sys.executable).parent}:{self.env.get('PATH', '')}"
+        try:
+            self.prepare_database()
+            if self.settings.embedded_redis:
+                self.start_embedded_redis()
+            self.start_mail_sink()
+            self.start_processes()
+            self.print_urls()
+            while not stop_requested and self.honcho.poll() is None:
+                self.remember_descendants()
+                time.sleep(0.5)
+            if not stop_requested:
+                print(f"honcho exited with {self.honcho.returncode}; stopping", flush=True)
+                return 1
+            return 0
+        finally:
+            print("stopping psymatch ...", flush=True)
+            self.stop()
+            print("stopped.", flush=True)
+
+
+def _alive(process: psutil.Process) -> bool:
+    try:
+        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def _listening(host: str, port: int) -> bool:
+    with socket.socket() as probe:
+        probe.settimeout(0.5)
+        return probe.connect_ex((host, port)) == 0

@@ -1,0 +1,130 @@
+"""The Cooling panel: who is cooling until when (a timeline) and the manual override (domain.md 6).
+
+The override goes through ``operations.cooling.override_cooling``; an empty
+reason is refused with ``REASON_REQUIRED`` and changes nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import ipywidgets as widgets
+import matplotlib
+
+matplotlib.use("Agg")  # headless: the plot is rendered to a PNG buffer
+import matplotlib.dates as mdates  # noqa: E402
+import matplotlib.pyplot as plt  # noqa: E402
+import traitlets  # noqa: E402
+
+from db.models import utcnow  # noqa: E402
+from operations.cooling import override_cooling  # noqa: E402
+
+from . import queries  # noqa: E402
+from .common import StatusLine, frozen, png, run_action, staff_name, table  # noqa: E402
+
+
+def timeline_png(rows: list[dict], today: dt.date) -> bytes:
+    """Horizontal bars from today to the date each therapist is contactable again."""
+    height = max(2.0, 0.4 * len(rows) + 1.2)
+    fig, ax = plt.subplots(figsize=(8, height))
+    try:
+        if rows:
+            labels = [f"{r['therapist_id']} {r['therapeut']}" for r in rows]
+            starts = [mdates.date2num(today)] * len(rows)
+            widths = [r["tage"] for r in rows]
+            ax.barh(labels, widths, left=starts, color="#5b8def")
+            ax.invert_yaxis()  # soonest contactable at the top
+            ax.xaxis_date()
+            ax.xaxis.set_major_formatter(mdates.DateFormatter("%d.%m."))
+        else:
+            ax.text(0.5, 0.5, "niemand in der Abkühlphase", ha="center", va="center")
+            ax.set_yticks([])
+            ax.set_xticks([])
+        ax.set_title(f"Wieder kontaktierbar ab (Stand {today:%d.%m.%Y})")
+        return png(fig)
+    finally:
+        plt.close(fig)
+
+
+class CoolingPanel(widgets.VBox):
+    """Timeline of therapists in their cooling period and the override form."""
+
+    rows = traitlets.List()
+
+    def __init__(
+        self,
+        today: dt.date | None = None,
+        now: dt.datetime | None = None,
+        actor: str | None = None,
+        **kwargs,
+    ):
+        self.today = today
+        self.now = now
+        self.actor = actor if actor is not None else staff_name()
+        self.status = StatusLine()
+        self.refresh_button = widgets.Button(description="Aktualisieren", icon="refresh")
+        self.plot = widgets.Image(format="png")
+        self.cooling_table = widgets.HTML()
+        self.therapist_id = widgets.IntText(description="Therapeut-ID")
+        self.new_date = widgets.DatePicker(description="Neues Datum")
+        self.reason = widgets.Text(description="Grund", placeholder="Pflichtfeld")
+        self.override_button = widgets.Button(
+            description="Überschreiben", icon="edit", button_style="warning"
+        )
+        self.refresh_button.on_click(lambda _: self.refresh())
+        self.override_button.on_click(lambda _: self.override())
+        super().__init__(
+            [
+                widgets.HTML("<h3>Abkühlphasen</h3>"),
+                self.refresh_button,
+                self.plot,
+                self.cooling_table,
+                widgets.HTML(
+                    "<h4>Abkühlung überschreiben</h4><small>Leeres Datum = sofort wieder "
+                    "kontaktierbar; ein Grund ist Pflicht.</small>"
+                ),
+                widgets.HBox([self.therapist_id, self.new_date]),
+                widgets.HBox([self.reason, self.override_button]),
+                self.status,
+            ],
+            **kwargs,
+        )
+        self.refresh()
+
+    def _day(self) -> dt.date:
+        if self.today:
+            return self.today
+        return (self.now or utcnow()).date()
+
+    def refresh(self) -> None:
+        day = self._day()
+        with frozen(self.refresh_button, self.override_button):
+            self.rows = queries.cooling_therapists(day)
+            self.plot.value = timeline_png(self.rows, day)
+        self.cooling_table.value = table(
+            ["Therapeut-ID", "Therapeut", "PLZ", "kontaktierbar ab", "Tage"],
+            [
+                [r["therapist_id"], r["therapeut"], r["plz"], r["naechster_kontakt"], r["tage"]]
+                for r in self.rows
+            ],
+        )
+
+    def override(self):
+        therapist_id = self.therapist_id.value
+        new_date = self.new_date.value
+        reason = self.reason.value
+        result = run_action(
+            self.status,
+            (self.override_button, self.refresh_button),
+            lambda: override_cooling(
+                therapist_id, new_date, reason, actor=self.actor, now=self.now
+            ),
+            lambda t: (
+                f"Therapeut {t.id}: kontaktierbar ab "
+                + (new_date.isoformat() if new_date else "sofort")
+            ),
+        )
+        if result is not None:
+            self.reason.value = ""
+            self.refresh()
+        return result

@@ -1,0 +1,273 @@
+"""Read-only queries behind the console panels; they return plain lists and dicts.
+
+Nothing here writes: every change goes through ``operations``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from peewee import JOIN, SQL, fn
+
+from db.models import (
+    InboundMessage,
+    Patient,
+    Platzsuche,
+    Telefonanruf,
+    TherapeutAnfragePatient,
+    Therapeutenanfrage,
+    Therapist,
+    utcnow,
+)
+from operations.responses import list_conflicts
+
+
+def _today(today: dt.date | None) -> dt.date:
+    return today or utcnow().date()
+
+
+def person(obj) -> str:
+    """Display name of a patient or therapist."""
+    if obj is None:
+        return ""
+    title = getattr(obj, "titel", None)
+    return " ".join(p for p in (title, obj.vorname, obj.nachname) if p)
+
+
+def waiting_days(created_at: dt.datetime, today: dt.date | None = None) -> int:
+    return (_today(today) - created_at.date()).days
+
+
+def calls_due(today: dt.date | None = None) -> list[dict]:
+    """Planned calls with a date up to today, oldest first."""
+    day = _today(today)
+    query = (
+        Telefonanruf.select(Telefonanruf, Therapist)
+        .join(Therapist, on=(Telefonanruf.therapist == Therapist.id), join_type=JOIN.LEFT_OUTER)
+        .where((Telefonanruf.status == "geplant") & (Telefonanruf.geplantes_datum <= day))
+        .order_by(Telefonanruf.geplantes_datum, Telefonanruf.geplante_zeit, Telefonanruf.id)
+    )
+    return [
+        {
+            "call_id": c.id,
+            "datum": c.geplantes_datum,
+            "zeit": c.geplante_zeit,
+            "therapist_id": c.therapist_id,
+            "therapeut": person(c.therapist) if c.therapist_id else "",
+            "telefon": c.therapist.telefon if c.therapist_id else None,
+            "anfrage_id": c.therapeutenanfrage_id,
+            "ueberfaellig": c.geplantes_datum < day,
+        }
+        for c in query
+    ]
+
+
+def reviews() -> list[dict]:
+    """Inbound replies waiting for staff (status ``pruefung``), oldest first."""
+    query = (
+        InboundMessage.select()
+        .where(InboundMessage.status == "pruefung")
+        .order_by(InboundMessage.received_at, InboundMessage.id)
+    )
+    return [
+        {
+            "inbound_id": m.id,
+            "received_at": m.received_at,
+            "sender": m.sender,
+            "subject": m.subject,
+            "anfrage_id": m.therapeutenanfrage_id,
+            "reason": m.review_reason,
+        }
+        for m in query
+    ]
+
+
+def reply_text(inbound_id: int, limit: int = 4000) -> str:
+    """The text of a stored reply (parsed when possible, raw otherwise)."""
+    message = InboundMessage.get_by_id(inbound_id)
+    try:
+        from operations.replies import message_from_payload
+
+        parsed = message_from_payload(message.provider, message.raw_payload)
+        text = getattr(parsed, "text", None) or getattr(parsed, "html", None) or ""
+    except Exception:  # an unreadable payload is shown raw
+        text = message.raw_payload or ""
+    return text[:limit]
+
+
+def conflicts() -> list[dict]:
+    """``list_conflicts()`` with therapist and patient names added."""
+    found = list_conflicts()
+    ids = {a["therapist_id"] for c in found for a in c["acceptances"]}
+    names = {t.id: person(t) for t in Therapist.select().where(Therapist.id.in_(list(ids)))}
+    patients = {
+        p.id: person(p)
+        for p in Patient.select().where(Patient.id.in_([c["patient_id"] for c in found]))
+    }
+    out = []
+    for c in found:
+        acceptances = [
+            {**a, "therapeut": names.get(a["therapist_id"], "")} for a in c["acceptances"]
+        ]
+        out.append(
+            {
+                **c,
+                "patient": patients.get(c["patient_id"], ""),
+                "acceptances": acceptances,
+                "winner_name": names.get(c["winner"], ""),
+                "platzsuche_id": acceptances[0]["platzsuche_id"],
+            }
+        )
+    return out
+
+
+def unsent_bundles() -> list[dict]:
+    """Anfragen created but not sent yet, oldest first."""
+    query = (
+        Therapeutenanfrage.select(Therapeutenanfrage, Therapist)
+        .join(Therapist)
+        .where(Therapeutenanfrage.gesendet_datum.is_null())
+        .order_by(Therapeutenanfrage.erstellt_datum, Therapeutenanfrage.id)
+    )
+    return [
+        {
+            "anfrage_id": a.id,
+            "therapist_id": a.therapist_id,
+            "therapeut": person(a.therapist),
+            "groesse": a.anfragegroesse,
+            "erstellt": a.erstellt_datum,
+        }
+        for a in query
+    ]
+
+
+def _in_pending_bundle():
+    """The search sits in a pending (unanswered) Anfrage as a pending row.
+
+    A correlated EXISTS, so PostgreSQL plans an anti-join; ``NOT IN (subquery)``
+    took seconds once a few thousand bundles were open."""
+    return fn.EXISTS(
+        TherapeutAnfragePatient.select(SQL("1"))
+        .join(Therapeutenanfrage)
+        .where(
+            (TherapeutAnfragePatient.platzsuche == Platzsuche.id)
+            & (TherapeutAnfragePatient.status == "anstehend")
+            & Therapeutenanfrage.antwort_datum.is_null()
+        )
+    )
+
+
+def waiting_without_bundle(today: dt.date | None = None, limit: int = 10) -> list[dict]:
+    """Aktiv searches in no pending bundle, longest waiting first."""
+    query = (
+        Platzsuche.select(Platzsuche, Patient)
+        .join(Patient)
+        .where(
+            (Platzsuche.status == "aktiv")
+            & Platzsuche.vermittelter_therapeut.is_null()
+            & ~_in_pending_bundle()
+        )
+        .order_by(Platzsuche.created_at, Platzsuche.id)
+        .limit(limit)
+    )
+    return [_search_row(s, today) for s in query]
+
+
+def _search_row(s: Platzsuche, today: dt.date | None) -> dict:
+    return {
+        "search_id": s.id,
+        "patient_id": s.patient_id,
+        "patient": person(s.patient),
+        "plz": s.patient.plz,
+        "status": s.status,
+        "wartetage": waiting_days(s.created_at, today),
+        "ausschluesse": len(s.ausgeschlossene_therapeuten or []),
+        "vermittelt_an": s.vermittelter_therapeut_id,
+    }
+
+
+def today_summary(today: dt.date | None = None, limit: int = 10) -> dict:
+    """Everything the Today panel shows, as plain data."""
+    return {
+        "calls": calls_due(today),
+        "reviews": reviews(),
+        "conflicts": conflicts(),
+        "unsent": unsent_bundles(),
+        "waiting": waiting_without_bundle(today, limit),
+    }
+
+
+def search_rows(
+    statuses=("aktiv", "pausiert"),
+    plz_prefix: str = "",
+    today: dt.date | None = None,
+    longest_first: bool = True,
+) -> list[dict]:
+    """Searches filtered by status and patient PLZ prefix, sorted by waiting time."""
+    query = Platzsuche.select(Platzsuche, Patient).join(Patient)
+    if statuses:
+        query = query.where(Platzsuche.status.in_(list(statuses)))
+    prefix = (plz_prefix or "").strip()
+    if prefix:
+        query = query.where(Patient.plz.startswith(prefix))
+    order = Platzsuche.created_at if longest_first else Platzsuche.created_at.desc()
+    query = query.order_by(order, Platzsuche.id)
+    return [_search_row(s, today) for s in query]
+
+
+def anfrage_lines(anfrage_id: int) -> dict | None:
+    """An Anfrage with its patient rows, or None when there is no such Anfrage."""
+    anfrage = Therapeutenanfrage.get_or_none(Therapeutenanfrage.id == anfrage_id)
+    if anfrage is None:
+        return None
+    rows = (
+        TherapeutAnfragePatient.select(TherapeutAnfragePatient, Patient)
+        .join(Patient)
+        .where(TherapeutAnfragePatient.therapeutenanfrage == anfrage_id)
+        .order_by(TherapeutAnfragePatient.position_in_anfrage)
+    )
+    return {
+        "anfrage_id": anfrage.id,
+        "therapist_id": anfrage.therapist_id,
+        "therapeut": person(anfrage.therapist),
+        "gesendet": anfrage.gesendet_datum,
+        "antwort_datum": anfrage.antwort_datum,
+        "antworttyp": anfrage.antworttyp,
+        "lines": [
+            {
+                "patient_id": r.patient_id,
+                "patient": person(r.patient),
+                "status": r.status,
+                "antwortergebnis": r.antwortergebnis,
+            }
+            for r in rows
+        ],
+    }
+
+
+def therapist_names(ids) -> dict[int, str]:
+    """Display names of the given therapists, by id."""
+    ids = list(set(ids))
+    if not ids:
+        return {}
+    return {t.id: person(t) for t in Therapist.select().where(Therapist.id.in_(ids))}
+
+
+def cooling_therapists(today: dt.date | None = None) -> list[dict]:
+    """Therapists whose cooling period runs past today, soonest contactable first (domain.md 6)."""
+    day = _today(today)
+    query = (
+        Therapist.select()
+        .where(Therapist.naechster_kontakt_moeglich > day)
+        .order_by(Therapist.naechster_kontakt_moeglich, Therapist.id)
+    )
+    return [
+        {
+            "therapist_id": t.id,
+            "therapeut": person(t),
+            "plz": t.plz,
+            "naechster_kontakt": t.naechster_kontakt_moeglich,
+            "tage": (t.naechster_kontakt_moeglich - day).days,
+        }
+        for t in query
+    ]

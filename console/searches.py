@@ -1,0 +1,238 @@
+"""The Searches panel: list, filter and sort Platzsuchen; open, pause, resume, cancel, exclude;
+GDPR erasure of the selected search's patient (staff name, reason and a confirmation required).
+
+Every change goes through ``operations.searches``; a refused change shows its
+outcome code in the status line and writes nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import ipywidgets as widgets
+import traitlets
+
+from operations.errors import OperationError
+from operations.privacy import erase_patient
+from operations.searches import create_platzsuche, exclude_therapist, update_platzsuche
+
+from . import queries
+from .common import StatusLine, frozen, run_action, staff_name, table
+
+STATUS_FILTERS = [
+    ("aktiv + pausiert", ("aktiv", "pausiert")),
+    ("aktiv", ("aktiv",)),
+    ("pausiert", ("pausiert",)),
+    ("alle", ()),
+]
+SORTS = [("längste Wartezeit zuerst", True), ("kürzeste Wartezeit zuerst", False)]
+
+
+class SearchesPanel(widgets.VBox):
+    """Filterable table of searches and the staff actions on one selected search."""
+
+    selected_search_id = traitlets.Int(allow_none=True)
+    rows = traitlets.List()
+
+    def __init__(self, today: dt.date | None = None, actor: str | None = None, **kwargs):
+        self.today = today
+        self.actor = actor if actor is not None else staff_name()
+        self.status = StatusLine()
+        # filter and sort
+        self.status_filter = widgets.Dropdown(options=STATUS_FILTERS, description="Status")
+        self.plz_prefix = widgets.Text(description="PLZ-Präfix", placeholder="z. B. 10")
+        self.sort = widgets.Dropdown(options=SORTS, description="Sortierung")
+        self.refresh_button = widgets.Button(description="Aktualisieren", icon="refresh")
+        self.table = widgets.HTML()
+        # actions on the selected search
+        self.search_select = widgets.Dropdown(description="Suche", options=[])
+        self.pause_button = widgets.Button(description="Pausieren", icon="pause")
+        self.resume_button = widgets.Button(description="Fortsetzen", icon="play")
+        self.cancel_button = widgets.Button(
+            description="Abbrechen", icon="times", button_style="danger"
+        )
+        self.therapist_id = widgets.IntText(description="Therapeut-ID")
+        self.exclusion_reason = widgets.Text(description="Grund", placeholder="Pflichtfeld")
+        self.exclude_button = widgets.Button(description="Ausschließen", icon="ban")
+        # GDPR erasure of the selected search's patient
+        self.erase_actor = widgets.Text(
+            value="" if self.actor == "staff" else self.actor,
+            description="Mitarbeiter/in",
+            placeholder="Pflichtfeld",
+        )
+        self.erase_reason = widgets.Text(description="Grund", placeholder="Pflichtfeld")
+        self.erase_confirm = widgets.Checkbox(
+            description="Personenbezogene Daten unwiderruflich löschen", indent=False
+        )
+        self.erase_button = widgets.Button(
+            description="Daten löschen (DSGVO)", icon="user-times", button_style="danger"
+        )
+        # opening a search
+        self.patient_id = widgets.IntText(description="Patient-ID")
+        self.open_button = widgets.Button(description="Suche eröffnen", icon="plus")
+
+        self.refresh_button.on_click(lambda _: self.refresh())
+        self.pause_button.on_click(lambda _: self.set_status("pausiert"))
+        self.resume_button.on_click(lambda _: self.set_status("aktiv"))
+        self.cancel_button.on_click(lambda _: self.set_status("abgebrochen"))
+        self.exclude_button.on_click(lambda _: self.exclude())
+        self.open_button.on_click(lambda _: self.open_search())
+        self.erase_button.on_click(lambda _: self.erase())
+        for control in (self.status_filter, self.sort):
+            control.observe(lambda _: self.refresh(), names="value")
+        self.plz_prefix.observe(lambda _: self.refresh(), names="value")
+        traitlets.link((self.search_select, "value"), (self, "selected_search_id"))
+
+        super().__init__(
+            [
+                widgets.HTML("<h3>Platzsuchen</h3>"),
+                widgets.HBox([self.status_filter, self.plz_prefix, self.sort]),
+                self.refresh_button,
+                self.table,
+                widgets.HTML("<h4>Ausgewählte Suche</h4>"),
+                widgets.HBox([self.search_select, self.pause_button, self.resume_button]),
+                self.cancel_button,
+                widgets.HBox([self.therapist_id, self.exclusion_reason, self.exclude_button]),
+                widgets.HTML(
+                    "<h4>Daten löschen (DSGVO)</h4><p>Anonymisiert die Patientin / den Patienten "
+                    "der ausgewählten Suche (Namen, Kontaktdaten, eigene E-Mails); Statistiken "
+                    "bleiben. Eine aktive oder pausierte Suche zuerst abbrechen.</p>"
+                ),
+                widgets.HBox([self.erase_actor, self.erase_reason]),
+                widgets.HBox([self.erase_confirm, self.erase_button]),
+                widgets.HTML("<h4>Neue Suche</h4>"),
+                widgets.HBox([self.patient_id, self.open_button]),
+                self.status,
+            ],
+            **kwargs,
+        )
+        self.add_class("psymatch-searches")  # a stable handle for the browser test
+        self.refresh()
+
+    @property
+    def action_controls(self):
+        return (
+            self.pause_button,
+            self.resume_button,
+            self.cancel_button,
+            self.exclude_button,
+            self.open_button,
+            self.erase_button,
+            self.refresh_button,
+        )
+
+    def refresh(self) -> None:
+        with frozen(self.refresh_button):
+            self.rows = queries.search_rows(
+                self.status_filter.value, self.plz_prefix.value, self.today, self.sort.value
+            )
+        self.table.value = table(
+            ["Suche", "Patient-ID", "Patient", "PLZ", "Status", "Wartetage", "Ausschlüsse"],
+            [
+                [
+                    r["search_id"],
+                    r["patient_id"],
+                    r["patient"],
+                    r["plz"],
+                    r["status"],
+                    r["wartetage"],
+                    r["ausschluesse"],
+                ]
+                for r in self.rows
+            ],
+        )
+        previous = self.selected_search_id
+        options = [
+            (f"{r['search_id']} – {r['patient']} ({r['status']})", r["search_id"])
+            for r in self.rows
+        ]
+        self.search_select.options = options
+        ids = [value for _, value in options]
+        self.search_select.value = previous if previous in ids else (ids[0] if ids else None)
+
+    def _need_selection(self) -> int | None:
+        if self.selected_search_id is None:
+            self.status.error("Keine Suche ausgewählt")
+        return self.selected_search_id
+
+    def set_status(self, status: str):
+        search_id = self._need_selection()
+        if search_id is None:
+            return None
+        result = run_action(
+            self.status,
+            self.action_controls,
+            lambda: update_platzsuche(search_id, status=status, actor=self.actor),
+            lambda s: f"Suche {s.id}: Status {s.status}",
+        )
+        if result is not None:
+            self.refresh()
+        return result
+
+    def exclude(self):
+        search_id = self._need_selection()
+        if search_id is None:
+            return None
+        therapist_id = self.therapist_id.value
+        result = run_action(
+            self.status,
+            self.action_controls,
+            lambda: exclude_therapist(
+                search_id, therapist_id, self.exclusion_reason.value, actor=self.actor
+            ),
+            lambda added: (
+                f"Therapeut {therapist_id} für Suche {search_id} ausgeschlossen"
+                if added
+                else f"Therapeut {therapist_id} war für Suche {search_id} schon ausgeschlossen"
+            ),
+        )
+        if result is not None:
+            self.exclusion_reason.value = ""
+            self.refresh()
+        return result
+
+    def open_search(self):
+        patient_id = self.patient_id.value
+        result = run_action(
+            self.status,
+            self.action_controls,
+            lambda: create_platzsuche(patient_id, actor=self.actor),
+            lambda s: f"Suche {s.id} für Patient {patient_id} eröffnet",
+        )
+        if result is not None:
+            self.refresh()
+            if result.id in [v for _, v in self.search_select.options]:
+                self.search_select.value = result.id
+        return result
+
+    def erase(self):
+        """Erase the selected search's patient; needs name, reason and the confirmation."""
+        search_id = self._need_selection()
+        if search_id is None:
+            return None
+        row = next((r for r in self.rows if r["search_id"] == search_id), None)
+        if row is None:
+            self.status.error("Suche nicht in der Liste: bitte aktualisieren")
+            return None
+        patient_id = row["patient_id"]
+
+        def action():
+            if not self.erase_confirm.value:
+                raise OperationError("CONFIRMATION_REQUIRED", "Löschung bitte bestätigen")
+            return erase_patient(patient_id, self.erase_actor.value, self.erase_reason.value)
+
+        result = run_action(
+            self.status,
+            self.action_controls,
+            action,
+            lambda r: (
+                f"Patient {patient_id} war schon gelöscht"
+                if r["already_erased"]
+                else f"Daten von Patient {patient_id} gelöscht"
+            ),
+        )
+        if result is not None:
+            self.erase_confirm.value = False
+            self.erase_reason.value = ""
+            self.refresh()
+        return result

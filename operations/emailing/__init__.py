@@ -1,0 +1,1 @@
+"""Email to therapists and patients: rendering, queueing, transmission with smtplib."""

@@ -1,0 +1,412 @@
+"""Rendering every email psymatch sends (domain.md section 12), text and HTML.
+
+Functions here take plain data (``operations.emailing.data``) and return a
+``RenderedEmail``; nothing reads the database. Templates live in
+``templates/`` (``<name>.txt`` and ``<name>.html``; autoescaping is on for HTML
+only). Values are formatted in Python (``german_date``, ``availability_lines``,
+``patient_facts`` ...) so that the two parts of one email say the same thing
+and the formatting is tested once.
+
+Therapist emails show patients only as anonymised blocks built from
+``PatientInfo``, which has no name, email, phone or street.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import jinja2
+
+from psymatch import settings
+from psymatch.domain import answer_form, tokens, vocab
+from psymatch.domain.schedule import GERMAN_NAMES, WEEKDAYS, format_minutes, lenient_windows
+from psymatch.domain.tokens import answer_link
+
+from . import headers as email_headers
+from .data import AcceptedPatient, Meeting, PatientContact, PatientInfo, TherapistInfo
+
+SUBJECT_INQUIRY = "Suche Psychotherapieplätze - Ref: A{anfrage_id}"
+SUBJECT_REMINDER = "Erinnerung: Therapieanfrage - Ref: A{anfrage_id}"
+SUBJECT_ACCEPTANCE = "Bestätigung Ihrer Zusage - Ref: A{anfrage_id}"
+SUBJECT_CONFLICT = "Ihre Zusage - Patient bereits vermittelt - Ref: A{anfrage_id}"
+SUBJECT_PLACEMENT = "Therapieplatz gefunden - bitte zeitnah bearbeiten"
+
+PLACEMENT_TEMPLATES = (
+    "email_contact",
+    "phone_contact",
+    "meeting_confirmation_email",
+    "meeting_confirmation_phone",
+)
+
+MONTHS = (
+    "Januar",
+    "Februar",
+    "März",
+    "April",
+    "Mai",
+    "Juni",
+    "Juli",
+    "August",
+    "September",
+    "Oktober",
+    "November",
+    "Dezember",
+)
+GENDER_LABELS = {
+    "männlich": "männlich",
+    "weiblich": "weiblich",
+    "divers": "divers",
+    "keine_Angabe": "keine Angabe",
+}
+LINK_LABELS = tuple((answer, vocab.ANTWORT_LABELS[answer]) for answer in tokens.LINK_ANSWERS)
+
+_environment = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(str(Path(__file__).parent / "templates")),
+    autoescape=jinja2.select_autoescape(enabled_extensions=("html",), default=False),
+    undefined=jinja2.StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+    keep_trailing_newline=True,
+)
+
+
+@dataclass(frozen=True)
+class RenderedEmail:
+    kind: str  # Email.art
+    reference_id: int  # Anfrage id, or Platzsuche id for placement emails
+    subject: str
+    text: str
+    html: str
+    headers: dict[str, str] = field(default_factory=dict)
+    to_email: str | None = None
+    to_name: str | None = None
+
+    @property
+    def key(self) -> str:
+        """Idempotency key of this email (``Email.idempotenz_schluessel``)."""
+        return email_headers.email_key(self.kind, self.reference_id)
+
+    @property
+    def message_id(self) -> str:
+        return self.headers["Message-ID"]
+
+
+# --- formatting ---------------------------------------------------------------------
+
+
+def german_date(day: dt.date) -> str:
+    """``15. August 2021``."""
+    return f"{day.day}. {MONTHS[day.month - 1]} {day.year}"
+
+
+def age_on(birth: dt.date, day: dt.date) -> int:
+    """Age in full years on ``day``."""
+    return day.year - birth.year - ((day.month, day.day) < (birth.month, birth.day))
+
+
+def yes_no(value: bool | None) -> str:
+    return "keine Angabe" if value is None else ("ja" if value else "nein")
+
+
+def local_today() -> dt.date:
+    return dt.datetime.now(ZoneInfo(settings.get().TIMEZONE)).date()
+
+
+def availability_lines(schedule) -> list[str]:
+    """One line per weekday with ranges, Monday to Sunday, e.g.
+    ``Montag: 09:00 - 12:00, 14:00 - 18:00 Uhr``."""
+    windows = lenient_windows(schedule)
+    lines = []
+    for day, name in zip(WEEKDAYS, GERMAN_NAMES, strict=True):
+        if day in windows:
+            ranges = ", ".join(
+                f"{format_minutes(start)} - {format_minutes(end)}" for start, end in windows[day]
+            )
+            lines.append(f"{name}: {ranges} Uhr")
+    return lines
+
+
+def german_join(items) -> str:
+    """``a``, ``a und b``, ``a, b und c``."""
+    items = [str(i) for i in items]
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " und " + items[-1]
+
+
+def full_name(*parts: str | None) -> str:
+    return " ".join(p.strip() for p in parts if p and p.strip())
+
+
+def therapist_name(therapist: TherapistInfo) -> str:
+    """``titel vorname nachname`` (recipient name)."""
+    return full_name(therapist.titel, therapist.vorname, therapist.nachname)
+
+
+def therapist_salutation(therapist: TherapistInfo) -> str:
+    """Formal salutation; the neutral plural when ``anrede`` is missing."""
+    if therapist.anrede == "Herr":
+        return f"Sehr geehrter {full_name('Herr', therapist.titel, therapist.nachname)},"
+    if therapist.anrede == "Frau":
+        return f"Sehr geehrte {full_name('Frau', therapist.titel, therapist.nachname)},"
+    return "Sehr geehrte Damen und Herren,"
+
+
+def patient_salutation(patient: PatientContact) -> str:
+    if patient.anrede == "Herr":
+        return f"Sehr geehrter Herr {patient.nachname},"
+    if patient.anrede == "Frau":
+        return f"Sehr geehrte Frau {patient.nachname},"
+    return f"Guten Tag {full_name(patient.vorname, patient.nachname)},"
+
+
+def patient_facts(patient: PatientInfo, today: dt.date) -> list[tuple[str, str]]:
+    """The anonymised facts of one patient block (domain.md 12.1), in order."""
+    age = f"{age_on(patient.geburtsdatum, today)} Jahre" if patient.geburtsdatum else "keine Angabe"
+    experience = yes_no(patient.erfahrung_mit_psychotherapie)
+    if patient.erfahrung_mit_psychotherapie and patient.letzte_sitzung:
+        experience = f"ja (letzte Sitzung: {german_date(patient.letzte_sitzung)})"
+    return [
+        ("Alter", age),
+        ("Geschlecht", GENDER_LABELS.get(patient.geschlecht or "", "keine Angabe")),
+        ("Symptome", ", ".join(patient.symptome) or "keine Angabe"),
+        ("Krankenkasse", patient.krankenkasse or "keine Angabe"),
+        ("Psychotherapieerfahrung", experience),
+        ("Offen für Gruppentherapie", yes_no(patient.offen_fuer_gruppentherapie)),
+    ]
+
+
+def patient_block(
+    patient: PatientInfo,
+    position: int,
+    today: dt.date,
+    *,
+    anfrage_id: int | None = None,
+    link_now: dt.datetime | None = None,
+) -> dict:
+    """Template data of one block; with ``anfrage_id`` it carries the one-click links."""
+    links = []
+    if anfrage_id is not None:
+        links = [
+            (label, answer_link(anfrage_id, patient.patient_id, answer, now=link_now))
+            for answer, label in LINK_LABELS
+        ]
+    return {
+        "position": position,
+        "patient_id": patient.patient_id,
+        "facts": patient_facts(patient, today),
+        "availability": availability_lines(patient.zeitliche_verfuegbarkeit),
+        "links": links,
+    }
+
+
+def _common() -> dict:
+    s = settings.get()
+    return {
+        "service_name": s.SERVICE_NAME,
+        "sender_name": s.MAIL_FROM_NAME,
+        "sender_email": s.MAIL_FROM,
+        "contact_phone": s.CONTACT_PHONE,
+        "company_name": s.COMPANY_NAME,
+        "company_address": s.COMPANY_ADDRESS,
+        "company_register": s.COMPANY_REGISTER,
+        "privacy_url": s.PRIVACY_URL,
+        "info_url": s.THERAPIST_INFO_URL,
+        "audience": "therapist",
+    }
+
+
+def _render(template: str, context: dict) -> tuple[str, str]:
+    context = {**_common(), **context}
+    text = _environment.get_template(f"{template}.txt").render(context)
+    html = _environment.get_template(f"{template}.html").render(context)
+    return text, html
+
+
+def _email(kind, reference_id, subject, template, context, *, to_email, to_name) -> RenderedEmail:
+    text, html = _render(template, {"subject": subject, **context})
+    return RenderedEmail(
+        kind=kind,
+        reference_id=reference_id,
+        subject=subject,
+        text=text,
+        html=html,
+        headers=email_headers.standard_headers(kind, reference_id),
+        to_email=to_email,
+        to_name=to_name,
+    )
+
+
+# --- therapist emails -------------------------------------------------------------------
+
+
+def _bundle_context(anfrage_id, therapist, patients, today, link_now) -> dict:
+    if not patients:
+        raise ValueError("an inquiry needs at least one patient")
+    blocks = [
+        patient_block(p, i, today, anfrage_id=anfrage_id, link_now=link_now)
+        for i, p in enumerate(patients, start=1)
+    ]
+    return {
+        "anfrage_id": anfrage_id,
+        "ref": f"A{anfrage_id}",
+        "salutation": therapist_salutation(therapist),
+        "count": len(patients),
+        "singular": len(patients) == 1,
+        "blocks": blocks,
+        "form_lines": [answer_form.form_line(b["position"], b["patient_id"]) for b in blocks],
+    }
+
+
+def render_inquiry(
+    anfrage_id: int,
+    therapist: TherapistInfo,
+    patients: list[PatientInfo],
+    *,
+    today: dt.date | None = None,
+    link_now: dt.datetime | None = None,
+) -> RenderedEmail:
+    """The therapist inquiry (domain.md 12.1); patients in bundle order."""
+    today = today or local_today()
+    context = _bundle_context(anfrage_id, therapist, patients, today, link_now)
+    context["introduce"] = not therapist.ueber_curavani_informiert
+    return _email(
+        "anfrage",
+        anfrage_id,
+        SUBJECT_INQUIRY.format(anfrage_id=anfrage_id),
+        "inquiry",
+        context,
+        to_email=therapist.email,
+        to_name=therapist_name(therapist),
+    )
+
+
+def render_reminder(
+    anfrage_id: int,
+    therapist: TherapistInfo,
+    patients: list[PatientInfo],
+    *,
+    days_since: int,
+    today: dt.date | None = None,
+    link_now: dt.datetime | None = None,
+) -> RenderedEmail:
+    """The reminder (domain.md 12.2): "vor N Tagen", the same blocks, no introduction."""
+    today = today or local_today()
+    context = _bundle_context(anfrage_id, therapist, patients, today, link_now)
+    context["days_since"] = days_since
+    return _email(
+        "erinnerung",
+        anfrage_id,
+        SUBJECT_REMINDER.format(anfrage_id=anfrage_id),
+        "reminder",
+        context,
+        to_email=therapist.email,
+        to_name=therapist_name(therapist),
+    )
+
+
+def render_acceptance_confirmation(
+    anfrage_id: int, therapist: TherapistInfo, accepted: list[AcceptedPatient]
+) -> RenderedEmail:
+    """Thanks for accepting; names the accepted patients (by name only when given)."""
+    if not accepted:
+        raise ValueError("an acceptance confirmation needs at least one accepted patient")
+    return _email(
+        "annahme_bestaetigung",
+        anfrage_id,
+        SUBJECT_ACCEPTANCE.format(anfrage_id=anfrage_id),
+        "acceptance",
+        {
+            "ref": f"A{anfrage_id}",
+            "salutation": therapist_salutation(therapist),
+            "accepted": accepted,
+            "singular": len(accepted) == 1,
+        },
+        to_email=therapist.email,
+        to_name=therapist_name(therapist),
+    )
+
+
+def render_conflict(
+    anfrage_id: int,
+    therapist: TherapistInfo,
+    placed_patient_ids: list[int],
+    alternatives: list[PatientInfo],
+    *,
+    today: dt.date | None = None,
+) -> RenderedEmail:
+    """Conflict notice (domain.md 12.5): the accepted patient(s) found a place meanwhile;
+    up to ``MAX_ANFRAGE_SIZE`` alternatives, or the statement that none is available."""
+    if not placed_patient_ids:
+        raise ValueError("a conflict notice names at least one placed patient")
+    today = today or local_today()
+    limit = settings.get().MAX_ANFRAGE_SIZE
+    blocks = [patient_block(p, i, today) for i, p in enumerate(alternatives[:limit], start=1)]
+    return _email(
+        "konflikt",
+        anfrage_id,
+        SUBJECT_CONFLICT.format(anfrage_id=anfrage_id),
+        "conflict",
+        {
+            "ref": f"A{anfrage_id}",
+            "salutation": therapist_salutation(therapist),
+            "placed": list(placed_patient_ids),
+            "placed_text": german_join(placed_patient_ids),
+            "blocks": blocks,
+        },
+        to_email=therapist.email,
+        to_name=therapist_name(therapist),
+    )
+
+
+# --- patient emails ------------------------------------------------------------------------
+
+
+def render_placement(
+    template: str,
+    platzsuche_id: int,
+    patient: PatientContact,
+    therapist: TherapistInfo,
+    *,
+    attachments: list[str] = (),
+    meeting: Meeting | None = None,
+) -> RenderedEmail:
+    """Placement success email to the patient (domain.md 12.3), one of four templates.
+
+    ``attachments`` are the file names of the attached forms (listed in the text).
+    """
+    if template not in PLACEMENT_TEMPLATES:
+        raise ValueError(f"template must be one of {', '.join(PLACEMENT_TEMPLATES)}")
+    if template.startswith("meeting_") and meeting is None:
+        raise ValueError("MEETING_DETAILS_REQUIRED: meeting date and time are needed")
+    if template in ("email_contact", "meeting_confirmation_email") and not therapist.email:
+        raise ValueError(f"template {template} needs the therapist's email address")
+    if template in ("phone_contact", "meeting_confirmation_phone") and not therapist.telefon:
+        raise ValueError(f"template {template} needs the therapist's phone number")
+    name = therapist_name(therapist)
+    address = full_name(therapist.plz, therapist.ort)
+    context = {
+        "audience": "patient",
+        "salutation": patient_salutation(patient),
+        "patient_name": full_name(patient.vorname, patient.nachname),
+        "therapist": therapist,
+        "therapist_name": name,
+        "therapist_full": full_name(therapist.anrede, name),
+        "therapist_salutation": therapist_salutation(therapist),
+        "practice_address": ", ".join(x for x in (therapist.strasse, address) if x),
+        "phone_windows": availability_lines(therapist.telefonische_erreichbarkeit),
+        "availability": availability_lines(patient.zeitliche_verfuegbarkeit),
+        "attachments": [Path(a).name for a in attachments],
+        "meeting_date": german_date(meeting.date) if meeting else None,
+        "meeting_time": meeting.time if meeting else None,
+    }
+    return _email(
+        "vermittlung",
+        platzsuche_id,
+        SUBJECT_PLACEMENT,
+        f"placement_{template}",
+        context,
+        to_email=patient.email,
+        to_name=full_name(patient.vorname, patient.nachname),
+    )

@@ -1,0 +1,1 @@
+"""Locating patients and therapists: PLZ centroids and the address geocoder (docs/domain.md)."""

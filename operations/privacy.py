@@ -1,0 +1,233 @@
+"""GDPR erasure of a patient (Art. 17 DSGVO): anonymise personal data, keep statistics.
+
+``erase_patient`` runs in one write transaction. It replaces the patient's names
+by "gelöscht", clears contact data, the insurance number, GP and referrer, cuts
+the birth date to 1 January of its year, replaces the external id and moves a
+street-level location back to the PLZ centroid. The patient's own emails lose
+subject, bodies and address; every other stored text that belongs to the
+patient's searches, bundle lines, calls and the therapists' replies has the
+patient's names and contact data replaced by "gelöscht". Ids, dates, states,
+Platzsuchen, Therapeutenanfragen and bundle lines stay, so every metric of
+domain.md 14 is unchanged. One audit row names the staff member and the reason.
+
+Refused (nothing changed): unknown patient, missing actor or reason, and a patient
+whose search is still ``aktiv`` or ``pausiert`` (cancel it first). Erasing an
+erased patient changes nothing and reports ``already_erased``.
+"""
+
+from __future__ import annotations
+
+import re
+
+from db.database import locked, write_transaction
+from db.models import (
+    Email,
+    EmailInhalt,
+    Geocache,
+    InboundMessage,
+    Patient,
+    Platzsuche,
+    PlzCentroid,
+    Telefonanruf,
+    TherapeutAnfragePatient,
+    utcnow,
+)
+
+from . import audit
+from .errors import OperationError
+
+ERASED = "gelöscht"
+_MIN_NEEDLE = 3
+
+
+def erased_external_id(patient_id: int) -> str:
+    return f"{ERASED}-{patient_id}"
+
+
+def _needles(patient: Patient) -> list[str]:
+    """The identifying texts to cut out of free text, longest first."""
+    full = " ".join(p for p in (patient.vorname, patient.nachname) if p)
+    values = {
+        full,
+        patient.nachname,
+        patient.email,
+        patient.telefon,
+        patient.strasse,
+        patient.krankenversicherungsnummer,
+        patient.external_id,
+    }
+    return sorted((v for v in values if v and len(v.strip()) >= _MIN_NEEDLE), key=len, reverse=True)
+
+
+def scrub(text: str | None, needles: list[str]) -> str | None:
+    """``text`` with every needle (case-insensitive) replaced by "gelöscht"."""
+    if not text or not needles:
+        return text
+    pattern = re.compile("|".join(re.escape(n.strip()) for n in needles), re.IGNORECASE)
+    return pattern.sub(ERASED, text)
+
+
+def _scrub_rows(query, fields, needles) -> int:
+    """Scrub ``fields`` of every row of ``query``; returns how many rows changed."""
+    return len(_scrubbed(query, fields, needles))
+
+
+def _scrubbed(query, fields, needles) -> set:
+    """Scrub ``fields`` of every row of ``query``; returns the keys of the rows changed."""
+    changed = set()
+    for row in query:
+        updates = {}
+        for name in fields:
+            value = getattr(row, name)
+            cleaned = scrub(value, needles)
+            if cleaned != value:
+                updates[name] = cleaned
+        if updates:
+            model = type(row)
+            model.update(updates).where(model._meta.primary_key == row._pk).execute()
+            changed.add(row._pk)
+    return changed
+
+
+_BODIES = ("inhalt_markdown", "inhalt_html", "inhalt_text")
+
+
+def _scrub_therapist_emails(anfrage_ids: list[int], needles) -> int:
+    """Scrub the patient out of the emails to therapists about ``anfrage_ids``
+    (subject, bodies, recorded answer); returns how many emails changed."""
+    about = Email.therapeutenanfrage.in_(anfrage_ids) & Email.patient.is_null()
+    changed = _scrubbed(Email.select().where(about), ("betreff", "antwortinhalt"), needles)
+    bodies = EmailInhalt.select().where(EmailInhalt.email.in_(Email.select(Email.id).where(about)))
+    return len(changed | _scrubbed(bodies, _BODIES, needles))
+
+
+def erase_patient(patient_id: int, actor: str, reason: str, *, now=None) -> dict:
+    """Anonymise one patient; returns what was changed (see the module docstring)."""
+    actor, reason = (actor or "").strip(), (reason or "").strip()
+    if not actor:
+        raise OperationError("ACTOR_REQUIRED", "the staff member's name is required")
+    if not reason:
+        raise OperationError("REASON_REQUIRED", "a reason for the erasure is required")
+    now = now or utcnow()
+    with write_transaction():
+        patient = locked(Patient.select().where(Patient.id == patient_id)).first()
+        if patient is None:
+            raise OperationError("PATIENT_NOT_FOUND", f"no patient {patient_id}", status=404)
+        if patient.external_id == erased_external_id(patient.id):
+            return {"patient_id": patient.id, "already_erased": True}
+        running = (
+            Platzsuche.select(Platzsuche.id)
+            .where(
+                (Platzsuche.patient == patient.id) & Platzsuche.status.in_(("aktiv", "pausiert"))
+            )
+            .first()
+        )
+        if running is not None:
+            raise OperationError(
+                "ACTIVE_SEARCH_EXISTS",
+                f"patient {patient.id} has search {running.id} aktiv or pausiert: cancel it first",
+                status=409,
+                details={"search_id": running.id},
+            )
+        needles = _needles(patient)
+        search_ids = [
+            s.id for s in Platzsuche.select(Platzsuche.id).where(Platzsuche.patient == patient.id)
+        ]
+        anfrage_ids = [
+            line.therapeutenanfrage_id
+            for line in TherapeutAnfragePatient.select(
+                TherapeutAnfragePatient.therapeutenanfrage
+            ).where(TherapeutAnfragePatient.patient == patient.id)
+        ]
+        geocache = _forget_geocache(patient)
+        own = Email.select(Email.id).where(Email.patient == patient.id)
+        EmailInhalt.update({name: "" for name in _BODIES}).where(
+            EmailInhalt.email.in_(own)
+        ).execute()
+        counts = {
+            "own_emails": Email.update(
+                betreff=ERASED,
+                empfaenger_email=ERASED,
+                empfaenger_name=None,
+                antwortinhalt=None,
+                updated_at=now,
+            )
+            .where(Email.patient == patient.id)
+            .execute(),
+            "own_calls": Telefonanruf.update(ergebnis=None, notizen="", updated_at=now)
+            .where(Telefonanruf.patient == patient.id)
+            .execute(),
+            "therapist_emails": _scrub_therapist_emails(anfrage_ids, needles) if anfrage_ids else 0,
+            "replies": _scrub_rows(
+                InboundMessage.select().where(InboundMessage.therapeutenanfrage.in_(anfrage_ids)),
+                ("raw_payload", "subject", "review_reason"),
+                needles,
+            )
+            if anfrage_ids
+            else 0,
+            "searches": _scrub_rows(
+                Platzsuche.select().where(Platzsuche.id.in_(search_ids)), ("notizen",), needles
+            )
+            if search_ids
+            else 0,
+            "bundle_lines": _scrub_rows(
+                TherapeutAnfragePatient.select().where(
+                    TherapeutAnfragePatient.patient == patient.id
+                ),
+                ("antwortnotizen",),
+                needles,
+            ),
+            "geocache": geocache,
+        }
+        location = _plz_location(patient)
+        Patient.update(
+            external_id=erased_external_id(patient.id),
+            vorname=ERASED,
+            nachname=ERASED,
+            email=None,
+            telefon=None,
+            strasse=None,
+            krankenversicherungsnummer=None,
+            hausarzt=None,
+            empfehler_der_unterstuetzung=None,
+            geburtsdatum=patient.geburtsdatum.replace(month=1, day=1)
+            if patient.geburtsdatum
+            else None,
+            updated_at=now,
+            **location,
+        ).where(Patient.id == patient.id).execute()
+        audit.record(
+            actor,
+            "patient_erased",
+            "patient",
+            patient.id,
+            details=counts,
+            reason=reason,
+            at=now,
+        )
+    return {"patient_id": patient.id, "already_erased": False, **counts}
+
+
+def _plz_location(patient: Patient) -> dict:
+    """A street-level location goes back to the PLZ centroid (or none)."""
+    if patient.geo_quelle != "adresse":
+        return {}
+    centroid = PlzCentroid.get_or_none(PlzCentroid.plz == patient.plz) if patient.plz else None
+    if centroid is None:
+        return {"latitude": None, "longitude": None, "geo_quelle": None, "geo_plz": None}
+    return {
+        "latitude": centroid.latitude,
+        "longitude": centroid.longitude,
+        "geo_quelle": "plz",
+        "geo_plz": patient.plz,
+    }
+
+
+def _forget_geocache(patient: Patient) -> int:
+    """Drop the street lookup of the patient's address from the geocoding cache."""
+    from operations.geocoding.nominatim import normalise_query
+
+    query = normalise_query(patient.strasse, patient.plz, patient.ort)
+    if query is None:
+        return 0
+    return Geocache.delete().where(Geocache.query == query).execute()

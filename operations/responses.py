@@ -1,0 +1,438 @@
+"""Recording therapists' answers (domain.md 11): one operation for email, phone and staff.
+
+``record_response`` validates everything before it changes anything, then in
+one transaction stores the outcome per patient, the counters and response type,
+places accepted patients (first acceptance wins), marks their other pending
+lines, excludes "not suitable" therapists, starts the therapist's cooling,
+cancels planned calls and queues conflict notices through the outbox.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+from db.database import locked, write_transaction
+from db.models import (
+    Platzsuche,
+    Telefonanruf,
+    TherapeutAnfragePatient,
+    Therapeutenanfrage,
+    Therapist,
+    utcnow,
+)
+from psymatch import settings
+from psymatch.domain import vocab
+
+from . import audit, notes, outbox
+from .errors import OperationError
+from .locks import bundling_lock
+from .snapshot import local_today
+
+ANSWERS = vocab.THERAPEUTENANTWORTEN
+POST_ACCEPTANCE = vocab.NACH_ANNAHME
+ACCEPTED_ANSWERS = vocab.ANNAHME_ERGEBNISSE
+
+
+def _load_anfrage(anfrage_id) -> Therapeutenanfrage:
+    anfrage = locked(Therapeutenanfrage.select().where(Therapeutenanfrage.id == anfrage_id)).first()
+    if anfrage is None:
+        raise OperationError("ANFRAGE_NOT_FOUND", f"no Anfrage A{anfrage_id}", status=404)
+    return anfrage
+
+
+def _parse_responses(responses: dict) -> dict[int, str]:
+    parsed = {}
+    for key, value in (responses or {}).items():
+        patient_id = key if isinstance(key, int) and not isinstance(key, bool) else None
+        if isinstance(key, str) and key.strip().isdigit():
+            patient_id = int(key)
+        if patient_id is None or value not in ANSWERS:
+            raise OperationError(
+                "INVALID_OUTCOME",
+                f"patient {key!r}: {value!r} is not one of {', '.join(ANSWERS)}",
+                details={"valid": list(ANSWERS)},
+            )
+        parsed[patient_id] = value
+    return parsed
+
+
+def exclusion_entry(therapist_id: int, now: dt.datetime, reason: str) -> dict:
+    return {"id": therapist_id, "excluded_at": now.isoformat(timespec="seconds"), "reason": reason}
+
+
+def add_exclusion(search: Platzsuche, therapist_id: int, now: dt.datetime, reason: str) -> bool:
+    """Add an object-form entry unless the therapist is already excluded (either form)."""
+    entries = list(search.ausgeschlossene_therapeuten or [])
+    for entry in entries:
+        if (entry.get("id") if isinstance(entry, dict) else entry) == therapist_id:
+            return False
+    entries.append(exclusion_entry(therapist_id, now, reason))
+    search.ausgeschlossene_therapeuten = entries
+    return True
+
+
+def mark_placed_elsewhere(search_id: int, except_anfrage_id: int | None) -> int:
+    """The search's lines still anstehend in other pending Anfragen -> anderweitig_vermittelt."""
+    pending = Therapeutenanfrage.select(Therapeutenanfrage.id).where(
+        Therapeutenanfrage.antwort_datum.is_null()
+    )
+    query = TherapeutAnfragePatient.update(
+        status="anderweitig_vermittelt", updated_at=utcnow()
+    ).where(
+        (TherapeutAnfragePatient.platzsuche == search_id)
+        & (TherapeutAnfragePatient.status == "anstehend")
+        & (TherapeutAnfragePatient.therapeutenanfrage.in_(pending))
+    )
+    if except_anfrage_id is not None:
+        query = query.where(TherapeutAnfragePatient.therapeutenanfrage != except_anfrage_id)
+    return query.execute()
+
+
+def cancel_planned_calls(anfrage_id: int) -> int:
+    return (
+        Telefonanruf.update(status="abgebrochen", updated_at=utcnow())
+        .where((Telefonanruf.therapeutenanfrage == anfrage_id) & (Telefonanruf.status == "geplant"))
+        .execute()
+    )
+
+
+def start_cooling(therapist_id: int, now: dt.datetime) -> dt.date:
+    """naechster_kontakt_moeglich := local date of the answer + 7 x COOLING_PERIOD_WEEKS days."""
+    until = local_today(now) + dt.timedelta(days=7 * settings.get().COOLING_PERIOD_WEEKS)
+    Therapist.update(naechster_kontakt_moeglich=until, updated_at=utcnow()).where(
+        Therapist.id == therapist_id
+    ).execute()
+    return until
+
+
+@dataclass
+class ResponseResult:
+    anfrage_id: int
+    antworttyp: str
+    angenommen_anzahl: int
+    abgelehnt_anzahl: int
+    keine_antwort_anzahl: int
+    accepted: list[dict] = field(default_factory=list)
+    conflicts: list[dict] = field(default_factory=list)
+    cooling_until: dt.date | None = None
+
+    def as_dict(self) -> dict:
+        return {
+            "anfrage_id": self.anfrage_id,
+            "antworttyp": self.antworttyp,
+            "angenommen_anzahl": self.angenommen_anzahl,
+            "abgelehnt_anzahl": self.abgelehnt_anzahl,
+            "keine_antwort_anzahl": self.keine_antwort_anzahl,
+            "accepted": self.accepted,
+            "conflicts": self.conflicts,
+            "cooling_until": self.cooling_until.isoformat() if self.cooling_until else None,
+        }
+
+
+def _validate(anfrage: Therapeutenanfrage, rows, entries: dict[int, str]) -> None:
+    if anfrage.gesendet_datum is None:
+        raise OperationError("ANFRAGE_NOT_SENT", f"A{anfrage.id} has not been sent yet")
+    if anfrage.antwort_datum is not None and anfrage.antworttyp != "keine_Antwort":
+        raise OperationError("ALREADY_ANSWERED", f"A{anfrage.id} was answered already", status=409)
+    needed = {r.patient_id for r in rows if r.status in ("anstehend", "keine_antwort")}
+    missing = sorted(needed - set(entries))
+    if missing or not entries:
+        raise OperationError(
+            "MISSING_RESPONSES",
+            f"answers missing for patient(s) {missing}" if missing else "no answer given",
+            details={"ids": missing},
+        )
+    unknown = sorted(set(entries) - {r.patient_id for r in rows})
+    if unknown:
+        raise OperationError(
+            "UNKNOWN_PATIENTS",
+            f"patient(s) {unknown} are not in A{anfrage.id}",
+            details={"ids": unknown},
+        )
+
+
+def record_response(
+    anfrage_id: int,
+    responses: dict,
+    notizen: str | None = None,
+    *,
+    actor: str = "staff",
+    now: dt.datetime | None = None,
+    source: str = "manual",
+) -> ResponseResult:
+    """Record a therapist's answer to an Anfrage (domain.md 11.1 and 11.2)."""
+    now = now or utcnow()
+    with write_transaction():
+        bundling_lock(shared=True)
+        anfrage = _load_anfrage(anfrage_id)
+        entries = _parse_responses(responses)
+        rows = list(
+            TherapeutAnfragePatient.select()
+            .where(TherapeutAnfragePatient.therapeutenanfrage == anfrage.id)
+            .order_by(TherapeutAnfragePatient.position_in_anfrage)
+        )
+        _validate(anfrage, rows, entries)
+        therapist_id = anfrage.therapist_id
+        row_by_patient = {r.patient_id: r for r in rows}
+        search_ids = sorted(row_by_patient[p].platzsuche_id for p in entries)
+        searches = {
+            s.id: s
+            for s in locked(
+                Platzsuche.select().where(Platzsuche.id.in_(search_ids)).order_by(Platzsuche.id)
+            )
+        }
+        result = ResponseResult(anfrage.id, "", 0, 0, 0)
+        for patient_id, answer in entries.items():
+            row = TherapeutAnfragePatient.get_by_id(row_by_patient[patient_id].id)  # fresh status
+            search = searches[row.platzsuche_id]
+            row.antwortergebnis = answer
+            if answer == "angenommen":
+                _accept(row, search, anfrage, therapist_id, now, actor, result)
+            else:
+                if row.status in ("anstehend", "keine_antwort"):
+                    row.status = "abgelehnt"
+                if answer == "abgelehnt_nicht_geeignet":
+                    add_exclusion(
+                        search, therapist_id, now, f"abgelehnt_nicht_geeignet (A{anfrage.id})"
+                    )
+                    search.save()
+            row.save()
+        accepted = sum(1 for a in entries.values() if a == "angenommen")
+        anfrage.angenommen_anzahl = accepted
+        anfrage.abgelehnt_anzahl = len(entries) - accepted
+        anfrage.keine_antwort_anzahl = len(rows) - len(entries)
+        anfrage.antworttyp = (
+            "vollstaendige_Annahme"
+            if accepted == anfrage.anfragegroesse
+            else "teilweise_Annahme"
+            if accepted
+            else "vollstaendige_Ablehnung"
+        )
+        anfrage.antwort_datum = now
+        summary = ", ".join(f"{p}: {a}" for p, a in entries.items())
+        anfrage.notizen = notes.append(
+            anfrage.notizen, now, actor, f"Antwort ({source}): {summary}"
+        )
+        if notizen:
+            anfrage.notizen = notes.append(anfrage.notizen, now, actor, notizen)
+        anfrage.save()
+        result.antworttyp = anfrage.antworttyp
+        result.angenommen_anzahl = anfrage.angenommen_anzahl
+        result.abgelehnt_anzahl = anfrage.abgelehnt_anzahl
+        result.keine_antwort_anzahl = anfrage.keine_antwort_anzahl
+        result.cooling_until = start_cooling(therapist_id, now)
+        _queue_follow_up_emails(anfrage.id, result, now)
+        cancel_planned_calls(anfrage.id)
+        audit.record(
+            actor,
+            "record_response",
+            "therapeutenanfrage",
+            anfrage.id,
+            {
+                "source": source,
+                "responses": {str(k): v for k, v in entries.items()},
+                "antworttyp": anfrage.antworttyp,
+                "conflicts": result.conflicts,
+            },
+            at=now,
+        )
+    return result
+
+
+def _accept(row, search, anfrage, therapist_id, now, actor, result) -> None:
+    """First acceptance places the patient; a later one is a conflict (domain.md 11.5)."""
+    was_open = row.status in ("anstehend", "keine_antwort")
+    placed_with = search.vermittelter_therapeut_id
+    accepted = {"patient_id": row.patient_id, "platzsuche_id": search.id, "placed": False}
+    result.accepted.append(accepted)
+    if was_open and placed_with is None and search.status == "aktiv":
+        row.status = "angenommen"
+        accepted["placed"] = True
+        search.vermittelter_therapeut = therapist_id
+        search.notizen = notes.append(
+            search.notizen,
+            now,
+            "system",
+            f"Angenommen von Therapeut {therapist_id} (A{anfrage.id}); andere Anfragen bereinigt",
+        )
+        search.save()
+        mark_placed_elsewhere(search.id, except_anfrage_id=anfrage.id)
+        return
+    if was_open and placed_with in (None, therapist_id):
+        # Assigned to this therapist already, or a paused/ended search: stored, search unchanged.
+        row.status = "angenommen"
+        accepted["placed"] = placed_with == therapist_id
+        return
+    if was_open:
+        row.status = "anderweitig_vermittelt"
+    result.conflicts.append(
+        {
+            "patient_id": row.patient_id,
+            "platzsuche_id": search.id,
+            "placed_with": placed_with,
+            "anfrage_id": anfrage.id,
+        }
+    )
+
+
+def _queue_follow_up_emails(anfrage_id: int, result: ResponseResult, now) -> None:
+    """Outbox rows for the emails an answer causes: thanks for placed patients, and one
+    conflict notice naming every patient that had found a place meanwhile (domain.md 12.5)."""
+    items = []
+    if any(a["placed"] for a in result.accepted):
+        items.append(
+            (
+                "send_acceptance_confirmation",
+                {"anfrage_id": anfrage_id},
+                outbox.key("annahme_bestaetigung", anfrage_id),
+            )
+        )
+    if result.conflicts:
+        patient_ids = [c["patient_id"] for c in result.conflicts]
+        items.append(
+            (
+                "send_conflict_notice",
+                {"anfrage_id": anfrage_id, "patient_ids": patient_ids},
+                outbox.key("konflikt", anfrage_id),
+            )
+        )
+    for task, payload, key in items:
+        outbox.put(task, payload, key, now=now)
+
+
+def record_patient_outcome(
+    anfrage_id: int, patient_id: int, outcome: str, *, actor: str = "staff", now=None
+) -> dict:
+    """``in_Sitzungen`` or ``nicht_erschienen`` on an accepted line (domain.md 11.6)."""
+    now = now or utcnow()
+    if outcome not in POST_ACCEPTANCE:
+        raise OperationError(
+            "INVALID_OUTCOME",
+            f"{outcome!r} is not one of {', '.join(POST_ACCEPTANCE)}",
+            details={"valid": list(POST_ACCEPTANCE)},
+        )
+    with write_transaction():
+        bundling_lock(shared=True)
+        anfrage = _load_anfrage(anfrage_id)
+        row = TherapeutAnfragePatient.get_or_none(
+            (TherapeutAnfragePatient.therapeutenanfrage == anfrage.id)
+            & (TherapeutAnfragePatient.patient == patient_id)
+        )
+        if row is None or row.status != "angenommen":
+            raise OperationError(
+                "INVALID_STATE",
+                f"patient {patient_id} has no accepted line in A{anfrage.id}",
+                status=409,
+            )
+        row.antwortergebnis = outcome
+        row.save()
+        search = locked(Platzsuche.select().where(Platzsuche.id == row.platzsuche_id)).get()
+        cleared = False
+        if outcome == "nicht_erschienen":
+            add_exclusion(search, anfrage.therapist_id, now, "nicht_erschienen")
+            if (
+                search.vermittelter_therapeut_id == anfrage.therapist_id
+                and search.status != "erfolgreich"
+            ):
+                search.vermittelter_therapeut = None
+                cleared = True
+                search.notizen = notes.append(
+                    search.notizen,
+                    now,
+                    actor,
+                    f"Nicht erschienen bei Therapeut {anfrage.therapist_id}: Suche geht weiter",
+                )
+            search.save()
+        audit.record(
+            actor,
+            "record_patient_outcome",
+            "therapeutenanfrage",
+            anfrage.id,
+            {"patient_id": patient_id, "outcome": outcome, "cleared": cleared},
+            at=now,
+        )
+    return {
+        "anfrage_id": anfrage.id,
+        "patient_id": patient_id,
+        "outcome": outcome,
+        "placement_cleared": cleared,
+    }
+
+
+def close_without_response(anfrage_id: int, *, actor: str = "staff", now=None) -> dict:
+    """Close a sent, pending Anfrage without an answer (domain.md 11.7); no cooling."""
+    now = now or utcnow()
+    with write_transaction():
+        bundling_lock(shared=True)
+        anfrage = _load_anfrage(anfrage_id)
+        if anfrage.gesendet_datum is None or anfrage.antwort_datum is not None:
+            raise OperationError(
+                "INVALID_STATE", f"A{anfrage.id} is not sent and pending", status=409
+            )
+        TherapeutAnfragePatient.update(status="keine_antwort", updated_at=now).where(
+            (TherapeutAnfragePatient.therapeutenanfrage == anfrage.id)
+            & (TherapeutAnfragePatient.status == "anstehend")
+        ).execute()
+        anfrage.antworttyp = "keine_Antwort"
+        anfrage.antwort_datum = now
+        anfrage.angenommen_anzahl = anfrage.abgelehnt_anzahl = 0
+        anfrage.keine_antwort_anzahl = anfrage.anfragegroesse
+        anfrage.notizen = notes.append(anfrage.notizen, now, actor, "Ohne Antwort geschlossen")
+        anfrage.save()
+        cancelled = cancel_planned_calls(anfrage.id)
+        audit.record(
+            actor,
+            "close_without_response",
+            "therapeutenanfrage",
+            anfrage.id,
+            {"calls_cancelled": cancelled},
+            at=now,
+        )
+    return {"anfrage_id": anfrage.id, "antworttyp": "keine_Antwort", "calls_cancelled": cancelled}
+
+
+def list_conflicts() -> list[dict]:
+    """Patients with two or more accepted answers (domain.md 11.5), oldest conflict first."""
+    query = (
+        TherapeutAnfragePatient.select(
+            TherapeutAnfragePatient.patient,
+            TherapeutAnfragePatient.platzsuche,
+            Therapeutenanfrage.id,
+            Therapeutenanfrage.therapist,
+            Therapeutenanfrage.antwort_datum,
+            Platzsuche.vermittelter_therapeut,
+        )
+        .join(Therapeutenanfrage)
+        .switch(TherapeutAnfragePatient)
+        .join(Platzsuche)
+        .where(TherapeutAnfragePatient.antwortergebnis.in_(ACCEPTED_ANSWERS))
+        .order_by(Therapeutenanfrage.antwort_datum, Therapeutenanfrage.id)
+    )
+    by_patient: dict[int, list] = {}
+    placed: dict[int, int | None] = {}
+    for patient_id, search_id, anfrage_id, therapist_id, answered, placed_with in query.tuples():
+        by_patient.setdefault(patient_id, []).append(
+            {
+                "therapist_id": therapist_id,
+                "anfrage_id": anfrage_id,
+                "antwort_datum": answered,
+                "platzsuche_id": search_id,
+            }
+        )
+        placed[patient_id] = placed_with
+    conflicts = []
+    for patient_id, acceptances in by_patient.items():
+        if len(acceptances) < 2:
+            continue
+        therapists = [a["therapist_id"] for a in acceptances]
+        winner = placed[patient_id] if placed[patient_id] in therapists else therapists[0]
+        conflicts.append(
+            {
+                "patient_id": patient_id,
+                "acceptances": acceptances,
+                "winner": winner,
+                "conflict_count": len(acceptances) - 1,
+            }
+        )
+    return conflicts

@@ -1,0 +1,205 @@
+"""The Platzsuche lifecycle (domain.md 5.2, 11.8, 13): open, change status, assign, exclude."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import peewee
+
+from db.database import locked, write_transaction
+from db.models import Patient, Platzsuche, Therapist, utcnow
+from psymatch.domain import searches as rules
+
+from . import audit, notes, outbox
+from .errors import OperationError
+from .locks import bundling_lock
+from .responses import add_exclusion, mark_placed_elsewhere
+
+UNSET = object()
+
+
+def _search(search_id: int) -> Platzsuche:
+    search = locked(Platzsuche.select().where(Platzsuche.id == search_id)).first()
+    if search is None:
+        raise OperationError("PLATZSUCHE_NOT_FOUND", f"no Platzsuche {search_id}", status=404)
+    return search
+
+
+def create_platzsuche(patient_id: int, notizen: str | None = None, *, actor="staff", now=None):
+    """Open an aktiv search after validating the patient (domain.md 15)."""
+    now = now or utcnow()
+    with write_transaction():
+        patient = Patient.get_or_none(Patient.id == patient_id)
+        if patient is None:
+            raise OperationError("PATIENT_NOT_FOUND", f"no patient {patient_id}", status=404)
+        problem = rules.readiness_error(patient)
+        if problem:
+            field, reason = problem
+            raise OperationError(
+                "PATIENT_DATA_INVALID", f"{field}: {reason}", details={"field": field}
+            )
+        existing = Platzsuche.get_or_none(
+            (Platzsuche.patient == patient_id) & (Platzsuche.status == "aktiv")
+        )
+        if existing:
+            raise OperationError(
+                "ACTIVE_SEARCH_EXISTS",
+                f"patient {patient_id} has aktiv search {existing.id}",
+                details={"search_id": existing.id},
+            )
+        try:
+            with Platzsuche._meta.database.atomic():
+                search = Platzsuche.create(
+                    patient=patient_id,
+                    created_at=now,
+                    updated_at=now,
+                    notizen=notes.line(now, actor, notizen) if notizen else "",
+                )
+        except peewee.IntegrityError:  # a concurrent request won: the unique index holds
+            raise OperationError(
+                "ACTIVE_SEARCH_EXISTS", f"patient {patient_id} has an aktiv search"
+            ) from None
+        audit.record(
+            actor, "create_platzsuche", "platzsuche", search.id, {"patient_id": patient_id}, at=now
+        )
+    return search
+
+
+def update_platzsuche(
+    search_id: int,
+    *,
+    status: str | None = None,
+    vermittelter_therapeut_id=UNSET,
+    ausgeschlossene_therapeuten: list | None = None,
+    notiz: str | None = None,
+    email_template_type: str | None = None,
+    meeting_details: dict | None = None,
+    actor: str = "staff",
+    now: dt.datetime | None = None,
+) -> Platzsuche:
+    """Change a search: status, manual assignment, exclusion list, note (domain.md 5.2, 13)."""
+    now = now or utcnow()
+    with write_transaction():
+        bundling_lock(shared=True)
+        search = _search(search_id)
+        changes: dict = {}
+        if ausgeschlossene_therapeuten is not None:
+            if not isinstance(ausgeschlossene_therapeuten, list) or not all(
+                isinstance(i, int) and not isinstance(i, bool) for i in ausgeschlossene_therapeuten
+            ):
+                raise OperationError(
+                    "INVALID_EXCLUSION_LIST", "exclusions must be a list of therapist ids"
+                )
+            search.ausgeschlossene_therapeuten = list(ausgeschlossene_therapeuten)
+            changes["ausgeschlossene_therapeuten"] = ausgeschlossene_therapeuten
+        if vermittelter_therapeut_id is not UNSET:
+            _assign(search, vermittelter_therapeut_id, now, actor)
+            changes["vermittelter_therapeut_id"] = vermittelter_therapeut_id
+        if status is not None and status != search.status:
+            _change_status(search, status, email_template_type, meeting_details, now, actor)
+            changes["status"] = status
+        elif status is not None and rules.transition_error(search.status, status):
+            raise OperationError("INVALID_STATUS", f"unknown status {status!r}")
+        if notiz:
+            search.notizen = notes.append(search.notizen, now, actor, notiz)
+        search.updated_at = now
+        search.save()
+        audit.record(actor, "update_platzsuche", "platzsuche", search.id, changes or None, at=now)
+    return search
+
+
+def _assign(search: Platzsuche, therapist_id, now, actor) -> None:
+    if therapist_id is not None and Therapist.get_or_none(Therapist.id == therapist_id) is None:
+        raise OperationError("THERAPIST_NOT_FOUND", f"no therapist {therapist_id}", status=404)
+    if search.status == "erfolgreich" and therapist_id != search.vermittelter_therapeut_id:
+        raise OperationError("THERAPIST_LOCKED", "a successful search keeps its placed therapist")
+    search.vermittelter_therapeut = therapist_id
+    text = f"Manuell zugewiesen: Therapeut {therapist_id}" if therapist_id else "Zuweisung gelöscht"
+    search.notizen = notes.append(search.notizen, now, actor, text)
+    if therapist_id is not None:
+        mark_placed_elsewhere(search.id, except_anfrage_id=None)
+
+
+def _change_status(search, status, template, meeting, now, actor) -> None:
+    error = rules.transition_error(search.status, status)
+    if error == "INVALID_STATUS":
+        raise OperationError("INVALID_STATUS", f"unknown status {status!r}")
+    if error:
+        raise OperationError(
+            "INVALID_TRANSITION", f"a search cannot go from {search.status} to {status}"
+        )
+    if status == "erfolgreich":
+        if search.vermittelter_therapeut_id is None:
+            raise OperationError("THERAPIST_REQUIRED", "set the placed therapist first")
+        therapist = Therapist.get_by_id(search.vermittelter_therapeut_id)
+        template = template or rules.default_placement_template(therapist.email, therapist.telefon)
+        if template not in rules.EMAIL_TEMPLATES:
+            raise OperationError("INVALID_TEMPLATE", f"unknown email template {template!r}")
+        missing = rules.missing_contact(template, therapist.email, therapist.telefon)
+        if missing:
+            raise OperationError(
+                "THERAPIST_CONTACT_MISSING",
+                f"template {template} tells the patient the therapist's {missing}, "
+                "which is not on record; choose another template or add it first",
+            )
+        if template.startswith("meeting_") and not (
+            meeting and meeting.get("date") and meeting.get("time")
+        ):
+            raise OperationError(
+                "MEETING_DETAILS_REQUIRED", "meeting templates need meeting_details date and time"
+            )
+        search.erfolgreiche_vermittlung_datum = now
+        mark_placed_elsewhere(search.id, except_anfrage_id=None)
+        outbox.put(
+            "send_placement_email",
+            {"platzsuche_id": search.id, "template": template, "meeting": meeting or {}},
+            outbox.key("vermittlung", search.id),
+            now=now,
+        )
+    search.status = status
+    search.notizen = notes.append(search.notizen, now, actor, f"Status: {status}")
+
+
+def exclude_therapist(search_id: int, therapist_id: int, reason: str, *, actor="staff", now=None):
+    """Add one exclusion with a reason (object form, domain.md 13)."""
+    now = now or utcnow()
+    if not (reason or "").strip():
+        raise OperationError("REASON_REQUIRED", "an exclusion needs a reason")
+    with write_transaction():
+        search = _search(search_id)
+        if Therapist.get_or_none(Therapist.id == therapist_id) is None:
+            raise OperationError("THERAPIST_NOT_FOUND", f"no therapist {therapist_id}", status=404)
+        added = add_exclusion(search, therapist_id, now, reason.strip())
+        search.save()
+        audit.record(
+            actor,
+            "exclude_therapist",
+            "platzsuche",
+            search_id,
+            {"therapist_id": therapist_id, "added": added},
+            reason,
+            at=now,
+        )
+    return added
+
+
+def remove_exclusion(search_id: int, therapist_id: int, reason: str, *, actor="staff", now=None):
+    now = now or utcnow()
+    if not (reason or "").strip():
+        raise OperationError("REASON_REQUIRED", "removing an exclusion needs a reason")
+    with write_transaction():
+        search = _search(search_id)
+        before = list(search.ausgeschlossene_therapeuten or [])
+        kept = [e for e in before if (e.get("id") if isinstance(e, dict) else e) != therapist_id]
+        search.ausgeschlossene_therapeuten = kept
+        search.save()
+        audit.record(
+            actor,
+            "remove_exclusion",
+            "platzsuche",
+            search_id,
+            {"therapist_id": therapist_id, "removed": len(before) - len(kept)},
+            reason,
+            at=now,
+        )
+    return len(before) != len(kept)

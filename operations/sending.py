@@ -1,0 +1,363 @@
+"""Sending Anfragen and the emails that follow answers (domain.md 9, 10.1, 11.5, 11.8).
+
+Each function renders its email, creates the Email row (idempotent by key) and
+the outbox item that lets the relay enqueue ``send_email``, together with the
+state change, in one transaction. Rule 4 (one inquiry or reminder a week per
+address) is checked inside that transaction under a per-address lock.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import zlib
+
+from db.database import db, is_postgres, locked, write_transaction
+from db.models import (
+    Email,
+    Patient,
+    Platzsuche,
+    TherapeutAnfragePatient,
+    Therapeutenanfrage,
+    Therapist,
+    utcnow,
+)
+from operations.call_schedule import schedule_call
+from operations.emailing import render
+from operations.emailing.data import (
+    AcceptedPatient,
+    Meeting,
+    patient_contact,
+    patient_info,
+    therapist_info,
+)
+from operations.emailing.queue import outbox_send, queue_email
+from psymatch import settings
+from psymatch.domain.bundling import Params, select_for_therapist
+from psymatch.domain.bundling.practice import normalize_email
+
+from . import audit, notes, outbox, snapshot
+from .errors import OperationError
+
+
+def _address_lock(address: str) -> None:
+    """Serialise rule-4 checks for one address across workers (PostgreSQL)."""
+    if is_postgres():
+        key = zlib.crc32(address.encode()) & 0x7FFFFFFF
+        db.execute_sql("SELECT pg_advisory_xact_lock(%s, %s)", (72_633_201, key))
+
+
+def _practice(therapist: Therapist) -> list[Therapist]:
+    address = normalize_email(therapist.email)
+    if not address:
+        return [therapist]
+    return list(Therapist.select().where(snapshot.normalised(Therapist.email) == address))
+
+
+def _check_contactable(therapist: Therapist, now: dt.datetime) -> None:
+    """Rules 1, 2 and 4 of domain.md 6 (rule 3 would refuse the Anfrage being sent itself)."""
+    today = snapshot.local_today(now)
+    if therapist.status != "aktiv":
+        raise OperationError(
+            "THERAPIST_NOT_CONTACTABLE",
+            "therapist is not aktiv",
+            status=409,
+            details={"reason": "inactive"},
+        )
+    if any(
+        m.naechster_kontakt_moeglich and m.naechster_kontakt_moeglich > today
+        for m in _practice(therapist)
+    ):
+        raise OperationError(
+            "THERAPIST_NOT_CONTACTABLE",
+            "practice is in its cooling period",
+            status=409,
+            details={"reason": "cooling"},
+        )
+    address = normalize_email(therapist.email)
+    if address:
+        _address_lock(address)
+        last = snapshot.email_last_queued(address)
+        interval = dt.timedelta(days=settings.get().EMAIL_MIN_INTERVAL_DAYS)
+        if last is not None and now - last < interval:
+            raise OperationError(
+                "RATE_LIMITED",
+                f"an email went to {address} at {last:%Y-%m-%d %H:%M} UTC",
+                status=409,
+                details={"retry_at": (last + interval).isoformat()},
+            )
+
+
+def _presented_patients(anfrage: Therapeutenanfrage) -> list[Patient]:
+    rows = list(
+        TherapeutAnfragePatient.select()
+        .where(
+            (TherapeutAnfragePatient.therapeutenanfrage == anfrage.id)
+            & (TherapeutAnfragePatient.status == "anstehend")
+        )
+        .order_by(TherapeutAnfragePatient.position_in_anfrage)
+    )
+    if not rows:
+        raise OperationError("NO_ELIGIBLE_PATIENTS", f"A{anfrage.id} has no patient left to offer")
+    patients = {
+        p.id: p for p in Patient.select().where(Patient.id.in_([r.patient_id for r in rows]))
+    }
+    if len(patients) != len(rows):
+        raise OperationError(
+            "PATIENT_DATA_INCOMPLETE", f"A{anfrage.id}: patient records missing", status=500
+        )
+    return [patients[r.patient_id] for r in rows]
+
+
+def send_anfrage(anfrage_id: int, *, actor: str = "system", now: dt.datetime | None = None) -> dict:
+    """Send one Anfrage by email, or by phone call when the therapist has no email (domain.md 9)."""
+    now = now or utcnow()
+    with write_transaction():
+        anfrage = locked(
+            Therapeutenanfrage.select().where(Therapeutenanfrage.id == anfrage_id)
+        ).first()
+        if anfrage is None:
+            raise OperationError("ANFRAGE_NOT_FOUND", f"no Anfrage A{anfrage_id}", status=404)
+        if anfrage.gesendet_datum is not None:
+            raise OperationError("ALREADY_SENT", f"A{anfrage.id} was sent already")
+        therapist = Therapist.get_or_none(Therapist.id == anfrage.therapist_id)
+        if therapist is None:
+            raise OperationError("THERAPIST_NOT_FOUND", "therapist missing", status=404)
+        _check_contactable(therapist, now)
+        patients = _presented_patients(anfrage)
+        if normalize_email(therapist.email):
+            rendered = render.render_inquiry(
+                anfrage.id,
+                therapist_info(therapist),
+                [patient_info(p) for p in patients],
+                today=snapshot.local_today(now),
+                link_now=now,
+            )
+            email, _ = queue_email(
+                rendered, therapist_id=therapist.id, anfrage_id=anfrage.id, now=now
+            )
+            outbox_send(email)
+            anfrage.email = email.id
+            therapist.letzter_kontakt_email = snapshot.local_today(now)
+            therapist.save()
+            channel, reference = "email", {"email_id": email.id}
+        else:
+            call = schedule_call(therapist.id, snapshot.local_today(now), anfrage.id)
+            anfrage.phone_call = call.id
+            channel, reference = "phone", {"phone_call_id": call.id}
+        anfrage.gesendet_datum = now
+        anfrage.notizen = notes.append(anfrage.notizen, now, actor, f"Gesendet ({channel})")
+        anfrage.save()
+        outbox.mark_done(outbox.key("send_anfrage", anfrage.id), now=now)
+        audit.record(
+            actor,
+            "send_anfrage",
+            "therapeutenanfrage",
+            anfrage.id,
+            {"channel": channel, **reference, "patients": [p.id for p in patients]},
+            at=now,
+        )
+    return {"anfrage_id": anfrage.id, "channel": channel, **reference, "gesendet_datum": now}
+
+
+# --- follow-up (domain.md 10.1) ---------------------------------------------------------------
+
+
+def run_follow_up(now: dt.datetime | None = None, *, actor: str = "clock") -> dict:
+    """Calls or reminders for sent email inquiries without an answer after the threshold."""
+    now = now or utcnow()
+    s = settings.get()
+    threshold = dt.timedelta(days=s.FOLLOW_UP_THRESHOLD_DAYS)
+    due = (
+        Therapeutenanfrage.select(Therapeutenanfrage.id)
+        .where(
+            Therapeutenanfrage.email.is_null(False)
+            & Therapeutenanfrage.gesendet_datum.is_null(False)
+            & Therapeutenanfrage.antwort_datum.is_null()
+            & (Therapeutenanfrage.gesendet_datum <= now - threshold)
+            & (
+                Therapeutenanfrage.erinnerung_gesendet_datum.is_null()
+                | (
+                    Therapeutenanfrage.phone_call.is_null()
+                    if s.FOLLOW_UP_MODE == "reminder_then_call"
+                    else False
+                )
+            )
+        )
+        .order_by(Therapeutenanfrage.id)
+    )
+    done = {"calls": [], "reminders": [], "skipped": []}
+    for (anfrage_id,) in due.tuples():
+        outcome = follow_up_one(anfrage_id, now=now, actor=actor)
+        if outcome:
+            done[outcome[0]].append(outcome[1])
+    return done
+
+
+def follow_up_one(anfrage_id: int, *, now: dt.datetime, actor: str):
+    """The follow-up step due for one Anfrage, idempotent; ("calls"|"reminders"|"skipped", id)."""
+    s = settings.get()
+    threshold = dt.timedelta(days=s.FOLLOW_UP_THRESHOLD_DAYS)
+    with write_transaction():
+        anfrage = locked(
+            Therapeutenanfrage.select().where(Therapeutenanfrage.id == anfrage_id)
+        ).first()
+        if anfrage is None or anfrage.antwort_datum is not None or anfrage.gesendet_datum is None:
+            return None
+        age = now - anfrage.gesendet_datum
+        therapist = Therapist.get_by_id(anfrage.therapist_id)
+        wants_call = (
+            s.FOLLOW_UP_MODE == "call"
+            or (
+                s.FOLLOW_UP_MODE == "reminder_then_call"
+                and anfrage.erinnerung_gesendet_datum is not None
+                and age >= 2 * threshold
+            )
+            or not normalize_email(therapist.email)
+        )
+        if anfrage.erinnerung_gesendet_datum is not None and not (
+            s.FOLLOW_UP_MODE == "reminder_then_call"
+            and wants_call
+            and anfrage.phone_call_id is None
+        ):
+            return None
+        if wants_call:
+            call = schedule_call(therapist.id, snapshot.local_today(now), anfrage.id)
+            anfrage.phone_call = call.id
+            kind, reference = "calls", call.id
+        else:
+            try:
+                _check_contactable(therapist, now)
+            except OperationError as error:
+                return "skipped", {"anfrage_id": anfrage.id, "reason": error.code}
+            days = int(age.total_seconds() // 86400)
+            rendered = render.render_reminder(
+                anfrage.id,
+                therapist_info(therapist),
+                [patient_info(p) for p in _presented_patients(anfrage)],
+                days_since=days,
+                today=snapshot.local_today(now),
+                link_now=now,
+            )
+            email, _ = queue_email(
+                rendered, therapist_id=therapist.id, anfrage_id=anfrage.id, now=now
+            )
+            outbox_send(email)
+            anfrage.reminder_email = email.id
+            kind, reference = "reminders", email.id
+        if anfrage.erinnerung_gesendet_datum is None:
+            anfrage.erinnerung_gesendet_datum = now
+        anfrage.notizen = notes.append(anfrage.notizen, now, actor, f"Nachverfassung: {kind}")
+        anfrage.save()
+        audit.record(
+            actor,
+            "follow_up",
+            "therapeutenanfrage",
+            anfrage.id,
+            {"kind": kind, "id": reference},
+            at=now,
+        )
+    return kind, reference
+
+
+# --- emails that follow answers ---------------------------------------------------------------
+
+
+def conflict_alternatives(therapist_id: int, now: dt.datetime | None = None) -> list[int]:
+    """Patient ids the engine would offer this therapist now, cooling ignored (domain.md 11.5)."""
+    selection = select_for_therapist(
+        snapshot.load(now, practice_of=therapist_id),
+        Params.from_settings(settings.get()),
+        therapist_id,
+        mode="staff",
+        check_contact=False,
+    )
+    return [p.patient_id for p in selection.patients]
+
+
+def queue_conflict_notice(anfrage_id: int, patient_ids: list[int], *, now=None) -> Email | None:
+    """The conflict notice of domain.md 12.5: one per answered Anfrage, naming every patient
+    that had found a place meanwhile, with the best alternatives for this therapist."""
+    now = now or utcnow()
+    anfrage = Therapeutenanfrage.get_by_id(anfrage_id)
+    therapist = Therapist.get_by_id(anfrage.therapist_id)
+    if not normalize_email(therapist.email):
+        return None  # phone-only: staff tell them during the next call (listed as conflict)
+    alternatives = conflict_alternatives(therapist.id, now)
+    patients = {p.id: p for p in Patient.select().where(Patient.id.in_(alternatives))}
+    with write_transaction():
+        rendered = render.render_conflict(
+            anfrage.id,
+            therapist_info(therapist),
+            list(patient_ids),
+            [patient_info(patients[i]) for i in alternatives if i in patients],
+            today=snapshot.local_today(now),
+        )
+        email, created = queue_email(
+            rendered, therapist_id=therapist.id, anfrage_id=anfrage.id, now=now
+        )
+        outbox_send(email)
+        if created:
+            audit.record(
+                "system",
+                "conflict_notice",
+                "therapeutenanfrage",
+                anfrage.id,
+                {"patient_ids": list(patient_ids), "alternatives": alternatives},
+                at=now,
+            )
+    return email
+
+
+def queue_acceptance_confirmation(anfrage_id: int, *, now=None) -> Email | None:
+    """Thanks to a therapist who accepted patients (names are shared only after acceptance)."""
+    now = now or utcnow()
+    anfrage = Therapeutenanfrage.get_by_id(anfrage_id)
+    therapist = Therapist.get_by_id(anfrage.therapist_id)
+    if not normalize_email(therapist.email):
+        return None
+    accepted = [
+        AcceptedPatient(patient_id=r.patient_id, name=None)
+        for r in anfrage.zeilen.where(TherapeutAnfragePatient.status == "angenommen")
+    ]
+    if not accepted:
+        return None
+    with write_transaction():
+        rendered = render.render_acceptance_confirmation(
+            anfrage.id, therapist_info(therapist), accepted
+        )
+        email, _ = queue_email(rendered, therapist_id=therapist.id, anfrage_id=anfrage.id, now=now)
+        outbox_send(email)
+    return email
+
+
+def queue_placement_email(
+    platzsuche_id: int, template: str, meeting: dict | None = None, *, now=None
+) -> Email | None:
+    """The placement email to the patient (domain.md 11.8, 12.3); patient -> in_Therapie."""
+    now = now or utcnow()
+    with write_transaction():
+        search = Platzsuche.get_by_id(platzsuche_id)
+        patient = Patient.get_by_id(search.patient_id)
+        therapist = Therapist.get_by_id(search.vermittelter_therapeut_id)
+        if not normalize_email(patient.email):
+            search.notizen = notes.append(
+                search.notizen,
+                now,
+                "system",
+                "Keine E-Mail-Adresse: Vermittlungsmail nicht gesendet",
+            )
+            search.save()
+            return None
+        rendered = render.render_placement(
+            template,
+            search.id,
+            patient_contact(patient),
+            therapist_info(therapist),
+            meeting=Meeting(**meeting) if meeting else None,
+        )
+        email, created = queue_email(rendered, patient_id=patient.id, now=now)
+        outbox_send(email)
+        if created and patient.status == "auf_der_Suche":
+            patient.status = "in_Therapie"
+            patient.save()
+    return email

@@ -1,0 +1,1089 @@
+"""Understanding a therapist's email reply (pure: no database, no network).
+
+Pipeline::
+
+    raw bytes / provider fields -> Message            (message_from_bytes / message_from_parts)
+    Message -> Anfrage id                            (identify_anfrage)
+    Message -> auto-reply?                           (is_auto_reply)
+    text -> text without quoted original/signature   (strip_quoted)
+    text + patient ids in bundle order -> Decision   (decide / understand)
+
+``decide`` reads two things and combines them:
+
+1. The structured answer form (``psymatch.domain.answer_form``) anywhere in the
+   text, quoted or not: one line per patient, boxes ticked or options deleted.
+2. The free text written by the therapist (quoted original, signature and form
+   lines removed), split into sentences and clauses. Each clause may name
+   patients (ids "Patient 123", "#123", "P123", "Nr. 123"; positions "Nummer 2",
+   "den ersten", "die beiden ersten"; "alle", "beide", "die anderen") and carries
+   a polarity: acceptance, refusal (with a reason) or hedge ("vielleicht",
+   "rufen Sie mich an", questions ...).
+
+The result is automatic only when every patient of the bundle gets exactly one
+outcome and nothing contradicts it; anything else is ``review=True`` with the
+reason. A wrong acceptance is far worse than a review, so acceptances need an
+explicit patient reference (or a one-patient bundle) and no hedge anywhere.
+
+Refusals without a stated reason ("leider nicht", "nein") are recorded as
+``abgelehnt_sonstiges``; capacity words give ``abgelehnt_Kapazitaet``; "nicht
+geeignet", "passt nicht zu meinem Schwerpunkt" ... give ``abgelehnt_nicht_geeignet``.
+References to a patient by gender or description ("die Frau", "der junge Mann")
+cannot be resolved here (the bundle data is not part of this interface) and go to
+review unless the bundle has a single patient.
+"""
+
+from __future__ import annotations
+
+import difflib
+import email
+import email.policy
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from email.utils import getaddresses
+from html.parser import HTMLParser
+
+from psymatch import settings
+from psymatch.domain import answer_form, vocab
+from psymatch.domain.tokens import find_reply_anfrage
+
+ANGENOMMEN = vocab.ANGENOMMEN
+KAPAZITAET = vocab.ABGELEHNT_KAPAZITAET
+NICHT_GEEIGNET = vocab.ABGELEHNT_NICHT_GEEIGNET
+SONSTIGES = vocab.ABGELEHNT_SONSTIGES
+OUTCOMES = vocab.THERAPEUTENANTWORTEN
+
+
+# --- messages ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Message:
+    """A reply, normalised from raw RFC 5322 bytes or from provider fields."""
+
+    subject: str
+    sender: str
+    recipients: list[str]
+    message_id: str | None
+    in_reply_to: list[str]
+    references: list[str]
+    auto_submitted: str | None
+    text: str  # the text/plain part, else text derived from the HTML part
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def header(self, name: str) -> str | None:
+        """A header value by case-insensitive name."""
+        wanted = name.lower()
+        for key, value in self.headers.items():
+            if key.lower() == wanted:
+                return value
+        return None
+
+
+_MSGID = re.compile(r"<[^<>\s]+>")
+_RECIPIENT_HEADERS = ("to", "cc", "delivered-to", "x-original-to", "envelope-to", "x-forwarded-to")
+
+
+def _message_ids(value: str | Iterable[str] | None) -> list[str]:
+    if not value:
+        return []
+    values = [value] if isinstance(value, str) else list(value)
+    found: list[str] = []
+    for item in values:
+        ids = _MSGID.findall(item or "")
+        if not ids and item and item.strip():
+            ids = [f"<{item.strip().strip('<>')}>"]
+        found.extend(ids)
+    return found
+
+
+class _HtmlText(HTMLParser):
+    """HTML to plain text; blockquotes become ``>`` quoted lines."""
+
+    BLOCK = {
+        "p", "div", "br", "tr", "li", "ul", "ol", "table", "h1", "h2", "h3", "h4", "h5",
+        "h6", "pre", "hr", "blockquote", "section", "article", "header", "footer", "dd", "dt",
+    }  # fmt: skip
+    SKIP = {"style", "script", "head", "title"}
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.lines: list[list] = [[0, ""]]
+        self.depth = 0
+        self.skip = 0
+        self.pre = 0
+
+    def _newline(self):
+        if self.lines[-1][1].strip():
+            self.lines.append([self.depth, ""])
+        else:
+            self.lines[-1] = [self.depth, ""]
+
+    def handle_starttag(self, tag, attrs):
+        if tag in self.SKIP:
+            self.skip += 1
+        elif tag == "br":
+            self.lines.append([self.depth, ""])
+        elif tag in self.BLOCK:
+            if tag == "blockquote":
+                self.depth += 1
+            if tag == "pre":
+                self.pre += 1
+            self._newline()
+        elif tag == "td" and self.lines[-1][1].strip():
+            self.lines[-1][1] += " "
+
+    def handle_startendtag(self, tag, attrs):
+        self.handle_starttag(tag, attrs)
+
+    def handle_endtag(self, tag):
+        if tag in self.SKIP:
+            self.skip = max(0, self.skip - 1)
+        elif tag in self.BLOCK and tag != "br":
+            if tag == "blockquote":
+                self.depth = max(0, self.depth - 1)
+            if tag == "pre":
+                self.pre = max(0, self.pre - 1)
+            self._newline()
+
+    def handle_data(self, data):
+        if self.skip:
+            return
+        if self.pre:
+            parts = data.split("\n")
+            self.lines[-1][1] += parts[0]
+            for part in parts[1:]:
+                self.lines.append([self.depth, part])
+            return
+        text = re.sub(r"\s+", " ", data)
+        if not self.lines[-1][1]:
+            text = text.lstrip()
+        self.lines[-1][1] += text
+
+    def text(self) -> str:
+        out = []
+        for depth, line in self.lines:
+            line = line.replace("\xa0", " ").rstrip()
+            out.append(("> " * depth + line).rstrip() if depth else line)
+        text = "\n".join(out)
+        return re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"
+
+
+def html_to_text(html: str) -> str:
+    parser = _HtmlText()
+    parser.feed(html or "")
+    parser.close()
+    return parser.text()
+
+
+def _decode_part(part) -> str:
+    try:
+        return part.get_content()
+    except (LookupError, UnicodeDecodeError, AssertionError, KeyError):
+        payload = part.get_payload(decode=True) or b""
+        return payload.decode(part.get_content_charset() or "utf-8", errors="replace")
+
+
+def message_from_bytes(raw: bytes) -> Message:
+    """A raw RFC 5322 message (multipart, HTML-only, any transfer encoding)."""
+    msg = email.message_from_bytes(raw, policy=email.policy.default)
+    headers: dict[str, str] = {}
+    for name, value in msg.items():
+        if name not in headers:
+            headers[name] = str(value)
+    text = ""
+    plain = msg.get_body(preferencelist=("plain",))
+    if plain is not None:
+        text = _decode_part(plain)
+    if not text.strip():
+        html = msg.get_body(preferencelist=("html",))
+        if html is not None:
+            text = html_to_text(_decode_part(html))
+    if not text.strip() and not msg.is_multipart() and msg.get_content_maintype() == "text":
+        text = _decode_part(msg)
+    recipients = []
+    for name in _RECIPIENT_HEADERS:
+        for value in msg.get_all(name) or []:
+            recipients.extend(addr for _, addr in getaddresses([str(value)]) if addr)
+    return Message(
+        subject=str(msg.get("Subject", "") or ""),
+        sender=str(msg.get("From", "") or ""),
+        recipients=recipients,
+        message_id=(_message_ids(str(msg.get("Message-ID", "") or "")) or [None])[0],
+        in_reply_to=_message_ids([str(v) for v in msg.get_all("In-Reply-To") or []]),
+        references=_message_ids([str(v) for v in msg.get_all("References") or []]),
+        auto_submitted=str(msg["Auto-Submitted"]).strip() if msg["Auto-Submitted"] else None,
+        text=text.replace("\r\n", "\n"),
+        headers=headers,
+    )
+
+
+def message_from_parts(
+    *,
+    subject: str | None,
+    sender: str | None,
+    recipients: Iterable[str] | str | None,
+    text: str | None = None,
+    html: str | None = None,
+    headers: dict[str, str] | None = None,
+    message_id: str | None = None,
+    in_reply_to: Iterable[str] | str = (),
+    references: Iterable[str] | str = (),
+) -> Message:
+    """A Message from provider payload fields (Mailgun, Postmark ...)."""
+    headers = {str(k): str(v) for k, v in (headers or {}).items()}
+    lower = {k.lower(): v for k, v in headers.items()}
+    if isinstance(recipients, str):
+        recipients = [recipients]
+    addresses = [addr for _, addr in getaddresses(list(recipients or [])) if addr]
+    for name in _RECIPIENT_HEADERS:
+        if name in lower:
+            addresses.extend(a for _, a in getaddresses([lower[name]]) if a and a not in addresses)
+    body = text or ""
+    if not body.strip() and html:
+        body = html_to_text(html)
+    irt = _message_ids(in_reply_to) or _message_ids(lower.get("in-reply-to"))
+    refs = _message_ids(references) or _message_ids(lower.get("references"))
+    mid = _message_ids(message_id or lower.get("message-id"))
+    auto = lower.get("auto-submitted")
+    return Message(
+        subject=subject or lower.get("subject", ""),
+        sender=sender or lower.get("from", ""),
+        recipients=addresses,
+        message_id=mid[0] if mid else None,
+        in_reply_to=irt,
+        references=refs,
+        auto_submitted=auto.strip() if auto else None,
+        text=body.replace("\r\n", "\n"),
+        headers=headers,
+    )
+
+
+# --- which Anfrage ------------------------------------------------------------------------
+
+_OUR_MSGID = re.compile(
+    r"^<anfrage-([1-9][0-9]{0,17})\.(?:anfrage|erinnerung|konflikt|annahme_bestaetigung)@([^>]+)>$",
+    re.IGNORECASE,
+)
+_SUBJECT_REF = re.compile(r"\bref\.?\s*:?\s*a\s?([1-9][0-9]{0,17})\b", re.IGNORECASE)
+_SUBJECT_BARE = re.compile(r"(?<![\w-])A([1-9][0-9]{0,17})\b")
+
+
+def _anfrage_from_message_id(mid: str) -> int | None:
+    match = _OUR_MSGID.match(mid.strip())
+    if match and match.group(2).lower() == settings.get().REPLY_DOMAIN.lower():
+        return int(match.group(1))
+    return None
+
+
+def identify_anfrage(message: Message) -> int | None:
+    """The Anfrage a reply answers: the signed reply address among the recipients,
+    else our Message-ID in In-Reply-To/References, else "Ref: A123" in the subject."""
+    values = list(message.recipients)
+    for name in _RECIPIENT_HEADERS:
+        value = message.header(name)
+        if value:
+            values.append(value)
+    found = find_reply_anfrage(values)
+    if found is not None:
+        return found
+    for mid in list(message.in_reply_to) + list(reversed(message.references)):
+        found = _anfrage_from_message_id(mid)
+        if found is not None:
+            return found
+    subject = message.subject or ""
+    ids = {int(m) for m in _SUBJECT_REF.findall(subject)}
+    if not ids:
+        ids = {int(m) for m in _SUBJECT_BARE.findall(subject)}
+    if len(ids) == 1:
+        return ids.pop()
+    return None
+
+
+# --- auto replies ---------------------------------------------------------------------------
+
+_AUTO_SUBJECT = re.compile(
+    r"^\s*(?:(?:AW|RE|WG|FW|Fwd)\s*:\s*)*(automatische antwort|automatic reply|auto[- ]?reply|"
+    r"autoreply|abwesenheitsnotiz|abwesenheit|abwesend|out of (?:the )?office|"
+    r"ooo\b|urlaubsabwesenheit|nicht im büro|undeliverable|unzustellbar|"
+    r"delivery status notification|mail delivery failed|returned mail|"
+    r"zustellung fehlgeschlagen|nicht zustellbar)",
+    re.IGNORECASE,
+)
+_AUTO_BODY = re.compile(
+    r"abwesenheitsnotiz|automatische antwort|automatisch (?:generiert|erstellt|versendet)|"
+    r"automatisch(?:e|er)? (?:e-?mail|nachricht|benachrichtigung)|"
+    r"\bauto(?:matic)?[- ]?reply\b|out of (?:the )?office|"
+    r"in dringenden fällen wenden sie sich|"
+    r"(?:e-?mails|nachrichten) werden (?:in dieser zeit |während meiner abwesenheit )?"
+    r"(?:nicht|nur eingeschränkt) (?:gelesen|bearbeitet)|"
+    r"(?:bin|sind) (?:ich |wir )?(?:bis (?:einschließlich |zum )?\S+ )?"
+    r"(?:nicht im büro|nicht in der praxis|abwesend|nicht erreichbar)",
+    re.IGNORECASE,
+)
+
+
+def is_auto_reply(message: Message) -> str | None:
+    """Why the message is automatic (out of office, bounce, list mail), or None."""
+    auto = (message.auto_submitted or message.header("Auto-Submitted") or "").strip()
+    if auto and auto.lower() != "no":
+        return f"Auto-Submitted: {auto}"
+    for name in ("X-Autoreply", "X-Autorespond", "X-Autoresponder"):
+        value = message.header(name)
+        if value is not None and value.strip().lower() not in ("no", "false", "0"):
+            return f"{name}: {value.strip() or 'yes'}"
+    precedence = (message.header("Precedence") or "").strip().lower()
+    if precedence in ("bulk", "junk", "list", "auto_reply"):
+        return f"Precedence: {precedence}"
+    suppress = (message.header("X-Auto-Response-Suppress") or "").strip().lower()
+    if suppress in ("all", "oof") and _AUTO_SUBJECT.search(message.subject or ""):
+        return "out of office (Exchange)"
+    content_type = (message.header("Content-Type") or "").lower()
+    if "multipart/report" in content_type:
+        return "delivery report"
+    sender = (message.sender or "").lower()
+    if re.search(r"mailer-daemon|postmaster@", sender):
+        return "delivery report (mailer-daemon)"
+    if (message.header("Return-Path") or "").strip() == "<>":
+        return "null return path"
+    match = _AUTO_SUBJECT.search(message.subject or "")
+    if match:
+        return f"subject: {match.group(1)}"
+    match = _AUTO_BODY.search(strip_quoted(message.text or "")[:2000])
+    if match:
+        return f"out of office: {match.group(0)}"
+    return None
+
+
+# --- quoted original and signature ------------------------------------------------------------
+
+_CUT_LINE = [
+    re.compile(p, re.IGNORECASE)
+    for p in (
+        r"^\s*-{2,}\s*(ursprüngliche nachricht|original message|weitergeleitete nachricht|"
+        r"forwarded message|nachricht weitergeleitet)\s*-*\s*$",
+        r"^\s*(begin forwarded message|anfang der weitergeleiteten nachricht)\s*:?\s*$",
+        r"^\s*_{10,}\s*$",
+        r"^\s*am\s.{3,200}\sschrieb\s.{0,200}:\s*$",
+        r"^\s*on\s.{3,200}\swrote\s*:\s*$",
+        r"^\s*.{0,120}\s(schrieb|wrote)\s*:\s*$",
+        # the inquiry itself pasted without quoting
+        r"^\s*wir suchen für .{0,60}(patient|person).{0,80}psychotherapieplatz",
+        r"^\s*die patient(in|innen)? .{0,40}im überblick",
+        r"^\s*so antworten sie am schnellsten",
+        r"^\s*antwort mit einem klick",
+        r"^\s*(gesendet|sent) (von|from|mit|with) .{0,60}$",
+        r"^\s*von meinem \w+ gesendet\s*$",
+    )
+]
+_HEADER_BLOCK_START = re.compile(r"^\s*\*?(von|from)\s*:\*?\s", re.IGNORECASE)
+_HEADER_BLOCK_NEXT = re.compile(
+    r"^\s*\*?(gesendet|sent|datum|date|an|to|betreff|subject|cc)\s*:", re.IGNORECASE
+)
+_SIG_DASHES = re.compile(r"^\s*--\s*$")
+_CLOSER = re.compile(
+    r"^\s*(mit\s+)?(freundlichen|besten|herzlichen|lieben|kollegialen|vielen|schönen|"
+    r"sonnigen|freundliche|beste|herzliche|liebe|viele|kollegiale)\s+(grüßen|grüssen|grüße|"
+    r"grüsse|gruß|gruss)\b|^\s*(mfg|lg|vg|bg|gruß|gruss|grüße|grüsse|"
+    r"best regards|kind regards|warm regards|regards|best wishes|best|cheers|sincerely|"
+    r"yours sincerely|many thanks|thanks|thank you|danke und grüße)\s*[,.!]?\s*$",
+    re.IGNORECASE,
+)
+_CLOSER_LINE_MAX = 60
+
+
+def _cut_index(lines: list[str]) -> int:
+    for i, line in enumerate(lines):
+        stripped = line.strip()
+        if _SIG_DASHES.match(line):
+            return i
+        if any(p.search(line) for p in _CUT_LINE):
+            return i
+        if (
+            stripped.lower().startswith("am ")
+            and i + 1 < len(lines)
+            and re.search(r"\sschrieb\b|\bschrieb\s", f"{line} {lines[i + 1]}", re.I)
+            and re.search(r":\s*$", lines[i + 1] if "schrieb" not in line else line + lines[i + 1])
+        ):
+            return i
+        if (
+            stripped.lower().startswith("on ")
+            and i + 1 < len(lines)
+            and re.search(r"\bwrote:\s*$", lines[i + 1], re.I)
+        ):
+            return i
+        if _HEADER_BLOCK_START.match(line):
+            following = [ln for ln in lines[i + 1 : i + 6] if ln.strip()]
+            if sum(bool(_HEADER_BLOCK_NEXT.match(ln)) for ln in following) >= 2:
+                return i
+        if len(stripped) <= _CLOSER_LINE_MAX and _CLOSER.match(stripped):
+            return i
+    return len(lines)
+
+
+def strip_quoted(text: str) -> str:
+    """The therapist's own words: quoted original, forwarded blocks and signature removed.
+
+    Idempotent: stripping stripped text changes nothing.
+    """
+    lines = (text or "").replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    lines = [ln for ln in lines if not ln.lstrip().startswith(">")]
+    lines = lines[: _cut_index(lines)]
+    return "\n".join(lines).strip()
+
+
+# --- decisions --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Decision:
+    decisions: dict[int, str]  # patient_id -> outcome
+    review: bool
+    reason: str
+
+
+ACCEPT, REFUSE, HEDGE = "accept", "refuse", "hedge"
+_QMARK = "\u2047"  # stands for "?" once sentences are split
+ALL, OTHERS, VAGUE = "all", "others", "vague"
+
+_NUMBER_WORDS = {
+    "eins": 1, "einen": 1, "erste": 1, "zwei": 2, "drei": 3, "vier": 4, "fünf": 5, "fuenf": 5,
+    "sechs": 6, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6,
+}  # fmt: skip
+_ORDINALS = {
+    "erst": 1, "zweit": 2, "dritt": 3, "viert": 4, "fünft": 5, "fuenft": 5, "sechst": 6,
+    "first": 1, "second": 2, "third": 3, "fourth": 4, "fifth": 5, "sixth": 6,
+}  # fmt: skip
+
+_PHONE_LINE = re.compile(
+    r"\b(tel|telefon|fon|fax|mobil|handy|phone|mobile|cell)\b\.?|\+49|\b0\d{2,5}[\s/-]+\d{2,}"
+    r"|\b\d{5}\s+[A-ZÄÖÜ][a-zäöü]+|straße\b|str\.\s*\d|www\.|@|https?://",
+    re.IGNORECASE,
+)
+
+_PHONE_NUMBER = re.compile(r"(?:\+49|\b0)[\d\s/()-]{5,}\d|\b\d{5}\s+(?=[A-ZÄÖÜ])")
+
+# Patient nouns (German, English), singular and plural, with gender forms.
+_PAT = (
+    r"(?:patient(?:en|in|innen|\*innen|:innen|_innen|\(in\))?|patients?|pat\.|pt\.?|klient(?:in)?)"
+)
+_NUM_LIST = r"(\d{1,7}(?:\s*(?:,|\+|&|/|und|and|sowie|u\.|or|oder)\s*\d{1,7})*)"
+_REF_NUMBERED = re.compile(
+    rf"(?:{_PAT}\s*(?:nr\.?|nummer|no\.?|number|#|id)?\s*:?\s*#?|"
+    rf"\b(?:nr\.?|nummer|no\.|number)\s*|#\s*|\bP(?=\d))" + _NUM_LIST,
+    re.IGNORECASE,
+)
+_REF_LINE_START = re.compile(r"^\s*(?:zu\s+)?(\d{1,7})\s*[).:]\s*(?!\d)", re.IGNORECASE)
+_REF_SMALL_LIST = re.compile(
+    r"^\s*(?:(?:und|and|für|bei|zu)\s+)?(\d(?:\s*(?:,|und|and|\+|&|/|sowie)\s*\d)*)\b"
+    r"(?!\s*(?:uhr|jahre|wochen|monate|tage|std|stunden|h\b|x\b|mal\b|[.:]\d))",
+    re.IGNORECASE,
+)
+_REF_FOR_LIST = re.compile(
+    r"\b(?:für|bei|zu|for)\s+(\d(?:\s*(?:,|und|and|\+|&|/|sowie)\s*\d)*)\b"
+    r"(?!\s*(?:uhr|jahre|wochen|monate|tage|std|stunden|h\b|x\b|mal\b|[.:]\d))",
+    re.IGNORECASE,
+)
+_REF_BARE = re.compile(r"(?<![\d.,:/-])\b(\d{3,7})\b(?![.,:/-]?\d)")
+_REF_ORDINAL = re.compile(
+    r"\b(?:die|den|der|dem|das|the|zur|zum|nr\.?)?\s*"
+    r"(?:(beiden|zwei|two)\s+)?(erst|zweit|dritt|viert|fünft|fuenft|sechst|letzt|"
+    r"first|second|third|fourth|fifth|sixth|last)(?:e|en|er|em|es)?\b"
+    r"(?:\s+(beiden|zwei|two|drei|three))?",
+    re.IGNORECASE,
+)
+_REF_ORDINAL_LIST = re.compile(
+    r"\b(erst|zweit|dritt|viert|fünft|fuenft|sechst|first|second|third|fourth|fifth|sixth)"
+    r"(?:en|e|er|em)?\s*(?:,|und|and|sowie|&|\+|oder|or)\s*(?:(?:die|den|der|the)\s+)?"
+    r"(erst|zweit|dritt|viert|fünft|fuenft|sechst|letzt|first|second|third|fourth|fifth|sixth|last)"
+    r"(?:en|e|er|em|n)?\b",
+    re.IGNORECASE,
+)
+_NOT_PATIENT_AFTER_ORDINAL = re.compile(
+    r"^\s*(mal|termin|gespräch|erstgespräch|sitzung|woche|wochen|monat|quartal|jahreshälfte|"
+    r"hälfte|halbjahr|januar|februar|märz|april|mai|juni|juli|august|september|oktober|"
+    r"november|dezember|time|week|month|quarter|instance|step|schritt|eindruck|anfrage|"
+    r"gedanke|platz|rückmeldung)\b",
+    re.IGNORECASE,
+)
+_REF_ALL = re.compile(
+    r"\b(?:allen?(?:\s+(?:drei|vier|fünf|fuenf|sechs|zwei|\d))?(?!\s+(?:plätze|termine|"
+    r"kapazitäten|stunden|meine|unsere|zeiten|therapieplätze|anderen|übrigen|weiteren|"
+    r"verfügbaren|freien|belegt|voll|ausgebucht|gute))|"
+    r"beide[nrs]?|sämtliche|all(?:\s+(?:three|four|five|six|of them|patients))?|both(?: of them)?|"
+    r"jede[nmr]?\s+(?:der|von)|each of)\b",
+    re.IGNORECASE,
+)
+_REF_NONE = re.compile(
+    r"\b(?:kein(?:e|en|er|em)?\s+(?:der|von|ihrer|dieser|davon|aus)\b|keine[rn]?\s+der\b|"
+    r"none of|neither|niemand(?:en)?\b|not any of|keine\s+(?:der\s+)?(?:genannten|vorgestellten)|"
+    r"keine(?:n|r)?\s+(?:\w+\s+)?(?:ihrer|der)\s+(?:\w+\s+)?" + _PAT + r")",
+    re.IGNORECASE,
+)
+_REF_NOT_ALL = re.compile(r"\bnicht\s+alle\b|\bnot\s+all\b|\bnur\s+(einen|eine|one)\b", re.I)
+_REF_OTHERS = re.compile(
+    r"\b(?:(?:die|den|der|alle|für die|für alle)\s+)?(?:anderen|übrigen|restlichen|weiteren)\b|"
+    r"\bder\s+rest\b|\bden\s+rest\b|\bthe\s+(?:others|rest|other\s+(?:two|three|\w+)|"
+    r"remaining)\b|\bother patients\b|\brest\b",
+    re.IGNORECASE,
+)
+_REF_VAGUE = re.compile(
+    r"\b(?:die|der|den|dem|the)\s+(?:junge[nr]?\s+|ältere[nr]?\s+|jüngere[nr]?\s+)?"
+    r"(?:frau|dame|mann|herrn?|patientin|patienten(?!\s*\d)|patient(?!\s*\d)|"
+    r"student(?:in|en)?|woman|man|lady|gentleman|young\s+\w+|older\s+\w+|klientin|klienten)\b"
+    r"|\b(?:frau|herrn?)\b(?!\s+(?:dr|kollegin|kollege|[A-ZÄÖÜ]))"
+    r"|\b(?:mit|with)\s+(?:der|dem|the)?\s*(?:depression|angst|trauma|ptbs|zwang|essstörung|"
+    r"burnout|panik)\w*"
+    r"|\b(?:die|den|der)\s+(?:\d{2})[- ]?jährige[nr]?\b",
+    re.IGNORECASE,
+)
+_REF_PRONOUN_SINGLE = re.compile(
+    r"\b(?:sie|ihn|ihm|ihr|diese[nr]?|die\s+person|der\s+person|den\s+patienten|"
+    r"die\s+patientin|the\s+patient|her|him|this\s+patient)\b",
+    re.IGNORECASE,
+)
+
+_HEDGE = re.compile(
+    r"\b(?:vielleicht|eventuell|evtl|ggf|gegebenenfalls|möglicherweise|unter umständen|"
+    r"u\.\s?u\.|könnte|könnten|würde|würden|wäre|wären|hätte|sofern|falls|vorausgesetzt|"
+    r"voraussetzung|unter der bedingung|je nachdem|mal sehen|mal schauen|"
+    r"muss (?:erst|noch) (?:prüfen|schauen|klären|sehen|nachsehen)|prüfe|kläre|überlege|"
+    r"rufen sie mich|rufen mich|rufen sie bitte|bitte (?:um )?(?:rückruf|anruf)|rückruf|"
+    r"telefonisch (?:besprechen|klären|abstimmen)|melde mich|melden uns|melde ich mich|"
+    r"melden wir uns|komme (?:ich )?(?:darauf )?zurück|mehr informationen|weitere informationen|"
+    r"nähere informationen|genauere informationen|weitere angaben|mehr angaben|"
+    r"rücksprache|nachfrage|unsicher|nicht sicher|weiß (?:ich )?(?:noch )?nicht|"
+    r"warteliste|wartezeit|erst (?:im|ab|in)\s+\w+|frühestens|"
+    r"maybe|perhaps|possibly|might|could|would|if\b|provided|depending|not sure|"
+    r"call me|give me a call|get back to you|let me (?:check|know|think)|more information|"
+    r"waiting list|wait list)\b|\u2047",
+    re.IGNORECASE,
+)
+_CAPACITY = re.compile(
+    r"kapazit(?:ä|ae|a)t|kapazit\w*|keine?n?\s+(?:freien?\s+|neuen?\s+|weiteren?\s+)?"
+    r"(?:therapie)?pl(?:ä|ae|a)tze?|kein(?:en)?\s+(?:freien?\s+)?(?:therapie)?platz|"
+    r"keine (?:freien )?termine|keine zeit|\bvoll\b|ausgebucht|ausgelastet|vollständig belegt|"
+    r"alle plätze|belegt|aufnahmestopp|aufnahmesperre|warteliste (?:ist )?(?:geschlossen|voll)|"
+    r"keine neuen|keine weiteren|no (?:capacity|space|spaces|places|openings|availability|room)|"
+    r"fully booked|\bfull\b|at capacity|not taking (?:on )?new|not accepting new|"
+    r"no free (?:slots|places)|my caseload",
+    re.IGNORECASE,
+)
+_CAPACITY_REASON = re.compile(  # in a refusal: "für keinen einen Platz frei", "keine Zeit"
+    r"\bpl(?:ä|ae|a)tze?\b|\bzeit\b|\btermine?\b|\bkapazit|\bspace\b|\bslots?\b|\bplaces?\b",
+    re.IGNORECASE,
+)
+_UNSUITABLE = re.compile(
+    r"nicht\s+(?:ganz\s+)?geeignet|ungeeignet|passt\s+(?:leider\s+|fachlich\s+|inhaltlich\s+)?"
+    r"nicht|passen\s+(?:leider\s+|fachlich\s+)?nicht|nicht\s+(?:\w+\s+)?passend|schwerpunkt|"
+    r"fachgebiet|nicht mein(?:em)?\s+(?:bereich|spektrum|gebiet)|außerhalb meine|"
+    r"behandle\s+(?:ich\s+)?(?:leider\s+)?(?:keine|nicht|nur)|behandeln\s+(?:wir\s+)?"
+    r"(?:leider\s+)?(?:keine|nicht|nur)|nur\s+(?:kinder|jugendliche|erwachsene|privat)|"
+    r"keine\s+(?:kassenzulassung|kinder|jugendlichen|erwachsenen|suchtpatient)|"
+    r"nicht\s+indiziert|nicht\s+zu\s+meinem|andere\s+(?:therapie)?richtung|fachfremd|"
+    r"(?:spezialisiert|spezialisierung)|not\s+(?:a\s+)?(?:good\s+)?(?:suitable|fit|match)|"
+    r"outside\s+(?:of\s+)?my|not\s+my\s+(?:area|field|specialty)|(?:do not|don't)\s+treat|"
+    r"only\s+(?:treat|work with)|not\s+(?:the\s+)?right\s+(?:fit|therapist)",
+    re.IGNORECASE,
+)
+_OTHER_REASON = re.compile(
+    r"urlaub|ruhestand|rente\b|praxisaufgabe|praxis\s+(?:\w+\s+)?(?:aufgeben|schließen|"
+    r"schliesse|abgeben|auflösen)|schließe\s+(?:meine\s+)?praxis|elternzeit|mutterschutz|"
+    r"krankheit|erkrankt|krankgeschrieben|umzug|ziehe\s+um|sabbatical|auszeit|"
+    r"praxis\s+(?:wird|ist)\s+geschlossen|retir|maternity|parental leave|sick leave|"
+    r"closing my practice|moving away|vacation|on leave",
+    re.IGNORECASE,
+)
+_REFUSE = re.compile(
+    r"\bnein\b|\bleider\s+(?:\w+\s+){0,4}?(?:nicht|kein\w*|nein)\b|\bnicht\s+(?:\w+\s+)?"
+    r"(?:möglich|machbar|annehmen|aufnehmen|nehmen|übernehmen|anbieten|helfen|behandeln|"
+    r"realisierbar|zusagen)\b|\bkann\s+(?:ich\s+)?(?:\w+\s+){0,3}?(?:nicht|kein\w*)\b|"
+    r"\bkönnen\s+(?:wir\s+)?(?:\w+\s+){0,3}?(?:nicht|kein\w*)\b|"
+    r"\bmuss\s+(?:ich\s+)?(?:\w+\s+){0,3}?(?:absagen|ablehnen|passen)|\babsage\b|"
+    r"\babsagen\b|\bablehnen\b|\bkeine\s+(?:möglichkeit|chance|aufnahme)\b|"
+    r"\b(?:no|nope)\b|\bunfortunately\b|\bsorry\b|\bcan(?:no|')t\b|\bcan not\b|"
+    r"\bunable\b|\bnot able\b|\bnot possible\b|\bdecline\b|\bhave to pass\b|"
+    r"\bnot\s+(?:take|accept|offer)\b|\bwon't be able\b",
+    re.IGNORECASE,
+)
+_WEAK_REFUSE = re.compile(r"\bleider\b", re.IGNORECASE)
+_ACCEPT = re.compile(
+    r"\bgerne?\b|\b(?:nehme|nehmen|übernehme|übernehmen|aufnehmen|annehmen|zusagen|"
+    r"sage\s+\w*\s*zu|biete\s+(?:\w+\s+){0,5}?an|anbieten|übernehmen)\b|\bnehme\w*\b.{0,40}\b(?:auf|an)\b|"
+    r"\bhabe\s+(?:\w+\s+){0,3}?(?:platz|plätze|kapazität|einen platz|zeit)\b|"
+    r"\b(?:kann|können)\s+(?:\w+\s+){0,4}?(?:kommen|vorbeikommen|sich melden|melden|"
+    r"anrufen|vereinbaren)\b|\bsich\s+(?:\w+\s+){0,3}?melden\b|"
+    r"\bkontaktdaten\b|\bzusage\b|\bpasst\b|\bpasst gut\b|"
+    r"\b(?:yes|sure|gladly|happy to|glad to|i can take|i can offer|i can see|i'?ll take|"
+    r"i will take|i can accept|accept|take on)\b",
+    re.IGNORECASE,
+)
+_JA = re.compile(r"\b(?:ja|jawohl|jep|yes)\b", re.IGNORECASE)
+_FUTURE = re.compile(
+    r"\b(?:wieder\s+an\w*|erneut|in zukunft|zukünftig|künftig|später|gern(?:e)?\s+wieder|"
+    r"nächste(?:n|s|r)?\s+(?:mal|jahr|quartal|monat|anfrage)|bei (?:der )?nächsten|"
+    r"in the future|next time|again)\b",
+    re.IGNORECASE,
+)
+_NEGATION = re.compile(
+    r"\b(?:nicht|kein\w*|nie|niemals|not|no|cannot|can't|don't|won't|unable)\b", re.IGNORECASE
+)
+_THANKS = re.compile(
+    r"^\s*(?:vielen|herzlichen|besten)?\s*dank\w*\b[^.!?]*|^\s*thank(?:s| you)\b[^.!?]*", re.I
+)
+
+_VOCAB = (
+    "leider", "kapazität", "kapazitäten", "annehmen", "aufnehmen", "übernehmen",
+    "patient", "patientin", "patienten", "freien", "derzeit", "momentan", "aktuell",
+    "geeignet", "schwerpunkt",
+    "unfortunately", "capacity", "anbieten", "erstgespräch", "vielleicht", "eventuell",
+)  # fmt: skip
+
+
+def _fix_typos(text: str) -> str:
+    def fix(match: re.Match) -> str:
+        word = match.group(0)
+        lower = word.lower()
+        if len(lower) < 5 or lower in _VOCAB:
+            return word
+        close = difflib.get_close_matches(lower, _VOCAB, n=1, cutoff=0.84)
+        if close and close[0][0] == lower[0] and abs(len(close[0]) - len(lower)) <= 1:
+            return close[0]
+        return word
+
+    return re.sub(r"[A-Za-zÄÖÜäöüß]+", fix, text)
+
+
+@dataclass
+class _Clause:
+    text: str
+    refs: set = field(default_factory=set)  # patient ids, or ALL / OTHERS / VAGUE
+    polarity: str | None = None
+    reason: str | None = None
+    hedge: bool = False
+    not_all: bool = False
+    question: bool = False
+    unknown: list = field(default_factory=list)  # numbers that are no patient of the bundle
+
+
+def _num(token: str) -> int:
+    return int(token)
+
+
+def _resolve_number(n: int, patient_ids: Sequence[int], *, bare: bool) -> int | str | None:
+    """A number in a patient reference: a patient id of the bundle, else a position."""
+    if n in patient_ids:
+        return n
+    if not bare and 1 <= n <= len(patient_ids):
+        return patient_ids[n - 1]
+    return None
+
+
+def _references(text: str, patient_ids: Sequence[int], clause: _Clause) -> None:
+    n = len(patient_ids)
+    work = text
+    for match in _REF_NUMBERED.finditer(work):
+        for token in re.findall(r"\d{1,7}", match.group(1)):
+            value = _resolve_number(_num(token), patient_ids, bare=False)
+            if value is None:
+                clause.unknown.append(token)
+            else:
+                clause.refs.add(value)
+    work = _REF_NUMBERED.sub(" ", work)
+    match = _REF_LINE_START.match(work)
+    if match:
+        value = _resolve_number(_num(match.group(1)), patient_ids, bare=False)
+        if value is None:
+            clause.unknown.append(match.group(1))
+        else:
+            clause.refs.add(value)
+        work = work[match.end() :]
+    match = _REF_SMALL_LIST.match(work)
+    if match:
+        for token in re.findall(r"\d", match.group(1)):
+            value = _resolve_number(_num(token), patient_ids, bare=False)
+            if value is None:
+                clause.unknown.append(token)
+            else:
+                clause.refs.add(value)
+        work = work[match.end() :]
+    for match in _REF_FOR_LIST.finditer(work):
+        for token in re.findall(r"\d", match.group(1)):
+            value = _resolve_number(_num(token), patient_ids, bare=False)
+            if value is None:
+                clause.unknown.append(token)
+            else:
+                clause.refs.add(value)
+    for match in _REF_BARE.finditer(work):
+        if int(match.group(1)) in patient_ids:
+            clause.refs.add(int(match.group(1)))
+    for match in _REF_ORDINAL_LIST.finditer(work):
+        for stem in match.groups():
+            stem = stem.lower()
+            pos = n if stem in ("letzt", "last") else _ORDINALS.get(stem)
+            if pos and pos <= n:
+                clause.refs.add(patient_ids[pos - 1])
+            else:
+                clause.unknown.append(stem)
+    work = _REF_ORDINAL_LIST.sub(" ", work)
+    for match in _REF_ORDINAL.finditer(work):
+        if _NOT_PATIENT_AFTER_ORDINAL.match(work[match.end() :]):
+            continue
+        before, stem, after = match.group(1), match.group(2).lower(), match.group(3)
+        count = before or after
+        pos = n if stem in ("letzt", "last") else _ORDINALS.get(stem)
+        if (
+            stem in ("erst", "first")
+            and not count
+            and re.match(r"\s*(?:einmal|mal)\b", work[match.end() :], re.I)
+        ):
+            continue
+        if count:
+            k = _NUMBER_WORDS.get(count.lower(), 2) if count.lower() != "beiden" else 2
+            if stem in ("erst", "first"):
+                chosen = patient_ids[:k]
+            elif stem in ("letzt", "last"):
+                chosen = patient_ids[-k:]
+            else:
+                clause.unknown.append(match.group(0))
+                continue
+            if k > n:
+                clause.unknown.append(match.group(0))
+            clause.refs.update(chosen)
+        elif pos and pos <= n:
+            clause.refs.add(patient_ids[pos - 1])
+        else:
+            clause.unknown.append(match.group(0))
+    if _REF_NOT_ALL.search(text):
+        clause.not_all = True
+    elif _REF_NONE.search(text):
+        clause.refs.add(ALL)
+        clause.polarity = REFUSE
+    elif _REF_OTHERS.search(text):
+        clause.refs.add(OTHERS)
+    elif _REF_ALL.search(text):
+        clause.refs.add(ALL)
+    if _REF_VAGUE.search(_REF_NUMBERED.sub(" ", text)) and not clause.refs:
+        clause.refs.add(VAGUE)
+
+
+def _reason(text: str) -> str:
+    if _UNSUITABLE.search(text):
+        return NICHT_GEEIGNET
+    if _OTHER_REASON.search(text):
+        return SONSTIGES
+    if _CAPACITY.search(text) or _CAPACITY_REASON.search(text):
+        return KAPAZITAET
+    return None
+
+
+def _polarity(text: str, clause: _Clause) -> None:
+    if clause.polarity == REFUSE:  # "keinen der Patienten"
+        clause.reason = _reason(text)
+        return
+    body = _THANKS.sub(" ", text)
+    refuse = bool(
+        _REFUSE.search(body)
+        or _CAPACITY.search(body)
+        or _UNSUITABLE.search(body)
+        or (_OTHER_REASON.search(body) and _NEGATION.search(body))
+    )
+    accept_text = _CAPACITY.sub(" ", body)
+    accept_text = _UNSUITABLE.sub(" ", accept_text)
+    accept_text = _REFUSE.sub(" ", accept_text)
+    accept_text = re.sub(
+        r"\b(?:nehmen|geben|schicken|senden)\s+sie\b", " ", accept_text, flags=re.I
+    )
+    accept = bool(_ACCEPT.search(accept_text))
+    if _FUTURE.search(body) and (refuse or not clause.refs):
+        accept = False
+    stripped = re.sub(r"[^\wäöüß ]", " ", accept_text).strip()
+    if _JA.search(stripped):
+        words = stripped.lower().split()
+        if words and (words[0] in ("ja", "yes", "jawohl") or words[-1] in ("ja", "yes")):
+            accept = True
+    if accept and _NEGATION.search(body):
+        refuse, accept = True, False  # "Patient 2 kann ich nicht nehmen", "nehme keine ... an"
+    if refuse and accept:
+        clause.polarity = "mixed"
+    elif refuse:
+        clause.polarity = REFUSE
+    elif accept:
+        clause.polarity = ACCEPT
+    elif clause.refs and re.search(r"\b(?:nicht|not)\b", body, re.I) and len(body.split()) <= 6:
+        clause.polarity = REFUSE  # "1 und 3 nicht"
+    elif _WEAK_REFUSE.search(body):
+        clause.polarity = "weak_refuse"
+    if clause.polarity in (REFUSE, "weak_refuse", "mixed"):
+        clause.reason = _reason(body)
+    if _HEDGE.search(body):
+        clause.hedge = True
+    if _QMARK in text:
+        clause.question = True
+
+
+_SENTENCE_SPLIT = re.compile(
+    r"(?<!\bnr)(?<!\bno)(?<!\bz\.b)(?<!\bz\. b)(?<!\bdr)(?<!\bca)(?<!\bggf)(?<!\bevtl)(?<!\bbzw)"
+    r"(?<!\bu)(?<!\bpat)[.!?;]+(?=\s|$)|\n",
+    re.IGNORECASE,
+)
+_CLAUSE_SPLIT = re.compile(
+    r"\s*(?:,|–|—|\s-\s)?\s*\b(?:aber|jedoch|allerdings|doch|but|however|während|whereas|"
+    r"sondern)\b\s*|"
+    r"\s*(?:,|–|—|\s-\s)\s*(?=(?:und\s+|and\s+)?(?:für\s+|bei\s+|zu\s+|mit\s+)?"
+    r"(?:die|den|der|dem|alle|the|patient|pat|nr|nummer|#|p\d|\d|leider|unfortunately|"
+    r"ja\b|nein\b|gerne?\b|yes\b|no\b|beide|keine|erst|zweit|dritt|letzt|first|second|third))"
+    r"|\s+(?:und|and)\s+(?=(?:für\s+|bei\s+)?(?:die|den|der|the)\s+(?:anderen|übrigen|rest|others))"
+    r"|\s*:\s+(?=(?:ja|nein|gerne?|leider|yes|no)\b)",
+    re.IGNORECASE,
+)
+
+
+def _clauses(text: str, patient_ids: Sequence[int]) -> list[list[_Clause]]:
+    sentences = []
+    for line in text.split("\n"):
+        if not line.strip() or answer_form.parse_line(line) is not None:
+            continue
+        if _PHONE_LINE.search(line):
+            if len(line.strip()) <= 60 and not re.search(
+                rf"{_PAT}|\b(?:nr|nummer|#)\b", line, re.IGNORECASE
+            ):
+                continue
+            line = _PHONE_NUMBER.sub(" ", line)
+        for sentence in _SENTENCE_SPLIT.split(line.replace("?", f" {_QMARK}.")):
+            if sentence and sentence.strip():
+                sentences.append(sentence.strip())
+    result = []
+    for sentence in sentences:
+        fixed = _fix_typos(sentence)
+        clauses = []
+        for part in _CLAUSE_SPLIT.split(fixed):
+            if not part or not part.strip(" ,"):
+                continue
+            clause = _Clause(part.strip(" ,"))
+            _references(clause.text, patient_ids, clause)
+            _polarity(clause.text, clause)
+            clauses.append(clause)
+        # "3) nein, keine Kapazität": a reason clause completes the refusal before it
+        for prev, clause in zip(clauses, clauses[1:], strict=False):
+            if (
+                not clause.refs
+                and clause.polarity == REFUSE
+                and prev.refs
+                and prev.polarity == REFUSE
+            ):
+                prev.reason = prev.reason or clause.reason
+                clause.polarity = "absorbed"
+        # within a sentence: references without polarity meet polarity without references
+        for i, clause in enumerate(clauses):
+            if clause.refs and clause.polarity is None:
+                for other in clauses[i + 1 :] + clauses[:i][::-1]:
+                    if other.polarity and not other.refs:
+                        clause.polarity, clause.reason = other.polarity, other.reason
+                        clause.hedge = clause.hedge or other.hedge
+                        other.polarity = "absorbed"
+                        break
+        result.append(clauses)
+    # across lines: "Patient 2345:" on one line, "gerne" on the next
+    flat = [c for s in result for c in s]
+    for i, clause in enumerate(flat[:-1]):
+        nxt = flat[i + 1]
+        if clause.refs and clause.polarity is None and nxt.polarity and not nxt.refs:
+            clause.polarity, clause.reason, clause.hedge = nxt.polarity, nxt.reason, nxt.hedge
+            nxt.polarity = "absorbed"
+    return result
+
+
+def _describe(decisions: dict[int, str]) -> str:
+    return ", ".join(f"{pid}={outcome}" for pid, outcome in decisions.items())
+
+
+def decide(text: str, patient_ids: list[int]) -> Decision:
+    """Read a reply body for the patients of one Anfrage (bundle order)."""
+    ids = [int(p) for p in patient_ids]
+    if not ids:
+        return Decision({}, True, "no patients given")
+    if len(set(ids)) != len(ids):
+        return Decision({}, True, "duplicate patient ids")
+    full = (text or "").replace("\r\n", "\n")
+
+    # 1. the structured form, anywhere in the text (inline answers in the quote count)
+    lines = answer_form.parse_answer_form(full)
+    form = answer_form.answers_by_patient(lines)
+    foreign = sorted(pid for pid in form if pid not in ids and form[pid].status != "blank")
+    if foreign:
+        return Decision({}, True, f"answer form names patients outside the Anfrage: {foreign}")
+    form_answers: dict[int, str] = {}
+    for pid, line in form.items():
+        if line.status == answer_form.AMBIGUOUS:
+            return Decision({}, True, f"answer form line for patient {pid} is ambiguous")
+        if line.status == answer_form.ANSWERED:
+            form_answers[pid] = line.outcome
+
+    # 2. free text
+    own = strip_quoted(full)
+    own_lines = [ln for ln in own.split("\n") if answer_form.parse_line(ln) is None]
+    own = "\n".join(own_lines).strip()
+    sentences = _clauses(own, ids)
+    clauses = [c for s in sentences for c in s]
+
+    problems: list[str] = []
+    explicit: dict[int, set[tuple[str, str | None]]] = {}
+    others: list[_Clause] = []
+    everyone: list[_Clause] = []
+    global_: list[_Clause] = []
+    hedged = False
+    for clause in clauses:
+        if clause.unknown and clause.polarity not in (None, "absorbed"):
+            problems.append(f"reference {', '.join(map(str, clause.unknown))} is not in the bundle")
+        if clause.not_all:
+            problems.append(f"'{clause.text}' (not all)")
+        if clause.hedge and clause.polarity != REFUSE:
+            hedged = True
+            problems.append(f"hedged: '{clause.text}'")
+        if clause.polarity in (None, "absorbed"):
+            continue
+        if clause.polarity == "mixed":
+            problems.append(f"acceptance and refusal in one clause: '{clause.text}'")
+            continue
+        if VAGUE in clause.refs:
+            if len(ids) == 1:
+                clause.refs = {ids[0]}
+            else:
+                problems.append(f"patient described, not named: '{clause.text}'")
+                continue
+        pids = {r for r in clause.refs if isinstance(r, int)}
+        for pid in pids:
+            explicit.setdefault(pid, set()).add((clause.polarity, clause.reason))
+        if OTHERS in clause.refs and not pids:
+            others.append(clause)
+        elif ALL in clause.refs and not pids:
+            everyone.append(clause)
+        elif not clause.refs:
+            global_.append(clause)
+
+    decisions: dict[int, str] = {}
+    how: list[str] = []
+
+    # a refusal without a reason takes the reason the therapist gave for everyone
+    general = {
+        c.reason
+        for c in clauses
+        if c.polarity in (REFUSE, "weak_refuse")
+        and c.reason
+        and not {r for r in c.refs if isinstance(r, int)}
+    }
+    fallback = _pick_reason(general) if general else SONSTIGES
+
+    def outcome_of(polarity: str, reason: str | None) -> str:
+        return ANGENOMMEN if polarity == ACCEPT else (reason or fallback)
+
+    strong_global = [c for c in global_ if c.polarity in (ACCEPT, REFUSE)]
+    weak_global = [c for c in global_ if c.polarity == "weak_refuse"]
+    if not strong_global and not explicit and not others and not everyone and weak_global:
+        strong_global = [
+            _Clause(c.text, polarity=REFUSE, reason=c.reason or fallback) for c in weak_global
+        ]
+    for pid, found in explicit.items():
+        found = {(p if p != "weak_refuse" else REFUSE, r) for p, r in found}
+        polarities = {p for p, _ in found}
+        if len(polarities) > 1:
+            problems.append(f"patient {pid}: acceptance and refusal")
+            continue
+        if polarities == {ACCEPT}:
+            decisions[pid] = ANGENOMMEN
+        else:
+            reasons = {r for _, r in found if r}
+            decisions[pid] = _pick_reason(reasons) if reasons else fallback
+    if explicit:
+        how.append("named patients")
+    for clause in everyone:
+        for pid in ids:
+            outcome = outcome_of(clause.polarity, clause.reason)
+            if clause.polarity == "weak_refuse":
+                outcome = clause.reason or fallback
+            if pid in decisions and (decisions[pid] == ANGENOMMEN) != (outcome == ANGENOMMEN):
+                problems.append(f"patient {pid}: contradicts '{clause.text}'")
+            decisions.setdefault(pid, outcome)
+        how.append("all patients")
+    rest = [pid for pid in ids if pid not in decisions and pid not in form_answers]
+    for clause in others:
+        if not decisions and not form_answers:
+            problems.append(f"'the others' without a named patient: '{clause.text}'")
+            continue
+        for pid in rest:
+            outcome = (
+                clause.reason or fallback
+                if clause.polarity == "weak_refuse"
+                else outcome_of(clause.polarity, clause.reason)
+            )
+            decisions.setdefault(pid, outcome)
+        how.append("the others")
+    accepts_global = [c for c in strong_global if c.polarity == ACCEPT]
+    refuses_global = [c for c in strong_global if c.polarity == REFUSE]
+    if accepts_global and refuses_global and not explicit and not form_answers:
+        problems.append("acceptance and refusal without naming patients")
+    elif accepts_global:
+        if len(ids) == 1 and not explicit and not form_answers:
+            decisions.setdefault(ids[0], ANGENOMMEN)
+            how.append("acceptance of the single patient")
+        elif any(d == ANGENOMMEN for d in decisions.values()) or any(
+            v == ANGENOMMEN for v in form_answers.values()
+        ):
+            pass  # "Ja, gerne." next to a named acceptance
+        elif refuses_global or decisions or form_answers:
+            problems.append("acceptance without naming the patient")
+        else:
+            problems.append("acceptance without naming which patient")
+    if refuses_global and not (accepts_global and not explicit and not form_answers):
+        given = {c.reason for c in refuses_global if c.reason}
+        reason = _pick_reason(given) if given else fallback
+        for pid in ids:
+            if pid not in decisions and pid not in form_answers:
+                decisions[pid] = reason
+        how.append("refusal for the rest" if explicit or form_answers else "refusal of all")
+
+    # 3. combine form and text
+    for pid, outcome in form_answers.items():
+        said = decisions.get(pid)
+        conflict = said is not None and (said == ANGENOMMEN) != (outcome == ANGENOMMEN)
+        if conflict and pid in explicit:
+            problems.append(f"patient {pid}: form says {outcome}, text says {said}")
+            continue
+        decisions[pid] = outcome
+    if form_answers:
+        how.insert(0, "answer form")
+
+    accepted = [pid for pid, outcome in decisions.items() if outcome == ANGENOMMEN]
+    if hedged and (accepted or len(decisions) < len(ids)):
+        return Decision(
+            {}, True, "; ".join(dict.fromkeys(p for p in problems if p.startswith("hedged")))
+        )
+    questions = [c.text for c in clauses if c.question]
+    if questions:
+        problems.append(f"the therapist asks: '{questions[0]}'")
+    hard = [p for p in problems if not p.startswith("hedged")]
+    if hard:
+        return Decision({}, True, "; ".join(dict.fromkeys(hard)))
+    missing = [pid for pid in ids if pid not in decisions]
+    if missing:
+        if not decisions:
+            return Decision({}, True, "no answer recognised")
+        return Decision({}, True, f"no answer for patient(s) {', '.join(map(str, missing))}")
+    ordered = {pid: decisions[pid] for pid in ids}
+    return Decision(ordered, False, f"{' + '.join(dict.fromkeys(how))}: {_describe(ordered)}")
+
+
+def _pick_reason(reasons: set[str | None]) -> str:
+    for reason in (NICHT_GEEIGNET, KAPAZITAET, SONSTIGES):
+        if reason in reasons:
+            return reason
+    return SONSTIGES
+
+
+def understand(message: Message, patient_ids: list[int]) -> Decision:
+    """Auto-replies give an empty, non-review Decision (record nothing); else ``decide``."""
+    auto = is_auto_reply(message)
+    if auto:
+        return Decision({}, False, f"auto-reply: {auto}")
+    return decide(message.text, patient_ids)

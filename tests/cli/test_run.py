@@ -1,0 +1,137 @@
+"""scripts/run: every process comes up on embedded defaults and SIGTERM leaves none behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+import psutil
+import pytest
+
+from psymatch.ports import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.slow
+
+
+def get_json(url: str):
+    try:
+        with urllib.request.urlopen(url, timeout=3) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+    except (urllib.error.URLError, ConnectionError, TimeoutError):
+        return None, None
+
+
+def running(process: psutil.Process) -> bool:
+    """Alive and not a zombie (a zombie has exited; only its parent has not reaped it)."""
+    try:
+        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def wait_for(predicate, timeout: float, what: str, process: subprocess.Popen, log: Path):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"scripts/run exited early ({process.returncode}):\n{log.read_text()}")
+        result = predicate()
+        if result:
+            return result
+        time.sleep(0.5)
+    pytest.fail(f"timed out waiting for {what}:\n{log.read_text()[-4000:]}")
+
+
+def test_scripts_run_starts_everything_and_stops_cleanly(tmp_path):
+    var = tmp_path / "var"
+    port, console_port, smtp_port = free_port(), free_port(), free_port()
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in ("REDIS_URL", "DATABASE_URL", "TEST_DATABASE_URL")
+    }
+    env.update(
+        VAR_DIR=str(var),
+        DATABASE_URL=f"sqlite:///{var / 'psymatch.db'}",
+        PGEOCODE_DATA_DIR=str(var / "pgeocode"),
+        PORT=str(port),
+        CONSOLE_PORT=str(console_port),
+        SMTP_URL=f"smtp://127.0.0.1:{smtp_port}",
+        WORKER_PROCESSES="1",
+        WEB_CONCURRENCY="1",
+    )
+    log = tmp_path / "run.log"
+    with open(log, "w") as out:
+        process = subprocess.Popen(
+            [
+                "bash",
+                str(ROOT / "scripts" / "run"),
+                "--demo-therapists",
+                "120",
+                "--demo-patients",
+                "60",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        status, body = wait_for(
+            lambda: (lambda r: r if r[0] == 200 else None)(
+                get_json(f"http://127.0.0.1:{port}/status")
+            ),
+            180,
+            "/status",
+            process,
+            log,
+        )
+        assert body["status"] == "ok"
+        assert body["database"] == {**body["database"], "ok": True, "backend": "sqlite"}
+        assert body["broker"]["ok"] is True and body["broker"]["kind"] == "embedded"
+
+        def console_up():
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{console_port}/lab", timeout=3) as r:
+                    return r.status == 200
+            except OSError:
+                return False
+
+        wait_for(console_up, 120, "the console", process, log)
+        names = " ".join(
+            " ".join(p.cmdline()) for p in psutil.Process(process.pid).children(recursive=True)
+        )
+        for expected in (
+            "gunicorn",
+            "dramatiq",
+            "periodiq",
+            "jupyter-lab",
+            "redis-server",
+            "psymatch.mailsink",
+        ):
+            assert expected in names, f"{expected} not running"
+        text = log.read_text()
+        assert f"http://127.0.0.1:{console_port}/lab" in text
+        assert f"http://127.0.0.1:{port}/status" in text
+        assert f"smtp://127.0.0.1:{smtp_port}" in text
+
+        started = psutil.Process(process.pid).children(recursive=True)
+        assert len(started) >= 8
+        os.kill(process.pid, signal.SIGTERM)
+        assert process.wait(timeout=90) == 0
+        deadline = time.monotonic() + 10
+        while (alive := [p for p in started if running(p)]) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not alive, [p.name() for p in alive]
+        assert not (var / "redis.sock").exists()
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)

@@ -1,0 +1,394 @@
+"""The staff console panels: built, driven by button clicks, checked through the models."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import pytest
+
+from console import queries
+from console.conflicts import ConflictsPanel
+from console.responses import ResponsePanel, ReviewQueuePanel
+from console.searches import SearchesPanel
+from console.today import TodayPanel
+from db.models import (
+    AuditLog,
+    InboundMessage,
+    Platzsuche,
+    Telefonanruf,
+    TherapeutAnfragePatient,
+    Therapeutenanfrage,
+)
+from operations.bundles import create_anfrage
+from operations.responses import record_response
+from tests import factories as f
+
+TODAY = f.NOW.date()
+
+
+def sent_bundle(therapist):
+    created = create_anfrage(therapist.id, now=f.NOW)
+    f.mark_sent(created.anfrage_id, f.NOW)
+    return Therapeutenanfrage.get_by_id(created.anfrage_id), [
+        p.patient_id for p in created.selection.patients
+    ]
+
+
+def snapshot():
+    return (
+        [tuple(r.__data__.items()) for r in Platzsuche.select().order_by(Platzsuche.id)],
+        [
+            tuple(r.__data__.items())
+            for r in TherapeutAnfragePatient.select().order_by(TherapeutAnfragePatient.id)
+        ],
+        [
+            tuple(r.__data__.items())
+            for r in Therapeutenanfrage.select().order_by(Therapeutenanfrage.id)
+        ],
+    )
+
+
+def make_conflict():
+    first_t, second_t = f.therapist(), f.therapist(plz="10117")
+    f.searches(3)
+    a1, patients = sent_bundle(first_t)
+    a2, patients2 = sent_bundle(second_t)
+    shared = patients[0]
+    record_response(
+        a1.id, {p: "angenommen" if p == shared else "abgelehnt_sonstiges" for p in patients}
+    )
+    record_response(a2.id, dict.fromkeys(patients2, "angenommen"))
+    return first_t, second_t, shared
+
+
+def review_item(anfrage_id, key="m1", text="Ich nehme vielleicht jemanden."):
+    payload = {"From": "praxis@example.org", "Subject": "Re: Anfrage", "TextBody": text}
+    return InboundMessage.create(
+        provider="postmark",
+        message_key=key,
+        raw_payload=json.dumps(payload),
+        sender="praxis@example.org",
+        subject="Re: Anfrage",
+        therapeutenanfrage=anfrage_id,
+        status="pruefung",
+        review_reason="Antwort nicht eindeutig",
+    )
+
+
+# --- queries and the Today panel ---------------------------------------------------------------
+
+
+def test_today_panel_lists_what_needs_action(clean_db):
+    therapist = f.therapist(telefon="030 123")
+    f.searches(3, start_wait=10)
+    unsent = create_anfrage(therapist.id, now=f.NOW).anfrage_id
+    waiting = f.search(days_waiting=40)  # created after the bundle: in no pending bundle
+    Telefonanruf.create(
+        therapist=therapist, geplantes_datum=TODAY, geplante_zeit="09:00", dauer_minuten=5
+    )
+    Telefonanruf.create(
+        therapist=therapist,
+        geplantes_datum=TODAY - dt.timedelta(days=2),
+        geplante_zeit="10:00",
+        dauer_minuten=5,
+    )
+    Telefonanruf.create(  # tomorrow: not due
+        therapist=therapist,
+        geplantes_datum=TODAY + dt.timedelta(days=1),
+        geplante_zeit="09:00",
+        dauer_minuten=5,
+    )
+    review_item(unsent)
+
+    panel = TodayPanel(today=TODAY)
+    counts = panel.counts()
+    assert counts == {"calls": 2, "reviews": 1, "conflicts": 0, "unsent": 1, "waiting": 1}
+    assert [c["ueberfaellig"] for c in panel.summary["calls"]] == [True, False]
+    assert panel.summary["waiting"][0]["search_id"] == waiting.id
+    assert panel.summary["waiting"][0]["wartetage"] == 40
+    assert "Anrufe fällig: 2" in panel.content.value
+    assert "030 123" in panel.content.value
+    assert "Antwort nicht eindeutig" in panel.content.value
+
+    f.mark_sent(unsent)
+    panel.refresh_button.click()
+    assert panel.counts()["unsent"] == 0
+    assert not panel.refresh_button.disabled
+    panel.today = TODAY - dt.timedelta(days=1)  # observed: refreshes itself
+    assert panel.counts()["calls"] == 1
+
+
+def test_waiting_query_skips_searches_in_pending_bundles_and_placed_ones(clean_db):
+    therapist = f.therapist()
+    in_bundle = f.searches(3)
+    create_anfrage(therapist.id, now=f.NOW)
+    free = f.search(days_waiting=5)
+    placed = f.search(days_waiting=50, vermittelter_therapeut=therapist)
+    ids = [s["search_id"] for s in queries.waiting_without_bundle(TODAY)]
+    assert ids == [free.id]
+    assert placed.id not in ids and not set(ids) & {s.id for s in in_bundle}
+
+
+def test_today_panel_shows_conflicts(clean_db):
+    first_t, _, shared = make_conflict()
+    panel = TodayPanel(today=TODAY)
+    assert panel.counts()["conflicts"] == 1
+    assert panel.summary["conflicts"][0]["winner"] == first_t.id
+    assert "Konflikte: 1" in panel.content.value
+
+
+# --- Searches panel ------------------------------------------------------------------------------
+
+
+def test_searches_panel_filters_and_sorts(clean_db):
+    berlin_old = f.search(days_waiting=30)
+    berlin_new = f.search(days_waiting=3)
+    munich = f.search(days_waiting=20, patient_obj=f.patient(plz="80331"))
+    paused = f.search(days_waiting=10, status="pausiert")
+    f.search(days_waiting=60, status="abgebrochen")
+    panel = SearchesPanel(today=TODAY)
+    assert [r["search_id"] for r in panel.rows] == [
+        berlin_old.id,
+        munich.id,
+        paused.id,
+        berlin_new.id,
+    ]
+    assert panel.rows[0]["wartetage"] == 30
+    panel.plz_prefix.value = "10"
+    assert munich.id not in [r["search_id"] for r in panel.rows]
+    panel.status_filter.value = ("pausiert",)
+    assert [r["search_id"] for r in panel.rows] == [paused.id]
+    panel.status_filter.value = ("aktiv",)
+    panel.sort.value = False
+    assert [r["search_id"] for r in panel.rows] == [berlin_new.id, berlin_old.id]
+    assert panel.selected_search_id == berlin_old.id  # a listed selection is kept
+    assert f"<td style='padding:0 8px'>{berlin_old.id}</td>" in panel.table.value
+
+
+def test_searches_panel_pause_resume_cancel(clean_db):
+    search = f.search()
+    panel = SearchesPanel(today=TODAY)
+    panel.search_select.value = search.id
+    panel.pause_button.click()
+    assert Platzsuche.get_by_id(search.id).status == "pausiert"
+    assert "✓" in panel.status.value and "pausiert" in panel.status.value
+    panel.pause_button.click()  # a no-op, still fine
+    panel.resume_button.click()
+    assert Platzsuche.get_by_id(search.id).status == "aktiv"
+    panel.cancel_button.click()
+    assert Platzsuche.get_by_id(search.id).status == "abgebrochen"
+    panel.status_filter.value = ()  # "alle": the cancelled search is listed again
+    panel.search_select.value = search.id
+    panel.resume_button.click()
+    assert "INVALID_TRANSITION" in panel.status.value
+    assert Platzsuche.get_by_id(search.id).status == "abgebrochen"
+    assert not any(b.disabled for b in panel.action_controls)
+
+
+def test_searches_panel_opens_a_search_or_names_the_invalid_field(clean_db):
+    good = f.patient()
+    bad = f.patient(krankenkasse=None)
+    panel = SearchesPanel(today=TODAY)
+    panel.patient_id.value = bad.id
+    before = snapshot()
+    panel.open_button.click()
+    assert "PATIENT_DATA_INVALID (krankenkasse)" in panel.status.value
+    assert snapshot() == before
+    panel.patient_id.value = good.id
+    panel.open_button.click()
+    search = Platzsuche.get(Platzsuche.patient == good.id)
+    assert search.status == "aktiv"
+    assert f"Suche {search.id}" in panel.status.value and "✓" in panel.status.value
+    assert panel.selected_search_id == search.id
+    panel.open_button.click()
+    assert "ACTIVE_SEARCH_EXISTS" in panel.status.value
+    panel.patient_id.value = 999999
+    panel.open_button.click()
+    assert "PATIENT_NOT_FOUND" in panel.status.value
+    assert Platzsuche.select().count() == 1
+
+
+def test_searches_panel_exclusion_needs_a_reason(clean_db):
+    search = f.search()
+    therapist = f.therapist()
+    panel = SearchesPanel(today=TODAY)
+    panel.search_select.value = search.id
+    panel.therapist_id.value = therapist.id
+    panel.exclusion_reason.value = "   "
+    before = snapshot()
+    panel.exclude_button.click()
+    assert "REASON_REQUIRED" in panel.status.value
+    assert snapshot() == before
+    panel.exclusion_reason.value = "Patient kennt die Therapeutin privat"
+    panel.exclude_button.click()
+    assert "ausgeschlossen" in panel.status.value and "✓" in panel.status.value
+    exclusions = Platzsuche.get_by_id(search.id).ausgeschlossene_therapeuten
+    assert [e["id"] for e in exclusions] == [therapist.id]
+    assert "privat" in exclusions[0]["reason"]
+    assert panel.exclusion_reason.value == ""
+    assert panel.rows[0]["ausschluesse"] == 1
+    panel.therapist_id.value = 999999
+    panel.exclusion_reason.value = "x"
+    panel.exclude_button.click()
+    assert "THERAPIST_NOT_FOUND" in panel.status.value
+
+
+def test_searches_panel_without_selection_says_so(clean_db):
+    panel = SearchesPanel(today=TODAY)
+    assert panel.selected_search_id is None
+    panel.pause_button.click()
+    assert "Keine Suche ausgewählt" in panel.status.value
+
+
+# --- Response panel and review queue ----------------------------------------------------------
+
+
+@pytest.fixture
+def bundle(clean_db):
+    therapist = f.therapist()
+    f.searches(3)
+    anfrage, patients = sent_bundle(therapist)
+    return therapist, anfrage, patients
+
+
+def test_response_panel_records_an_answer(bundle):
+    therapist, anfrage, patients = bundle
+    panel = ResponsePanel()
+    panel.load(anfrage.id)
+    assert set(panel.form.dropdowns) == set(patients)
+    assert f"Anfrage {anfrage.id}" in panel.form.info.value
+    panel.form.set_outcome(patients[0], "angenommen")
+    before = snapshot()
+    panel.save_button.click()  # two patients without an answer
+    assert "MISSING_RESPONSES" in panel.status.value
+    assert snapshot() == before
+    panel.form.set_outcome(patients[1], "abgelehnt_nicht_geeignet")
+    panel.form.set_outcome(patients[2], "abgelehnt_Kapazitaet")
+    panel.notes.value = "telefonisch"
+    panel.save_button.click()
+    assert "teilweise_Annahme" in panel.status.value and "✓" in panel.status.value
+    anfrage = Therapeutenanfrage.get_by_id(anfrage.id)
+    assert (anfrage.antworttyp, anfrage.angenommen_anzahl, anfrage.abgelehnt_anzahl) == (
+        "teilweise_Annahme",
+        1,
+        2,
+    )
+    assert "telefonisch" in anfrage.notizen
+    placed = Platzsuche.get(Platzsuche.patient == patients[0])
+    assert placed.vermittelter_therapeut_id == therapist.id
+    excluded = Platzsuche.get(Platzsuche.patient == patients[1])
+    assert [e["id"] for e in excluded.ausgeschlossene_therapeuten] == [therapist.id]
+    panel.save_button.click()
+    assert "ALREADY_ANSWERED" in panel.status.value
+    assert not panel.save_button.disabled
+
+
+def test_response_panel_errors_for_unknown_or_unsent_anfrage(clean_db):
+    therapist = f.therapist()
+    f.searches(3)
+    unsent = create_anfrage(therapist.id, now=f.NOW).anfrage_id
+    panel = ResponsePanel()
+    panel.load(999999)
+    assert "gibt es nicht" in panel.form.info.value
+    panel.save_button.click()
+    assert "ANFRAGE_NOT_FOUND" in panel.status.value
+    panel.load(unsent)
+    for pid in panel.form.dropdowns:
+        panel.form.set_outcome(pid, "abgelehnt_sonstiges")
+    panel.save_button.click()
+    assert "ANFRAGE_NOT_SENT" in panel.status.value
+    assert Therapeutenanfrage.get_by_id(unsent).antwort_datum is None
+
+
+def test_review_queue_decides_per_patient(bundle):
+    therapist, anfrage, patients = bundle
+    item = review_item(anfrage.id, text="Frau X nehme ich gern.")
+    panel = ReviewQueuePanel()
+    assert [i["inbound_id"] for i in panel.items] == [item.id]
+    assert panel.selected_inbound_id == item.id
+    assert "Antwort nicht eindeutig" in panel.reason.value
+    assert "Frau X nehme ich gern." in panel.reply.value
+    assert panel.anfrage_input.value == anfrage.id
+    assert set(panel.form.dropdowns) == set(patients)
+    panel.form.set_outcome(patients[0], "angenommen")
+    panel.decide_button.click()
+    assert "MISSING_RESPONSES" in panel.status.value
+    assert InboundMessage.get_by_id(item.id).status == "pruefung"
+    for pid in patients[1:]:
+        panel.form.set_outcome(pid, "abgelehnt_sonstiges")
+    panel.decide_button.click()
+    assert "✓" in panel.status.value and "teilweise_Annahme" in panel.status.value
+    assert InboundMessage.get_by_id(item.id).status == "verarbeitet"
+    assert Therapeutenanfrage.get_by_id(anfrage.id).antworttyp == "teilweise_Annahme"
+    assert panel.items == [] and panel.selected_inbound_id is None
+
+
+def test_review_queue_dismiss_needs_a_reason(bundle):
+    _, anfrage, _ = bundle
+    item = review_item(anfrage.id)
+    panel = ReviewQueuePanel()
+    panel.dismiss_button.click()
+    assert "REASON_REQUIRED" in panel.status.value
+    assert InboundMessage.get_by_id(item.id).status == "pruefung"
+    panel.dismiss_reason.value = "Abwesenheitsnotiz"
+    panel.dismiss_button.click()
+    assert "verworfen" in panel.status.value
+    row = InboundMessage.get_by_id(item.id)
+    assert (row.status, row.review_reason) == ("ignoriert", "Abwesenheitsnotiz")
+    assert AuditLog.select().where(AuditLog.action == "dismiss_reply").count() == 1
+
+
+def test_review_queue_unrecognised_anfrage_needs_an_id(bundle):
+    _, anfrage, patients = bundle
+    item = review_item(None)
+    panel = ReviewQueuePanel()
+    assert panel.anfrage_input.value == 0 and panel.form.dropdowns == {}
+    panel.decide_button.click()
+    assert "ANFRAGE_REQUIRED" in panel.status.value
+    panel.anfrage_input.value = anfrage.id
+    assert set(panel.form.dropdowns) == set(patients)
+    for pid in patients:
+        panel.form.set_outcome(pid, "abgelehnt_Kapazitaet")
+    panel.decide_button.click()
+    assert "vollstaendige_Ablehnung" in panel.status.value
+    row = InboundMessage.get_by_id(item.id)
+    assert (row.status, row.therapeutenanfrage_id) == ("verarbeitet", anfrage.id)
+
+
+# --- Conflicts panel ---------------------------------------------------------------------------
+
+
+def test_conflicts_panel_shows_both_therapists_and_overrides(clean_db):
+    first_t, second_t, shared = make_conflict()
+    panel = ConflictsPanel()
+    assert len(panel.conflicts) == 1 and len(panel.rows) == 1
+    row = panel.row_for(shared)
+    html = row.children[0].value + row.children[1].value
+    assert first_t.nachname in html and second_t.nachname in html
+    assert "Gewinner" in html
+    assert row.therapist_select.value == first_t.id
+    row.therapist_select.value = second_t.id
+    row.assign_button.click()
+    assert "✓" in panel.status.value and f"Therapeut {second_t.id} zugewiesen" in panel.status.value
+    search = Platzsuche.get(Platzsuche.patient == shared)
+    assert search.vermittelter_therapeut_id == second_t.id
+    assert panel.conflicts[0]["winner"] == second_t.id  # the placed therapist now wins
+
+
+def test_conflicts_panel_refuses_override_of_a_successful_search(clean_db):
+    first_t, second_t, shared = make_conflict()
+    search = Platzsuche.get(Platzsuche.patient == shared)
+    Platzsuche.update(status="erfolgreich").where(Platzsuche.id == search.id).execute()
+    panel = ConflictsPanel()
+    row = panel.row_for(shared)
+    row.therapist_select.value = second_t.id
+    row.assign_button.click()
+    assert "THERAPIST_LOCKED" in panel.status.value
+    assert Platzsuche.get_by_id(search.id).vermittelter_therapeut_id == first_t.id
+    assert not row.assign_button.disabled
+
+
+def test_conflicts_panel_empty(clean_db):
+    panel = ConflictsPanel()
+    assert panel.rows == [] and "0 Konflikt" in panel.count.value

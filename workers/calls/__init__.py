@@ -1,1 +1,0 @@
-"""Phone calls: slot planning (pure) and booking (one write transaction)."""

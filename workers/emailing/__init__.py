@@ -1,1 +1,0 @@
-"""Email to therapists and patients: signed tokens, rendering, SMTP transmission."""

@@ -1,1 +1,0 @@
-"""Locating patients and therapists (domain.md section 8)."""

@@ -1,1 +1,0 @@
-"""Therapists' email replies: understanding them (pure) and recording them (actors)."""
