@@ -22,7 +22,7 @@ PROJECT = Path(__file__).resolve().parents[2]
 EXAMPLES = PROJECT / "examples"
 MODELS = {"patients": Patient, "therapists": Therapist}
 
-# Real German postal codes (all present in shared/data/geonames/DE.txt).
+# Real German postal codes (all present in the shipped GeoNames data, db/data/).
 PLZ = ["10115", "10405", "12043", "13353", "14057", "20095", "20354", "22765", "80331", "81675"]
 PLZ += ["50667", "50823", "01067", "04109", "60311", "70173", "30159", "28195", "90402", "45127"]
 SYMPTOMS = ["Schlafstörungen", "Innere Leere", "Mobbing", "Zwänge", "Trauer / Verlust"]
