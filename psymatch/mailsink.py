@@ -10,12 +10,13 @@ import signal
 import sys
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
-from aiosmtpd.controller import Controller
-from aiosmtpd.handlers import Mailbox
-
 from psymatch import settings
+
+if TYPE_CHECKING:  # aiosmtpd is in the demo extra; the web app imports maildir_path only
+    from aiosmtpd.controller import Controller
 
 
 def maildir_path() -> Path:
@@ -35,6 +36,9 @@ def ensure_maildir(maildir: Path) -> Path:
 
 def make_controller(host: str, port: int, maildir: Path) -> Controller:
     """The sink's SMTP server (not started) storing into ``maildir``."""
+    from aiosmtpd.controller import Controller
+    from aiosmtpd.handlers import Mailbox
+
     return Controller(Mailbox(str(ensure_maildir(maildir))), hostname=host, port=port)
 
 

