@@ -1,4 +1,5 @@
-# Shared by scripts/*: create or update .venv with psymatch and its dev extras.
+# Shared by scripts/*: create or update .venv with psymatch and its dev extra
+# (test tools plus the bench and demo extras: scripts/run needs demo, the suite both).
 # Re-installs only when setup.cfg changed since the last install.
 ensure_venv() {
   local python="${PYTHON:-python3}"
