@@ -194,7 +194,7 @@ class BundlesPanel(widgets.VBox):
         return self.plz_prefix.value.strip() or None
 
     def list_therapists(self):
-        """Selectable therapists of the PLZ prefix, in serving order (domain.md 7.2)."""
+        """Selectable therapists of the PLZ prefix, in serving order (docs/domain.md §6.2)."""
         prefix = self.plz_prefix.value.strip()
         found = run_action(
             self.status,

@@ -1,4 +1,4 @@
-"""The Calls panel: today's and overdue planned calls and their outcome (domain.md 10.2).
+"""The Calls panel: today's and overdue planned calls and their outcome (docs/domain.md §8.2).
 
 Outcomes go through ``operations.calls``: reached with per-patient answers
 (recorded like any answer, cooling starts there), not reached (nothing else changes),

@@ -1,7 +1,7 @@
 """The Conflicts panel: patients accepted by two or more therapists, with a manual override.
 
 The override is a manual assignment through ``update_platzsuche(vermittelter_therapeut_id=...)``
-(domain.md 11.5, 13).
+(docs/domain.md §10, §12).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The Cooling panel: who is cooling until when (a timeline) and the manual override (domain.md 6).
+"""The Cooling panel: who is cooling until when (a timeline) and the override (docs/domain.md §5).
 
 The override goes through ``operations.cooling.override_cooling``; an empty
 reason is refused with ``REASON_REQUIRED`` and changes nothing.

@@ -1,4 +1,4 @@
-"""The Dashboard panel: the metrics of domain.md 14 for a date range, plots and a CSV export.
+"""The Dashboard panel: the metrics of docs/domain.md §14 for a date range, plots and a CSV export.
 
 Controls: ``start`` / ``end`` (DatePickers, local dates, inclusive), ``apply``
 ("Anwenden"), ``export`` ("CSV exportieren"). Output: ``figures`` (HTML table of the key

@@ -1,4 +1,4 @@
-"""The rollout-flags panel (domain.md 0 point 8): automatic rounds on/off and their share.
+"""The rollout-flags panel (docs/domain.md §6.3, §12): automatic rounds on/off and their share.
 
 Saving goes through ``operations.flags.set_auto_rounds`` (flag and audit row in
 one transaction). The panel insists on a staff name and a reason; without them, or with

@@ -1,4 +1,4 @@
-"""Rows behind the dashboard (domain.md 14): plain ``psymatch.domain.metrics`` rows.
+"""Rows behind the dashboard (docs/domain.md §14): plain ``psymatch.domain.metrics`` rows.
 
 Read-only. ``load`` reads the Anfragen (with the practice group of their therapist),
 the bundle lines, the searches and the cooling overrides of the audit log; the pure
@@ -15,7 +15,7 @@ from psymatch.domain import metrics
 
 
 def practice_key(therapist_id: int, email: str | None) -> str:
-    """The practice group (domain.md 4.2): the normalised email, else the therapist alone."""
+    """The practice group (docs/domain.md §3): the normalised email, else the therapist alone."""
     address = (email or "").strip().lower()
     return f"email:{address}" if address else f"therapist:{therapist_id}"
 

@@ -151,7 +151,7 @@ def write_transaction():
 
     On SQLite, where row locks do not exist, ``BEGIN IMMEDIATE`` serialises
     writers so the same guarantees hold as with ``SELECT ... FOR UPDATE`` on
-    PostgreSQL (domain.md section 15). Operations call each other (sending
+    PostgreSQL (docs/domain.md conventions). Operations call each other (sending
     schedules a call, a webhook stores a message and its outbox row): inside an
     open transaction they simply join it, so an error anywhere rolls back the
     whole, and no savepoint round trips are spent. Code that wants to survive

@@ -1,6 +1,6 @@
 """PLZ centroids: loading them from the GeoNames file and looking them up.
 
-The centroid of a PLZ is the mean of its places' coordinates (docs/domain.md);
+The centroid of a PLZ is the mean of its places' coordinates (docs/domain.md §3);
 pgeocode computes exactly that, offline, from the GeoNames postal-code export
 that psymatch ships in ``db/data/geonames_DE.txt.gz`` (CC BY 4.0, see the README).
 ``GEONAMES_FILE`` may name another copy, plain or gzipped, in the same format.

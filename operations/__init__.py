@@ -3,7 +3,7 @@
 ``bundles`` (rounds, preview, composition), ``responses`` (answers, outcomes,
 closure, conflicts), ``searches`` (Platzsuche lifecycle), ``cooling``
 (override), ``flags`` (rollout of automatic rounds). Errors are
-``OperationError`` with the outcome codes of domain.md section 15.
+``OperationError`` with the outcome codes of docs/domain.md §13.
 """
 
 from .errors import OperationError

@@ -1,4 +1,4 @@
-"""Creating bundles: automatic rounds and staff composition (domain.md 7, 0.1).
+"""Creating bundles: automatic rounds and staff composition (docs/domain.md §6).
 
 Both take the bundling lock, read the snapshot inside their transaction, run
 the pure selection and write Anfragen, bundle lines (with the explanation of
@@ -66,7 +66,7 @@ def params() -> Params:
 
 
 def raise_for(selection: Selection) -> None:
-    """Turn a non-OK selection into the outcome code of domain.md 15."""
+    """Turn a non-OK selection into the outcome code of docs/domain.md §13."""
     code = selection.outcome
     if code == outcomes.OK:
         return
@@ -176,7 +176,7 @@ def write_bundles(
 
 
 def list_selectable_therapists(plz_prefix: str, now: dt.datetime | None = None):
-    """Selectable therapists of a region in serving order (domain.md 7.2)."""
+    """Selectable therapists of a region in serving order (docs/domain.md §6.2)."""
     snap = snapshot.load(now, include_searches=False)
     try:
         return list_selectable(snap, params(), plz_prefix)
@@ -225,7 +225,7 @@ def create_anfrage(
     actor: str = "staff",
     now: dt.datetime | None = None,
 ) -> Created:
-    """Store a bundle for one therapist (domain.md 7.3 steps 1-9)."""
+    """Store a bundle for one therapist (docs/domain.md §6)."""
     now = now or utcnow()
     with write_transaction():
         bundling_lock()
@@ -247,7 +247,7 @@ def create_anfrage(
         try:
             send_anfrage(anfrage_id, actor=actor, now=now)
             created.gesendet = True
-        except OperationError as error:  # the Anfrage stays, unsent (domain.md 7.3 step 8)
+        except OperationError as error:  # the Anfrage stays, unsent (docs/domain.md §6.7)
             created.send_error = error.code
     return created
 
@@ -293,7 +293,7 @@ def run_bundle_round(
     dry_run: bool = False,
     respect_flag: bool = True,
 ) -> RoundResult:
-    """One automatic round (domain.md 7.6); idempotent for the same moment."""
+    """One automatic round (docs/domain.md §6.1); idempotent for the same moment."""
     import time
 
     now = now or utcnow()

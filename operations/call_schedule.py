@@ -1,4 +1,4 @@
-"""Booking a phone call in a free slot (domain.md 10.2), one write transaction.
+"""Booking a phone call in a free slot (docs/domain.md §8.2), one write transaction.
 
 The slot is planned from the calls booked *inside* the transaction that creates
 the new one, after the callee's row is locked (``FOR UPDATE`` on PostgreSQL,

@@ -1,4 +1,4 @@
-"""Phone call outcomes (domain.md 5.6, 10.2): an answer on the phone is an answer like any other."""
+"""Phone call outcomes (docs/domain.md §4, §8.2): an answer on the phone is like any other."""
 
 from __future__ import annotations
 
@@ -58,7 +58,7 @@ def set_call_status(
         if status == "abgeschlossen":
             call.tatsaechliches_datum = call.tatsaechliches_datum or local_today(now)
             call.tatsaechliche_zeit = call.tatsaechliche_zeit or call.geplante_zeit
-            if call.therapist_id is not None:  # the contact history staff see (domain.md 4.2)
+            if call.therapist_id is not None:  # the contact history staff see (docs/domain.md §4)
                 Therapist.update(letzter_kontakt_telefon=call.tatsaechliches_datum).where(
                     Therapist.id == call.therapist_id
                 ).execute()
@@ -76,7 +76,7 @@ def set_call_status(
 
 
 def reschedule(call_id: int, *, actor: str = "staff", now: dt.datetime | None = None):
-    """A new call after a failed one, from the failure date on (staff decide, domain.md 10.2)."""
+    """A new call after a failed one, from the failure date (staff decide, docs/domain.md §8.2)."""
     now = now or utcnow()
     call = Telefonanruf.get_or_none(Telefonanruf.id == call_id)
     if call is None:

@@ -1,4 +1,4 @@
-"""Manual override of a therapist's cooling period (domain.md 6), with a mandatory reason."""
+"""Manual override of a therapist's cooling period (docs/domain.md §5), with a mandatory reason."""
 
 from __future__ import annotations
 

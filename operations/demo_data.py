@@ -64,7 +64,7 @@ MALE_NAMES = (
     "Bastian", "Jörn", "Lütfi", "Jannik",
 )  # fmt: skip
 # Surnames use only ASCII letters, ä ö ü ß and hyphens, so that the practice-owner
-# transliteration of domain.md 7.2 (ä→ae, ö→oe, ü→ue, ß→ss) reproduces them in emails.
+# transliteration of docs/domain.md §3 (ä→ae, ö→oe, ü→ue, ß→ss) reproduces them in emails.
 SURNAMES = (
     "Müller", "Schmidt", "Schneider", "Fischer", "Weber", "Meyer", "Wagner", "Becker", "Schulz",
     "Hoffmann", "Schäfer", "Koch", "Bauer", "Richter", "Klein", "Wolf", "Schröder", "Neumann",
@@ -608,7 +608,7 @@ def build_therapists(rng, count, places, cum, clock: _Clock, first_id: int) -> l
         elif ages < 0.15:
             row["alter_min"], row["alter_max"] = _one(rng, ((18, 30), (21, 40), (25, 60), (40, 80)))
         elif ages < 0.16:
-            row["alter_min"] = 0  # recorded as 0: means "no minimum" (domain.md 4.2)
+            row["alter_min"] = 0  # recorded as 0: means "no minimum" (docs/domain.md §3)
         if rng.random() < 0.2:
             row["potenziell_verfuegbar"] = True
             if rng.random() < 0.5:

@@ -1,4 +1,4 @@
-"""Outcome codes of domain.md section 15 as one exception type."""
+"""Outcome codes of docs/domain.md §13 as one exception type."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from __future__ import annotations
 class OperationError(Exception):
     """A refused operation: nothing was changed.
 
-    ``code`` is the outcome code of domain.md 15 (e.g. ``ALREADY_ANSWERED``),
+    ``code`` is the outcome code of docs/domain.md §13 (e.g. ``ALREADY_ANSWERED``),
     ``status`` the HTTP status a REST edge would answer, ``details`` extra data
     such as the ids that were missing.
     """

@@ -1,4 +1,4 @@
-"""Feature flags stored in the database, with settings as the default (domain.md 0.8)."""
+"""Feature flags stored in the database, with settings as the default (docs/domain.md §6.3)."""
 
 from __future__ import annotations
 

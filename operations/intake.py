@@ -354,7 +354,7 @@ class _Importer:
 
 
 def local_today() -> dt.date:
-    """Today's date in the platform time zone (domain.md conventions)."""
+    """Today's date in the platform time zone (docs/domain.md conventions)."""
     return dt.datetime.now(ZoneInfo(settings.get().TIMEZONE)).date()
 
 

@@ -8,7 +8,7 @@ subject, bodies and address; every other stored text that belongs to the
 patient's searches, bundle lines, calls and the therapists' replies has the
 patient's names and contact data replaced by "gelöscht". Ids, dates, states,
 Platzsuchen, Therapeutenanfragen and bundle lines stay, so every metric of
-domain.md 14 is unchanged. One audit row names the staff member and the reason.
+docs/domain.md §14 is unchanged. One audit row names the staff member and the reason.
 
 Refused (nothing changed): unknown patient, missing actor or reason, and a patient
 whose search is still ``aktiv`` or ``pausiert`` (cancel it first). Erasing an

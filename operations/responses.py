@@ -1,4 +1,4 @@
-"""Recording therapists' answers (domain.md 11): one operation for email, phone and staff.
+"""Recording therapists' answers (docs/domain.md §9): one operation for email, phone and staff.
 
 ``record_response`` validates everything before it changes anything, then in
 one transaction stores the outcome per patient, the counters and response type,
@@ -161,7 +161,7 @@ def record_response(
     now: dt.datetime | None = None,
     source: str = "manual",
 ) -> ResponseResult:
-    """Record a therapist's answer to an Anfrage (domain.md 11.1 and 11.2)."""
+    """Record a therapist's answer to an Anfrage (docs/domain.md §9.1)."""
     now = now or utcnow()
     with write_transaction():
         bundling_lock(shared=True)
@@ -241,7 +241,7 @@ def record_response(
 
 
 def _accept(row, search, anfrage, therapist_id, now, actor, result) -> None:
-    """First acceptance places the patient; a later one is a conflict (domain.md 11.5)."""
+    """First acceptance places the patient; a later one is a conflict (docs/domain.md §10)."""
     was_open = row.status in ("anstehend", "keine_antwort")
     placed_with = search.vermittelter_therapeut_id
     accepted = {"patient_id": row.patient_id, "platzsuche_id": search.id, "placed": False}
@@ -278,7 +278,7 @@ def _accept(row, search, anfrage, therapist_id, now, actor, result) -> None:
 
 def _queue_follow_up_emails(anfrage_id: int, result: ResponseResult, now) -> None:
     """Outbox rows for the emails an answer causes: thanks for placed patients, and one
-    conflict notice naming every patient that had found a place meanwhile (domain.md 12.5)."""
+    conflict notice naming every patient that had found a place meanwhile (docs/domain.md §10)."""
     items = []
     if any(a["placed"] for a in result.accepted):
         items.append(
@@ -304,7 +304,7 @@ def _queue_follow_up_emails(anfrage_id: int, result: ResponseResult, now) -> Non
 def record_patient_outcome(
     anfrage_id: int, patient_id: int, outcome: str, *, actor: str = "staff", now=None
 ) -> dict:
-    """``in_Sitzungen`` or ``nicht_erschienen`` on an accepted line (domain.md 11.6)."""
+    """``in_Sitzungen`` or ``nicht_erschienen`` on an accepted line (docs/domain.md §11.1)."""
     now = now or utcnow()
     if outcome not in POST_ACCEPTANCE:
         raise OperationError(
@@ -361,7 +361,7 @@ def record_patient_outcome(
 
 
 def close_without_response(anfrage_id: int, *, actor: str = "staff", now=None) -> dict:
-    """Close a sent, pending Anfrage without an answer (domain.md 11.7); no cooling."""
+    """Close a sent, pending Anfrage without an answer (docs/domain.md §11.2); no cooling."""
     now = now or utcnow()
     with write_transaction():
         bundling_lock(shared=True)
@@ -393,7 +393,7 @@ def close_without_response(anfrage_id: int, *, actor: str = "staff", now=None) -
 
 
 def list_conflicts() -> list[dict]:
-    """Patients with two or more accepted answers (domain.md 11.5), oldest conflict first."""
+    """Patients with two or more accepted answers (docs/domain.md §10), oldest conflict first."""
     query = (
         TherapeutAnfragePatient.select(
             TherapeutAnfragePatient.patient,

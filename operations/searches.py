@@ -1,4 +1,4 @@
-"""The Platzsuche lifecycle (domain.md 5.2, 11.8, 13): open, change status, assign, exclude."""
+"""The Platzsuche lifecycle (docs/domain.md §4, 11.3, 12): open, change status, assign, exclude."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ def _search(search_id: int) -> Platzsuche:
 
 
 def create_platzsuche(patient_id: int, notizen: str | None = None, *, actor="staff", now=None):
-    """Open an aktiv search after validating the patient (domain.md 15)."""
+    """Open an aktiv search after validating the patient (docs/domain.md §12)."""
     now = now or utcnow()
     with write_transaction():
         patient = Patient.get_or_none(Patient.id == patient_id)
@@ -77,7 +77,7 @@ def update_platzsuche(
     actor: str = "staff",
     now: dt.datetime | None = None,
 ) -> Platzsuche:
-    """Change a search: status, manual assignment, exclusion list, note (domain.md 5.2, 13)."""
+    """Change a search: status, manual assignment, exclusion list, note (docs/domain.md §4, §12)."""
     now = now or utcnow()
     with write_transaction():
         bundling_lock(shared=True)
@@ -161,7 +161,7 @@ def _change_status(search, status, template, meeting, now, actor) -> None:
 
 
 def exclude_therapist(search_id: int, therapist_id: int, reason: str, *, actor="staff", now=None):
-    """Add one exclusion with a reason (object form, domain.md 13)."""
+    """Add one exclusion with a reason (object form, docs/domain.md §12)."""
     now = now or utcnow()
     if not (reason or "").strip():
         raise OperationError("REASON_REQUIRED", "an exclusion needs a reason")

@@ -1,4 +1,4 @@
-"""Sending Anfragen and the emails that follow answers (domain.md 9, 10.1, 11.5, 11.8).
+"""Sending Anfragen and the emails that follow answers (docs/domain.md §7, §8.1, §10, §11.3).
 
 Each function renders its email, creates the Email row (idempotent by key) and
 the outbox item that lets the relay enqueue ``send_email``, together with the
@@ -54,7 +54,7 @@ def _practice(therapist: Therapist) -> list[Therapist]:
 
 
 def _check_contactable(therapist: Therapist, now: dt.datetime) -> None:
-    """Rules 1, 2 and 4 of domain.md 6 (rule 3 would refuse the Anfrage being sent itself)."""
+    """Rules 1, 2 and 4 of docs/domain.md §5 (rule 3 would refuse the Anfrage being sent itself)."""
     today = snapshot.local_today(now)
     if therapist.status != "aktiv":
         raise OperationError(
@@ -109,7 +109,7 @@ def _presented_patients(anfrage: Therapeutenanfrage) -> list[Patient]:
 
 
 def send_anfrage(anfrage_id: int, *, actor: str = "system", now: dt.datetime | None = None) -> dict:
-    """Send one Anfrage by email, or by phone call when the therapist has no email (domain.md 9)."""
+    """Send one Anfrage by email, or by phone if the therapist has no email (docs/domain.md §7)."""
     now = now or utcnow()
     with write_transaction():
         anfrage = locked(
@@ -159,7 +159,7 @@ def send_anfrage(anfrage_id: int, *, actor: str = "system", now: dt.datetime | N
     return {"anfrage_id": anfrage.id, "channel": channel, **reference, "gesendet_datum": now}
 
 
-# --- follow-up (domain.md 10.1) ---------------------------------------------------------------
+# --- follow-up (docs/domain.md §8.1) ----------------------------------------------------------
 
 
 def run_follow_up(now: dt.datetime | None = None, *, actor: str = "clock") -> dict:
@@ -263,7 +263,7 @@ def follow_up_one(anfrage_id: int, *, now: dt.datetime, actor: str):
 
 
 def conflict_alternatives(therapist_id: int, now: dt.datetime | None = None) -> list[int]:
-    """Patient ids the engine would offer this therapist now, cooling ignored (domain.md 11.5)."""
+    """Patient ids the engine offers this therapist now, cooling ignored (docs/domain.md §10)."""
     selection = select_for_therapist(
         snapshot.load(now, practice_of=therapist_id),
         Params.from_settings(settings.get()),
@@ -275,7 +275,7 @@ def conflict_alternatives(therapist_id: int, now: dt.datetime | None = None) -> 
 
 
 def queue_conflict_notice(anfrage_id: int, patient_ids: list[int], *, now=None) -> Email | None:
-    """The conflict notice of domain.md 12.5: one per answered Anfrage, naming every patient
+    """The conflict notice of docs/domain.md §10: one per answered Anfrage, naming every patient
     that had found a place meanwhile, with the best alternatives for this therapist."""
     now = now or utcnow()
     anfrage = Therapeutenanfrage.get_by_id(anfrage_id)
@@ -333,7 +333,7 @@ def queue_acceptance_confirmation(anfrage_id: int, *, now=None) -> Email | None:
 def queue_placement_email(
     platzsuche_id: int, template: str, meeting: dict | None = None, *, now=None
 ) -> Email | None:
-    """The placement email to the patient (domain.md 11.8, 12.3); patient -> in_Therapie."""
+    """The placement email to the patient (docs/domain.md §11.3); patient -> in_Therapie."""
     now = now or utcnow()
     with write_transaction():
         search = Platzsuche.get_by_id(platzsuche_id)

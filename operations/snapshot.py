@@ -68,7 +68,7 @@ def therapists_with_pending_anfrage() -> set[int]:
     return {row[0] for row in query.tuples()}
 
 
-# Rule 4 of domain.md 6 counts these kinds of email; one definition for the round's
+# Rule 4 of docs/domain.md §5 counts these kinds of email; one definition for the round's
 # snapshot and for the check inside the sending transaction.
 RATE_LIMITED_KINDS = ("anfrage", "erinnerung")
 

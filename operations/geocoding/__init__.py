@@ -1,1 +1,1 @@
-"""Locating patients and therapists: PLZ centroids and the address geocoder (docs/domain.md)."""
+"""Locating patients and therapists: PLZ centroids and the address geocoder (docs/domain.md §3)."""

@@ -1,4 +1,4 @@
-"""Optional street-level geocoding through Nominatim (domain.md section 8).
+"""Optional street-level geocoding through Nominatim (docs/domain.md §3).
 
 Off unless ``NOMINATIM_URL`` is set; every record keeps its PLZ centroid until a
 street-level result replaces it (``geo_quelle = 'adresse'``, ``geo_plz`` = its

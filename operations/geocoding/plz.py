@@ -12,7 +12,7 @@ def apply_centroid(record, centroids: dict[str, tuple[float, float]]) -> bool:
     """Set the record's coordinates from its PLZ centroid; False when the PLZ is unknown.
 
     An unknown PLZ leaves the location empty, and the bundle engine treats an
-    unknown location as failing the distance rule (fail-closed, domain.md 16).
+    unknown location as failing the distance rule (fail-closed, docs/domain.md §6.4).
     """
     point = centroids.get(record.plz)
     if point is None:

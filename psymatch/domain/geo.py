@@ -1,4 +1,4 @@
-"""Distances and German regions (domain.md section 8), pure functions."""
+"""Distances and German regions (docs/domain.md §6.4, §8.2), pure functions."""
 
 from __future__ import annotations
 
@@ -49,7 +49,7 @@ def bundesland(name: str | None) -> tuple[str | None, str | None]:
 
 @njit(cache=True)
 def haversine_km(lat1, lon1, lat2, lon2, radius_km=EARTH_RADIUS_KM):
-    """Great-circle distance in km, rounded to 2 decimals as domain.md section 8 says.
+    """Great-circle distance in km, rounded to 2 decimals as docs/domain.md §6.4 says.
 
     Compiled (numba) so that the bundle round's kernel and the Python code that
     explains a single decision compute the very same rounded value.

@@ -1,4 +1,4 @@
-"""The metrics of domain.md section 14, as pure functions over plain rows.
+"""The metrics of docs/domain.md §14, as pure functions over plain rows.
 
 Nothing here reads the database or the clock: ``psymatch/console/metrics_queries.py``
 loads the rows, the caller passes ``now`` and the time zone. Timestamps are naive UTC
@@ -47,7 +47,7 @@ class AnfrageRow:
     antworttyp: str | None = None
     angenommen_anzahl: int = 0
     abgelehnt_anzahl: int = 0
-    # practice group (domain.md 4.2): the normalised email, or the therapist id alone
+    # practice group (docs/domain.md §3): the normalised email, or the therapist id alone
     practice: str = ""
 
     @property
@@ -60,7 +60,7 @@ class AnfrageRow:
 
     @property
     def answered(self) -> bool:
-        """Answered as in domain.md 4.4: a response recorded, not closed without one."""
+        """Answered as in docs/domain.md §3: a response recorded, not closed without one."""
         return self.antwort_datum is not None and self.antworttyp != "keine_Antwort"
 
 
@@ -211,7 +211,7 @@ def cooling_compliant(
     zone: str | ZoneInfo,
     cooling_days: int = 28,
 ) -> bool:
-    """Abkühlungseinhaltung for one sent Anfrage (domain.md 14).
+    """Abkühlungseinhaltung for one sent Anfrage (docs/domain.md §14).
 
     ``history``: the Anfragen of the same practice group; ``overrides``: when a cooling
     override was recorded for a member of the group.

@@ -1,6 +1,6 @@
 """Weekly schedules: patient availability, therapist working hours and phone windows.
 
-A schedule is a mapping weekday -> list of "H:MM-HH:MM" ranges (domain.md 4.1).
+A schedule is a mapping weekday -> list of "H:MM-HH:MM" ranges (docs/domain.md §3).
 Keys may be German names (canonical), two-letter German abbreviations or English
 names, in any case. ``parse_schedule`` normalises to canonical German keys and
 "HH:MM-HH:MM" ranges, or raises ``ScheduleError`` naming the offending part.
@@ -83,7 +83,7 @@ def parse_schedule(value, *, require_slot: bool = False) -> dict[str, list[str]]
 
 
 def weekly_hours(schedule: dict[str, list[str]]) -> float:
-    """Sum of all range lengths in hours (domain.md 4.1); not a gate, a figure to show."""
+    """Sum of all range lengths in hours (docs/domain.md §15); not a gate, a figure to show."""
     total = 0
     for ranges in (schedule or {}).values():
         for text in ranges:

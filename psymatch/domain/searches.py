@@ -1,4 +1,4 @@
-"""Rules of the Platzsuche lifecycle (domain.md 5.2 and 15), pure functions."""
+"""Rules of the Platzsuche lifecycle (docs/domain.md §4 and §12), pure functions."""
 
 from __future__ import annotations
 
@@ -55,7 +55,7 @@ def readiness_error(patient) -> tuple[str, str] | None:
     """The first field that keeps a patient from starting a search, with the reason.
 
     ``patient`` is any object with the patient fields (a model row or a namespace).
-    The order is the one domain.md section 15 prescribes.
+    The order is the one docs/domain.md §12 prescribes.
     """
     if not getattr(patient, "geschlecht", None):
         return "geschlecht", "required"

@@ -1,4 +1,4 @@
-"""Phone slot planning (domain.md 10.2), pure.
+"""Phone slot planning (docs/domain.md §8.2), pure.
 
 ``plan_call`` picks the day and time of a call from a weekly schedule of phone
 windows (German or English keys, abbreviations too), the calls already booked,

@@ -4,7 +4,7 @@ Pure functions, no database: ``validate_therapist`` and ``validate_patient``
 take one row as read from a JSON or CSV file and return the model field values
 to write, or raise ``RowError`` naming the first offending field.
 
-Rules (domain.md 4.1, 4.2, 15 and the README section "Import formats"):
+Rules (docs/domain.md §3, §12 and the README section "Import formats"):
 
 - Field names are the German model field names; enum values are exact and
   case-sensitive (a near miss is only *suggested* in the message, never
@@ -101,7 +101,7 @@ def text(max_length: int | None = None, *, single_line: bool = True) -> Parser:
 
 
 def enum(allowed: tuple[str, ...]) -> Parser:
-    """One of ``allowed``, exactly (enum values are case-sensitive, domain.md conventions)."""
+    """One of ``allowed``, exactly (enum values are case-sensitive, docs/domain.md conventions)."""
 
     def parse(field: str, value) -> str:
         result = _require_text(field, value)
@@ -270,7 +270,7 @@ _ICD10 = re.compile(r"[A-Z][0-9]{2}(?:\.[0-9A-Z]{1,4})?")
 
 
 def icd10_list(field: str, value) -> list[str]:
-    """ICD-10 codes like ``F32`` or ``F41.1`` (stored only, domain.md 4.2)."""
+    """ICD-10 codes like ``F32`` or ``F41.1`` (stored only, docs/domain.md §3)."""
     codes = text_list(10)(field, value)
     for code in codes:
         if not _ICD10.fullmatch(code):
@@ -279,7 +279,7 @@ def icd10_list(field: str, value) -> list[str]:
 
 
 def symptom_list(minimum: int) -> Parser:
-    """``minimum``..6 distinct labels of the fixed symptom list (domain.md 4.1)."""
+    """``minimum``..6 distinct labels of the fixed symptom list (docs/domain.md §3)."""
 
     def parse(field: str, value) -> list[str]:
         labels: list[str] = []
@@ -335,7 +335,7 @@ def _compact_schedule(field: str, raw: str) -> dict[str, list[str]]:
 
 
 def schedule(field: str, value) -> dict[str, list[str]]:
-    """A weekly schedule (domain.md 4.1): an object, JSON text, or the compact text form."""
+    """A weekly schedule (docs/domain.md §3): an object, JSON text, or the compact text form."""
     if isinstance(value, str):
         raw = value.strip()
         if raw.startswith("{"):
@@ -352,7 +352,7 @@ def raeumliche_verfuegbarkeit(field: str, value) -> dict:
     """``{"max_km": number > 0}``; text may be JSON or just the number of kilometres.
 
     A null ``max_km`` is kept out of the stored object: "missing" and "null" both
-    mean DEFAULT_MAX_DISTANCE_KM (domain.md 4.1).
+    mean DEFAULT_MAX_DISTANCE_KM (docs/domain.md §3).
     """
     if isinstance(value, str):
         raw = value.strip()
@@ -458,7 +458,7 @@ THERAPIST_MAINTAINED = {
 }
 PATIENT_MAINTAINED = {
     **_MAINTAINED,
-    "status": "driven by the patient state machine, domain.md 5.1",
+    "status": "driven by the patient state machine, docs/domain.md §4",
     "startdatum": "set automatically once contracts are signed and payment received",
     "erster_therapieplatz_am": "set by the placement workflow",
     "funktionierender_therapieplatz_am": "set by the placement workflow",

@@ -1,4 +1,4 @@
-"""The fixed vocabulary of the domain (domain.md sections 4 and 5).
+"""The fixed vocabulary of the domain (docs/domain.md §3 and §4).
 
 Enum values are persisted verbatim and are case-sensitive; the database
 schema turns each tuple here into a CHECK constraint, and intake validation
@@ -70,13 +70,13 @@ EMAILSTATUS = ("Entwurf", "In_Warteschlange", "Wird_gesendet", "Gesendet", "Fehl
 TELEFONANRUFSTATUS = ("geplant", "abgeschlossen", "fehlgeschlagen", "abgebrochen")
 
 # Kinds of email psymatch sends; together with the Anfrage or patient id a
-# kind is the idempotency key of a sending (architecture.md section 3).
+# kind is the idempotency key of a sending (docs/domain.md §3).
 EMAIL_ART = (
-    "anfrage",  # therapist inquiry, section 12.1
-    "erinnerung",  # reminder, section 12.2
+    "anfrage",  # therapist inquiry, docs/domain.md §7
+    "erinnerung",  # reminder, §8.1
     "annahme_bestaetigung",  # acceptance confirmation to the therapist
-    "konflikt",  # conflict notice, section 12.5
-    "vermittlung",  # placement success email to the patient, section 12.3
+    "konflikt",  # conflict notice, §10
+    "vermittlung",  # placement success email to the patient, §11.3
     "sonstige",
 )
 

@@ -11,7 +11,7 @@ The conflict: therapist "Dr. Anna Erste" was asked about patient X before (a sen
 seeded). After staff composed the new bundle for "Berta Zweite" (which also offers X), Dr.
 Erste's email reply accepting X arrives (recorded through the same operation the reply
 worker calls), so X leaves every other bundle; when Zweite then accepts X as well, that
-second acceptance is a conflict (domain.md 11.5), which staff settle by assigning X to her.
+second acceptance is a conflict (docs/domain.md §10), which staff settle by assigning X to her.
 
 JupyterLab runs on a copy of ``notebooks/`` (autosave is off as well, so nothing is ever
 written into the repository), with its own settings, workspace and runtime folders.

@@ -1,4 +1,4 @@
-"""The Dashboard panel (metrics of domain.md 14) and the rollout-flags panel, on real data."""
+"""The Dashboard panel (metrics of docs/domain.md §14) and the rollout-flags panel, on real data."""
 
 from __future__ import annotations
 

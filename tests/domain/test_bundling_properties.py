@@ -1,7 +1,7 @@
 """Property tests for the pure bundle selection over random snapshots.
 
-Every check below is re-derived in plain Python from domain.md (sections 6 and
-7): contactability, practice owners, H1-H7, soft filters, relaxation, ordering
+Every check below is re-derived in plain Python from docs/domain.md (§5 and
+§6): contactability, practice owners, H1-H7, soft filters, relaxation, ordering
 and the greedy round. The package's own rule functions are never called here.
 """
 
@@ -209,7 +209,7 @@ def haversine(lat1, lon1, lat2, lon2):
     dp, dl = p2 - p1, math.radians(lon2 - lon1)
     a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
     raw = 2 * RADIUS * math.asin(min(1.0, math.sqrt(a)))
-    return round(raw * 100) / 100  # two decimals (domain.md 8)
+    return round(raw * 100) / 100  # two decimals (docs/domain.md §6.4)
 
 
 def distance(t, s):
@@ -234,7 +234,7 @@ def age_within(t, s, today):
 
 
 def first_failing_hard(t, s, today, params):
-    """H1..H7 of domain.md 7.4 in table order; None when all pass."""
+    """H1..H7 of docs/domain.md §6.4 in table order; None when all pass."""
     d = distance(t, s)
     limit = s.max_km if s.max_km else params.default_max_km
     if d is None or d > limit:
@@ -284,7 +284,7 @@ def parse_ranges(schedule):
 
 
 def soft_passes(t, s, today, raw):
-    """S1..S4 of domain.md 7.3 step 4, each on its own."""
+    """S1..S4 of docs/domain.md §6.5, each on its own."""
     t_ranges = parse_ranges(raw["t"][t.id])
     p_ranges = parse_ranges(raw["s"][s.id])
     s1 = not t_ranges or any(
@@ -357,7 +357,7 @@ def select(t, snapshot, params, pending, min_size, raw, plz_prefix=None):
 
 
 def group_reason(members, snapshot, params):
-    """Contactability rules 2-4 of domain.md 6 over a practice group."""
+    """Contactability rules 2-4 of docs/domain.md §5 over a practice group."""
     if any(m.naechster_kontakt_moeglich and m.naechster_kontakt_moeglich > snapshot.today
            for m in members):  # fmt: skip
         return "cooling"
@@ -378,7 +378,7 @@ def contact_reason(t, snapshot, params):
 
 
 def owner_of(members):
-    """Practice owner, domain.md 7.2 step 4 (rules a, b, c)."""
+    """Practice owner, docs/domain.md §3 (surname, title, lowest id)."""
     email = norm_email(members[0].email) or ""
     translit = str.maketrans({"ä": "ae", "ö": "oe", "ü": "ue", "ß": "ss"})
     by_surname = [
@@ -416,7 +416,7 @@ def practice_groups(therapists):
 
 
 def oracle_round(snapshot, params, raw):
-    """The greedy round of domain.md 7.6, step by step."""
+    """The greedy round of docs/domain.md §6.2 and §6.6, step by step."""
     owners = []
     for members in practice_groups(snapshot.therapists).values():
         active = [m for m in members if m.status == "aktiv"]
@@ -634,7 +634,7 @@ def test_i_explain_pair_matches_a_reference(case, prefix, rng: random.Random):
 @SETTINGS
 @given(snapshots())
 def test_j_a_round_is_idempotent(case):
-    """Run again with the plan applied (domain.md 7.6 step 4): nothing new is created."""
+    """Run again with the plan applied (docs/domain.md §6.7): nothing new is created."""
     snapshot, params = case
     plan = plan_round(snapshot, params)
     served = {b.therapist_id for b in plan.bundles}
@@ -653,7 +653,7 @@ def test_j_a_round_is_idempotent(case):
 @SETTINGS
 @given(snapshots(), st.sampled_from(("60", "61")))
 def test_k_list_selectable_matches_a_reference(case, prefix):
-    """domain.md 7.2 steps 2-5."""
+    """docs/domain.md §6.2 (staff listing), owners as in §3."""
     snapshot, params = case
     groups = practice_groups(snapshot.therapists)
     candidates = {}

@@ -1,6 +1,6 @@
-"""Hand-made cases for the pure bundle selection (domain.md sections 6 and 7).
+"""Hand-made cases for the pure bundle selection (docs/domain.md §5 and §6).
 
-One rule per test; every expectation is written down from domain.md, not read
+One rule per test; every expectation is written down from docs/domain.md, not read
 back from the implementation. No database is needed.
 """
 
@@ -101,7 +101,7 @@ def three_searches(**kw) -> list[SearchData]:
     return [search(i, **kw) for i in (1, 2, 3)]
 
 
-# --------------------------------------------------------------------------- section 6
+# --------------------------------------------------------------------------- contactability
 
 
 @pytest.mark.parametrize(
@@ -465,7 +465,7 @@ def test_h1_default_distance_follows_params():
 
 @pytest.mark.parametrize("max_km", [None, 735.0])
 def test_h1_long_distance_limit_is_inclusive_too(max_km):
-    """domain.md 7.4/8: distance <= max_km, for any max_km > 0 (no upper bound is specified).
+    """docs/domain.md §6.4: distance <= max_km, for any max_km > 0 (no upper bound is specified).
 
     Perl (Saarland) -> Ahlbeck (Usedom) is 731.61 km; the patient accepts exactly that
     (None: the exact distance) or 735 km. explain_pair agrees; the selection must too.

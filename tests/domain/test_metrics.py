@@ -1,4 +1,4 @@
-"""The metrics of domain.md 14 as pure functions: small inputs computed by hand."""
+"""The metrics of docs/domain.md §14 as pure functions: small inputs computed by hand."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Phone slot planning (domain.md 10.2) and booking calls without double booking."""
+"""Phone slot planning (docs/domain.md §8.2) and booking calls without double booking."""
 
 from __future__ import annotations
 

@@ -27,7 +27,7 @@ def dump() -> dict[str, list[dict]]:
 
 
 def owner_key(nachname: str) -> str:
-    """The practice-owner transliteration of domain.md 7.2 (rule a)."""
+    """The practice-owner transliteration of docs/domain.md §3 (owner by surname)."""
     lowered = nachname.lower()
     for umlaut, ascii_form in (("ä", "ae"), ("ö", "oe"), ("ü", "ue"), ("ß", "ss")):
         lowered = lowered.replace(umlaut, ascii_form)

@@ -53,7 +53,7 @@ def placed_patient():
 
 
 def metrics() -> dict:
-    """What domain.md 14 counts: searches by status, placements, acceptances, waiting days."""
+    """What docs/domain.md §14 counts: searches by status, placements, acceptances, waiting days."""
     return {
         "searches": sorted(
             (s.id, s.status, s.created_at, s.erfolgreiche_vermittlung_datum,

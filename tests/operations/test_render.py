@@ -1,4 +1,7 @@
-"""Email rendering (domain.md 12): subjects, anonymised blocks, grammar, form, links."""
+"""Email rendering: subjects, anonymised blocks, grammar, form, links.
+
+The emails are described in docs/domain.md §7, §8.1, §10 and §11.3.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Bundle selection: pure, deterministic, no database and no I/O (domain.md sections 6 and 7).
+"""Bundle selection: pure, deterministic, no database and no I/O (docs/domain.md §5 and §6).
 
 Input is a ``Snapshot`` of therapists and searches as plain data; output is
 selections (one therapist) or a round plan (all contactable practices), where

@@ -1,4 +1,4 @@
-"""Contactability of therapists (domain.md section 6) and who is asked in which order.
+"""Contactability of therapists (docs/domain.md §5) and who is asked in which order.
 
 Rules, checked in this order, the first failing one gives the reason:
 1. ``inactive``: status is not ``aktiv``;
@@ -58,7 +58,7 @@ def round_owners(snapshot: Snapshot, params: Params) -> tuple[list[TherapistData
     """Contactable practice owners in serving order, and the skipped groups with reasons.
 
     The owner is chosen among a group's ``aktiv`` members, regardless of PLZ
-    (domain.md 7.6); a group whose members are all inactive is skipped. Most
+    (docs/domain.md §6.2); a group whose members are all inactive is skipped. Most
     practices have one therapist, which takes a fast path (45k therapists a round).
     """
     owners, skipped = [], {}
@@ -98,7 +98,7 @@ def round_owners(snapshot: Snapshot, params: Params) -> tuple[list[TherapistData
 
 
 def selectable(snapshot: Snapshot, params: Params, plz_prefix: str) -> list[TherapistData]:
-    """The staff listing of domain.md 7.2 for one PLZ prefix, in serving order."""
+    """The staff listing of docs/domain.md §6.2 for one PLZ prefix, in serving order."""
     all_groups = groups(snapshot.therapists)
     candidates = [
         t

@@ -68,7 +68,7 @@ def minute_ranges(schedule) -> Ranges:
 
 @dataclass(frozen=True)
 class Params:
-    """The configuration values selection depends on (domain.md section 3)."""
+    """The configuration values selection depends on (docs/domain.md §16)."""
 
     max_size: int = 6
     round_min_size: int = 3
@@ -161,7 +161,7 @@ class SearchData:
 class Snapshot:
     """Everything a selection looks at, taken at one moment.
 
-    ``now`` is naive UTC, ``today`` the local calendar date (domain.md
+    ``now`` is naive UTC, ``today`` the local calendar date (docs/domain.md
     conventions). ``email_last_queued`` maps a normalised email address to the
     last time an inquiry or reminder email was queued to it (rule 4).
     """
@@ -199,5 +199,5 @@ def age_in_years(birth: dt.date | None, today: dt.date) -> int | None:
 
 
 def waiting_days(created_at: dt.datetime, now: dt.datetime) -> int:
-    """Full days elapsed since the search started (domain.md conventions)."""
+    """Full days elapsed since the search started (docs/domain.md conventions)."""
     return max(0, int((now - created_at).total_seconds() // 86400))

@@ -1,4 +1,4 @@
-"""The compiled greedy selection over therapists in serving order (domain.md 7.3 and 7.6).
+"""The compiled greedy selection over therapists in serving order (docs/domain.md §6.2-6.6).
 
 For each therapist: visit the grid cells within reach, keep the searches that
 pass the pool rules and H1-H7, give each the number of soft filters it passes
@@ -6,7 +6,7 @@ in priority order (S1, S1+S2, ...), use the strictest level that still leaves
 ``min_size`` candidates, and take the best ``max_size`` of them by (waiting
 days desc, pending rows asc, distance asc, start asc, id asc). With ``commit``
 the chosen searches' pending counts grow at once, so later therapists of the
-same round see them (parallel cap and fairness, domain.md 0.4).
+same round see them (parallel cap and fairness, docs/domain.md §6.6).
 """
 
 from __future__ import annotations

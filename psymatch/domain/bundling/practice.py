@@ -1,4 +1,4 @@
-"""Practice groups, their owner and the order in which therapists are served (domain.md 7.2)."""
+"""Practice groups, their owner and the serving order of therapists (docs/domain.md §3, §6.2)."""
 
 from __future__ import annotations
 

@@ -47,7 +47,7 @@ def patient_procedure_code(value) -> int:
 
 
 def bound_code(value) -> int:
-    """An age bound; 0 counts as no bound (domain.md 4.2)."""
+    """An age bound; 0 counts as no bound (docs/domain.md §3)."""
     return value if isinstance(value, int) and value > 0 else -1
 
 
@@ -60,7 +60,7 @@ def symptom_mask(labels) -> int:
 
 @njit(cache=True)
 def distance_within(t_lat, t_lon, s_lat, s_lon, max_km, radius_km):
-    """H1: (passes, distance); an unknown location fails (fail-closed, domain.md 16)."""
+    """H1: (passes, distance); an unknown location fails (fail-closed, docs/domain.md §6.4)."""
     if math.isnan(t_lat) or math.isnan(t_lon) or math.isnan(s_lat) or math.isnan(s_lon):
         return False, math.nan
     distance = haversine_km(t_lat, t_lon, s_lat, s_lon, radius_km)

@@ -25,7 +25,7 @@ INVALID_PREFIX = "INVALID_PLZ_PREFIX"
 
 
 class ChosenPatient(NamedTuple):
-    """One patient of a bundle and why it is there (explainable bundles, domain.md 0.2).
+    """One patient of a bundle and why it is there (explainable bundles, docs/domain.md §6.7).
 
     A NamedTuple because a round creates ~100k of them and frozen dataclasses
     are several times slower to construct.
@@ -173,11 +173,11 @@ def select_for_therapist(
     plz_prefix: str | None = None,
     check_contact: bool = True,
 ) -> Selection:
-    """Steps 1-6 of domain.md 7.3 for one therapist; nothing is stored.
+    """The selection of docs/domain.md §6.1-6.6 for one therapist; nothing is stored.
 
     ``mode`` "staff" uses ``staff_min_size``, "round" ``round_min_size``.
     ``check_contact=False`` serves conflict alternatives, where the therapist has
-    just answered and is in cooling (domain.md 11.5).
+    just answered and is in cooling (docs/domain.md §10).
     """
     if plz_prefix is not None and not valid_prefix(plz_prefix, params):
         return Selection(therapist_id, INVALID_PREFIX)
@@ -197,7 +197,7 @@ def select_for_therapist(
 def plan_round(
     snapshot: Snapshot, params: Params, search_filter: Callable[[SearchData], bool] | None = None
 ) -> RoundPlan:
-    """A whole automatic round (domain.md 7.6) as a plan: bundles and skipped therapists."""
+    """A whole automatic round (docs/domain.md §6.1) as a plan: bundles and skipped therapists."""
     with _gc_paused():
         return _plan_round(snapshot, params, search_filter)
 
@@ -234,7 +234,7 @@ def _plan_round(snapshot: Snapshot, params: Params, search_filter) -> RoundPlan:
 
 
 def list_selectable(snapshot: Snapshot, params: Params, plz_prefix: str) -> list[TherapistData]:
-    """Selectable therapists of a region (domain.md 7.2); ValueError for a bad prefix."""
+    """Selectable therapists of a region (docs/domain.md §6.2); ValueError for a bad prefix."""
     if not valid_prefix(plz_prefix, params):
         raise ValueError(INVALID_PREFIX)
     return contact.selectable(snapshot, params, plz_prefix)
@@ -250,7 +250,7 @@ def explain_pair(
     """The first failing rule for a (therapist, search) pair, or None when the pair is eligible.
 
     Pool rules first (SEARCH_STATUS, PLACED, PARALLEL_CAP, PLZ_PREFIX), then H1-H7 in
-    table order (domain.md 7.4).
+    table order (docs/domain.md §6.4).
     """
     therapist = next(t for t in snapshot.therapists if t.id == therapist_id)
     search = next(s for s in snapshot.searches if s.id == search_id)
