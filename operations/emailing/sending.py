@@ -1,17 +1,22 @@
 """Transmitting one Email row, exactly once where SMTP allows it.
 
 States (domain.md 5.5): ``In_Warteschlange`` → ``Wird_gesendet`` → ``Gesendet`` or
-``Fehlgeschlagen``. ``transmit(email_id)``:
+``Fehlgeschlagen``. ``transmit(email_id)``, and ``transmit_batch(email_ids)`` for
+many rows over one SMTP connection:
 
-1. claims the row in a short write transaction: a conditional update
+1. claims the rows in a short write transaction: a conditional update
    ``In_Warteschlange → Wird_gesendet``. Any other status (already sent, being
    sent by another worker, failed, draft) means there is nothing to do: a
    repeated or concurrent message is harmless;
-2. builds the MIME message and hands it to SMTP, outside any transaction;
-3. on acceptance, marks ``Gesendet`` + ``gesendet_am`` in a second short
-   transaction; on a temporary error puts the row back to ``In_Warteschlange``
+2. builds each message (``smtp.build_message``, an ``EmailMessage``) and hands it
+   to smtplib's ``send_message``, outside any transaction;
+3. on acceptance, marks that email ``Gesendet`` + ``gesendet_am`` at once, in one
+   autocommitted UPDATE, before the next email of the batch goes out; an email
+   that cannot be built or that the server refuses for good fails alone and the
+   batch goes on; on a temporary error puts the row back to ``In_Warteschlange``
    with ``wiederholungsanzahl``+1 and ``fehlermeldung``, and raises
-   ``RetryLater`` so Dramatiq retries with backoff; after
+   ``RetryLater`` so Dramatiq retries with backoff (the rest of the batch goes
+   back to the queue with it); after
    ``MAX_TEMPORARY_FAILURES`` temporary errors, or on a permanent one, the row
    becomes ``Fehlgeschlagen`` (staff may re-queue it).
 
@@ -32,7 +37,7 @@ import datetime as dt
 import logging
 import re
 import weakref
-from functools import partial
+from email.message import EmailMessage
 
 from db.database import db, is_postgres, write_transaction
 from db.models import Email, EmailInhalt, utcnow
@@ -139,9 +144,9 @@ def _record_failure(email_id: int, error: smtp.SendError, now: dt.datetime) -> s
     return status
 
 
-def mime_for(email: Email, now: dt.datetime, *, eight_bit: bool = False) -> bytes:
-    """The MIME bytes of an Email row (headers derived as in ``headers.py``);
-    ``eight_bit`` as ``smtp.Session.eight_bit``."""
+def message_for(email: Email, now: dt.datetime) -> EmailMessage:
+    """The message of an Email row (headers derived as in ``headers.py``); raises
+    ``smtp.PermanentError`` when it cannot be built."""
     domain = settings.get().REPLY_DOMAIN.lower()
     return smtp.build_message(
         from_addr=email.absender_email,
@@ -155,39 +160,20 @@ def mime_for(email: Email, now: dt.datetime, *, eight_bit: bool = False) -> byte
         date=now,
         headers=email_headers.thread_headers(email.art, email.therapeutenanfrage_id),
         attachments=list(email.attachments or ()),
-        eight_bit=eight_bit,
     )
 
 
 def transmit(email_id: int, *, now: dt.datetime | None = None) -> str:
     """Send one queued Email; returns ``sent``, ``skipped`` or ``failed``.
 
-    Raises ``RetryLater`` after a temporary failure.
+    Raises ``RetryLater`` after a temporary failure that left it in the queue.
     """
-    s = settings.get()
     now = now or utcnow()
     email = _claim(email_id, now)
     if email is None:
         return "skipped"
-    try:
-        target = smtp.parse_smtp_url(s.SMTP_URL, timeout=s.SMTP_TIMEOUT_S)
-        with smtp.Session(target) as session:
-            session.send(
-                mime_for(email, now, eight_bit=session.eight_bit),
-                envelope_from=email.absender_email,
-                to_addr=email.empfaenger_email,
-            )
-    except Exception as exc:
-        error = smtp.classify(exc)
-        status = _record_failure(email_id, error, utcnow())
-        log.warning(
-            "email %s (%s): %s -> %s", email_id, email.idempotenz_schluessel, redact(error), status
-        )
-        if status == "In_Warteschlange":
-            raise RetryLater(redact(error)) from None  # no address in logs
-        return "failed"
-    _mark_sent(email_id, utcnow())
-    return "sent"
+    counts = _send_claimed([email], now)
+    return "sent" if counts["sent"] else "failed"
 
 
 def _claim_many(email_ids: list[int], now: dt.datetime) -> list[Email]:
@@ -227,49 +213,69 @@ def _claim_many(email_ids: list[int], now: dt.datetime) -> list[Email]:
 
 
 def transmit_batch(email_ids: list[int], *, now: dt.datetime | None = None) -> dict:
-    """Send many queued Emails over one SMTP connection (domain.md 5.5: batches),
-    pipelined where the server allows (``smtp.Session.send_all``).
+    """Send many queued Emails over one SMTP connection (domain.md 5.5: batches);
+    returns the counts ``sent``, ``failed`` and ``skipped`` (not queued any more).
 
-    Each email is marked ``Gesendet`` right after the server accepted it, so the
-    at-least-once window stays that of a single email. A permanent refusal fails
-    only its email; a temporary problem puts the rest of the batch back in the
-    queue and raises ``RetryLater``.
+    Raises ``RetryLater`` after a temporary failure that left emails in the queue.
     """
-    s = settings.get()
     now = now or utcnow()
     emails = _claim_many(email_ids, now)
-    counts = {"sent": 0, "failed": 0, "skipped": len(email_ids) - len(emails)}
-    if not emails:
-        return counts
+    counts = _send_claimed(emails, now) if emails else {"sent": 0, "failed": 0}
+    return {**counts, "skipped": len(email_ids) - len(emails)}
+
+
+def _send_claimed(emails: list[Email], now: dt.datetime) -> dict:
+    """Send claimed rows in order over one SMTP connection.
+
+    Each email is marked ``Gesendet`` right after the server accepted it, so the
+    at-least-once window stays that of a single email. An email that cannot be
+    built, or that the server refuses for good (5xx, refused sender or recipient),
+    fails alone and the batch goes on. A temporary problem (4xx, a broken
+    connection, a timeout) ends the batch: that email and every one not yet sent go
+    back to the queue (``_record_failure``) and ``RetryLater`` is raised."""
+    s = settings.get()
+    counts = {"sent": 0, "failed": 0}
     pending = {email.id: email for email in emails}
     try:
         target = smtp.parse_smtp_url(s.SMTP_URL, timeout=s.SMTP_TIMEOUT_S)
         with smtp.Session(target) as session:
-            outgoing = [
-                smtp.Outgoing(
-                    partial(mime_for, email, now, eight_bit=session.eight_bit),
-                    email.absender_email,
-                    email.empfaenger_email,
-                )
-                for email in emails
-            ]
-            for index, error in session.send_all(outgoing):
-                email_id = emails[index].id
-                pending.pop(email_id)
-                if error is None:
-                    _mark_sent(email_id, utcnow())
-                    counts["sent"] += 1
-                else:
-                    _record_failure(email_id, error, utcnow())
+            for email in emails:
+                try:
+                    session.send(
+                        message_for(email, now),
+                        envelope_from=email.absender_email,
+                        to_addr=email.empfaenger_email,
+                    )
+                except smtp.PermanentError as error:
+                    del pending[email.id]
+                    _record_failure(email.id, error, utcnow())
+                    log.warning(
+                        "email %s (%s): %s -> Fehlgeschlagen",
+                        email.id,
+                        email.idempotenz_schluessel,
+                        redact(error),
+                    )
                     counts["failed"] += 1
+                    continue
+                # The server has it: should the mark fail, the row stays Wird_gesendet
+                # (the at-least-once window above), never back in the queue from here.
+                del pending[email.id]
+                _mark_sent(email.id, utcnow())
+                counts["sent"] += 1
     except Exception as exc:
         error = smtp.classify(exc)
-        for email_id in pending:
-            _record_failure(email_id, error, utcnow())
+        statuses = [_record_failure(email_id, error, utcnow()) for email_id in pending]
+        requeued = statuses.count("In_Warteschlange")
+        counts["failed"] += len(statuses) - requeued
         log.warning(
-            "batch of %d: %s; %d back in the queue", len(emails), redact(error), len(pending)
+            "%d of %d emails: %s; %d back in the queue",
+            len(pending),
+            len(emails),
+            redact(error),
+            requeued,
         )
-        raise RetryLater(redact(error)) from None  # no address in logs
+        if requeued:
+            raise RetryLater(redact(error)) from None  # no address in logs
     return counts
 
 

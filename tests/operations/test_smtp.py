@@ -1,4 +1,8 @@
-"""Queueing and transmitting Email rows through a real SMTP server (aiosmtpd on loopback)."""
+"""Queueing and transmitting Email rows through a real SMTP server (aiosmtpd on loopback).
+
+What arrives is read back with the standard parser and checked for what a mail
+client sees (headers, parts, text, no defects); how the library encodes it is its
+own business."""
 
 from __future__ import annotations
 
@@ -34,8 +38,10 @@ class Recorder:
         self.envelopes = []
         self.data_reply = None  # e.g. "451 4.3.0 try again later"
         self.rcpt_reply = None
+        self.peers = set()  # (address, port) of every connection that got as far as RCPT
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        self.peers.add(session.peer)
         if self.rcpt_reply:
             return self.rcpt_reply
         envelope.rcpt_tos.append(address)
@@ -207,37 +213,6 @@ def test_sent_email_arrives_once_with_its_headers(server, queued):
     assert "<p>Sehr geehrter Herr Dr. Müller,</p>" in html.get_content()
     row = Email.get_by_id(queued.id)
     assert row.status == "Gesendet" and row.gesendet_am is not None and row.fehlermeldung is None
-
-
-class Without8BitMime(Recorder):
-    """A server that does not announce 8BITMIME (aiosmtpd's EHLO hook drops it)."""
-
-    async def handle_EHLO(self, server, session, envelope, hostname, responses):
-        session.host_name = hostname
-        return [line for line in responses if "8BITMIME" not in line.upper()]
-
-
-@pytest.mark.parametrize("announces_8bitmime", [True, False])
-def test_text_goes_8bit_only_to_a_server_that_announced_8bitmime(
-    smtp_settings, queued, announces_8bitmime
-):
-    recorder = Recorder() if announces_8bitmime else Without8BitMime()
-    controller = start(recorder, "smtp://127.0.0.1:{port}")
-    try:
-        assert sending.transmit(queued.id) == "sent"
-    finally:
-        controller.stop()
-    (envelope,) = recorder.envelopes
-    message = recorder.messages()[0]
-    parts = [part for part in message.walk() if not part.is_multipart()]
-    encodings = {part["Content-Transfer-Encoding"] for part in parts}
-    if announces_8bitmime:
-        assert "BODY=8BITMIME" in envelope.mail_options and encodings == {"8bit"}
-    else:
-        assert "BODY=8BITMIME" not in envelope.mail_options and encodings == {"base64"}
-        assert envelope.original_content.isascii()
-    text = message.get_body(preferencelist=("plain",)).get_content()
-    assert "Sehr geehrter Herr Dr. Müller," in text
 
 
 def test_the_actor_sends_a_twice_delivered_message_once(server, queued, stub_broker, stub_worker):
@@ -439,81 +414,131 @@ def test_bad_smtp_urls(url):
         smtp.parse_smtp_url(url)
 
 
-# --- pipelining (RFC 2920) --------------------------------------------------------------
+# --- what arrives -----------------------------------------------------------------------
 
 
-class Pipelining(Recorder):
-    """aiosmtpd reads commands in order anyway; this handler also announces PIPELINING,
-    so the session writes MAIL, RCPT and DATA at once. ``mail_reply`` refuses senders."""
+def content(part) -> str:
+    """A text part's content as a mail client shows it (lines arrive CRLF-terminated,
+    and the parser keeps 8bit lines as they came)."""
+    return part.get_content().replace("\r\n", "\n")
 
-    mail_reply = None
+
+def assert_clean(message) -> None:
+    """The parser found nothing wrong, in the message or any of its parts."""
+    for part in message.walk():
+        assert part.defects == [], (part.get_content_type(), part.defects)
+
+
+def test_a_delivered_inquiry_parses_without_defects_with_both_alternatives(server, queued):
+    assert sending.transmit(queued.id) == "sent"
+    (message,) = server.messages()
+    assert_clean(message)
+    assert message.get_content_type() == "multipart/alternative"
+    assert [part.get_content_type() for part in message.iter_parts()] == [
+        "text/plain",
+        "text/html",
+    ]
+    body = Email.get_by_id(queued.id).inhalt.get()
+    assert content(message.get_body(("plain",))) == body.inhalt_text
+    assert content(message.get_body(("html",))) == body.inhalt_html
+    raw = server.envelopes[0].original_content
+    assert all(len(line) <= 998 for line in raw.split(b"\r\n"))  # RFC 5322 2.1.1
+
+
+def test_non_ascii_subject_and_display_names_round_trip(server, queued):
+    subject = "Rückfrage – Ärztin bestätigt: Grüße 😀 " + "Wartezeit, Kassensitz? " * 6
+    sender_name = "Vermittlungsstelle Süd – Jördis Öztürk"
+    Email.update(betreff=subject, absender_name=sender_name).execute()
+    assert sending.transmit(queued.id) == "sent"
+    (message,) = server.messages()
+    assert_clean(message)
+    assert message["Subject"] == subject
+    assert message["From"].addresses[0].display_name == sender_name
+    assert message["To"].addresses[0].display_name == "Dr. Jörg Müller"
+    assert server.envelopes[0].original_content.split(b"\r\n\r\n")[0].isascii()
+
+
+def test_eight_bit_data_is_declared_to_a_server_that_takes_it(server, queued):
+    from db.models import EmailInhalt
+
+    EmailInhalt.update(inhalt_text="Grüße\n", inhalt_html="<p>Grüße</p>\n").execute()
+    assert sending.transmit(queued.id) == "sent"
+    (envelope,) = server.envelopes
+    assert not envelope.original_content.isascii()  # the library chose 8bit for these parts
+    assert "BODY=8BITMIME" in envelope.mail_options
+    (message,) = server.messages()
+    assert_clean(message)
+    assert content(message.get_body(("plain",))) == "Grüße\n"
+
+
+def test_lines_starting_with_a_dot_and_overlong_lines_arrive_intact(server, queued):
+    text = "Zeile\n.Punkt am Anfang\n.\n..zwei Punkte\n" + "x" * 3000 + "\nEnde ä\n"
+    from db.models import EmailInhalt
+
+    EmailInhalt.update(inhalt_text=text).where(EmailInhalt.email == queued.id).execute()
+    assert sending.transmit(queued.id) == "sent"
+    (message,) = server.messages()
+    assert_clean(message)
+    assert content(message.get_body(("plain",))) == text
+
+
+def test_a_follow_up_threads_under_the_inquiry_and_carries_the_reply_address(server, clean_db):
+    from operations.emailing import headers as email_headers
+
+    therapist, anfrage = make_anfrage_and_therapist()
+    rendered = render.RenderedEmail(
+        "erinnerung",
+        anfrage.id,
+        "Erinnerung: Therapieanfrage - Ref: A1",
+        "Text\n",
+        "<p>Text</p>\n",
+        email_headers.standard_headers("erinnerung", anfrage.id),
+        to_email="praxis@example.org",
+    )
+    row, _ = queue.queue_email(rendered, therapist_id=therapist.id)
+    assert sending.transmit(row.id) == "sent"
+    (message,) = server.messages()
+    inquiry = email_headers.message_id("anfrage", anfrage.id)
+    assert message["In-Reply-To"] == message["References"] == inquiry
+    assert message["Message-ID"] == email_headers.message_id("erinnerung", anfrage.id)
+    assert tokens.parse_reply_address(str(message["Reply-To"])) == anfrage.id
+
+
+class Without8BitMime(Recorder):
+    """A server that does not announce 8BITMIME (aiosmtpd's EHLO hook drops it)."""
 
     async def handle_EHLO(self, server, session, envelope, hostname, responses):
         session.host_name = hostname
-        return [*responses[:-1], "250-PIPELINING", responses[-1]]
-
-    async def handle_MAIL(self, server, session, envelope, address, mail_options):
-        if self.mail_reply:
-            return self.mail_reply
-        envelope.mail_from = address
-        envelope.mail_options.extend(mail_options)
-        return "250 OK"
+        return [line for line in responses if "8BITMIME" not in line.upper()]
 
 
-def _message(n: int) -> bytes:
-    return (
-        f"From: a@example.org\r\nTo: b@example.org\r\nSubject: Grüße {n}\r\n"
-        f"Message-ID: <p{n}@psymatch.example>\r\n\r\n.eine Zeile mit Punkt\r\nÄ\r\n"
-    ).encode()
+def test_a_server_without_8bitmime_gets_seven_bit_data_that_reads_the_same(smtp_settings, queued):
+    from db.models import EmailInhalt
 
-
-def test_pipelined_session_keeps_in_step_through_refusals(smtp_settings):
-    recorder = Pipelining()
+    # short lines: the library would send these parts as 8bit to a server taking it
+    text, html = "Sehr geehrter Herr Dr. Müller,\nGrüße\n", "<p>Grüße</p>\n"
+    EmailInhalt.update(inhalt_text=text, inhalt_html=html).execute()
+    recorder = Without8BitMime()
     controller = start(recorder, "smtp://127.0.0.1:{port}")
-    target = smtp.parse_smtp_url(settings.get().SMTP_URL, timeout=5)
     try:
-        with smtp.Session(target) as session:
-            assert session.pipelining and session.eight_bit
-            send = lambda n: session.send(  # noqa: E731
-                _message(n), envelope_from="a@example.org", to_addr="b@example.org"
-            )
-            send(1)
-            recorder.rcpt_reply = "550 5.1.1 no such mailbox"
-            with pytest.raises(smtp.PermanentError, match="recipient refused: b@example.org: 550"):
-                send(2)
-            recorder.rcpt_reply, recorder.mail_reply = None, "553 5.7.1 sender refused"
-            with pytest.raises(smtp.PermanentError, match="553"):
-                send(3)
-            recorder.mail_reply, recorder.data_reply = None, "451 4.3.0 try again later"
-            with pytest.raises(smtp.TemporaryError, match="451"):
-                send(4)
-            recorder.data_reply = None
-            send(5)  # the conversation is still in step after each refusal
+        assert sending.transmit(queued.id) == "sent"
     finally:
         controller.stop()
-    assert [m["Message-ID"] for m in recorder.messages()] == [
-        "<p1@psymatch.example>",
-        "<p5@psymatch.example>",
-    ]
-    body = recorder.messages()[1].get_content()
-    assert body.startswith(".eine Zeile mit Punkt")  # dot-stuffed on the way, unstuffed here
-    assert all("BODY=8BITMIME" in e.mail_options for e in recorder.envelopes)
+    (envelope,) = recorder.envelopes
+    assert envelope.original_content.isascii()
+    assert "BODY=8BITMIME" not in envelope.mail_options
+    (message,) = recorder.messages()
+    assert_clean(message)
+    assert content(message.get_body(("plain",))) == text
+    assert content(message.get_body(("html",))) == html
 
 
-@pytest.mark.parametrize(
-    "message",
-    [b".a\r\n", b"a\r\n.b\r\n..c\r\nd.\r\n", b"a\r\n.\r\n", b"no dots\r\n", b".", b""],
-)
-def test_dot_stuffing_matches_smtplib(message):
-    import re
-
-    assert smtp.dot_stuffed(message) == re.sub(rb"(?m)^\.", b"..", message)
+# --- batches ----------------------------------------------------------------------------
 
 
 class Refusing(Recorder):
-    """Refuses by content instead of by state, so one ``send_all`` meets every case:
-    senders ``refused-sender@``, recipients ``nobody@`` (550) and ``busy@`` (450),
-    data with ``X-Refuse: permanent`` (554) or ``X-Refuse: temporary`` (451)."""
+    """Refuses by address, so one batch meets every case: senders ``refused-sender@``
+    (553), recipients ``nobody@`` (550) and ``busy@`` (450), data for ``spam@`` (554)."""
 
     async def handle_MAIL(self, server, session, envelope, address, mail_options):
         if address.startswith("refused-sender@"):
@@ -530,150 +555,148 @@ class Refusing(Recorder):
         return await super().handle_RCPT(server, session, envelope, address, rcpt_options)
 
     async def handle_DATA(self, server, session, envelope):
-        if b"X-Refuse: permanent" in envelope.original_content:
+        if envelope.rcpt_tos[0].startswith("spam@"):
             return "554 5.6.0 content refused"
-        if b"X-Refuse: temporary" in envelope.original_content:
-            return "451 4.3.0 try again later"
         return await super().handle_DATA(server, session, envelope)
 
 
-class RefusingPipelining(Refusing, Pipelining):
-    pass
-
-
-def _outgoing(n: int, *, sender="a@example.org", to="b@example.org", refuse=None, build=None):
-    message = _message(n)
-    if refuse:
-        message = f"X-Refuse: {refuse}\r\n".encode() + message
-
-    def fails():
-        raise smtp.PermanentError(f"message {n} cannot be built")
-
-    return smtp.Outgoing(fails if build == "fails" else (lambda: message), sender, to)
-
-
-def _ids(recorder) -> list[str]:
-    return [m["Message-ID"] for m in recorder.messages()]
-
-
-@pytest.mark.parametrize("handler", [Refusing, RefusingPipelining])
-def test_send_all_reports_each_message_in_order_and_stays_in_step(smtp_settings, handler):
-    recorder = handler()
+@pytest.fixture
+def refusing(smtp_settings):
+    recorder = Refusing()
     controller = start(recorder, "smtp://127.0.0.1:{port}")
-    target = smtp.parse_smtp_url(settings.get().SMTP_URL, timeout=5)
-    outgoing = [
-        _outgoing(0),
-        _outgoing(1, to="nobody@example.org"),
-        _outgoing(2, build="fails"),
-        _outgoing(3, sender="refused-sender@example.org"),
-        _outgoing(4, refuse="permanent"),
-        _outgoing(5),
-        _outgoing(6, build="fails"),
-    ]
-    try:
-        with smtp.Session(target) as session:
-            assert session.pipelining == (handler is RefusingPipelining)
-            results = [
-                (i, str(error) if error else None) for i, error in session.send_all(outgoing)
-            ]
-            session.send(_message(7), envelope_from="a@example.org", to_addr="b@example.org")
-    finally:
-        controller.stop()
-    assert [i for i, _ in results] == list(range(7))
-    assert results[0] == (0, None) and results[5] == (5, None)
-    assert "recipient refused: nobody@example.org: 550" in results[1][1]
-    assert results[2][1] == "message 2 cannot be built"
-    assert results[6][1] == "message 6 cannot be built"
-    assert "553" in results[3][1] and "554" in results[4][1]
-    # accepted: exactly the two good ones, then the one sent after the batch
-    assert _ids(recorder) == [f"<p{n}@psymatch.example>" for n in (0, 5, 7)]
+    yield recorder
+    controller.stop()
 
 
-@pytest.mark.parametrize("handler", [Refusing, RefusingPipelining])
-@pytest.mark.parametrize("refusal", ["data", "recipient"])
-def test_send_all_raises_a_temporary_refusal_and_delivers_nothing_after_it(
-    smtp_settings, handler, refusal
+def queue_batch(addresses: list[str]) -> list[Email]:
+    rows = []
+    for n, address in enumerate(addresses):
+        therapist, anfrage = make_anfrage_and_therapist(n + 1)
+        rendered = rendered_inquiry(anfrage.id)
+        rows.append(queue.queue_email(rendered, therapist_id=therapist.id, to_email=address)[0])
+    return rows
+
+
+def delivered_to(recorder) -> list[str]:
+    return [e.rcpt_tos[0] for e in recorder.envelopes]
+
+
+def test_a_batch_goes_over_one_connection_each_email_once(refusing, clean_db):
+    rows = queue_batch([f"praxis{n}@example.org" for n in range(6)])
+    counts = sending.transmit_batch([row.id for row in rows])
+    assert counts == {"sent": 6, "failed": 0, "skipped": 0}
+    assert len(refusing.peers) == 1
+    assert delivered_to(refusing) == [f"praxis{n}@example.org" for n in range(6)]
+    for message in refusing.messages():
+        assert_clean(message)
+    assert {Email.get_by_id(row.id).status for row in rows} == {"Gesendet"}
+    again = sending.transmit_batch([row.id for row in rows])  # a repeated batch message
+    assert again == {"sent": 0, "failed": 0, "skipped": 6}
+    assert len(refusing.envelopes) == 6
+
+
+def test_permanent_refusals_and_unbuildable_emails_fail_alone_and_the_batch_goes_on(
+    refusing, clean_db, tmp_path
 ):
-    """The next envelope may already be open (354) when the refusal arrives: the session
-    then closes the connection, and the server drops that transaction unsent."""
-    recorder = handler()
+    addresses = [
+        "praxis0@example.org",
+        "nobody@example.org",  # recipient refused, 550
+        "praxis2@example.org",  # sender refused, 553
+        "spam@example.org",  # data refused, 554
+        "praxis4@example.org",  # a line break in the subject: cannot be built
+        "praxis5@example.org",  # its attachment is gone: cannot be built
+        "praxis6@example.org",
+    ]
+    rows = queue_batch(addresses)
+    Email.update(absender_email="refused-sender@example.org").where(
+        Email.id == rows[2].id
+    ).execute()
+    Email.update(betreff="Hallo\r\nBcc: evil@example.org").where(Email.id == rows[4].id).execute()
+    Email.update(attachments=[str(tmp_path / "gone.pdf")]).where(Email.id == rows[5].id).execute()
+    counts = sending.transmit_batch([row.id for row in rows])
+    assert counts == {"sent": 2, "failed": 5, "skipped": 0}
+    assert delivered_to(refusing) == ["praxis0@example.org", "praxis6@example.org"]
+    assert len(refusing.peers) == 1
+    after = [Email.get_by_id(row.id) for row in rows]
+    assert [row.status for row in after] == ["Gesendet"] + ["Fehlgeschlagen"] * 5 + ["Gesendet"]
+    reasons = [row.fehlermeldung for row in after[1:6]]
+    assert "550" in reasons[0] and "no such mailbox" in reasons[0]
+    assert "553" in reasons[1] and "554" in reasons[2]
+    assert "linefeed or carriage return" in reasons[3]
+    assert "gone.pdf" in reasons[4]
+    assert "example.org" not in "".join(reasons)  # addresses are redacted
+    assert all("Bcc" not in m.as_string() for m in refusing.messages())
+
+
+def test_a_temporary_refusal_ends_the_batch_and_the_rest_is_sent_on_retry(refusing, clean_db):
+    rows = queue_batch(["praxis0@example.org", "busy@example.org", "praxis2@example.org"])
+    with pytest.raises(sending.RetryLater, match="450"):
+        sending.transmit_batch([row.id for row in rows])
+    after = [Email.get_by_id(row.id) for row in rows]
+    assert [row.status for row in after] == ["Gesendet", "In_Warteschlange", "In_Warteschlange"]
+    assert [row.wiederholungsanzahl for row in after] == [0, 1, 1]
+    assert "450" in after[1].fehlermeldung
+    assert delivered_to(refusing) == ["praxis0@example.org"]
+    Email.update(empfaenger_email="praxis1@example.org").where(Email.id == rows[1].id).execute()
+    counts = sending.transmit_batch([row.id for row in rows])  # Dramatiq's retry
+    assert counts == {"sent": 2, "failed": 0, "skipped": 1}
+    assert delivered_to(refusing) == [f"praxis{n}@example.org" for n in range(3)]
+
+
+class Dropping(Recorder):
+    """Drops the connection (no reply) at the ``drop_at``-th message's data, once."""
+
+    drop_at = 2
+    seen = 0
+
+    async def handle_DATA(self, server, session, envelope):
+        self.seen += 1
+        if self.seen == self.drop_at:
+            server.transport.abort()
+            return "421 4.3.0 closing"  # never reaches the client
+        return await super().handle_DATA(server, session, envelope)
+
+
+def test_a_connection_broken_mid_batch_leaves_the_unsent_emails_claimable(smtp_settings, clean_db):
+    recorder = Dropping()
     controller = start(recorder, "smtp://127.0.0.1:{port}")
-    target = smtp.parse_smtp_url(settings.get().SMTP_URL, timeout=5)
-    second = (
-        _outgoing(1, refuse="temporary")
-        if refusal == "data"
-        else _outgoing(1, to="busy@example.org")
-    )
-    yielded = []
     try:
-        with pytest.raises(smtp.TemporaryError, match="451" if refusal == "data" else "450"):
-            with smtp.Session(target) as session:
-                for index, error in session.send_all([_outgoing(0), second, _outgoing(2)]):
-                    yielded.append((index, error))
-        with smtp.Session(target) as session:  # the server itself is fine
-            session.send(_message(3), envelope_from="a@example.org", to_addr="b@example.org")
+        rows = queue_batch([f"praxis{n}@example.org" for n in range(4)])
+        with pytest.raises(sending.RetryLater, match="connection|closed|disconnect"):
+            sending.transmit_batch([row.id for row in rows])
+        statuses = [Email.get_by_id(row.id).status for row in rows]
+        assert statuses == ["Gesendet"] + ["In_Warteschlange"] * 3
+        assert sending.transmit_batch([row.id for row in rows]) == {
+            "sent": 3,
+            "failed": 0,
+            "skipped": 1,
+        }
     finally:
         controller.stop()
-    assert yielded == [(0, None)]
-    assert _ids(recorder) == ["<p0@psymatch.example>", "<p3@psymatch.example>"]
+    assert delivered_to(recorder) == [f"praxis{n}@example.org" for n in range(4)]
+    assert len(recorder.peers) == 2  # the broken connection, then the retry's
 
 
-def test_send_all_left_early_delivers_no_empty_message(smtp_settings):
-    """A caller that stops after the first acceptance (its database mark failed, say)
-    leaves the second envelope open on the server; no message may come of it."""
-    recorder = RefusingPipelining()
-    controller = start(recorder, "smtp://127.0.0.1:{port}")
-    target = smtp.parse_smtp_url(settings.get().SMTP_URL, timeout=5)
-    try:
-        with pytest.raises(RuntimeError, match="mark failed"):
-            with smtp.Session(target) as session:
-                for _index, _error in session.send_all([_outgoing(0), _outgoing(1)]):
-                    raise RuntimeError("mark failed")
-        with smtp.Session(target) as session:
-            session.send(_message(2), envelope_from="a@example.org", to_addr="b@example.org")
-    finally:
-        controller.stop()
-    assert _ids(recorder) == ["<p0@psymatch.example>", "<p2@psymatch.example>"]
-    assert all(e.original_content for e in recorder.envelopes)
-
-
-def test_batch_sends_pipelined_through_the_real_relay_path(smtp_settings, clean_db):
-    recorder = RefusingPipelining()
-    controller = start(recorder, "smtp://127.0.0.1:{port}")
-    addresses = ["praxis0@example.org", "nobody@example.org", "praxis2@example.org"]
-    try:
-        rows = []
-        for n, address in enumerate(addresses):
-            therapist, anfrage = make_anfrage_and_therapist(n + 1)
-            rendered = rendered_inquiry(anfrage.id)
-            rows.append(queue.queue_email(rendered, therapist_id=therapist.id, to_email=address)[0])
-        counts = sending.transmit_batch([row.id for row in rows])
-    finally:
-        controller.stop()
-    assert counts == {"sent": 2, "failed": 1, "skipped": 0}
-    assert [e.rcpt_tos[0] for e in recorder.envelopes] == [addresses[0], addresses[2]]
-    statuses = [Email.get_by_id(row.id).status for row in rows]
-    assert statuses == ["Gesendet", "Fehlgeschlagen", "Gesendet"]
-    assert "550" in Email.get_by_id(rows[1].id).fehlermeldung
-
-
-def test_a_queued_email_without_bodies_fails_visibly_and_the_rest_go_out(smtp_settings, clean_db):
+def test_a_queued_email_without_bodies_fails_visibly_and_the_rest_go_out(refusing, clean_db):
     from db.models import EmailInhalt
 
-    recorder = RefusingPipelining()
-    controller = start(recorder, "smtp://127.0.0.1:{port}")
-    try:
-        rows = []
-        for n in range(2):
-            therapist, anfrage = make_anfrage_and_therapist(n + 1)
-            rendered = rendered_inquiry(anfrage.id)
-            address = f"praxis{n}@example.org"
-            rows.append(queue.queue_email(rendered, therapist_id=therapist.id, to_email=address)[0])
-        EmailInhalt.delete().where(EmailInhalt.email == rows[0].id).execute()
-        sending.transmit_batch([row.id for row in rows])
-    finally:
-        controller.stop()
+    rows = queue_batch(["praxis0@example.org", "praxis1@example.org"])
+    EmailInhalt.delete().where(EmailInhalt.email == rows[0].id).execute()
+    sending.transmit_batch([row.id for row in rows])
     broken, good = (Email.get_by_id(row.id) for row in rows)
     assert (broken.status, broken.fehlermeldung) == ("Fehlgeschlagen", "no bodies stored")
     assert good.status == "Gesendet"
-    assert [e.rcpt_tos[0] for e in recorder.envelopes] == ["praxis1@example.org"]
+    assert delivered_to(refusing) == ["praxis1@example.org"]
+
+
+def test_the_batch_actor_sends_a_twice_delivered_batch_once(
+    server, clean_db, stub_broker, stub_worker
+):
+    rows = queue_batch([f"praxis{n}@example.org" for n in range(3)])
+    ids = [row.id for row in rows]
+    actors.send_emails.send(ids)
+    actors.send_emails.send(ids)
+    stub_broker.join(actors.send_emails.queue_name, timeout=20_000)
+    stub_worker.join()
+    assert delivered_to(server) == [f"praxis{n}@example.org" for n in range(3)]
+    assert {Email.get_by_id(i).status for i in ids} == {"Gesendet"}
