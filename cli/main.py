@@ -368,7 +368,6 @@ def cmd_bench_emails(args) -> int:
         args.count,
         processes=args.processes,
         threads=args.threads,
-        smtp_server=args.smtp_server,
         report=None if args.json else print,
     )
     print(json.dumps(figures) if args.json else json.dumps(figures, indent=2))
@@ -527,18 +526,10 @@ def build_parser() -> argparse.ArgumentParser:
     bb.add_argument("--seed", type=int, default=1)
     bb.add_argument("--json", action="store_true")
     bb.set_defaults(func=cmd_bench_bundling)
-    from tools import countingsink
-
     be = bench_commands.add_parser("emails", help="N inquiry emails through a real worker pool")
     be.add_argument("--count", type=int, required=True)
     be.add_argument("--processes", type=int, default=2)
     be.add_argument("--threads", type=int, default=8)
-    be.add_argument(
-        "--smtp-server",
-        choices=countingsink.KINDS,
-        help="the local SMTP server: Postfix's smtp-sink (default when installed), "
-        "psymatch's own asyncio sink (default otherwise) or aiosmtpd",
-    )
     be.add_argument("--json", action="store_true")
     be.set_defaults(func=cmd_bench_emails)
     bw = bench_commands.add_parser("webhooks", help="N signed webhooks (each twice) via gunicorn")
