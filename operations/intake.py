@@ -2,7 +2,7 @@
 
 Every row is validated on its own (``psymatch.domain.validation``); valid rows
 are upserted by ``external_id``, invalid rows are reported with their position
-and written nowhere. The file formats are described in the README, section "Import formats".
+and written nowhere. The file formats are described in docs/import-formats.md.
 
 Semantics:
 

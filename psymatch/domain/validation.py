@@ -4,7 +4,7 @@ Pure functions, no database: ``validate_therapist`` and ``validate_patient``
 take one row as read from a JSON or CSV file and return the model field values
 to write, or raise ``RowError`` naming the first offending field.
 
-Rules (docs/domain.md §3, §12 and the README section "Import formats"):
+Rules (docs/domain.md §3, §12 and docs/import-formats.md):
 
 - Field names are the German model field names; enum values are exact and
   case-sensitive (a near miss is only *suggested* in the message, never
