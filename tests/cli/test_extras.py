@@ -122,7 +122,8 @@ for package in {PRODUCT_PACKAGES!r}:
             importlib.import_module(info.name)
         except ImportError as error:
             failed[info.name] = str(error)
-import webhooks.app
+import cli.main, webhooks.app
+cli.main.build_parser()  # every subcommand, bench ones included, without importing tools/
 app = webhooks.app.create_app()
 print(json.dumps({{
     "failed": failed,
