@@ -411,13 +411,23 @@ class Telefonanruf(TimestampedModel):
 
 
 class InboundMessage(BaseModel):
-    """A reply as delivered by a webhook, stored raw before any processing."""
+    """An email reply as delivered by a webhook, stored before any processing.
+
+    ``message`` is the reply decoded at the webhook (``webhooks/providers.py``) into the
+    provider-neutral form: the JSON object of ``psymatch.domain.reply_parse.Message``'s
+    fields. Processing and the console read only it; ``raw_payload`` keeps the delivery as
+    posted, for audit. ``message`` is NULL when the delivery could not be decoded (the
+    reason is in ``review_reason``; processing marks such a reply ``fehler``).
+    Only email replies live here: one-click links are ``LinkKlick`` rows, Mailgun's
+    single-use tokens ``WebhookReplayMarker`` rows (migration 0008).
+    """
 
     provider = CharField(20)
     # Provider message id or RFC Message-ID: a second delivery hits this key.
     message_key = CharField(300, unique=True)
     received_at = DateTimeField(default=utcnow)
     raw_payload = TextField()
+    message = TextField(null=True)
     sender = CharField(254, null=True)
     recipient = CharField(500, null=True)
     subject = TextField(null=True)
@@ -432,6 +442,47 @@ class InboundMessage(BaseModel):
     class Meta:
         table_name = "inbound_messages"
         indexes = ((("status",), False),)
+
+
+class WebhookReplayMarker(BaseModel):
+    """A single-use webhook token (Mailgun's ``token``), remembered with the message it came
+    with: the same token with the same message is a harmless redelivery, with another
+    message a replay (refused). ``token`` is the SHA-256 hex of the token. Written in the
+    same transaction as the message; rows older than twice the timestamp window are
+    deleted now and then (``operations.replies.forget_replay_markers``)."""
+
+    provider = CharField(20)
+    token = CharField(64)
+    message_key = CharField(300)
+    seen_at = DateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "webhook_replay_marker"
+        indexes = ((("provider", "token"), True), (("seen_at",), False))
+
+
+class LinkKlick(BaseModel):
+    """A confirmed one-click answer link (``webhooks/links.py``): one per Anfrage and
+    patient; a second click changes nothing. Clicks wait (``neu``) until every open
+    patient of the Anfrage has one, then are recorded together (``verarbeitet``); an
+    email answer that comes first retires them (``ignoriert``). The clicking address is
+    personal data and stored encrypted."""
+
+    therapeutenanfrage = ForeignKeyField(
+        Therapeutenanfrage, backref="klicks", on_delete="CASCADE", index=False
+    )
+    patient = ForeignKeyField(Patient, backref="klicks", on_delete="CASCADE")
+    answer = enum_field("answer", vocab.THERAPEUTENANTWORTEN)
+    clicked_at = DateTimeField(default=utcnow)
+    remote_addr = EncryptedTextField(null=True)
+    status = enum_field("status", vocab.INBOUND_STATUS, default="neu")
+    result = JSONField(null=True)
+    review_reason = TextField(null=True)
+    processed_at = DateTimeField(null=True)
+
+    class Meta:
+        table_name = "link_klick"
+        indexes = ((("therapeutenanfrage", "patient"), True),)
 
 
 class OutboxItem(BaseModel):
@@ -493,5 +544,12 @@ DOMAIN_MODELS = [
     EmailInhalt,
     Telefonanruf,
 ]
-OPERATIONS_MODELS = [InboundMessage, OutboxItem, AuditLog, FeatureFlag]
+OPERATIONS_MODELS = [
+    InboundMessage,
+    OutboxItem,
+    AuditLog,
+    FeatureFlag,
+    WebhookReplayMarker,
+    LinkKlick,
+]
 ALL_MODELS = DOMAIN_MODELS + OPERATIONS_MODELS

@@ -42,6 +42,8 @@ def table_names(models) -> set[str]:
 
 # the tables of 0001 (the domain tables less the email bodies of 0007)
 V1_TABLES = table_names(DOMAIN_MODELS) - {"email_inhalte"}
+# the tables 0008 adds
+V8_TABLES = {"webhook_replay_marker", "link_klick"}
 
 
 def seed_domain_rows() -> dict:
@@ -107,7 +109,7 @@ def test_step_by_step_each_version_has_exactly_its_schema(scratch):
     assert tables() == V1_TABLES
     assert "auswahl" not in columns("therapeut_anfrage_patient")
     migrate.upgrade(to=2, **SILENT)
-    assert tables() == table_names(ALL_MODELS) - {"email_inhalte"}
+    assert tables() == table_names(ALL_MODELS) - {"email_inhalte"} - V8_TABLES
     migrate.upgrade(to=3, **SILENT)
     assert "auswahl" in columns("therapeut_anfrage_patient")
     migrate.downgrade(**SILENT)  # default: one step
@@ -283,4 +285,94 @@ def test_encryption_step_decrypts_on_downgrade_and_encrypts_on_upgrade(scratch):
     assert (again.vorname, again.email) == ("Jonas", "jonas.kraus@example.com")
     assert Email.get(Email.idempotenz_schluessel == "p").empfaenger_email == (
         "jonas.kraus@example.com"
+    )
+
+
+def test_markers_and_clicks_move_out_of_inbound_messages_and_back(scratch):
+    """0008 moves the fake inbound rows (token markers, link clicks) into tables of their
+    own, decodes the stored replies into the provider-neutral form, and reverses both."""
+    from db import crypto
+    from db.models import InboundMessage, LinkKlick, WebhookReplayMarker
+    from operations.replies import stored_message
+
+    migrate.upgrade(to=7, **SILENT)
+    seed_domain_rows()
+    anfrage, patient = Therapeutenanfrage.get().id, Patient.get().id
+    p = database.db.param
+    insert = (
+        'INSERT INTO "inbound_messages" ("provider", "message_key", "received_at", '
+        '"raw_payload", "subject", "therapeutenanfrage_id", "status", "review_reason") '
+        f"VALUES ({p}, {p}, {p}, {p}, {p}, {p}, {p}, {p})"
+    )
+    at = dt.datetime(2026, 11, 30, 12, 0)
+    click = {"anfrage_id": anfrage, "patient_id": patient, "answer": "angenommen",
+             "token": "1.x.y", "remote_addr": "192.0.2.7"}  # fmt: skip
+    mailgun = {"from": "Praxis <praxis@example.org>", "recipient": "antwort@psymatch.example",
+               "subject": "AW: Anfrage A1", "body-plain": "Ja, gerne.",
+               "Message-Id": "<mg-1@example.org>", "message-headers": "[]"}  # fmt: skip
+    rows = [
+        ("mailgun-token", "mailgun-token:" + "ab" * 32, at, "mid:mg-1@example.org", None, None,
+         "ignoriert", "Mailgun-Token (Schutz vor Wiederholung)"),
+        ("link", f"link:{anfrage}:{patient}", at, json.dumps(click), "Klick", anfrage, "neu",
+         None),
+        ("link", f"link:{anfrage}:999", at, json.dumps({**click, "patient_id": 999}), "Klick",
+         anfrage, "neu", None),  # its patient is gone: nothing a click could record
+        ("mailgun", "mid:mg-1@example.org", at, json.dumps(mailgun), "AW: Anfrage A1", None,
+         "neu", None),
+        ("postmark", "postmark:kaputt", at, "{nicht json", "x", None, "neu", None),
+    ]  # fmt: skip
+    for row in rows:
+        database.db.execute_sql(insert, row)
+
+    migrate.upgrade(**SILENT)
+    assert [r.provider for r in InboundMessage.select().order_by(InboundMessage.id)] == [
+        "mailgun",
+        "postmark",
+    ]
+    marker = WebhookReplayMarker.get()
+    assert (marker.provider, marker.token, marker.message_key, marker.seen_at) == (
+        "mailgun", "ab" * 32, "mid:mg-1@example.org", at
+    )  # fmt: skip
+    moved = LinkKlick.get()
+    assert (moved.therapeutenanfrage_id, moved.patient_id, moved.answer, moved.status) == (
+        anfrage, patient, "angenommen", "neu"
+    )  # fmt: skip
+    assert moved.remote_addr == "192.0.2.7" and moved.clicked_at == at
+    assert crypto.is_token(raw('SELECT "remote_addr" FROM "link_klick"')[0][0])
+    reply = InboundMessage.get(InboundMessage.provider == "mailgun")
+    message = stored_message(reply)
+    assert (message.sender, message.text, message.message_id) == (
+        "Praxis <praxis@example.org>", "Ja, gerne.", "<mg-1@example.org>"
+    )  # fmt: skip
+    broken = InboundMessage.get(InboundMessage.provider == "postmark")
+    assert broken.message is None and broken.review_reason.startswith("Nachricht nicht lesbar")
+
+    migrate.downgrade(to=7, **SILENT)
+    assert not V8_TABLES & tables() and "message" not in columns("inbound_messages")
+    back = raw(
+        'SELECT "provider", "message_key", "raw_payload", "therapeutenanfrage_id", "status" '
+        'FROM "inbound_messages" ORDER BY "provider", "message_key"'
+    )
+    assert [r[:2] for r in back] == [
+        ("link", f"link:{anfrage}:{patient}"),
+        ("mailgun", "mid:mg-1@example.org"),
+        ("mailgun-token", "mailgun-token:" + "ab" * 32),
+        ("postmark", "postmark:kaputt"),
+    ]
+    link_row = back[0]
+    assert json.loads(link_row[2]) == {
+        "anfrage_id": anfrage, "patient_id": patient, "answer": "angenommen",
+        "remote_addr": "192.0.2.7",
+    }  # fmt: skip
+    assert link_row[3:] == (anfrage, "neu")
+    assert back[2][2] == "mid:mg-1@example.org"
+
+    migrate.upgrade(**SILENT)
+    assert InboundMessage.select().count() == 2
+    assert WebhookReplayMarker.get().token == "ab" * 32
+    again = LinkKlick.get()
+    assert (again.patient_id, again.answer) == (patient, "angenommen")
+    assert again.remote_addr == "192.0.2.7"
+    assert stored_message(InboundMessage.get(InboundMessage.provider == "mailgun")).text == (
+        "Ja, gerne."
     )
