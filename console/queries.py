@@ -19,6 +19,7 @@ from db.models import (
     Therapist,
     utcnow,
 )
+from operations.replies import stored_message
 from operations.responses import list_conflicts
 
 
@@ -83,15 +84,13 @@ def reviews() -> list[dict]:
 
 
 def reply_text(inbound_id: int, limit: int = 4000) -> str:
-    """The text of a stored reply (parsed when possible, raw otherwise)."""
+    """The text of a stored reply: its decoded message, else the raw payload as stored."""
     message = InboundMessage.get_by_id(inbound_id)
     try:
-        from operations.replies import message_from_payload
-
-        parsed = message_from_payload(message.provider, message.raw_payload)
-        text = getattr(parsed, "text", None) or getattr(parsed, "html", None) or ""
-    except Exception:  # an unreadable payload is shown raw
-        text = message.raw_payload or ""
+        decoded = stored_message(message)
+    except Exception:  # a damaged stored message is shown raw
+        decoded = None
+    text = decoded.text if decoded is not None else (message.raw_payload or "")
     return text[:limit]
 
 

@@ -56,6 +56,7 @@ from operations.responses import (
 from operations.searches import update_platzsuche
 from operations.sending import follow_up_one, send_anfrage
 from psymatch import settings
+from psymatch.domain import reply_parse
 from psymatch.domain.slots import SlotParams, plan_call
 
 ACTOR = "demo-szenario"
@@ -342,6 +343,13 @@ class _Stage:
                 therapist.email,
                 payload["To"],
                 payload["Subject"],
+                message=reply_parse.message_from_parts(
+                    subject=payload["Subject"],
+                    sender=payload["From"],
+                    recipients=[payload["To"]],
+                    text=payload["TextBody"],
+                    message_id=payload["MessageID"],
+                ),
                 now=at,
             )
             if process_inbound(stored.id, now=at) == "pruefung":

@@ -160,7 +160,7 @@ def erase_patient(patient_id: int, actor: str, reason: str, *, now=None) -> dict
             "therapist_emails": _scrub_therapist_emails(anfrage_ids, needles) if anfrage_ids else 0,
             "replies": _scrub_rows(
                 InboundMessage.select().where(InboundMessage.therapeutenanfrage.in_(anfrage_ids)),
-                ("raw_payload", "subject", "review_reason"),
+                ("raw_payload", "message", "subject", "review_reason"),
                 needles,
             )
             if anfrage_ids

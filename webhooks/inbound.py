@@ -1,9 +1,10 @@
 """``/webhooks/inbound/<provider>``: email replies delivered by Mailgun, Postmark or raw.
 
 Each view checks, in this order: size (413, ``WEBHOOK_MAX_BYTES``), content type (415),
-authenticity (401; Mailgun: stale timestamp 406), shape (400). Only then is the delivery
-stored: one ``InboundMessage`` keyed by the provider message id plus the outbox item
-``process_reply`` in the same transaction (``operations.replies.store_inbound``).
+authenticity (401; Mailgun: stale timestamp 406), shape (400). Only then is the delivery,
+decoded by ``webhooks.providers``, stored: one ``InboundMessage`` keyed by the provider
+message id, the outbox item ``process_reply`` and (Mailgun) the token's replay marker, in
+one transaction (``operations.replies.store_inbound``; a reused token: 406).
 New -> 202, duplicate -> 200 (stored and processed once). A refused request writes
 nothing. When the database cannot be reached the answer is 503 with a JSON body, so the
 provider delivers again later. Processing happens in the ``process_reply`` actor, which
@@ -14,15 +15,17 @@ the outbox relay enqueues; the request does not wait for it.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
+import random
 
 import peewee
 from flask import Blueprint, Flask, jsonify, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from db import database
-from db.database import is_postgres, write_transaction
-from operations.replies import store_inbound, store_with_token_marker_pg
+from db.models import utcnow
+from operations.replies import TokenReused, forget_replay_markers, store_inbound
 from psymatch import settings
 
 from . import providers
@@ -34,6 +37,7 @@ bp = Blueprint("inbound", __name__, url_prefix="/webhooks/inbound")
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 RAW_TYPES = ("message/rfc822", "application/octet-stream")
 DB_DOWN = (peewee.OperationalError, peewee.InterfaceError)
+FORGET_SHARE = 0.01  # share of token deliveries that also delete expired markers
 
 
 def _error(status: int, code: str, message: str = ""):
@@ -74,33 +78,26 @@ def _body() -> bytes:
 
 def _store_once(normalised: Normalised, token: str | None):
     """``(row id, created)``; ``Rejected`` 406 for a reused Mailgun token."""
-    fields = (
-        normalised.provider,
-        normalised.message_key,
-        normalised.raw_payload,
-        normalised.sender,
-        normalised.recipient,
-        normalised.subject,
-    )
-    guard = providers.replay_guard
+    replay = None if token is None else providers.replay_marker(token)
     with database.connection():
-        if token is None:  # atomic on its own (one statement on PostgreSQL)
-            row, created = store_inbound(*fields, full_row=False)
-            return row.id, created
-        guard.forget_old_markers()
-        if is_postgres():  # the token's marker, the message and its outbox row: one statement
-            allowed, row_id, created = store_with_token_marker_pg(
-                guard.marker(token, normalised.message_key), *fields
+        if replay is not None and random.random() < FORGET_SHARE:
+            window = dt.timedelta(seconds=providers.replay_window_s())
+            forget_replay_markers(utcnow() - window)
+        try:
+            row, created = store_inbound(
+                normalised.provider,
+                normalised.message_key,
+                normalised.raw_payload,
+                normalised.sender,
+                normalised.recipient,
+                normalised.subject,
+                message=normalised.message,
+                unreadable=normalised.unreadable,
+                replay=replay,
             )
-        else:  # SQLite: BEGIN IMMEDIATE holds the write lock for the marker and the message
-            with write_transaction():
-                allowed = guard.check_database(token, normalised.message_key)
-                if allowed:
-                    row, created = store_inbound(*fields, full_row=False)
-                    row_id = row.id
-        if not allowed:
-            raise Rejected(406, "token_reused", "this token was used for another message")
-        return row_id, created
+        except TokenReused as reused:
+            raise Rejected(406, "token_reused", reused.message) from None
+        return row.id, created
 
 
 def store(normalised: Normalised, token: str | None = None):
@@ -159,5 +156,3 @@ def register(app: Flask) -> None:
     if bp.name not in app.blueprints:
         app.register_blueprint(bp)
     links.register(app)
-    if settings.get().PSYMATCH_BENCH_ROUTES and "bench_bare" not in app.view_functions:
-        app.add_url_rule("/bench/bare", "bench_bare", lambda: ("", 204), methods=["GET", "POST"])

@@ -5,17 +5,16 @@ links, so GET never records anything); the button "Bestätigen" POSTs to the sam
 
 Why a click is stored, not recorded at once: ``record_response`` takes the answers for
 *all* pending patients of an Anfrage in one go (domain.md 11.1 rule 5), while a link
-answers for one patient. So a confirmed click is stored as an ``InboundMessage`` with
-provider ``link`` and key ``link:<anfrage>:<patient>`` (one per patient: a second click
-for the same patient shows what is noted, it does not change it), with its
-``process_reply`` outbox item, and processed right away in the request
-(``process_inbound``; the outbox item repeats that later, harmlessly). Processing
-records the answer when every pending patient of the Anfrage has a click, with all the
-clicks together (``source="link"``), and marks them ``verarbeitet``; until then the clicks
-stay ``neu`` and the page says "Ihre Antwort ist vermerkt" and which patients are still
-open. An email reply that answers the Anfrage first retires waiting clicks
-(``ignoriert``). A click on an Anfrage that is answered already stores nothing and shows
-the recorded outcome for that patient.
+answers for one patient. So a confirmed click is stored as a ``LinkKlick`` (one per
+Anfrage and patient: a second click for the same patient shows what is noted, it does not
+change it) with its ``process_link_klick`` outbox item, and processed right away in the
+request (``operations.replies.process_click``; the outbox item repeats that later,
+harmlessly). Processing records the answer when every pending patient of the Anfrage has a
+click, with all the clicks together (``source="link"``), and marks them ``verarbeitet``;
+until then the clicks stay ``neu`` and the page says "Ihre Antwort ist vermerkt" and which
+patients are still open. An email reply that answers the Anfrage first retires waiting
+clicks (``ignoriert``). A click on an Anfrage that is answered already stores nothing and
+shows the recorded outcome for that patient. The clicking address is stored encrypted.
 
 Token problems store nothing: forged -> 401 page, expired -> 406 page (naming the Anfrage
 and asking for an email reply), unknown Anfrage or patient -> 404 page, database down ->
@@ -24,15 +23,20 @@ and asking for an email reply), unknown Anfrage or patient -> 404 page, database
 
 from __future__ import annotations
 
-import json
 import logging
 
 import peewee
 from flask import Blueprint, Flask, render_template_string, request
 
 from db import database
-from db.models import InboundMessage, TherapeutAnfragePatient, Therapeutenanfrage, utcnow
-from operations.replies import click_claim, is_answered, process_inbound, store_inbound
+from db.models import TherapeutAnfragePatient, Therapeutenanfrage, utcnow
+from operations.replies import (
+    is_answered,
+    noted_click,
+    process_click,
+    store_click,
+    waiting_clicks,
+)
 from psymatch import settings
 from psymatch.domain.tokens import ExpiredToken, ForgedToken, LinkClaim, read_link_token
 
@@ -128,21 +132,8 @@ def _context(claim: LinkClaim):
     return anfrage, line
 
 
-def _click(claim: LinkClaim) -> InboundMessage | None:
-    return InboundMessage.get_or_none(
-        InboundMessage.message_key == f"link:{claim.anfrage_id}:{claim.patient_id}"
-    )
-
-
 def _waiting(anfrage_id: int) -> list[int]:
-    clicked = {
-        click_claim(c)["patient_id"]
-        for c in InboundMessage.select().where(
-            (InboundMessage.provider == "link")
-            & (InboundMessage.therapeutenanfrage == anfrage_id)
-            & (InboundMessage.status == "neu")
-        )
-    }
+    clicked = {click.patient_id for click in waiting_clicks(anfrage_id)}
     return [
         line.patient_id
         for line in TherapeutAnfragePatient.select()
@@ -169,9 +160,9 @@ def _state_page(claim: LinkClaim, anfrage, line, *, just_clicked: bool = False):
                 "Wenn sich daran etwas geändert hat, antworten Sie bitte auf unsere E-Mail."
             )
         return _page(200, "Antwort erfasst", lines, claim=claim)
-    click = _click(claim)
+    click = noted_click(claim.anfrage_id, claim.patient_id)
     if click is not None:
-        noted = click_claim(click)["answer"]
+        noted = click.answer
         lines = [f"Für Patient {claim.patient_id} ist vermerkt: {LABELS.get(noted, noted)}."]
         if noted != claim.answer and not just_clicked:
             lines.append(
@@ -247,29 +238,16 @@ def confirm(token: str):
             return _not_found(claim)
         if is_answered(anfrage):
             return _state_page(claim, anfrage, line)
-        payload = {
-            "anfrage_id": claim.anfrage_id,
-            "patient_id": claim.patient_id,
-            "answer": claim.answer,
-            "token": token,
-            "remote_addr": request.remote_addr,
-        }
-        row, created = store_inbound(
-            "link",
-            f"link:{claim.anfrage_id}:{claim.patient_id}",
-            json.dumps(payload),
-            None,
-            None,
-            f"Klick A{claim.anfrage_id} Patient {claim.patient_id}",
-            anfrage_id=anfrage.id,
+        click, created = store_click(
+            anfrage.id, claim.patient_id, claim.answer, request.remote_addr
         )
         if created:
             try:
-                process_inbound(row.id)
+                process_click(click.id)
             except peewee.OperationalError:
                 raise
             except Exception:  # the outbox item processes it later
-                log.exception("link click %s: processing failed, left to the worker", row.id)
+                log.exception("link click %s: processing failed, left to the worker", click.id)
         anfrage = Therapeutenanfrage.get_by_id(anfrage.id)
         line = TherapeutAnfragePatient.get_by_id(line.id)
         return _state_page(claim, anfrage, line, just_clicked=created)

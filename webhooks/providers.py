@@ -1,17 +1,22 @@
-"""Inbound email providers: verify a delivery, check its shape, normalise it.
+"""Inbound email providers: verify a delivery, check its shape, decode it.
 
-Nothing here touches HTTP: the views in ``webhooks/inbound.py`` hand over form fields,
-JSON objects or bytes and get back a ``Normalised`` delivery or a ``Rejected`` error
-(an HTTP status and a short code). Secrets come from settings and are compared in
-constant time.
+The one module that knows the providers' formats. Nothing here touches HTTP or the
+database: the views in ``webhooks/inbound.py`` hand over form fields, JSON objects or
+bytes and get back a ``Normalised`` delivery or a ``Rejected`` error (an HTTP status and a
+short code). ``Normalised.message`` is the reply decoded into the provider-neutral
+``psymatch.domain.reply_parse.Message`` that ``operations.replies.store_inbound`` stores
+next to the raw payload; processing and the console read only that. Secrets come from
+settings and are compared in constant time.
 
 Mailgun (routes forwarding, form fields)
     ``signature`` = hex HMAC-SHA256(``MAILGUN_SIGNING_KEY``, ``timestamp + token``). A
     timestamp further than ``WEBHOOK_TIMESTAMP_TOLERANCE_S`` from now (either way) is
-    refused with 406. Each ``token`` may be used once (``ReplayGuard``): it is remembered
-    together with the message it came with for twice the tolerance window, so a retry
-    of the *same* message is a harmless duplicate, while the token with another message
-    (a captured signature on a forged body) is refused with 406.
+    refused with 406. Each ``token`` may be used once: ``replay_marker`` names it (by its
+    hash), and storing remembers it together with the message it came with
+    (``WebhookReplayMarker``, in the same transaction as the message), so a retry of the
+    *same* message is a harmless duplicate, while the token with another message (a
+    captured signature on a forged body) is refused with 406. Markers older than twice
+    the window are deleted now and then.
 Postmark (JSON)
     HTTP basic auth with ``POSTMARK_WEBHOOK_USER`` / ``POSTMARK_WEBHOOK_PASSWORD``.
 Raw (``message/rfc822`` body)
@@ -22,12 +27,9 @@ the RFC Message-ID for Mailgun and raw deliveries (``mid:<id>``, shared so that 
 email delivered both ways is stored once), else ``sha256:`` of the content (signature
 fields excluded, so a re-signed retry hits the same key).
 
-Replay store: the database. A marker row ``InboundMessage(provider="mailgun-token",
-status="ignoriert")`` keyed by the token's hash holds the message key; on PostgreSQL it is
-written in the same statement as the delivery and its outbox item, on SQLite in the same
-IMMEDIATE transaction, so a refused or failed request leaves neither. (A Redis store
-cost a second round trip per webhook and forgot every token when Redis was flushed.)
-Markers older than the window are deleted now and then.
+Stored raw payloads (audit only): ``mailgun`` the JSON object of the form fields as posted;
+``postmark`` the JSON body as posted; ``raw`` ``{"rfc822": text}`` (or ``{"rfc822_base64":
+...}`` when the bytes are not clean UTF-8).
 """
 
 from __future__ import annotations
@@ -36,16 +38,15 @@ import base64
 import hashlib
 import hmac
 import json
-import random
 import re
 import time
 from dataclasses import dataclass
 from email import policy
 from email.parser import BytesHeaderParser
-from email.utils import parseaddr
+from email.utils import getaddresses, parseaddr
 
-from db.models import InboundMessage, utcnow
 from psymatch import settings
+from psymatch.domain import reply_parse
 
 SENDER_MAX = 254
 RECIPIENT_MAX = 500
@@ -67,12 +68,26 @@ class Rejected(Exception):
 
 @dataclass(frozen=True)
 class Normalised:
+    """A verified delivery: its key, raw payload, the columns shown in lists, and the
+    decoded reply (``message``; None with the reason in ``unreadable`` when decoding
+    failed: such a delivery is stored and marked ``fehler`` by processing)."""
+
     provider: str
     message_key: str
     raw_payload: str
     sender: str | None
     recipient: str | None
     subject: str | None
+    message: reply_parse.Message | None = None
+    unreadable: str | None = None
+
+
+def _decoded(decode, *args) -> dict:
+    """``message`` / ``unreadable`` of ``Normalised`` from a decoder and its arguments."""
+    try:
+        return {"message": decode(*args)}
+    except Exception as exc:  # the sender's problem: stored, then marked "fehler"
+        return {"message": None, "unreadable": repr(exc)[:500]}
 
 
 def clean(value, limit: int | None = None) -> str | None:
@@ -170,7 +185,47 @@ def normalise_mailgun(fields: dict, attachments: list[str] = ()) -> Normalised:
         sender=address_of(sender),
         recipient=clean(recipient, RECIPIENT_MAX),
         subject=clean(fields.get("subject") or "", SUBJECT_MAX),
+        **_decoded(_mailgun_message, payload, [(str(n), str(v)) for n, v in headers]),
     )
+
+
+def _mailgun_message(fields: dict, headers: list[tuple[str, str]]) -> reply_parse.Message:
+    return reply_parse.message_from_parts(
+        subject=fields.get("subject") or _header(headers, "Subject") or "",
+        sender=fields.get("from") or fields.get("sender") or "",
+        recipients=_addresses(
+            fields.get("recipient"), _header(headers, "To"), _header(headers, "Cc")
+        ),
+        text=fields.get("body-plain") or fields.get("stripped-text"),
+        html=fields.get("body-html"),
+        headers=_first_wins(headers),
+        message_id=fields.get("Message-Id") or _header(headers, "Message-Id"),
+        in_reply_to=_split_ids(fields.get("In-Reply-To") or _header(headers, "In-Reply-To")),
+        references=_split_ids(fields.get("References") or _header(headers, "References")),
+    )
+
+
+def _split_ids(value) -> list[str]:
+    return [part for part in str(value).replace(",", " ").split() if part] if value else []
+
+
+def _addresses(*values) -> list[str]:
+    return [a for _, a in getaddresses([v for v in values if isinstance(v, str) and v]) if a]
+
+
+def _header(headers: list[tuple[str, str]], name: str) -> str | None:
+    return next((value for key, value in headers if key.lower() == name.lower()), None)
+
+
+def _first_wins(headers: list[tuple[str, str]]) -> dict[str, str]:
+    """Header pairs as the dict ``message_from_parts`` takes (the first value wins)."""
+    out: dict[str, str] = {}
+    seen: set[str] = set()
+    for name, value in headers:
+        if name.lower() not in seen:
+            seen.add(name.lower())
+            out[name] = value
+    return out
 
 
 # --- Postmark -----------------------------------------------------------------------------
@@ -244,6 +299,29 @@ def normalise_postmark(body: bytes) -> Normalised:
         sender=address_of(sender),
         recipient=clean(recipient, RECIPIENT_MAX),
         subject=clean(data.get("Subject") or "", SUBJECT_MAX),
+        **_decoded(_postmark_message, data),
+    )
+
+
+def _postmark_message(data: dict) -> reply_parse.Message:
+    headers = [(str(h["Name"]), str(h["Value"])) for h in data.get("Headers") or []]
+    full = [
+        item.get("Email")
+        for key in ("ToFull", "CcFull")
+        for item in data.get(key) or []
+        if isinstance(item, dict) and item.get("Email")
+    ]
+    recipients = _addresses(data.get("To"), data.get("Cc"), data.get("OriginalRecipient"))
+    return reply_parse.message_from_parts(
+        subject=data.get("Subject") or "",
+        sender=data.get("From") or "",
+        recipients=list(dict.fromkeys(recipients + full)),
+        text=data.get("TextBody") or data.get("StrippedTextReply"),
+        html=data.get("HtmlBody"),
+        headers=_first_wins(headers),
+        message_id=_header(headers, "Message-ID") or data.get("MessageID"),
+        in_reply_to=_split_ids(_header(headers, "In-Reply-To")),
+        references=_split_ids(_header(headers, "References")),
     )
 
 
@@ -292,54 +370,19 @@ def normalise_raw(body: bytes) -> Normalised:
         sender=address_of(sender),
         recipient=clean(recipient, RECIPIENT_MAX),
         subject=clean(subject or "", SUBJECT_MAX),
+        **_decoded(reply_parse.message_from_bytes, body),
     )
 
 
-# --- replay guard for Mailgun tokens ---------------------------------------------------------
+# --- single-use Mailgun tokens -------------------------------------------------------------
 
 
-class ReplayGuard:
-    """Remembers Mailgun tokens with the message they came with (see module docstring)."""
-
-    MARKER = "mailgun-token"
-    REASON = "Mailgun-Token (Schutz vor Wiederholung)"
-
-    def window_s(self) -> int:
-        return 2 * settings.get().WEBHOOK_TIMESTAMP_TOLERANCE_S
-
-    def marker(self, token: str, key: str) -> tuple[str, str, str]:
-        """(provider, message key, reason) of the token's marker row; its payload is ``key``."""
-        return self.MARKER, f"{self.MARKER}:{_sha(token)}", self.REASON
-
-    def forget_old_markers(self, now=None) -> None:
-        """Now and then (1 % of the calls) delete markers older than the window."""
-        if random.random() >= 0.01:
-            return
-        import datetime as dt
-
-        now = now or utcnow()
-        InboundMessage.delete().where(
-            (InboundMessage.provider == self.MARKER)
-            & (InboundMessage.received_at < now - dt.timedelta(seconds=self.window_s()))
-        ).execute()
-
-    def check_database(self, token: str, key: str, now=None) -> bool:
-        """SQLite, inside the caller's IMMEDIATE transaction: insert the marker or compare."""
-        now = now or utcnow()
-        _, marker_key, reason = self.marker(token, key)
-        existing = InboundMessage.get_or_none(InboundMessage.message_key == marker_key)
-        if existing is not None:
-            return existing.raw_payload == key
-        InboundMessage.insert(
-            provider=self.MARKER,
-            message_key=marker_key,
-            received_at=now,
-            raw_payload=key,
-            status="ignoriert",
-            processed_at=now,
-            review_reason=reason,
-        ).execute()
-        return True
+def replay_marker(token: str) -> tuple[str, str]:
+    """``(provider, token hash)`` under which storing remembers a Mailgun token
+    (``operations.replies.store_inbound(replay=...)``)."""
+    return "mailgun", _sha(token)
 
 
-replay_guard = ReplayGuard()
+def replay_window_s() -> int:
+    """How long a token is remembered: twice the accepted timestamp window."""
+    return 2 * settings.get().WEBHOOK_TIMESTAMP_TOLERANCE_S

@@ -25,6 +25,7 @@ from operations.replies import process_inbound, store_inbound
 from operations.searches import update_platzsuche
 from operations.sending import queue_placement_email, send_anfrage
 from psymatch import settings
+from psymatch.domain import reply_parse
 from psymatch.ports import free_port
 from tests import factories as f
 from tests.operations.test_smtp import Recorder
@@ -321,6 +322,7 @@ def test_no_patient_identity_in_log_records(clean_db, caplog):
             therapist.email,
             "anfragen@psymatch.example",
             f"Re: Ref: A{anfrage_id}",
+            message=reply_parse.message_from_bytes(raw.encode()),
         )
         process_inbound(inbound.id)
         update_platzsuche(search.id, vermittelter_therapeut_id=therapist.id)

@@ -8,18 +8,25 @@ import time
 
 import pytest
 
-from db import database
-from db.models import InboundMessage, OutboxItem, TherapeutAnfragePatient, Therapeutenanfrage
+from db import crypto, database
+from db.models import (
+    InboundMessage,
+    LinkKlick,
+    OutboxItem,
+    TherapeutAnfragePatient,
+    Therapeutenanfrage,
+    WebhookReplayMarker,
+)
 from operations import replies as ops
 from operations.bundles import create_anfrage
 from operations.errors import OperationError
 from psymatch import settings
-from psymatch.domain import tokens
+from psymatch.domain import reply_parse, tokens
 from tests import factories as f
 from tests import webhook_payloads as wp
 from webhooks import inbound, providers
 from webhooks.app import create_app
-from workers.reply_actors import process_reply
+from workers.reply_actors import process_link_klick, process_reply
 
 LATER = f.NOW + dt.timedelta(hours=2)
 MAILGUN = "/webhooks/inbound/mailgun"
@@ -41,10 +48,7 @@ def client(app):
 
 
 def counts() -> tuple[int, int]:
-    return (
-        InboundMessage.select().where(InboundMessage.provider != "mailgun-token").count(),
-        OutboxItem.select().count(),
-    )
+    return InboundMessage.select().count(), OutboxItem.select().count()
 
 
 def post(client, provider: str, payload, **kwargs):
@@ -141,8 +145,10 @@ def test_token_replay_guard_keeps_its_marker_in_the_database(client):
     assert post(client, "mailgun", first).status_code == 200  # same message: duplicate
     replay = wp.mailgun(text="zwei", timestamp=first["timestamp"], token=first["token"])
     assert post(client, "mailgun", replay).status_code == 406
-    markers = InboundMessage.select().where(InboundMessage.provider == "mailgun-token")
-    assert markers.count() == 1 and counts() == (1, 1)
+    marker = WebhookReplayMarker.get()
+    assert (marker.provider, marker.token) == providers.replay_marker(first["token"])
+    assert marker.message_key == InboundMessage.get().message_key
+    assert WebhookReplayMarker.select().count() == 1 and counts() == (1, 1)
 
 
 def test_postmark_needs_basic_auth(client):
@@ -377,7 +383,12 @@ def test_link_clicks_are_recorded_when_every_patient_has_one(client, sent):
     # a second click for the same patient shows what is noted and changes nothing
     again = client.post(link(anfrage_id, first, "abgelehnt_Kapazitaet"))
     assert "Ja – ich kann" in again.get_data(as_text=True)
-    assert counts() == (1, 1)
+    assert (LinkKlick.select().count(), OutboxItem.select().count()) == (1, 1)
+    noted = LinkKlick.get()
+    assert (noted.patient_id, noted.answer, noted.remote_addr) == (first, "angenommen", "127.0.0.1")
+    stored_addr = database.db.execute_sql('SELECT "remote_addr" FROM "link_klick"').fetchone()[0]
+    assert crypto.is_token(stored_addr)  # the address is personal data: encrypted at rest
+    assert OutboxItem.get().dedupe_key == f"process_link_klick:{noted.id}"
     client.post(link(anfrage_id, second, "abgelehnt_Kapazitaet"))
     last = client.post(link(anfrage_id, third, "abgelehnt_nicht_geeignet"))
     assert last.status_code == 200 and "Antwort erfasst" in last.get_data(as_text=True)
@@ -386,17 +397,20 @@ def test_link_clicks_are_recorded_when_every_patient_has_one(client, sent):
         second: "abgelehnt_Kapazitaet",
         third: "abgelehnt_nicht_geeignet",
     }
-    clicks = list(InboundMessage.select().where(InboundMessage.provider == "link"))
+    clicks = list(LinkKlick.select())
     assert {c.status for c in clicks} == {"verarbeitet"} and len(clicks) == 3
+    assert counts()[0] == 0  # clicks are no inbound messages
+    queued = OutboxItem.select().where(OutboxItem.task == "process_link_klick")
+    assert sorted(i.payload["klick_id"] for i in queued) == sorted(c.id for c in clicks)
     # the outbox items for the clicks run later and change nothing
     for click in clicks:
-        assert process_reply(click.id) == "verarbeitet"
+        assert process_link_klick(click.id) == "verarbeitet"
     # clicking again on an answered Anfrage shows the recorded outcome and stores nothing
     shown = client.get(link(anfrage_id, second, "angenommen"))
     assert "Erfasst für Patient" in shown.get_data(as_text=True)
     assert "keine Kapazität" in shown.get_data(as_text=True)
     assert client.post(link(anfrage_id, second, "angenommen")).status_code == 200
-    assert counts()[0] == 3
+    assert LinkKlick.select().count() == 3
 
 
 def test_email_answer_retires_waiting_clicks(client, sent):
@@ -407,7 +421,7 @@ def test_email_answer_retires_waiting_clicks(client, sent):
         "id"
     ]
     assert ops.process_inbound(inbound_id, now=LATER) == "verarbeitet"
-    click = InboundMessage.get(InboundMessage.provider == "link")
+    click = LinkKlick.get()
     assert click.status == "ignoriert"
 
 
@@ -435,18 +449,28 @@ def test_link_for_unknown_anfrage_is_404(client):
     assert counts() == (0, 0)
 
 
-def test_concurrent_deliveries_sharing_a_token_store_one_message(clean_db, backend):
-    """Racing statements: the token's marker and the message are decided once."""
-    if backend != "postgres":
-        pytest.skip("the one-statement path is PostgreSQL's (SQLite serialises writers)")
+def test_concurrent_deliveries_sharing_a_token_store_one_message(clean_db):
+    """Racing transactions: the token's marker and the message are decided once."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from operations.replies import store_with_token_marker_pg
+    message = reply_parse.message_from_parts(subject="s", sender="a@b.de", recipients=[])
 
     def deliver(token: str, key: str):
         with database.connection():
-            marker = providers.replay_guard.marker(token, key)
-            return store_with_token_marker_pg(marker, "mailgun", key, "{}", None, None, None)
+            try:
+                row, created = ops.store_inbound(
+                    "mailgun",
+                    key,
+                    "{}",
+                    None,
+                    None,
+                    None,
+                    message=message,
+                    replay=providers.replay_marker(token),
+                )
+            except ops.TokenReused:
+                return False, None, False
+            return True, row.id, created
 
     with ThreadPoolExecutor(4) as pool:
         for round_ in range(15):
@@ -460,3 +484,38 @@ def test_concurrent_deliveries_sharing_a_token_store_one_message(clean_db, backe
             assert sum(allowed for allowed, _, _ in other) == 1
             assert [created for allowed, _, created in other if allowed] == [True]
     assert counts() == (30, 30)
+    assert WebhookReplayMarker.select().count() == 30
+
+
+def test_the_stored_message_is_provider_neutral(client, sent):
+    """Processing reads the message decoded at the webhook, never the provider's payload."""
+    _, anfrage_id, patients = sent
+    text = wp.reply_text(patients, dict.fromkeys(patients, "kap"))
+    ids = {}
+    for provider in ("mailgun", "postmark", "raw"):
+        body = payload(provider, anfrage_id=anfrage_id, text=text, message_id=f"<n-{provider}@x>")
+        ids[provider] = post(client, provider, body).get_json()["id"]
+    decoded = {p: ops.stored_message(InboundMessage.get_by_id(i)) for p, i in ids.items()}
+    for message in decoded.values():
+        assert isinstance(message, reply_parse.Message)
+        assert wp.SENDER in message.sender and "Kapazität" in message.text
+        assert reply_parse.identify_anfrage(message) == anfrage_id
+    # the raw payload is kept for audit only: processing does not need it
+    InboundMessage.update(raw_payload="{}").where(InboundMessage.id == ids["raw"]).execute()
+    assert process_reply(ids["raw"]) == "verarbeitet"
+    assert outcomes(anfrage_id) == dict.fromkeys(patients, "abgelehnt_Kapazitaet")
+
+
+def test_a_message_without_decoded_form_is_marked_fehler(client):
+    """A delivery the webhook could not decode is kept (nothing lost) and marked ``fehler``."""
+    row, created = ops.store_inbound(
+        "raw", "mid:kaputt", "{}", wp.SENDER, None, "x", message=None, unreadable="Bad header"
+    )
+    assert created and process_reply(row.id) == "fehler"
+    assert InboundMessage.get_by_id(row.id).review_reason == ("Nachricht nicht lesbar: Bad header")
+
+
+def test_no_bench_route_in_the_app(app):
+    rules = [rule.rule for rule in app.url_map.iter_rules()]
+    assert not [rule for rule in rules if "bench" in rule]
+    assert app.test_client().get("/bench/bare").status_code == 404
