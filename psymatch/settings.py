@@ -117,8 +117,6 @@ class Settings:
     RAW_WEBHOOK_SECRET: str = "demo-raw-webhook-secret"
     WEBHOOK_MAX_BYTES: int = 10 * 1024 * 1024
     WEBHOOK_TIMESTAMP_TOLERANCE_S: int = 300
-    # Extra routes for ``psymatch bench webhooks`` only (a bare 204 route)
-    PSYMATCH_BENCH_ROUTES: bool = False
 
     # Optional street-level geocoding (Nominatim); empty URL = PLZ centroids only
     NOMINATIM_URL: str = ""

@@ -1,23 +1,25 @@
 """``psymatch bench webhooks --requests N``: inbound webhooks through a real gunicorn.
 
 Starts gunicorn (2 workers, gthread, the web process's ``webhooks/gunicorn_conf.py``:
-request metrics in multiprocess files, request ids) serving the web app against the configured
-database (``DATABASE_URL``) on a free loopback port, with ``PSYMATCH_BENCH_ROUTES=true``
-so that the app also serves ``/bench/bare`` (204, no database): the floor of the same
-server. Then, from a pool of 16 client threads with keep-alive connections:
+request metrics in multiprocess files, request ids) serving the production web app
+against the configured database (``DATABASE_URL``) on a free loopback port. The app has
+no routes of its own for benchmarks: the floor of the same server is ``GET /healthz``
+(liveness, answered without the database or the broker). Then, from a pool of 16 client
+threads with keep-alive connections:
 
-0. untimed warm-up: 64 bare requests and 64 other deliveries (connections, pools, caches);
+0. untimed warm-up: 64 ``/healthz`` requests and 64 other deliveries (connections, pools,
+   caches);
 1. ``N`` valid signed Mailgun deliveries, each sent twice (shuffled, so duplicates
    also arrive concurrently), each answered 202 (new) or 200 (duplicate);
-2. as many (``2N``) requests to ``/bench/bare``.
+2. as many (``2N``) requests to ``/healthz``.
 
 The processing actor does not run: the figures count stored rows. The run's rows
 (InboundMessage, their outbox items and replay markers) are deleted afterwards.
 
 Figures: ``requests`` (N), ``sent`` (2N), ``rps`` / ``p50_ms`` / ``p99_ms`` of the webhook
-requests, ``bare_rps`` / ``bare_p50_ms``, ``stored`` (InboundMessage rows created),
-``lost`` (messages without a row), ``duplicates`` (rows beyond one per message),
-``errors`` (responses other than 200/202, by status).
+requests, ``bare_rps`` / ``bare_p50_ms`` of ``/healthz`` (the server's floor), ``stored``
+(InboundMessage rows created), ``lost`` (messages without a row), ``duplicates`` (rows
+beyond one per message), ``errors`` (responses other than 200/202, by status).
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from psymatch import settings
 from psymatch.ports import free_port
 
 THREADS = 16
+FLOOR = "/healthz"  # the floor: a production route that touches neither database nor broker
 GUNICORN_WORKERS = 2
 GUNICORN_THREADS = 8
 
@@ -51,7 +54,7 @@ class BenchError(RuntimeError):
 
 
 def bench_app():
-    """The app gunicorn serves: ``create_app()`` with the inbound routes registered."""
+    """The app gunicorn serves: the production ``create_app()`` (inbound routes included)."""
     from webhooks import inbound
     from webhooks.app import create_app
 
@@ -64,7 +67,7 @@ def bench_app():
 def _server(port: int, report):
     # the production gunicorn config (multiprocess metrics, logs), with its own metrics files
     metrics_dir = tempfile.mkdtemp(prefix="bench-metrics-")
-    env = settings.child_environ(PSYMATCH_BENCH_ROUTES="true", METRICS_DIR=metrics_dir)
+    env = settings.child_environ(METRICS_DIR=metrics_dir)
     command = [
         sys.executable,
         "-m",
@@ -93,8 +96,8 @@ def _server(port: int, report):
                 raise BenchError(f"gunicorn exited with {process.returncode}")
             try:
                 conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-                conn.request("GET", "/bench/bare")
-                if conn.getresponse().status == 204:
+                conn.request("GET", FLOOR)
+                if conn.getresponse().status == 200:
                     conn.close()
                     break
                 conn.close()
@@ -184,7 +187,7 @@ def _rows(run_id: str):
 
 def _cleanup(run_id: str) -> int:
     from db.database import write_transaction
-    from db.models import InboundMessage, OutboxItem
+    from db.models import InboundMessage, OutboxItem, WebhookReplayMarker
 
     with write_transaction():
         ids = [row.id for row in _rows(run_id)]
@@ -194,9 +197,8 @@ def _cleanup(run_id: str) -> int:
                 OutboxItem.dedupe_key.in_([f"process_reply:{i}" for i in chunk])
             ).execute()
             InboundMessage.delete().where(InboundMessage.id.in_(chunk)).execute()
-        InboundMessage.delete().where(
-            (InboundMessage.provider == "mailgun-token")
-            & InboundMessage.raw_payload.startswith(f"mid:bench-{run_id}-")
+        WebhookReplayMarker.delete().where(
+            WebhookReplayMarker.message_key.startswith(f"mid:bench-{run_id}-")
         ).execute()
     return len(ids)
 
@@ -234,13 +236,13 @@ def run(requests: int, report=None) -> dict:
                 return elapsed
 
             def bare(_: int) -> float:
-                status, elapsed = client.request("GET", "/bench/bare")
-                if status != 204:
+                status, elapsed = client.request("GET", FLOOR)
+                if status != 200:
                     count(status)
                 return elapsed
 
             def warm_up(index: int) -> None:  # connections, pools and caches of both paths
-                client.request("GET", "/bench/bare")
+                client.request("GET", FLOOR)
                 client.request("POST", "/webhooks/inbound/mailgun", warm_bodies[index], headers)
 
             with ThreadPoolExecutor(THREADS) as pool:

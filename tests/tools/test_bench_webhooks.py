@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from db.models import InboundMessage, OutboxItem
+from db.models import InboundMessage, OutboxItem, WebhookReplayMarker
 from tools import bench_webhooks
 
 
@@ -17,5 +17,6 @@ def test_bench_webhooks_small(clean_db):
     assert figures["errors"] == {}
     assert figures["rps"] > 0 and figures["bare_rps"] > 0
     assert lines
-    assert InboundMessage.select().count() == 0  # cleaned up, replay markers included
+    assert InboundMessage.select().count() == 0  # cleaned up
+    assert WebhookReplayMarker.select().count() == 0  # replay markers included
     assert OutboxItem.select().count() == 0
