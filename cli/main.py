@@ -405,6 +405,8 @@ def cmd_bench_bundling(args) -> int:
     _require_extra("bench", "psymatch bench")
     from tools import bench
 
+    _connect()
+    _require_head(migrate_empty=True)
     figures = bench.bundling(
         args.therapists, args.searches, seed=args.seed, report=None if args.json else print
     )
