@@ -1,4 +1,4 @@
-"""0001 domain: every entity of domain.md section 4.
+"""0001 domain: every entity of docs/domain.md §3.
 
 Creates the geo tables, patients, therapists, Platzsuche, Therapeutenanfrage,
 bundle lines, emails and phone calls with their CHECK, UNIQUE and foreign-key

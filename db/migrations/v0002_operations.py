@@ -1,6 +1,6 @@
 """0002 operations: inbound webhook messages, outbox, audit log, feature flags.
 
-The tables the architecture needs around the domain (architecture.md section 3).
+The tables the pipeline needs around the domain (docs/pipeline.md).
 
 Downgrade drops only these four tables: every patient, therapist, search,
 bundle, email and call row is kept.

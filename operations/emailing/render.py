@@ -1,4 +1,4 @@
-"""Rendering every email psymatch sends (domain.md section 12), text and HTML.
+"""Rendering every email psymatch sends (docs/domain.md §7, §8.1, §10, §11.3), text and HTML.
 
 Functions here take plain data (``operations.emailing.data``) and return a
 ``RenderedEmail``; nothing reads the database. Templates live in
@@ -162,7 +162,7 @@ def patient_salutation(patient: PatientContact) -> str:
 
 
 def patient_facts(patient: PatientInfo, today: dt.date) -> list[tuple[str, str]]:
-    """The anonymised facts of one patient block (domain.md 12.1), in order."""
+    """The anonymised facts of one patient block (docs/domain.md §7), in order."""
     age = f"{age_on(patient.geburtsdatum, today)} Jahre" if patient.geburtsdatum else "keine Angabe"
     experience = yes_no(patient.erfahrung_mit_psychotherapie)
     if patient.erfahrung_mit_psychotherapie and patient.letzte_sitzung:
@@ -267,7 +267,7 @@ def render_inquiry(
     today: dt.date | None = None,
     link_now: dt.datetime | None = None,
 ) -> RenderedEmail:
-    """The therapist inquiry (domain.md 12.1); patients in bundle order."""
+    """The therapist inquiry (docs/domain.md §7); patients in bundle order."""
     today = today or local_today()
     context = _bundle_context(anfrage_id, therapist, patients, today, link_now)
     context["introduce"] = not therapist.ueber_curavani_informiert
@@ -291,7 +291,7 @@ def render_reminder(
     today: dt.date | None = None,
     link_now: dt.datetime | None = None,
 ) -> RenderedEmail:
-    """The reminder (domain.md 12.2): "vor N Tagen", the same blocks, no introduction."""
+    """The reminder (docs/domain.md §8.1): "vor N Tagen", the same blocks, no introduction."""
     today = today or local_today()
     context = _bundle_context(anfrage_id, therapist, patients, today, link_now)
     context["days_since"] = days_since
@@ -336,7 +336,7 @@ def render_conflict(
     *,
     today: dt.date | None = None,
 ) -> RenderedEmail:
-    """Conflict notice (domain.md 12.5): the accepted patient(s) found a place meanwhile;
+    """Conflict notice (docs/domain.md §10): the accepted patient(s) found a place meanwhile;
     up to ``MAX_ANFRAGE_SIZE`` alternatives, or the statement that none is available."""
     if not placed_patient_ids:
         raise ValueError("a conflict notice names at least one placed patient")
@@ -372,7 +372,7 @@ def render_placement(
     attachments: list[str] = (),
     meeting: Meeting | None = None,
 ) -> RenderedEmail:
-    """Placement success email to the patient (domain.md 12.3), one of four templates.
+    """Placement success email to the patient (docs/domain.md §11.3), one of four templates.
 
     ``attachments`` are the file names of the attached forms (listed in the text).
     """

@@ -1,6 +1,6 @@
 """Transmitting one Email row, exactly once where SMTP allows it.
 
-States (domain.md 5.5): ``In_Warteschlange`` → ``Wird_gesendet`` → ``Gesendet`` or
+States (docs/domain.md §4): ``In_Warteschlange`` → ``Wird_gesendet`` → ``Gesendet`` or
 ``Fehlgeschlagen``. ``transmit(email_id)``, and ``transmit_batch(email_ids)`` for
 many rows over one SMTP connection:
 
@@ -213,7 +213,7 @@ def _claim_many(email_ids: list[int], now: dt.datetime) -> list[Email]:
 
 
 def transmit_batch(email_ids: list[int], *, now: dt.datetime | None = None) -> dict:
-    """Send many queued Emails over one SMTP connection (domain.md 5.5: batches);
+    """Send many queued Emails over one SMTP connection (docs/domain.md §4: batches);
     returns the counts ``sent``, ``failed`` and ``skipped`` (not queued any more).
 
     Raises ``RetryLater`` after a temporary failure that left emails in the queue.

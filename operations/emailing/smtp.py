@@ -43,7 +43,7 @@ from email.message import EmailMessage
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlparse
 
-MAX_ATTACHMENT_BYTES = 10 * 1024 * 1024  # domain.md 4.6
+MAX_ATTACHMENT_BYTES = 10 * 1024 * 1024  # attachments are PDFs of at most 10 MB each
 # set by build_message itself; any of them in ``headers`` is ignored
 _RESERVED = {"from", "to", "subject", "date", "message-id", "mime-version", "content-type"}
 _SEVEN_BIT = email.policy.SMTP.clone(cte_type="7bit")
