@@ -33,11 +33,15 @@ answer commit together or not at all.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import json
+import threading
 
-from db.database import locked, write_transaction
+from peewee import SQL, fn
+
+from db.database import db, is_postgres, locked, write_transaction
 from db.models import (
     InboundMessage,
     LinkKlick,
@@ -119,6 +123,37 @@ def _claim_token(replay: tuple[str, str], message_key: str, now) -> None:
         raise TokenReused()
 
 
+_SQLITE_WRITER = threading.Lock()
+
+
+def _writer_turn():
+    """SQLite has one writer at a time: the threads of a process (gunicorn's gthread
+    workers) queue on a lock for it, instead of in SQLite's busy handler, whose back-off
+    sleeps up to 100 ms at a time and made the slowest webhooks wait for nothing.
+    PostgreSQL (row locks) and a transaction already open need no turn."""
+    if is_postgres() or db.in_transaction():
+        return contextlib.nullcontext()
+    return _SQLITE_WRITER
+
+
+def _redelivered(message_key: str, replay: tuple[str, str] | None) -> int | None:
+    """The id of a stored message whose token (if any) is remembered with it already: a
+    redelivery that would write nothing. (Half the deliveries are such repeats; on SQLite
+    they then do not queue for the one write lock.)"""
+    query = InboundMessage.select(InboundMessage.id).where(
+        InboundMessage.message_key == message_key
+    )
+    if replay is not None:
+        provider, token = replay
+        marker = WebhookReplayMarker.select(SQL("1")).where(
+            (WebhookReplayMarker.provider == provider)
+            & (WebhookReplayMarker.token == token)
+            & (WebhookReplayMarker.message_key == message_key)
+        )
+        query = query.where(fn.EXISTS(marker))
+    return query.scalar()
+
+
 def store_inbound(
     provider: str,
     message_key: str,
@@ -156,7 +191,10 @@ def store_inbound(
         "status": "neu",
         "review_reason": None if message is not None else f"{UNREADABLE}: {unreadable}"[:2000],
     }
-    with write_transaction():
+    known = _redelivered(message_key, replay)
+    if known is not None:  # nothing to write: answered by a read, without the write lock
+        return InboundMessage(id=known, message_key=message_key), False
+    with _writer_turn(), write_transaction():
         if replay is not None:
             _claim_token(replay, message_key, now)
         new_id = _inserted_id(InboundMessage.insert(**values))

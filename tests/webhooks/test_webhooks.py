@@ -94,6 +94,12 @@ def test_mailgun_retry_with_a_new_token_is_a_duplicate(client):
     assert post(client, "mailgun", first).status_code == 202
     assert post(client, "mailgun", retry).status_code == 200
     assert counts() == (1, 1)
+    # the retry's token is remembered as well: with another message it is a replay
+    assert WebhookReplayMarker.select().count() == 2
+    forged = wp.mailgun(text="anders", timestamp=retry["timestamp"], token=retry["token"])
+    assert post(client, "mailgun", forged).status_code == 406
+    assert post(client, "mailgun", retry).status_code == 200  # answered by a read
+    assert (counts(), WebhookReplayMarker.select().count()) == ((1, 1), 2)
 
 
 def test_message_without_id_is_keyed_by_content(client):
