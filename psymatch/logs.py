@@ -11,7 +11,10 @@ which happens in the thread that logged it, so every line carries the ids of its
 request or message.
 
 Log lines name records by id only (Anfrage 42, inbound 7), never a patient's or
-therapist's name, address or email.
+therapist's name, address or email. Request lines (gunicorn's access log, the werkzeug
+development server) never carry a whole one-click link token: ``/r/<token>`` and
+``token=`` values are cut to their first ``TOKEN_PREFIX`` characters and "…"
+(``mask_link_tokens``), in the path, the query and the Referer alike.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import re
 import sys
 from contextvars import ContextVar
 
@@ -29,6 +33,44 @@ message_id: ContextVar[str | None] = ContextVar("message_id", default=None)
 
 # Loggers that carry their own handlers and do not propagate to the root logger.
 OWN_HANDLER_LOGGERS = ("gunicorn.error", "gunicorn.access")
+# Loggers that write request lines (URLs): their arguments get link tokens masked.
+REQUEST_LINE_LOGGERS = ("gunicorn.access", "werkzeug")
+
+TOKEN_PREFIX = 6  # characters of a link token kept in logs: enough to tell two apart
+# A one-click link's token in a path (``/r/<token>``, also ``/l/``) or a query / form value.
+_LINK_TOKEN = re.compile(
+    r"(?P<lead>/[rl]/|[?&;](?:token|t|link)=)"
+    r"(?P<token>[^\s/?#&;\"'<>]{" + str(TOKEN_PREFIX + 1) + r",})"
+)
+
+
+def mask_link_tokens(text: str) -> str:
+    """``text`` with each link token cut to ``TOKEN_PREFIX`` characters and "…"."""
+    if "/r/" not in text and "/l/" not in text and "=" not in text:
+        return text
+    return _LINK_TOKEN.sub(lambda m: f"{m.group('lead')}{m.group('token')[:TOKEN_PREFIX]}…", text)
+
+
+def _masked(value):
+    return mask_link_tokens(value) if isinstance(value, str) else value
+
+
+class MaskLinkTokens(logging.Filter):
+    """Masks link tokens in a request line's message and arguments (gunicorn passes its
+    atoms as a mapping: ``%(r)s`` request line, ``%(U)s`` path, ``%(q)s`` query,
+    ``%(f)s`` and ``{referer}i`` the Referer)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str):
+            record.msg = mask_link_tokens(record.msg)
+        args = record.args
+        if isinstance(args, dict):  # in place: gunicorn's mapping answers "-" for gaps
+            for key, value in list(args.items()):
+                if isinstance(value, str):
+                    args[key] = mask_link_tokens(value)
+        elif isinstance(args, tuple):
+            record.args = tuple(_masked(value) for value in args)
+        return True
 
 
 def _time(record: logging.LogRecord) -> str:
@@ -118,6 +160,10 @@ def setup(
     worker_logger = logging.getLogger("dramatiq.worker.WorkerThread")
     if not any(isinstance(f, _ActorResultNotice) for f in worker_logger.filters):
         worker_logger.addFilter(_ActorResultNotice())
+    for name in REQUEST_LINE_LOGGERS:
+        request_logger = logging.getLogger(name)
+        if not any(isinstance(f, MaskLinkTokens) for f in request_logger.filters):
+            request_logger.addFilter(MaskLinkTokens())
     root = logging.getLogger()
     if not root.handlers:
         root.addHandler(logging.StreamHandler(stream or sys.stderr))

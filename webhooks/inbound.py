@@ -1,7 +1,8 @@
 """``/webhooks/inbound/<provider>``: email replies delivered by Mailgun, Postmark or raw.
 
 Each view checks, in this order: size (413, ``WEBHOOK_MAX_BYTES``), content type (415),
-authenticity (401; Mailgun: stale timestamp 406), shape (400). Only then is the delivery,
+authenticity (401; Mailgun: stale timestamp 406), shape (400; also structure beyond the
+bounds of ``webhooks.providers``: ``too_deep``, ``too_many_parts``). Only then is the delivery,
 decoded by ``webhooks.providers``, stored: one ``InboundMessage`` keyed by the provider
 message id, the outbox item ``process_reply`` and (Mailgun) the token's replay marker, in
 one transaction (``operations.replies.store_inbound``; a reused token: 406).
@@ -49,9 +50,16 @@ def _rejected(error: Rejected):
     return _error(error.status, error.code, error.message)
 
 
+def too_large_message(limit: int) -> str:
+    """The 413 text: the one size limit of the webhooks, by name and value."""
+    return f"the request body is larger than WEBHOOK_MAX_BYTES ({limit} bytes)"
+
+
 @bp.errorhandler(RequestEntityTooLarge)
 def _too_large(_error_obj):
-    return _error(413, "too_large", f"at most {settings.get().WEBHOOK_MAX_BYTES} bytes")
+    # Only the body size can raise it here: Flask's per-field limit is set to the same
+    # value and the form is parsed from a body already read within it (``mailgun``).
+    return _error(413, "too_large", too_large_message(settings.get().WEBHOOK_MAX_BYTES))
 
 
 @bp.errorhandler(HTTPException)
@@ -61,10 +69,15 @@ def _http(error: HTTPException):  # werkzeug's own 400s (broken multipart, ...) 
 
 @bp.before_request
 def _limit_size():
+    """One size limit for the webhooks: ``WEBHOOK_MAX_BYTES`` replaces the app's
+    ``MAX_CONTENT_LENGTH`` and Flask's own per-field ``MAX_FORM_MEMORY_SIZE``, so a 413
+    always names the limit that applied."""
     limit = settings.get().WEBHOOK_MAX_BYTES
     request.max_content_length = limit
+    request.max_form_memory_size = limit
+    request.max_form_parts = providers.FORM_MAX_PARTS
     if request.content_length is not None and request.content_length > limit:
-        raise Rejected(413, "too_large", f"at most {limit} bytes")
+        raise Rejected(413, "too_large", too_large_message(limit))
 
 
 def _require_type(allowed: tuple[str, ...]) -> None:
@@ -120,10 +133,30 @@ def store(normalised: Normalised, token: str | None = None):
     return jsonify(status="duplicate", id=row_id), 200
 
 
+def _form():
+    """The posted form within ``FORM_MAX_PARTS`` fields and files (400 otherwise).
+
+    The body is read first (a 413 here is the size limit); werkzeug then parses the read
+    bytes, and its own 413 can only mean too many multipart parts."""
+    body = _body()
+    most = providers.FORM_MAX_PARTS
+    too_many = Rejected(400, "too_many_parts", f"more than {most} form fields")
+    if request.mimetype == "application/x-www-form-urlencoded" and body.count(b"&") >= most:
+        raise too_many
+    try:
+        form = request.form
+        request.files  # noqa: B018 (parsed together with the form)
+    except RequestEntityTooLarge:
+        raise too_many from None
+    if len(list(form.items(multi=True))) + len(list(request.files.items(multi=True))) > most:
+        raise too_many
+    return form
+
+
 @bp.post("/mailgun")
 def mailgun():
     _require_type(FORM_TYPES)
-    form = request.form
+    form = _form()
     fields = {name: form.get(name) for name in form}
     providers.verify_mailgun(fields)
     attachments = [f.filename or name for name, f in request.files.items()]

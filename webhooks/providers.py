@@ -27,6 +27,15 @@ the RFC Message-ID for Mailgun and raw deliveries (``mid:<id>``, shared so that 
 email delivered both ways is stored once), else ``sha256:`` of the content (signature
 fields excluded, so a re-signed retry hits the same key).
 
+Bounded parsing (every limit checked before or while decoding, so a hostile delivery costs
+little CPU; a violation is a ``Rejected`` 400 with the code ``too_deep`` or
+``too_many_parts`` and nothing is stored): JSON (the Postmark body, Mailgun's
+``message-headers``) at most ``JSON_MAX_DEPTH`` levels deep; MIME (raw deliveries) at most
+``MIME_MAX_PARTS`` parts and ``MIME_MAX_DEPTH`` levels of nesting, counted by the
+stdlib parser itself as it creates each part; at most ``FORM_MAX_PARTS`` form fields and
+files (Mailgun, checked by ``webhooks.inbound``) and ``HEADERS_MAX`` header pairs. The
+reply parser gets at most ``TEXT_MAX`` characters of text and of HTML.
+
 Stored raw payloads (audit only): ``mailgun`` the JSON object of the form fields as posted;
 ``postmark`` the JSON body as posted; ``raw`` ``{"rfc822": text}`` (or ``{"rfc822_base64":
 ...}`` when the bytes are not clean UTF-8).
@@ -35,6 +44,7 @@ Stored raw payloads (audit only): ``mailgun`` the JSON object of the form fields
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import hmac
 import json
@@ -42,6 +52,8 @@ import re
 import time
 from dataclasses import dataclass
 from email import policy
+from email.feedparser import BytesFeedParser
+from email.message import EmailMessage
 from email.parser import BytesHeaderParser
 from email.utils import getaddresses, parseaddr
 
@@ -54,6 +66,13 @@ SUBJECT_MAX = 2000
 KEY_MAX = 300
 _SIGNATURE_FIELDS = ("timestamp", "token", "signature")
 _HEX = re.compile(r"^[0-9a-fA-F]{64}$")
+
+JSON_MAX_DEPTH = 32  # nesting levels of a JSON document (Postmark's own use 3)
+MIME_MAX_PARTS = 100  # MIME parts of one message, the message itself included
+MIME_MAX_DEPTH = 10  # levels of multipart / message nesting below the message
+FORM_MAX_PARTS = 100  # form fields and files of one Mailgun post
+HEADERS_MAX = 1000  # header pairs of a provider's header list
+TEXT_MAX = 200_000  # characters of text (and of HTML) handed to the reply parser
 
 
 class Rejected(Exception):
@@ -83,11 +102,91 @@ class Normalised:
 
 
 def _decoded(decode, *args) -> dict:
-    """``message`` / ``unreadable`` of ``Normalised`` from a decoder and its arguments."""
+    """``message`` / ``unreadable`` of ``Normalised`` from a decoder and its arguments.
+
+    A ``Rejected`` (a limit of this module) passes: such a delivery is not stored."""
     try:
-        return {"message": decode(*args)}
+        message = decode(*args)
+    except Rejected:
+        raise
     except Exception as exc:  # the sender's problem: stored, then marked "fehler"
         return {"message": None, "unreadable": repr(exc)[:500]}
+    if len(message.text) > TEXT_MAX:
+        message = dataclasses.replace(message, text=message.text[:TEXT_MAX])
+    return {"message": message}
+
+
+def _cap(value: str | None) -> str | None:
+    """Text or HTML for the reply parser: at most ``TEXT_MAX`` characters."""
+    return value[:TEXT_MAX] if isinstance(value, str) else value
+
+
+# --- bounded decoding ------------------------------------------------------------------------
+
+_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+_INNERMOST = re.compile(r"\[\]|\{\}")
+
+
+def json_too_deep(text: str, limit: int = JSON_MAX_DEPTH) -> bool:
+    """Whether ``text`` nests arrays/objects deeper than ``limit`` levels, found without
+    recursion: strings removed, only brackets kept, innermost pairs removed level by
+    level (each pass runs in C). An unbalanced text is "not too deep": ``json.loads``
+    refuses it."""
+    brackets = _NOT_BRACKET.sub("", _JSON_STRING.sub("", text))
+    for _ in range(limit):
+        if not brackets:
+            return False
+        inner = _INNERMOST.sub("", brackets)
+        if inner == brackets:
+            return False
+        brackets = inner
+    return bool(brackets) and _INNERMOST.search(brackets) is not None
+
+
+def load_json(text: str, what: str):
+    """``json.loads`` within ``JSON_MAX_DEPTH``; ``Rejected`` 400 otherwise."""
+    if json_too_deep(text):
+        raise Rejected(400, "too_deep", f"{what} is nested deeper than {JSON_MAX_DEPTH} levels")
+    try:
+        return json.loads(text)
+    except RecursionError:  # not reached after the check above; kept as a guard
+        raise Rejected(400, "too_deep", f"{what} is nested too deeply") from None
+    except ValueError:
+        raise Rejected(400, "malformed", f"{what} is not JSON") from None
+
+
+class _MimeLimit(Exception):
+    pass
+
+
+def parse_mime(raw: bytes) -> EmailMessage:
+    """The message (``policy.default``), parsed by the stdlib within ``MIME_MAX_PARTS``
+    parts and ``MIME_MAX_DEPTH`` levels: the parser's factory counts each part as it is
+    created and refuses the first one over a limit, so the parse stops early (a
+    50,000-deep multipart is refused after 11 parts). ``Rejected`` 400 over a limit."""
+    parser = None
+    parts = 0
+
+    def factory(policy=policy.default):
+        nonlocal parts
+        if parser is not None:  # FeedParser calls the factory once to probe it
+            parts += 1
+            if parts > MIME_MAX_PARTS:
+                raise _MimeLimit("too_many_parts", f"more than {MIME_MAX_PARTS} MIME parts")
+            if len(parser._msgstack) > MIME_MAX_DEPTH:  # the open parents of this part
+                raise _MimeLimit(
+                    "too_deep", f"MIME parts nested deeper than {MIME_MAX_DEPTH} levels"
+                )
+        return EmailMessage(policy=policy)
+
+    parser = BytesFeedParser(_factory=factory, policy=policy.default)
+    try:
+        parser.feed(raw)
+        return parser.close()
+    except _MimeLimit as limit:
+        code, message = limit.args
+        raise Rejected(400, code, message) from None
 
 
 def clean(value, limit: int | None = None) -> str | None:
@@ -159,10 +258,9 @@ def normalise_mailgun(fields: dict, attachments: list[str] = ()) -> Normalised:
     headers_text = fields.get("message-headers")
     headers = []
     if headers_text:
-        try:
-            headers = json.loads(headers_text)
-        except ValueError:
-            raise Rejected(400, "malformed", "message-headers is not JSON") from None
+        headers = load_json(headers_text, "message-headers")
+        if isinstance(headers, list) and len(headers) > HEADERS_MAX:
+            raise Rejected(400, "too_many_parts", f"more than {HEADERS_MAX} message-headers")
         if not isinstance(headers, list) or not all(
             isinstance(pair, list | tuple)
             and len(pair) == 2
@@ -196,8 +294,8 @@ def _mailgun_message(fields: dict, headers: list[tuple[str, str]]) -> reply_pars
         recipients=_addresses(
             fields.get("recipient"), _header(headers, "To"), _header(headers, "Cc")
         ),
-        text=fields.get("body-plain") or fields.get("stripped-text"),
-        html=fields.get("body-html"),
+        text=_cap(fields.get("body-plain") or fields.get("stripped-text")),
+        html=_cap(fields.get("body-html")),
         headers=_first_wins(headers),
         message_id=fields.get("Message-Id") or _header(headers, "Message-Id"),
         in_reply_to=_split_ids(fields.get("In-Reply-To") or _header(headers, "In-Reply-To")),
@@ -262,9 +360,9 @@ _OPTIONAL_TEXT = (
 def normalise_postmark(body: bytes) -> Normalised:
     try:
         text = body.decode("utf-8")
-        data = json.loads(text)
     except ValueError:
         raise Rejected(400, "malformed", "body is not JSON") from None
+    data = load_json(text, "body")
     if not isinstance(data, dict):
         raise Rejected(400, "malformed", "body must be a JSON object")
     sender = data.get("From")
@@ -280,6 +378,10 @@ def normalise_postmark(body: bytes) -> Normalised:
             and all(isinstance(i, dict) and isinstance(i.get("Email", ""), str) for i in items)
         ):
             raise Rejected(400, "malformed", f"{name} must be a list of objects")
+    for name in ("Headers", "ToFull", "CcFull", "Attachments"):
+        items, most = data.get(name), HEADERS_MAX if name == "Headers" else MIME_MAX_PARTS
+        if isinstance(items, list) and len(items) > most:
+            raise Rejected(400, "too_many_parts", f"more than {most} entries in {name}")
     headers = data.get("Headers")
     if headers is not None and not (
         isinstance(headers, list)
@@ -316,8 +418,8 @@ def _postmark_message(data: dict) -> reply_parse.Message:
         subject=data.get("Subject") or "",
         sender=data.get("From") or "",
         recipients=list(dict.fromkeys(recipients + full)),
-        text=data.get("TextBody") or data.get("StrippedTextReply"),
-        html=data.get("HtmlBody"),
+        text=_cap(data.get("TextBody") or data.get("StrippedTextReply")),
+        html=_cap(data.get("HtmlBody")),
         headers=_first_wins(headers),
         message_id=_header(headers, "Message-ID") or data.get("MessageID"),
         in_reply_to=_split_ids(_header(headers, "In-Reply-To")),
@@ -370,8 +472,12 @@ def normalise_raw(body: bytes) -> Normalised:
         sender=address_of(sender),
         recipient=clean(recipient, RECIPIENT_MAX),
         subject=clean(subject or "", SUBJECT_MAX),
-        **_decoded(reply_parse.message_from_bytes, body),
+        **_decoded(_raw_message, body),
     )
+
+
+def _raw_message(body: bytes) -> reply_parse.Message:
+    return reply_parse.message_from_email(parse_mime(body))
 
 
 # --- single-use Mailgun tokens -------------------------------------------------------------

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import difflib
 import email
+import email.message
 import email.policy
 import re
 from collections.abc import Iterable, Sequence
@@ -95,6 +96,9 @@ def _message_ids(value: str | Iterable[str] | None) -> list[str]:
             ids = [f"<{item.strip().strip('<>')}>"]
         found.extend(ids)
     return found
+
+
+MAX_QUOTE_DEPTH = 20  # ``>`` marks per line at most: 10,000 nested blockquotes stay linear
 
 
 class _HtmlText(HTMLParser):
@@ -164,7 +168,8 @@ class _HtmlText(HTMLParser):
         out = []
         for depth, line in self.lines:
             line = line.replace("\xa0", " ").rstrip()
-            out.append(("> " * depth + line).rstrip() if depth else line)
+            quote = "> " * min(depth, MAX_QUOTE_DEPTH)  # deeper levels add no meaning
+            out.append((quote + line).rstrip() if depth else line)
         text = "\n".join(out)
         return re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"
 
@@ -186,7 +191,12 @@ def _decode_part(part) -> str:
 
 def message_from_bytes(raw: bytes) -> Message:
     """A raw RFC 5322 message (multipart, HTML-only, any transfer encoding)."""
-    msg = email.message_from_bytes(raw, policy=email.policy.default)
+    return message_from_email(email.message_from_bytes(raw, policy=email.policy.default))
+
+
+def message_from_email(msg: email.message.EmailMessage) -> Message:
+    """A message parsed by the stdlib (``policy.default``), e.g. by a parser that bounds
+    the part count and nesting depth (``webhooks.providers.parse_mime``)."""
     headers: dict[str, str] = {}
     for name, value in msg.items():
         if name not in headers:
