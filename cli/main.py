@@ -223,6 +223,42 @@ def cmd_erase(args) -> int:
     return 0
 
 
+def cmd_export(args) -> int:
+    from operations.errors import OperationError
+    from operations.privacy import export_patient
+
+    _connect()
+    _require_head()
+    try:
+        result = export_patient(args.patient_id, args.actor)
+    except OperationError as exc:
+        if exc.code != "PATIENT_NOT_FOUND":
+            raise CommandError(str(exc)) from None
+        print(f"psymatch: error: no patient {args.patient_id}", file=sys.stderr)
+        return 2
+    text = json.dumps(result, ensure_ascii=False, indent=2, sort_keys=True, default=str)
+    if args.out:
+        from pathlib import Path
+
+        path = Path(args.out)
+        path.touch(mode=0o600)  # health data: readable by the operator only
+        path.chmod(0o600)  # also when the file existed before
+        path.write_text(text + "\n", encoding="utf-8")
+        print(f"patient {args.patient_id} exported to {path}", file=sys.stderr)
+    else:
+        print(text)
+    return 0
+
+
+def cmd_retention(args) -> int:
+    from operations.privacy import run_retention
+
+    _connect()
+    _require_head()
+    print(json.dumps(run_retention(dry_run=args.dry_run), sort_keys=True))
+    return 0
+
+
 def cmd_crypto_rotate(args) -> int:
     from db import crypto
     from db.models import ALL_MODELS
@@ -576,6 +612,20 @@ def build_parser() -> argparse.ArgumentParser:
     erase.add_argument("--reason", required=True, help="why (e.g. the patient's request)")
     erase.add_argument("--json", action="store_true")
     erase.set_defaults(func=cmd_erase)
+
+    export = commands.add_parser(
+        "export", help="GDPR Art. 15: everything stored about one patient, as JSON"
+    )
+    export.add_argument("patient_id", type=int)
+    export.add_argument("--actor", required=True, help="name of the staff member")
+    export.add_argument("--out", metavar="FILE", help="write to FILE (mode 600), not stdout")
+    export.set_defaults(func=cmd_export)
+
+    retention = commands.add_parser(
+        "retention", help="erase patients whose searches all closed RETENTION_DAYS ago"
+    )
+    retention.add_argument("--dry-run", action="store_true", help="only count, change nothing")
+    retention.set_defaults(func=cmd_retention)
 
     crypto_parser = commands.add_parser("crypto", help="encryption keys at rest")
     crypto_commands = crypto_parser.add_subparsers(

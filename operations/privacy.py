@@ -13,25 +13,44 @@ docs/domain.md §14 is unchanged. One audit row names the staff member and the r
 Refused (nothing changed): unknown patient, missing actor or reason, and a patient
 whose search is still ``aktiv`` or ``pausiert`` (cancel it first). Erasing an
 erased patient changes nothing and reports ``already_erased``.
+
+``export_patient`` (Art. 15 DSGVO, right of access) reads everything stored about one
+patient, decrypted: master data, searches, bundle lines with their outcomes, the emails
+to the patient with their bodies, calls, link clicks and the audit rows about the patient,
+its searches, calls and clicks. It writes nothing but its own audit row
+(``patient_exported``, actor required), which the export lists too.
+
+``run_retention`` erases (``erase_patient``, actor ``retention``) every patient who has
+searches, all of them ``erfolgreich`` or ``abgebrochen`` and none changed for more than
+``RETENTION_DAYS`` days (a search's ``updated_at``: the day it was closed or, when it was
+edited later, that later day). Patients already erased are not touched again, so a
+second run changes nothing.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import re
+
+from peewee import ForeignKeyField
 
 from db.database import locked, write_transaction
 from db.models import (
+    AuditLog,
     Email,
     EmailInhalt,
     Geocache,
     InboundMessage,
+    LinkKlick,
     Patient,
     Platzsuche,
     PlzCentroid,
     Telefonanruf,
     TherapeutAnfragePatient,
+    Therapeutenanfrage,
     utcnow,
 )
+from psymatch import settings
 
 from . import audit
 from .errors import OperationError
@@ -231,3 +250,142 @@ def _forget_geocache(patient: Patient) -> int:
     if query is None:
         return 0
     return Geocache.delete().where(Geocache.query == query).execute()
+
+
+# --- Art. 15: export -------------------------------------------------------------------------
+
+EXPORT_FORMAT = 1
+_NOT_EXPORTED = {LinkKlick: ("remote_addr",)}  # the therapist's IP, not the patient's data
+
+
+def _plain(row, skip=()) -> dict:
+    """A row's columns as stored (encrypted ones decrypted); foreign keys as ``<name>_id``."""
+    out = {}
+    for field in row._meta.sorted_fields:
+        if field.name in skip or field.name in _NOT_EXPORTED.get(type(row), ()):
+            continue
+        name = f"{field.name}_id" if isinstance(field, ForeignKeyField) else field.name
+        out[name] = row.__data__.get(field.name)
+    return out
+
+
+def _of_patient(model, patient_id: int) -> list:
+    return list(model.select().where(model.patient == patient_id).order_by(model.id))
+
+
+def export_patient(patient_id: int, actor: str, *, now=None) -> dict:
+    """Everything stored about one patient, decrypted (see the module docstring); one
+    audit row ``patient_exported``. Dates and times stay ``date`` / ``datetime`` values
+    (``json.dumps(..., default=str)`` writes them as ISO 8601)."""
+    actor = (actor or "").strip()
+    if not actor:
+        raise OperationError("ACTOR_REQUIRED", "the staff member's name is required")
+    now = now or utcnow()
+    with write_transaction():
+        patient = Patient.get_or_none(Patient.id == patient_id)
+        if patient is None:
+            raise OperationError("PATIENT_NOT_FOUND", f"no patient {patient_id}", status=404)
+        audit.record(actor, "patient_exported", "patient", patient.id, at=now)
+        searches = _of_patient(Platzsuche, patient.id)
+        lines = list(
+            TherapeutAnfragePatient.select(TherapeutAnfragePatient, Therapeutenanfrage)
+            .join(Therapeutenanfrage)
+            .where(TherapeutAnfragePatient.patient == patient.id)
+            .order_by(TherapeutAnfragePatient.id)
+        )
+        emails = _of_patient(Email, patient.id)
+        bodies = (
+            {
+                b.email_id: b
+                for b in EmailInhalt.select().where(EmailInhalt.email.in_([e.id for e in emails]))
+            }
+            if emails
+            else {}
+        )
+        calls = _of_patient(Telefonanruf, patient.id)
+        clicks = _of_patient(LinkKlick, patient.id)
+        about = {
+            "patient": [patient.id],
+            "platzsuche": [s.id for s in searches],
+            "telefonanruf": [c.id for c in calls],
+            "link_klick": [k.id for k in clicks],
+        }
+        condition = None
+        for entity, ids in about.items():
+            if ids:
+                part = (AuditLog.entity == entity) & AuditLog.entity_id.in_([str(i) for i in ids])
+                condition = part if condition is None else condition | part
+        audit_rows = list(AuditLog.select().where(condition).order_by(AuditLog.at, AuditLog.id))
+    return {
+        "format": EXPORT_FORMAT,
+        "exported_at": now,
+        "exported_by": actor,
+        "patient": _plain(patient),
+        "searches": [_plain(s) for s in searches],
+        "bundle_lines": [
+            {
+                **_plain(line),
+                "anfrage": {
+                    "therapist_id": line.therapeutenanfrage.therapist_id,
+                    "gesendet_datum": line.therapeutenanfrage.gesendet_datum,
+                    "antwort_datum": line.therapeutenanfrage.antwort_datum,
+                    "antworttyp": line.therapeutenanfrage.antworttyp,
+                },
+            }
+            for line in lines
+        ],
+        "emails": [
+            {**_plain(e), "body": _plain(bodies[e.id], skip=("email",)) if e.id in bodies else None}
+            for e in emails
+        ],
+        "calls": [_plain(c) for c in calls],
+        "link_clicks": [_plain(k) for k in clicks],
+        "audit": [_plain(a) for a in audit_rows],
+    }
+
+
+# --- retention --------------------------------------------------------------------------------
+
+CLOSED = ("erfolgreich", "abgebrochen")
+
+
+def retention_candidates(now=None, days: int | None = None) -> list[int]:
+    """Ids of the patients ``run_retention`` erases (not yet erased), ascending."""
+    days = settings.get().RETENTION_DAYS if days is None else days
+    cutoff = (now or utcnow()) - dt.timedelta(days=days)
+    kept = Platzsuche.select(Platzsuche.patient).where(
+        Platzsuche.status.not_in(CLOSED) | (Platzsuche.updated_at > cutoff)
+    )
+    query = (
+        Patient.select(Patient.id, Patient.external_id)
+        .where(Patient.id.in_(Platzsuche.select(Platzsuche.patient)) & Patient.id.not_in(kept))
+        .order_by(Patient.id)
+    )
+    return [p.id for p in query if p.external_id != erased_external_id(p.id)]
+
+
+def run_retention(*, dry_run: bool = False, now=None, days: int | None = None) -> dict:
+    """Erase the patients whose searches all closed more than ``RETENTION_DAYS`` ago;
+    returns the counts (``dry_run``: who would be erased, nothing changed)."""
+    days = settings.get().RETENTION_DAYS if days is None else days
+    now = now or utcnow()
+    candidates = retention_candidates(now, days)
+    erased, skipped = [], []
+    if not dry_run:
+        reason = f"retention: every search closed more than {days} days ago"
+        for patient_id in candidates:
+            try:
+                result = erase_patient(patient_id, "retention", reason, now=now)
+            except OperationError:  # a search was reopened meanwhile: keep the patient
+                skipped.append(patient_id)
+                continue
+            (skipped if result["already_erased"] else erased).append(patient_id)
+    return {
+        "retention_days": days,
+        "cutoff": (now - dt.timedelta(days=days)).isoformat(),
+        "dry_run": dry_run,
+        "eligible": len(candidates),
+        "erased": len(erased),
+        "skipped": len(skipped),
+        "patient_ids": candidates if dry_run else erased,
+    }

@@ -117,6 +117,8 @@ class Settings:
     RAW_WEBHOOK_SECRET: str = "demo-raw-webhook-secret"
     WEBHOOK_MAX_BYTES: int = 10 * 1024 * 1024
     WEBHOOK_TIMESTAMP_TOLERANCE_S: int = 300
+    # GDPR retention: patients whose searches all closed this many days ago are erased daily
+    RETENTION_DAYS: int = 1095
 
     # Optional street-level geocoding (Nominatim); empty URL = PLZ centroids only
     NOMINATIM_URL: str = ""

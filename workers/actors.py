@@ -10,7 +10,12 @@ from workers import broker
 settings.require_secrets()  # outside demo mode: refuse demo or missing secrets
 broker.ensure()
 
-from workers import bundle_actors, communication_actors, outbox  # noqa: E402,F401
+from workers import (  # noqa: E402,F401
+    bundle_actors,
+    communication_actors,
+    outbox,
+    privacy_actors,
+)
 from workers import email_actors as emailing_actors  # noqa: E402,F401
 from workers import geocoding_actors as geocoding_actors  # noqa: E402,F401
 from workers import reply_actors as replies_actors  # noqa: E402,F401
