@@ -11,6 +11,7 @@ from peewee import JOIN, SQL, fn
 
 from db.models import (
     InboundMessage,
+    LinkKlick,
     Patient,
     Platzsuche,
     Telefonanruf,
@@ -64,14 +65,18 @@ def calls_due(today: dt.date | None = None) -> list[dict]:
 
 
 def reviews() -> list[dict]:
-    """Inbound replies waiting for staff (status ``pruefung``), oldest first."""
-    query = (
+    """Items waiting for staff (status ``pruefung``), oldest first: email replies
+    (``kind`` ``"email"``, keyed by ``inbound_id``) and one-click link answers (``kind``
+    ``"klick"``, keyed by ``klick_id``, with the patient and the clicked ``answer``).
+    ``received_at``, ``anfrage_id`` and ``reason`` are there for both kinds."""
+    emails = (
         InboundMessage.select()
         .where(InboundMessage.status == "pruefung")
         .order_by(InboundMessage.received_at, InboundMessage.id)
     )
-    return [
+    items = [
         {
+            "kind": "email",
             "inbound_id": m.id,
             "received_at": m.received_at,
             "sender": m.sender,
@@ -79,8 +84,44 @@ def reviews() -> list[dict]:
             "anfrage_id": m.therapeutenanfrage_id,
             "reason": m.review_reason,
         }
-        for m in query
+        for m in emails
     ]
+    clicks = (
+        LinkKlick.select(LinkKlick, Patient)
+        .join(Patient)
+        .where(LinkKlick.status == "pruefung")
+        .order_by(LinkKlick.clicked_at, LinkKlick.id)
+    )
+    items += [
+        {
+            "kind": "klick",
+            "klick_id": c.id,
+            "received_at": c.clicked_at,
+            "sender": None,
+            "subject": None,
+            "anfrage_id": c.therapeutenanfrage_id,
+            "patient_id": c.patient_id,
+            "patient": person(c.patient),
+            "answer": c.answer,
+            "reason": c.review_reason,
+        }
+        for c in clicks
+    ]
+    items.sort(key=lambda i: (i["received_at"], i["kind"], i.get("inbound_id") or i["klick_id"]))
+    return items
+
+
+def review_label(item: dict) -> str:
+    """How the console names a review item: the reply's id, or "Klick <id>"."""
+    return str(item["inbound_id"]) if item["kind"] == "email" else f"Klick {item['klick_id']}"
+
+
+def review_origin(item: dict) -> str:
+    """Who a review item comes from: the reply's sender, or the clicked link's patient and
+    answer."""
+    if item["kind"] == "email":
+        return item["sender"] or ""
+    return f"Link-Klick für Patient {item['patient_id']} {item['patient']}: {item['answer']}"
 
 
 def reply_text(inbound_id: int, limit: int = 4000) -> str:

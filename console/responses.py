@@ -1,6 +1,8 @@
-"""Recording answers: the Response panel (manual entry) and the review queue of email replies.
+"""Recording answers: the Response panel (manual entry) and the review queue of email replies
+and link clicks.
 
-Both call the operations (``record_response``, ``decide_review``, ``dismiss_review``);
+Both call the operations (``record_response``, ``decide_review``, ``dismiss_review``,
+``decide_click_review``, ``dismiss_click_review``);
 a refused answer shows its outcome code and changes nothing.
 """
 
@@ -9,7 +11,12 @@ from __future__ import annotations
 import ipywidgets as widgets
 import traitlets
 
-from operations.replies import decide_review, dismiss_review
+from operations.replies import (
+    decide_click_review,
+    decide_review,
+    dismiss_click_review,
+    dismiss_review,
+)
 from operations.responses import record_response
 from psymatch.domain import vocab
 
@@ -132,9 +139,15 @@ class ResponsePanel(widgets.VBox):
 
 
 class ReviewQueuePanel(widgets.VBox):
-    """Replies in status ``pruefung``: reason and text beside the bundle, decide per patient."""
+    """Items in status ``pruefung`` (email replies and one-click link answers): reason and
+    text beside the bundle, decide per patient or dismiss with a reason.
 
+    The selection is a ``(kind, id)`` pair (``"email"`` or ``"klick"``);
+    ``selected_inbound_id`` / ``selected_klick_id`` name the selected reply or click."""
+
+    selected = traitlets.Any(None, allow_none=True)
     selected_inbound_id = traitlets.Int(allow_none=True)
+    selected_klick_id = traitlets.Int(allow_none=True)
     items = traitlets.List()
 
     def __init__(self, actor: str | None = None, **kwargs):
@@ -156,12 +169,12 @@ class ReviewQueuePanel(widgets.VBox):
         self.refresh_button.on_click(lambda _: self.refresh())
         self.decide_button.on_click(lambda _: self.decide())
         self.dismiss_button.on_click(lambda _: self.dismiss())
-        traitlets.link((self.item_select, "value"), (self, "selected_inbound_id"))
-        self.observe(lambda _: self.show_item(), names="selected_inbound_id")
+        traitlets.link((self.item_select, "value"), (self, "selected"))
+        self.observe(self._on_select, names="selected")
         self.anfrage_input.observe(self._anfrage_changed, names="value")
         super().__init__(
             [
-                widgets.HTML("<h3>Prüfungsliste (E-Mail-Antworten)</h3>"),
+                widgets.HTML("<h3>Prüfungsliste (E-Mail-Antworten und Link-Klicks)</h3>"),
                 self.refresh_button,
                 self.queue_table,
                 self.item_select,
@@ -182,6 +195,16 @@ class ReviewQueuePanel(widgets.VBox):
         self.add_class("psymatch-review-queue")
         self.refresh()
 
+    @staticmethod
+    def _key(item: dict) -> tuple[str, int]:
+        return item["kind"], item["inbound_id"] if item["kind"] == "email" else item["klick_id"]
+
+    @staticmethod
+    def _option_label(item: dict) -> str:
+        if item["kind"] == "email":
+            return f"{item['inbound_id']} – {item['sender'] or '?'}"
+        return f"Klick {item['klick_id']} – Patient {item['patient_id']} ({item['answer']})"
+
     def refresh(self) -> None:
         with frozen(self.refresh_button):
             self.items = queries.reviews()
@@ -189,9 +212,9 @@ class ReviewQueuePanel(widgets.VBox):
             ["Eingang", "Empfangen", "Absender", "Betreff", "Anfrage", "Grund"],
             [
                 [
-                    i["inbound_id"],
+                    queries.review_label(i),
                     i["received_at"],
-                    i["sender"],
+                    queries.review_origin(i),
                     i["subject"],
                     i["anfrage_id"],
                     i["reason"],
@@ -199,67 +222,108 @@ class ReviewQueuePanel(widgets.VBox):
                 for i in self.items
             ],
         )
-        previous = self.selected_inbound_id
-        options = [
-            (f"{i['inbound_id']} – {i['sender'] or '?'}", i["inbound_id"]) for i in self.items
-        ]
+        previous = self.selected
+        options = [(self._option_label(i), self._key(i)) for i in self.items]
         self.item_select.options = options
-        ids = [v for _, v in options]
-        self.item_select.value = previous if previous in ids else (ids[0] if ids else None)
+        keys = [v for _, v in options]
+        self.item_select.value = previous if previous in keys else (keys[0] if keys else None)
+        self._on_select()
+
+    def _on_select(self, _change=None) -> None:
+        kind, item_id = self.selected or (None, None)
+        self.selected_inbound_id = item_id if kind == "email" else None
+        self.selected_klick_id = item_id if kind == "klick" else None
         self.show_item()
 
     def _item(self) -> dict | None:
-        return next((i for i in self.items if i["inbound_id"] == self.selected_inbound_id), None)
+        return next((i for i in self.items if self._key(i) == self.selected), None)
 
     def show_item(self) -> None:
         item = self._item()
         if item is None:
             self.reason.value = ""
             self.reply.value = ""
+            self.anfrage_input.disabled = False
             self.form.anfrage_id = None
             return
         self.reason.value = f"<b>Grund:</b> {esc(item['reason'])}"
+        if item["kind"] == "klick":
+            self._show_click(item)
+            return
         text = queries.reply_text(item["inbound_id"])
         self.reply.value = (
             f"<b>Betreff:</b> {esc(item['subject'])}<pre style='white-space:pre-wrap'>"
             f"{esc(text)}</pre>"
         )
+        self.anfrage_input.disabled = False
         self.anfrage_input.value = item["anfrage_id"] or 0
         self.form.anfrage_id = item["anfrage_id"]
+
+    def _show_click(self, item: dict) -> None:
+        """A click belongs to its Anfrage (no other can be named); the form starts with the
+        answers clicked for it that are in review, where nothing is recorded yet."""
+        self.reply.value = (
+            f"<b>Link-Klick</b> am {esc(item['received_at'])}<br>"
+            f"Anfrage {esc(item['anfrage_id'])}, Patient {esc(item['patient_id'])} "
+            f"{esc(item['patient'])}<br><b>Geklickte Antwort:</b> {esc(item['answer'])}"
+        )
+        before = self.form.anfrage_id
+        self.anfrage_input.value = item["anfrage_id"]
+        self.anfrage_input.disabled = True
+        if self.form.anfrage_id != item["anfrage_id"]:
+            self.form.anfrage_id = item["anfrage_id"]  # loads the form
+        elif before == item["anfrage_id"]:
+            self.form.load()  # drop what was entered for another item
+        for other in self.items:
+            if other["kind"] == "klick" and other["anfrage_id"] == item["anfrage_id"]:
+                dropdown = self.form.dropdowns.get(other["patient_id"])
+                if dropdown is not None and dropdown.value == NO_ENTRY:
+                    dropdown.value = other["answer"]
 
     def _anfrage_changed(self, change) -> None:
         self.form.anfrage_id = change["new"] or None
 
+    def _controls(self):
+        return (self.decide_button, self.dismiss_button, self.refresh_button)
+
     def decide(self):
-        inbound_id = self.selected_inbound_id
-        if inbound_id is None:
+        kind, item_id = self.selected or (None, None)
+        if item_id is None:
             self.status.error("Kein Eingang ausgewählt")
             return None
-        anfrage_id = self.anfrage_input.value or None
         responses = self.form.responses()
+        if kind == "klick":
+            action = lambda: decide_click_review(item_id, responses, self.actor)  # noqa: E731
+            label = f"Klick {item_id}"
+        else:
+            anfrage_id = self.anfrage_input.value or None
+            action = lambda: decide_review(  # noqa: E731
+                item_id, responses, self.actor, anfrage_id=anfrage_id
+            )
+            label = f"Eingang {item_id}"
         result = run_action(
-            self.status,
-            (self.decide_button, self.dismiss_button, self.refresh_button),
-            lambda: decide_review(inbound_id, responses, self.actor, anfrage_id=anfrage_id),
-            lambda r: f"Eingang {inbound_id}: " + _summary(r),
+            self.status, self._controls(), action, lambda r: f"{label}: " + _summary(r)
         )
         if result is not None:
             self.refresh()
         return result
 
     def dismiss(self):
-        inbound_id = self.selected_inbound_id
-        if inbound_id is None:
+        kind, item_id = self.selected or (None, None)
+        if item_id is None:
             self.status.error("Kein Eingang ausgewählt")
             return None
-        if not self.dismiss_reason.value.strip():
+        reason = self.dismiss_reason.value.strip()
+        if not reason:
             self.status.error("REASON_REQUIRED: zum Verwerfen einen Grund angeben")
             return None
+        dismiss = dismiss_click_review if kind == "klick" else dismiss_review
+        label = f"Klick {item_id}" if kind == "klick" else f"Eingang {item_id}"
         result = run_action(
             self.status,
-            (self.decide_button, self.dismiss_button, self.refresh_button),
-            lambda: dismiss_review(inbound_id, self.actor, self.dismiss_reason.value.strip()),
-            lambda _: f"Eingang {inbound_id} verworfen",
+            self._controls(),
+            lambda: dismiss(item_id, self.actor, reason),
+            lambda _: f"{label} verworfen",
         )
         if result is not None:
             self.dismiss_reason.value = ""

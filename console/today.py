@@ -38,9 +38,9 @@ def render(summary: dict) -> str:
             summary["reviews"],
             ["Eingang", "Empfangen", "Absender", "Anfrage", "Grund"],
             lambda r: [
-                r["inbound_id"],
+                queries.review_label(r),
                 _fmt(r["received_at"]),
-                r["sender"],
+                queries.review_origin(r),
                 r["anfrage_id"],
                 r["reason"],
             ],

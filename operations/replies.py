@@ -26,6 +26,9 @@ answer commit together or not at all.
     patient has one, then recorded together (see ``webhooks/links.py``).
 ``decide_review`` / ``dismiss_review``
     Staff resolve a reply in the review queue: record the answer they read, or ignore it.
+``decide_click_review`` / ``dismiss_click_review``
+    The same for a link click in ``pruefung`` (Anfrage answered otherwise already, answer
+    refused by ``record_response``, ...): record the Anfrage's answer, or ignore the click.
 
 ``InboundMessage.message`` holds the decoded reply as JSON (``message_json``; read back by
 ``stored_message``); ``raw_payload`` keeps the delivery as posted, for audit only.
@@ -421,17 +424,30 @@ def _process_click(click: LinkKlick, now) -> str:
 # --- review queue -----------------------------------------------------------------------------
 
 
-def _review_item(inbound_id: int) -> InboundMessage:
-    inbound = locked(InboundMessage.select().where(InboundMessage.id == inbound_id)).first()
-    if inbound is None:
-        raise OperationError("NOT_FOUND", f"no inbound message {inbound_id}", status=404)
-    if inbound.status not in ("pruefung", "neu", "fehler"):
+def _under_review(model, row_id: int, what: str, open_statuses: tuple[str, ...]):
+    """The locked row of a review-queue item, or the ``OperationError`` why it cannot be
+    decided: ``NOT_FOUND``, ``ALREADY_PROCESSED`` (decided or dismissed before) or
+    ``NOT_IN_REVIEW`` (still being processed)."""
+    row = locked(model.select().where(model.id == row_id)).first()
+    if row is None:
+        raise OperationError("NOT_FOUND", f"no {what} {row_id}", status=404)
+    if row.status in open_statuses:
+        return row
+    if row.status in ("verarbeitet", "ignoriert"):
         raise OperationError(
-            "ALREADY_PROCESSED",
-            f"inbound message {inbound_id} is {inbound.status} already",
-            status=409,
+            "ALREADY_PROCESSED", f"{what} {row_id} is {row.status} already", status=409
         )
-    return inbound
+    raise OperationError("NOT_IN_REVIEW", f"{what} {row_id} is {row.status}", status=409)
+
+
+def _review_item(inbound_id: int) -> InboundMessage:
+    return _under_review(
+        InboundMessage, inbound_id, "inbound message", ("pruefung", "neu", "fehler")
+    )
+
+
+def _review_click(klick_id: int) -> LinkKlick:
+    return _under_review(LinkKlick, klick_id, "link click", ("pruefung",))
 
 
 def decide_review(
@@ -472,3 +488,77 @@ def dismiss_review(inbound_id: int, actor: str, reason: str, *, now: dt.datetime
         _finish(inbound, "ignoriert", now, reason=reason)
         audit.record(actor, "dismiss_reply", "inbound_message", inbound.id, reason=reason, at=now)
         return inbound
+
+
+def decide_click_review(
+    klick_id: int,
+    responses: dict,
+    actor: str,
+    *,
+    notizen: str | None = None,
+    now: dt.datetime | None = None,
+):
+    """Staff resolve a link click in the review queue by recording the answer of its Anfrage.
+
+    ``responses`` is the whole answer (every pending patient, as for ``record_response``),
+    not only the clicked one. The click becomes ``verarbeitet`` with the decision in its
+    result; the Anfrage's other clicks still waiting or in review are moot then
+    (``ignoriert``). Raises the ``OperationError`` of ``record_response`` (nothing changed)
+    when the answer is refused, ``ALREADY_PROCESSED`` for a click decided or dismissed before.
+    """
+    now = now or utcnow()
+    with write_transaction():
+        click = _review_click(klick_id)
+        anfrage_id = click.therapeutenanfrage_id
+        response = record_response(
+            anfrage_id, responses, notizen, actor=actor, now=now, source="link_review"
+        )
+        result = {**(click.result or {}), "response": response.as_dict(), "decided_by": actor}
+        _finish(click, "verarbeitet", now, result=result)
+        others = [
+            c.id
+            for c in LinkKlick.select(LinkKlick.id).where(
+                (LinkKlick.therapeutenanfrage == anfrage_id)
+                & LinkKlick.status.in_(("neu", "pruefung"))
+            )
+        ]
+        if others:
+            reason = f"Anfrage in der Prüfung beantwortet (Klick {click.id})"
+            LinkKlick.update(status="ignoriert", review_reason=reason, processed_at=now).where(
+                LinkKlick.id.in_(others)
+            ).execute()
+        audit.record(
+            actor,
+            "decide_link_klick",
+            "link_klick",
+            click.id,
+            {
+                "anfrage_id": anfrage_id,
+                "patient_id": click.patient_id,
+                "clicked": click.answer,
+                "antworttyp": response.antworttyp,
+                "retired_klicks": others,
+            },
+            at=now,
+        )
+        return response
+
+
+def dismiss_click_review(klick_id: int, actor: str, reason: str, *, now: dt.datetime | None = None):
+    """Staff mark a link click in the review queue as needing no answer (``ignoriert``)."""
+    if not (reason or "").strip():
+        raise OperationError("REASON_REQUIRED", "give a reason to dismiss a link click")
+    now = now or utcnow()
+    with write_transaction():
+        click = _review_click(klick_id)
+        _finish(click, "ignoriert", now, reason=reason.strip())
+        audit.record(
+            actor,
+            "dismiss_link_klick",
+            "link_klick",
+            click.id,
+            {"anfrage_id": click.therapeutenanfrage_id, "clicked": click.answer},
+            reason=reason.strip(),
+            at=now,
+        )
+        return click

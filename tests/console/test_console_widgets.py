@@ -15,12 +15,14 @@ from console.today import TodayPanel
 from db.models import (
     AuditLog,
     InboundMessage,
+    LinkKlick,
     Platzsuche,
     Telefonanruf,
     TherapeutAnfragePatient,
     Therapeutenanfrage,
 )
 from operations.bundles import create_anfrage
+from operations.replies import process_click, store_click
 from operations.responses import record_response
 from tests import factories as f
 
@@ -354,6 +356,104 @@ def test_review_queue_unrecognised_anfrage_needs_an_id(bundle):
     assert "vollstaendige_Ablehnung" in panel.status.value
     row = InboundMessage.get_by_id(item.id)
     assert (row.status, row.therapeutenanfrage_id) == ("verarbeitet", anfrage.id)
+
+
+def clicked_in_review(anfrage_id, patient_id, answer):
+    """A confirmed link click that processing sent to the review queue."""
+    click, _ = store_click(anfrage_id, patient_id, answer, "203.0.113.7", now=f.NOW)
+    assert process_click(click.id, now=f.NOW) == "pruefung"
+    return LinkKlick.get_by_id(click.id)
+
+
+def test_review_queue_shows_and_decides_a_link_click(bundle):
+    _, anfrage, patients = bundle
+    stranger = f.search().patient_id  # not in the bundle: the click needs a person
+    email = review_item(anfrage.id)
+    click = clicked_in_review(anfrage.id, stranger, "angenommen")
+    panel = ReviewQueuePanel()
+    by_kind = {i["kind"]: i for i in panel.items}
+    assert len(panel.items) == 2
+    assert (by_kind["email"]["inbound_id"], by_kind["klick"]["klick_id"]) == (email.id, click.id)
+    assert f"Klick {click.id}" in panel.queue_table.value
+    assert "Patient nicht in dieser Anfrage" in panel.queue_table.value
+    panel.item_select.value = ("klick", click.id)
+    assert (panel.selected_klick_id, panel.selected_inbound_id) == (click.id, None)
+    assert "Patient nicht in dieser Anfrage" in panel.reason.value
+    assert "Link-Klick" in panel.reply.value and "angenommen" in panel.reply.value
+    assert str(stranger) in panel.reply.value
+    assert panel.anfrage_input.value == anfrage.id and panel.anfrage_input.disabled
+    assert set(panel.form.dropdowns) == set(patients)
+    panel.form.set_outcome(patients[0], "angenommen")
+    panel.decide_button.click()
+    assert "MISSING_RESPONSES" in panel.status.value
+    assert LinkKlick.get_by_id(click.id).status == "pruefung"
+    for pid in patients[1:]:
+        panel.form.set_outcome(pid, "abgelehnt_sonstiges")
+    panel.decide_button.click()
+    assert f"Klick {click.id}" in panel.status.value and "teilweise_Annahme" in panel.status.value
+    row = LinkKlick.get_by_id(click.id)
+    assert (row.status, row.result["decided_by"]) == ("verarbeitet", panel.actor)
+    assert Therapeutenanfrage.get_by_id(anfrage.id).antworttyp == "teilweise_Annahme"
+    assert AuditLog.select().where(AuditLog.action == "decide_link_klick").count() == 1
+    # the e-mail stays in the queue and is selected again
+    assert [i["kind"] for i in panel.items] == ["email"]
+    assert panel.selected_inbound_id == email.id and panel.selected_klick_id is None
+    assert not panel.anfrage_input.disabled
+
+
+def test_review_queue_prefills_and_dismisses_a_link_click(bundle):
+    _, anfrage, patients = bundle
+    record_response(anfrage.id, dict.fromkeys(patients, "abgelehnt_Kapazitaet"), now=f.NOW)
+    click = clicked_in_review(anfrage.id, patients[0], "angenommen")  # answered otherwise
+    panel = ReviewQueuePanel()
+    assert panel.selected_klick_id == click.id
+    assert "ALREADY_ANSWERED" in panel.reason.value
+    # the recorded answer is shown, not overwritten by the click
+    assert panel.form.dropdowns[patients[0]].value == "abgelehnt_Kapazitaet"
+    panel.dismiss_reason.value = "telefonisch geklärt"
+    panel.dismiss_button.click()
+    assert f"Klick {click.id} verworfen" in panel.status.value
+    row = LinkKlick.get_by_id(click.id)
+    assert (row.status, row.review_reason) == ("ignoriert", "telefonisch geklärt")
+    assert AuditLog.select().where(AuditLog.action == "dismiss_link_klick").count() == 1
+    assert panel.items == [] and panel.selected_klick_id is None
+
+
+def test_review_queue_prefills_the_clicked_answers(clean_db):
+    therapist = f.therapist()
+    f.searches(3)
+    anfrage_id = create_anfrage(therapist.id, now=f.NOW).anfrage_id  # not sent: refused
+    patients = [
+        r.patient_id
+        for r in TherapeutAnfragePatient.select().where(
+            TherapeutAnfragePatient.therapeutenanfrage == anfrage_id
+        )
+    ]
+    chosen = ["angenommen", "abgelehnt_Kapazitaet", "abgelehnt_sonstiges"]
+    answers = dict(zip(patients, chosen, strict=True))
+    for pid, answer in answers.items():
+        click, _ = store_click(anfrage_id, pid, answer, None, now=f.NOW)
+        process_click(click.id, now=f.NOW)
+    panel = ReviewQueuePanel()
+    assert [i["kind"] for i in panel.items] == ["klick"] * 3
+    assert panel.form.responses() == answers
+    panel.decide_button.click()
+    assert "ANFRAGE_NOT_SENT" in panel.status.value
+    f.mark_sent(anfrage_id, f.NOW)
+    panel.decide_button.click()
+    assert "✓" in panel.status.value and "teilweise_Annahme" in panel.status.value
+    statuses = sorted(c.status for c in LinkKlick.select())
+    assert statuses == ["ignoriert", "ignoriert", "verarbeitet"] and panel.items == []
+
+
+def test_today_panel_lists_link_clicks_in_review(bundle):
+    _, anfrage, patients = bundle
+    record_response(anfrage.id, dict.fromkeys(patients, "abgelehnt_Kapazitaet"), now=f.NOW)
+    click = clicked_in_review(anfrage.id, patients[0], "angenommen")
+    panel = TodayPanel(today=TODAY)
+    assert panel.counts()["reviews"] == 1
+    assert f"Klick {click.id}" in panel.content.value
+    assert "Link-Klick" in panel.content.value
 
 
 # --- Conflicts panel ---------------------------------------------------------------------------
