@@ -51,7 +51,10 @@ def _importable(module: str) -> bool:
 def _connect():
     from db import database
 
-    database.init()
+    database.init()  # parses DATABASE_URL (an unusable one is reported as such); no connection
+    # The database holds encrypted personal data and the commands sign links with
+    # SIGNING_KEY: refuse a remote demo and missing, demo or weak secrets (exit code 2).
+    settings.require_secrets()
     return database
 
 
@@ -194,6 +197,9 @@ def cmd_run(args) -> int:
     _require_extra("demo", "psymatch run")
     from cli.runner import Runner
 
+    # The laptop demo: demo mode for this process and everything it starts; refused
+    # when DATABASE_URL or PUBLIC_BASE_URL is not on this machine (demo secrets are public).
+    settings.override(PSYMATCH_MODE="demo")
     settings.require_secrets()
     return Runner(args.demo_therapists, args.demo_patients, args.seed).run()
 
@@ -658,6 +664,9 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except MissingExtra as exc:  # an installation to complete, not a failure to debug
         print(exc, file=sys.stderr)
+        return 2
+    except settings.StartRefused as exc:  # configuration to fix: names settings, no values
+        print(f"psymatch: error: {exc}", file=sys.stderr)
         return 2
     except Exception as exc:  # one line for the operator; details with PSYMATCH_DEBUG=1
         if settings.environ_value("PSYMATCH_DEBUG"):

@@ -5,6 +5,11 @@ Redis and the local mail sink when nothing else is configured, then every
 Procfile process (web, worker, clock, console) under honcho. SIGINT or SIGTERM
 stops all of it: honcho first (it stops its processes), then the helpers, and
 finally anything that is still alive among the processes it ever started.
+
+Everything runs with ``PSYMATCH_MODE=demo`` (public demo secrets, ``/dev/mail`` with
+patient names) and therefore listens on 127.0.0.1 only: the web process (the
+Procfile's ``WEB_HOST``), the console (``console.server`` binds 127.0.0.1), the
+worker metrics and the mail sink (started only for a loopback ``SMTP_URL``).
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import psutil
 from psymatch import settings
 
 PROCFILE_PROCESSES = ("web", "worker", "clock", "console")
+LOOPBACK = "127.0.0.1"
 STOP_TIMEOUT_S = 30
 
 
@@ -93,7 +99,7 @@ class Runner:
     def start_mail_sink(self) -> None:
         target = urlparse(self.settings.SMTP_URL)
         host, port = target.hostname or "127.0.0.1", target.port or 25
-        if host not in ("127.0.0.1", "localhost") or _listening(host, port):
+        if not settings.is_loopback_host(host) or _listening(host, port):
             return  # a real or already running SMTP server
         self.start_helper("mail sink", "psymatch.mailsink", lambda: _listening(host, port))
 
@@ -172,7 +178,11 @@ class Runner:
 
         signal.signal(signal.SIGTERM, request_stop)
         signal.signal(signal.SIGINT, request_stop)
-        self.env = settings.child_environ()
+        # Demo mode and loopback-only listeners for everything started from here.
+        settings.override(PSYMATCH_MODE="demo", WORKER_METRICS_HOST=LOOPBACK)
+        self.settings = settings.get()
+        settings.require_secrets(self.settings)
+        self.env = settings.child_environ(WEB_HOST=LOOPBACK)
         # Procfile commands (gunicorn, dramatiq, ...) live beside this interpreter.
         self.env["PATH"] = f"{Path(sys.executable).parent}:{self.env.get('PATH', '')}"
         try:

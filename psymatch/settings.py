@@ -126,8 +126,9 @@ class Settings:
     NOMINATIM_TIMEOUT_S: float = 10.0
 
     # Security (SECURITY.md): demo or production; at-rest encryption keys; console token.
-    # PSYMATCH_MODE empty = derived: demo when PUBLIC_BASE_URL points at this machine.
-    PSYMATCH_MODE: str = ""
+    # Production unless PSYMATCH_MODE=demo is given explicitly (``psymatch run`` does);
+    # demo is refused at start when DATABASE_URL or PUBLIC_BASE_URL is not on this machine.
+    PSYMATCH_MODE: str = "production"
     # Fernet keys, comma-separated: the first encrypts, all decrypt (rotation). Empty in
     # demo mode = DEMO_ENCRYPTION_KEY; outside demo mode it must be set.
     ENCRYPTION_KEYS: str = ""
@@ -140,7 +141,9 @@ class Settings:
     LOG_FORMAT: str = "text"  # text or json (one JSON object per line)
     LOG_LEVEL: str = ""  # empty = the process's own default (INFO for web, worker, clock)
     METRICS_DIR: str = ""  # empty = VAR_DIR/prometheus; multiprocess metric files
-    METRICS_TOKEN: str = ""  # set = /metrics needs "Authorization: Bearer <token>"
+    # /metrics and /status need "Authorization: Bearer <METRICS_TOKEN>"; in production
+    # without it they answer 404 (SECURITY.md "Operational endpoints").
+    METRICS_TOKEN: str = ""
     WORKER_METRICS_HOST: str = "127.0.0.1"
     WORKER_METRICS_PORT: int = 9191  # the worker pool's /metrics; 0 = not served
 
@@ -175,11 +178,31 @@ class Settings:
             )
 
     @property
+    def demo_requested(self) -> bool:
+        """``PSYMATCH_MODE=demo`` was given (empty or anything else is production)."""
+        return self.PSYMATCH_MODE == "demo"
+
+    @property
     def demo_mode(self) -> bool:
-        """Demo mode: PSYMATCH_MODE=demo, or unset and PUBLIC_BASE_URL on this machine."""
-        if self.PSYMATCH_MODE:
-            return self.PSYMATCH_MODE == "demo"
-        return (urlparse(self.PUBLIC_BASE_URL).hostname or "") in _LOCAL_HOSTS
+        """Demo mode: ``PSYMATCH_MODE=demo`` and the database and public URL on this machine.
+
+        Fails closed: a demo request with a remote database or public URL is production
+        here (and ``require_secrets`` refuses to start with it).
+        """
+        return self.demo_requested and not self.demo_problems()
+
+    def demo_problems(self) -> list[str]:
+        """Why demo mode may not be used here (empty when it may): demo secrets are public,
+        so demo mode is for a database and a web app on this machine only."""
+        problems = []
+        if not is_local_database_url(self.DATABASE_URL):
+            problems.append(
+                "DATABASE_URL is not on this machine (demo needs SQLite, a unix socket "
+                "or a loopback host)"
+            )
+        if not is_loopback_host(urlparse(self.PUBLIC_BASE_URL).hostname or ""):
+            problems.append("PUBLIC_BASE_URL is not on this machine (demo needs a loopback host)")
+        return problems
 
     def encryption_keys(self) -> list[str]:
         """The Fernet keys, newest first; the visibly named demo key in demo mode."""
@@ -191,20 +214,24 @@ class Settings:
         raise SettingsError("ENCRYPTION_KEYS is not set (needed outside demo mode)")
 
     def secret_problems(self) -> list[str]:
-        """Every secret that is missing, a demo default or unusable (empty in demo mode)."""
+        """Every secret that is missing, a demo default or weak (empty in demo mode).
+
+        Messages name the setting, never its value.
+        """
         if self.demo_mode:
             return []
         problems = []
-        for name in SECRET_NAMES:
+        for name in (*SECRET_NAMES, *OPTIONAL_SECRET_NAMES):
             value = getattr(self, name)
             if not value.strip():
-                problems.append(f"{name} is not set")
+                if name in SECRET_NAMES:
+                    problems.append(f"{name} is not set")
             elif name in _DEMO_DEFAULTS and value == _DEMO_DEFAULTS[name]:
                 problems.append(f"{name} still has its demo default")
             elif name == "ENCRYPTION_KEYS":
                 problems.extend(_key_problems(value))
-            elif len(value) < MIN_SECRET_LENGTH:
-                problems.append(f"{name} is shorter than {MIN_SECRET_LENGTH} characters")
+            else:
+                problems.extend(_weak_secret_problems(name, value))
         return problems
 
     @property
@@ -225,7 +252,48 @@ class Settings:
         return out
 
 
-_LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+_LOCAL_NAMES = ("localhost", "localhost.localdomain", "ip6-localhost")
+
+
+def is_loopback_host(host: str) -> bool:
+    """``localhost``, ``127.0.0.0/8`` or ``::1`` (an empty host is not one)."""
+    import ipaddress
+
+    host = host.strip().strip("[]").lower()
+    if host in _LOCAL_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def is_local_database_url(url: str) -> bool:
+    """A SQLite file (or ``:memory:``), or PostgreSQL over a unix socket or a loopback host.
+
+    The host comes from the URL's authority or, when that is empty, from a ``host=``
+    query parameter (libpq style); no host at all means libpq's default unix socket.
+    """
+    from urllib.parse import parse_qs
+
+    parsed = urlparse(url)
+    scheme = parsed.scheme.lower()
+    if scheme == "sqlite":
+        return True
+    if scheme not in ("postgres", "postgresql"):
+        return False
+    try:
+        host = parsed.hostname or ""
+    except ValueError:
+        return False
+    if not host:
+        hosts = parse_qs(parsed.query).get("host", [""])
+        host = hosts[-1]
+    if not host or host.startswith("/"):
+        return True  # a unix socket (directory) on this machine
+    return all(is_loopback_host(h) for h in host.split(","))
+
+
 # Visibly named, public and therefore worthless outside the laptop demo.
 DEMO_ENCRYPTION_KEY = (
     "ZGVtby1vbmx5LWtleS1wdWJsaWMtbm90LXNlY3JldCE="  # b"demo-only-key-public-not-secret!"
@@ -238,12 +306,49 @@ SECRET_NAMES = (
     "ENCRYPTION_KEYS",
     "CONSOLE_TOKEN",
 )
+# Checked when set (optional in production: without it /status and /metrics answer 404).
+OPTIONAL_SECRET_NAMES = ("METRICS_TOKEN",)
 MIN_SECRET_LENGTH = 16
+# Shannon entropy over the secret's characters, in bits per character: how evenly it uses
+# its characters. A repeated character scores 0 (``aaaa...``), two alternating ones 1,
+# ``abcdabcd...`` 2; random hex of 32 characters scores about 3.7, base64 about 5. Below
+# 2.5 (which needs at least 6 distinct characters) a secret is refused as guessable.
+MIN_SECRET_BITS_PER_CHAR = 2.5
+# A Fernet key is 32 random bytes; 32 random bytes have about 30 distinct values, fewer
+# than 16 happens by chance with a probability far below 1e-20: such a key is made up.
+MIN_KEY_DISTINCT_BYTES = 16
 _DEMO_DEFAULTS = {
     f.name: f.default
     for f in dataclasses.fields(Settings)
     if f.name in SECRET_NAMES and isinstance(f.default, str) and f.default
 }
+# Any published demo secret is refused for any setting, not only its own.
+_PUBLISHED_DEMO_VALUES = frozenset(_DEMO_DEFAULTS.values()) | {DEMO_ENCRYPTION_KEY}
+
+
+def bits_per_char(value: str) -> float:
+    """Shannon entropy of the character distribution of ``value``, in bits per character."""
+    import math
+    from collections import Counter
+
+    if not value:
+        return 0.0
+    n = len(value)
+    return -sum(c / n * math.log2(c / n) for c in Counter(value).values())
+
+
+def _weak_secret_problems(name: str, value: str) -> list[str]:
+    """Length and entropy of a secret; the message names the setting, not the value."""
+    if len(value) < MIN_SECRET_LENGTH:
+        return [f"{name} is shorter than {MIN_SECRET_LENGTH} characters"]
+    if value in _PUBLISHED_DEMO_VALUES:
+        return [f"{name} is a published demo value"]
+    if bits_per_char(value) < MIN_SECRET_BITS_PER_CHAR:
+        return [
+            f"{name} is too predictable (repeated or few distinct characters; "
+            "use e.g. 'openssl rand -hex 32')"
+        ]
+    return []
 
 
 def _key_problems(value: str) -> list[str]:
@@ -253,30 +358,52 @@ def _key_problems(value: str) -> list[str]:
     problems = []
     for position, key in enumerate((k.strip() for k in value.split(",")), start=1):
         try:
-            ok = len(base64.urlsafe_b64decode(key.encode())) == 32
+            raw = base64.urlsafe_b64decode(key.encode())
         except (binascii.Error, ValueError):
-            ok = False
-        if not ok:
+            raw = b""
+        if len(raw) != 32:
             problems.append(
                 f"ENCRYPTION_KEYS entry {position} is not a Fernet key "
                 "(32 url-safe base64-encoded bytes)"
             )
         elif key == DEMO_ENCRYPTION_KEY:
             problems.append(f"ENCRYPTION_KEYS entry {position} is the public demo key")
+        elif len(set(raw)) < MIN_KEY_DISTINCT_BYTES:
+            problems.append(
+                f"ENCRYPTION_KEYS entry {position} is not random (e.g. all-zero bytes); "
+                "generate one with 'psymatch crypto generate-key'"
+            )
     return problems
 
 
-def require_secrets(current: Settings | None = None) -> None:
-    """Refuse to start outside demo mode while a secret is missing or a demo default.
+class StartRefused(SettingsError):
+    """An entry point may not start with this configuration (mode or secrets)."""
 
-    Called by every entry point (web app, worker/clock, console, ``psymatch run``).
+
+def require_secrets(current: Settings | None = None) -> None:
+    """Refuse to start with an unusable mode or secret.
+
+    ``PSYMATCH_MODE=demo`` with the database or public URL elsewhere is refused; in
+    production every secret must be set, not a demo value and not weak. Called by every
+    entry point (web app, worker/clock, console, the CLI's database commands, ``psymatch
+    run``). Messages name settings, never their values (nor DATABASE_URL, which may
+    carry a password).
     """
     s = current or get()
+    if s.demo_requested:
+        problems = s.demo_problems()
+        if problems:
+            raise StartRefused(
+                "refusing to start in demo mode (PSYMATCH_MODE=demo): "
+                + "; ".join(problems)
+                + ". Demo secrets are public: use production mode with real secrets "
+                "(see SECURITY.md)"
+            )
+        return
     problems = s.secret_problems()
     if problems:
-        raise SettingsError(
-            "refusing to start outside demo mode (PSYMATCH_MODE="
-            f"{s.PSYMATCH_MODE or 'unset'}, PUBLIC_BASE_URL={s.PUBLIC_BASE_URL}): "
+        raise StartRefused(
+            "refusing to start outside demo mode (PSYMATCH_MODE=production): "
             + "; ".join(problems)
             + " (see SECURITY.md)"
         )

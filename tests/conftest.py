@@ -22,6 +22,12 @@ from psymatch import settings
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
+# Production is the default (SECURITY.md); the suite runs the laptop demo's way, in demo
+# mode with the public demo secrets, on a local test database. Set in the environment
+# before settings are first loaded, so that the CLI, gunicorn and worker subprocesses the
+# tests start inherit it. Production-mode tests set PSYMATCH_MODE=production themselves.
+os.environ["PSYMATCH_MODE"] = "demo"
+
 # Actor modules bind to the broker that is installed when they are imported.
 # A StubBroker is installed before any of them is, and every test then gets a
 # fresh one (``stub_broker``), as Dramatiq's own test-suite does.

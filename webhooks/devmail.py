@@ -1,7 +1,9 @@
 """``/dev/mail``: read what psymatch sent to the local mail sink (demo mode only).
 
-``register(app)`` adds the pages only when ``SMTP_URL`` points at this machine
-(the demo sink of ``scripts/run``); with a real SMTP server nothing is served.
+``register(app)`` adds the pages only in demo mode (``PSYMATCH_MODE=demo``, which
+needs the database and PUBLIC_BASE_URL on this machine) and only when ``SMTP_URL``
+points at this machine (the demo sink of ``psymatch run``). In production the routes
+do not exist, whatever SMTP_URL says.
 The pages are read-only: a list (newest first) and one message's text part; its
 HTML part is served separately under a sandboxing Content-Security-Policy.
 """
@@ -66,7 +68,9 @@ _SHOW = (
 
 
 def demo_mode() -> bool:
-    return mailview.is_local_smtp(settings.get().SMTP_URL)
+    """Demo mode with the local mail sink: the only case the pages are served in."""
+    s = settings.get()
+    return s.demo_mode and mailview.is_local_smtp(s.SMTP_URL)
 
 
 @bp.get("/")

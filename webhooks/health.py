@@ -1,10 +1,18 @@
-"""Checks for ``/status``, ``/readyz`` and the CLI: are the database and broker there?"""
+"""Checks for ``/status``, ``/readyz`` and the CLI: are the database and broker there?
+
+A failure is answered as "database unavailable" / "broker unavailable" only: exception
+texts name hosts, ports and URLs (``could not connect to server at "db.internal"``), so
+they go to the log (for operators), never into a response.
+"""
 
 from __future__ import annotations
 
+import logging
 import time
 
 from db import database, migrate
+
+log = logging.getLogger(__name__)
 
 READY_REDIS_TIMEOUT_S = 1.0
 
@@ -36,7 +44,8 @@ def check_database() -> dict:
             _ping_database()
             version, head = migrate.current_version(), migrate.head_version()
     except Exception as exc:  # any failure is the answer, not an error of the check
-        return {"ok": False, "backend": database.dialect(), "error": _one_line(exc)}
+        _log_failure("database", exc)
+        return {"ok": False, "backend": database.dialect(), "error": DATABASE_UNAVAILABLE}
     return {
         "ok": version == head,
         "backend": database.dialect(),
@@ -51,7 +60,8 @@ def check_broker() -> dict:
     try:
         url = _ping_broker(timeout_s=2)
     except Exception as exc:
-        return {"ok": False, "error": _one_line(exc)}
+        _log_failure("broker", exc)
+        return {"ok": False, "error": BROKER_UNAVAILABLE}
     return {
         "ok": True,
         "kind": "embedded" if url.startswith("unix://") else "redis",
@@ -60,7 +70,8 @@ def check_broker() -> dict:
 
 
 def ready_database() -> str | None:
-    """None when the database answers ``SELECT 1``, else the error in one line."""
+    """None when the database answers ``SELECT 1``, else the error in one line (for the
+    log and the CLI of operators, never for a response)."""
     try:
         with database.connection():
             _ping_database()
@@ -79,9 +90,22 @@ def ready_broker() -> str | None:
 
 
 def readiness() -> tuple[dict, bool]:
-    """``({"database": "ok"|error, "broker": "ok"|error}, all ok)`` for ``/readyz``."""
+    """``({"database": "ok"|"unavailable", "broker": ...}, all ok)`` for ``/readyz``:
+    no error texts (the endpoint is open); they are logged instead."""
     errors = {"database": ready_database(), "broker": ready_broker()}
-    return {part: error or "ok" for part, error in errors.items()}, not any(errors.values())
+    for part, error in errors.items():
+        if error:
+            log.warning("readiness: %s unavailable: %s", part, error)
+    parts = {part: "unavailable" if error else "ok" for part, error in errors.items()}
+    return parts, not any(errors.values())
+
+
+DATABASE_UNAVAILABLE = "database unavailable"
+BROKER_UNAVAILABLE = "broker unavailable"
+
+
+def _log_failure(part: str, exc: Exception) -> None:
+    log.warning("status check: %s unavailable: %s", part, _one_line(exc))
 
 
 def _one_line(exc: Exception) -> str:

@@ -17,7 +17,10 @@ Metrics (prometheus_client):
 Under gunicorn (several worker processes) the values live in files in the multiprocess
 directory that ``webhooks/gunicorn_conf.py`` sets up, and ``/metrics`` sums them, so any
 worker answers for all. Without it (tests, ``flask run``) they live in this process.
-``METRICS_TOKEN`` set: ``/metrics`` needs ``Authorization: Bearer <token>``.
+Access (``/metrics`` and ``/status``, ``refuse_unauthorized``): with ``METRICS_TOKEN`` set
+they need ``Authorization: Bearer <token>`` (else 401). In production without a token
+they answer 404, as if they did not exist: nothing about the deployment is served
+unauthenticated. In demo mode without a token they are open (the laptop, on 127.0.0.1).
 """
 
 from __future__ import annotations
@@ -146,14 +149,29 @@ def _forget(_exc=None):
     logs.request_id.set(None)
 
 
-def _authorized() -> bool:
-    token = settings.get().METRICS_TOKEN
-    if not token:
-        return True
+def _authorized(token: str) -> bool:
     header = request.headers.get("Authorization", "")
     scheme, _, given = header.partition(" ")
     return scheme.lower() == "bearer" and hmac.compare_digest(
         given.strip().encode("utf-8", "surrogatepass"), token.encode("utf-8")
+    )
+
+
+def refuse_unauthorized(realm: str):
+    """None when the request may read an operational endpoint, else the refusal to return:
+    401 without the right bearer token, 404 in production when no token is configured."""
+    s = settings.get()
+    token = s.METRICS_TOKEN
+    if not token:
+        if s.demo_mode:
+            return None
+        return {"status": "rejected", "error": "not_found"}, 404
+    if _authorized(token):
+        return None
+    return (
+        {"status": "rejected", "error": "unauthorized", "message": "bearer token required"},
+        401,
+        {"WWW-Authenticate": f'Bearer realm="{realm}"'},
     )
 
 
@@ -181,12 +199,9 @@ def render() -> bytes:
 
 
 def metrics_view():
-    if not _authorized():
-        return (
-            {"status": "rejected", "error": "unauthorized", "message": "bearer token required"},
-            401,
-            {"WWW-Authenticate": 'Bearer realm="metrics"'},
-        )
+    refused = refuse_unauthorized("metrics")
+    if refused is not None:
+        return refused
     return Response(render(), status=200, content_type=CONTENT_TYPE_LATEST)
 
 

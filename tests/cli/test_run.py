@@ -49,6 +49,13 @@ def wait_for(predicate, timeout: float, what: str, process: subprocess.Popen, lo
     pytest.fail(f"timed out waiting for {what}:\n{log.read_text()[-4000:]}")
 
 
+def _inet_connections(process: psutil.Process) -> list:
+    try:
+        return process.net_connections(kind="inet")
+    except psutil.Error:  # gone, a zombie, or not ours to inspect
+        return []
+
+
 def test_scripts_run_starts_everything_and_stops_cleanly(tmp_path):
     var = tmp_path / "var"
     port, console_port, smtp_port = free_port(), free_port(), free_port()
@@ -66,6 +73,8 @@ def test_scripts_run_starts_everything_and_stops_cleanly(tmp_path):
         SMTP_URL=f"smtp://127.0.0.1:{smtp_port}",
         WORKER_PROCESSES="1",
         WEB_CONCURRENCY="1",
+        PSYMATCH_MODE="production",  # psymatch run makes it demo for all it starts
+        WEB_HOST="0.0.0.0",  # and binds the web process to loopback regardless
     )
     log = tmp_path / "run.log"
     with open(log, "w") as out:
@@ -118,6 +127,19 @@ def test_scripts_run_starts_everything_and_stops_cleanly(tmp_path):
             "psymatch.mailsink",
         ):
             assert expected in names, f"{expected} not running"
+        # demo mode (public secrets, /dev/mail with patient names): nothing on the network
+        listening = {
+            (p.pid, c.laddr.ip, c.laddr.port)
+            for p in psutil.Process(process.pid).children(recursive=True)
+            for c in _inet_connections(p)
+            if c.status == psutil.CONN_LISTEN
+        }
+        ports = {entry[2] for entry in listening}
+        assert {port, console_port, smtp_port} <= ports, listening
+        exposed = [e for e in listening if e[1] not in ("127.0.0.1", "::1")]
+        assert not exposed, exposed
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/dev/mail/", timeout=5) as r:
+            assert r.status == 200  # the demo's mail page, on loopback only
         text = log.read_text()
         assert f"http://127.0.0.1:{console_port}/lab" in text
         assert f"http://127.0.0.1:{port}/status" in text

@@ -193,7 +193,8 @@ def test_a_failing_step_leaves_the_previous_version(scratch, monkeypatch):
 
 
 def run_db(url, *args):
-    return run_cli({"DATABASE_URL": url, "PATH": "/usr/bin:/bin"}, "db", *args, timeout=120)
+    env = {"DATABASE_URL": url, "PATH": "/usr/bin:/bin", "PSYMATCH_MODE": "demo"}
+    return run_cli(env, "db", *args, timeout=120)
 
 
 def test_cli_status_upgrade_downgrade(scratch):

@@ -50,14 +50,15 @@ def test_healthy(client, redis_url, redis_at, backend):
     assert body["broker"] == {**body["broker"], "ok": True, "kind": "redis"}
 
 
-def test_broker_down_is_503_with_the_reason(client, redis_at):
+def test_broker_down_is_503_naming_the_part(client, redis_at):
     redis_at("redis://127.0.0.1:1/0")
     response = client.get("/status")
     assert response.status_code == 503
     body = response.get_json()
     assert body["status"] == "unavailable"
     assert body["database"]["ok"] is True
-    assert body["broker"]["ok"] is False and "Connection" in body["broker"]["error"]
+    # the part, not the cause: exception texts name hosts (they go to the log)
+    assert body["broker"] == {"ok": False, "error": "broker unavailable"}
 
 
 def test_database_down_is_503(redis_url, redis_at, tmp_path):
@@ -71,3 +72,5 @@ def test_database_down_is_503(redis_url, redis_at, tmp_path):
         database.init(settings.get().DATABASE_URL)
     assert response.status_code == 503
     assert response.get_json()["database"]["ok"] is False
+    assert response.get_json()["database"]["error"] == "database unavailable"
+    assert "127.0.0.1" not in response.get_data(as_text=True)

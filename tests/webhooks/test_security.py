@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import secrets
 import subprocess
 import sys
 from pathlib import Path
@@ -32,12 +33,12 @@ from tests.operations.test_smtp import Recorder
 
 PRODUCTION = {
     "PSYMATCH_MODE": "production",
-    "SIGNING_KEY": "s" * 32,
-    "MAILGUN_SIGNING_KEY": "m" * 32,
-    "POSTMARK_WEBHOOK_PASSWORD": "p" * 32,
-    "RAW_WEBHOOK_SECRET": "r" * 32,
+    "SIGNING_KEY": secrets.token_hex(32),
+    "MAILGUN_SIGNING_KEY": secrets.token_hex(32),
+    "POSTMARK_WEBHOOK_PASSWORD": secrets.token_urlsafe(32),
+    "RAW_WEBHOOK_SECRET": secrets.token_urlsafe(32),
     "ENCRYPTION_KEYS": Fernet.generate_key().decode(),
-    "CONSOLE_TOKEN": "c" * 32,
+    "CONSOLE_TOKEN": secrets.token_urlsafe(32),
 }
 
 
@@ -48,22 +49,26 @@ def load(environ: dict, tmp_path) -> settings.Settings:
 # --- demo mode and start-up refusal -------------------------------------------------------
 
 
-def test_demo_mode_is_derived_from_a_local_public_base_url(tmp_path):
-    assert load({}, tmp_path).demo_mode
-    assert not load({"PUBLIC_BASE_URL": "https://psymatch.example"}, tmp_path).demo_mode
+DEMO = {"PSYMATCH_MODE": "demo"}
+
+
+def test_production_is_the_default_and_demo_is_explicit(tmp_path):
+    assert not load({}, tmp_path).demo_mode  # a local PUBLIC_BASE_URL no longer means demo
+    assert not load({"PSYMATCH_MODE": ""}, tmp_path).demo_mode
     assert not load({"PSYMATCH_MODE": "production"}, tmp_path).demo_mode
+    assert load(DEMO, tmp_path).demo_mode
     with pytest.raises(settings.SettingsError, match="PSYMATCH_MODE must be demo or production"):
         load({"PSYMATCH_MODE": "prod"}, tmp_path)
 
 
 def test_demo_mode_needs_no_secrets_and_uses_the_named_demo_key(tmp_path):
-    s = load({}, tmp_path)
+    s = load(DEMO, tmp_path)
     settings.require_secrets(s)
     assert s.encryption_keys() == [settings.DEMO_ENCRYPTION_KEY]
 
 
 def test_production_names_every_missing_or_default_secret(tmp_path):
-    s = load({"PUBLIC_BASE_URL": "https://psymatch.example"}, tmp_path)
+    s = load({}, tmp_path)
     with pytest.raises(settings.SettingsError) as error:
         settings.require_secrets(s)
     message = str(error.value)
@@ -81,6 +86,16 @@ def test_production_names_every_missing_or_default_secret(tmp_path):
         ({"ENCRYPTION_KEYS": "not-a-key"}, "ENCRYPTION_KEYS entry 1 is not a Fernet key"),
         ({"ENCRYPTION_KEYS": settings.DEMO_ENCRYPTION_KEY}, "entry 1 is the public demo key"),
         ({"CONSOLE_TOKEN": "short"}, "CONSOLE_TOKEN is shorter than 16 characters"),
+        ({"SIGNING_KEY": "a" * 16}, "SIGNING_KEY is too predictable"),
+        ({"RAW_WEBHOOK_SECRET": "ab" * 20}, "RAW_WEBHOOK_SECRET is too predictable"),
+        ({"CONSOLE_TOKEN": "abcd" * 8}, "CONSOLE_TOKEN is too predictable"),
+        ({"METRICS_TOKEN": "x" * 32}, "METRICS_TOKEN is too predictable"),
+        ({"ENCRYPTION_KEYS": "A" * 43 + "="}, "entry 1 is not random"),  # 32 zero bytes
+        ({"ENCRYPTION_KEYS": "_" * 42 + "8="}, "entry 1 is not random"),  # 32 x 0xff
+        (
+            {"MAILGUN_SIGNING_KEY": "demo-raw-webhook-secret"},
+            "MAILGUN_SIGNING_KEY is a published demo value",
+        ),
         ({"SIGNING_KEY": "demo-signing-key-change-me"}, "SIGNING_KEY still has its demo default"),
     ],
 )
@@ -106,10 +121,10 @@ def run(args: list[str], env: dict, timeout=120) -> subprocess.CompletedProcess:
     [
         ["-c", "from webhooks.app import create_app; create_app()"],
         ["-c", "import workers.actors"],
-        ["-m", "cli.main", "run"],
+        ["-m", "cli.main", "db", "status"],
         ["-m", "console.server"],
     ],
-    ids=["web", "worker", "run", "console"],
+    ids=["web", "worker", "cli", "console"],
 )
 def test_every_entry_point_refuses_to_start_without_secrets(cli_env, args):
     env = {**cli_env, "PSYMATCH_MODE": "production", "PUBLIC_BASE_URL": "https://p.example"}
@@ -125,8 +140,9 @@ def test_console_passes_the_token_through_the_environment_only(tmp_path):
     from console import server as console_server
 
     argv, env = console_server.command(load(PRODUCTION, tmp_path))
-    assert env["JUPYTER_TOKEN"] == "c" * 32 and not any("c" * 32 in a for a in argv)
-    demo_argv, demo_env = console_server.command(load({}, tmp_path))
+    token = PRODUCTION["CONSOLE_TOKEN"]
+    assert env["JUPYTER_TOKEN"] == token and not any(token in a for a in argv)
+    demo_argv, demo_env = console_server.command(load(DEMO, tmp_path))
     assert "--IdentityProvider.token=" in demo_argv
 
 
