@@ -294,7 +294,7 @@ def therapist_names(ids) -> dict[int, str]:
 
 
 def cooling_therapists(today: dt.date | None = None) -> list[dict]:
-    """Therapists whose cooling period runs past today, soonest contactable first (domain.md 6)."""
+    """Therapists cooling past today, soonest contactable first (docs/domain.md §5)."""
     day = _today(today)
     query = (
         Therapist.select()

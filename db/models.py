@@ -1,6 +1,6 @@
-"""peewee models for every entity of domain.md section 4 plus the operational tables.
+"""peewee models for every entity of docs/domain.md §3 plus the operational tables.
 
-German table, field and enum names follow domain.md. Rules a database can hold
+German table, field and enum names follow docs/domain.md. Rules a database can hold
 live in the schema: NOT NULL, UNIQUE, foreign keys with the domain's cascades,
 CHECK constraints for every enum, and a partial unique index for "at most one
 aktiv Platzsuche per patient". The schema itself is created by the versioned
@@ -35,7 +35,7 @@ from .database import db
 
 
 def utcnow() -> dt.datetime:
-    """Timestamps are stored as naive UTC (domain.md conventions)."""
+    """Timestamps are stored as naive UTC (docs/domain.md, conventions)."""
     return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
@@ -79,7 +79,7 @@ class TimestampedModel(BaseModel):
         return super().save(*args, **kwargs)
 
 
-# --- geo data (domain.md 4.8) -------------------------------------------------
+# --- geo data (docs/domain.md §3) ---------------------------------------------
 
 
 class PlzCentroid(BaseModel):
@@ -136,7 +136,7 @@ class LocatedModel(TimestampedModel):
     ort = CharField(100, null=True)
     email = CharField(254, null=True)
     telefon = CharField(50, null=True)
-    # Coordinates of the location used for distances (domain.md section 8) and
+    # Coordinates of the location used for distances (docs/domain.md §3, §6.4) and
     # the PLZ they were derived from, so that a changed PLZ is re-geocoded.
     latitude = DoubleField(null=True)
     longitude = DoubleField(null=True)
@@ -146,7 +146,7 @@ class LocatedModel(TimestampedModel):
 
 class Patient(LocatedModel):
     # Names and contact data are encrypted at rest (db/crypto.py, migration 0005);
-    # the lengths of domain.md are checked by the validation, not by the column.
+    # the lengths of docs/domain.md §3 are checked by the validation, not by the column.
     strasse = EncryptedTextField(200, null=True)
     email = EncryptedTextField(254, null=True)
     telefon = EncryptedTextField(50, null=True)
@@ -246,7 +246,7 @@ class Platzsuche(TimestampedModel):
         table_name = "platzsuche"
 
 
-# "At most one aktiv Platzsuche per patient" (domain.md 4.3), held by the database.
+# "At most one aktiv Platzsuche per patient" (docs/domain.md §3), held by the database.
 Platzsuche.add_index(
     Platzsuche.index(
         Platzsuche.patient, unique=True, name="platzsuche_one_aktiv_per_patient"
@@ -277,13 +277,13 @@ class Therapeutenanfrage(BaseModel):
         "Email", null=True, on_delete="SET NULL", column_name="reminder_email_id"
     )
     erinnerung_gesendet_datum = DateTimeField(null=True)
-    # How the bundle came about: an automatic round or staff composition (domain.md 0.1).
+    # How the bundle came about: an automatic round or staff composition (docs/domain.md §6.1).
     ausloeser = enum_field("ausloeser", ("runde", "personal"), default="personal")
 
     class Meta:
         table_name = "therapeutenanfrage"
         constraints = [
-            # answered <=> a response type is recorded (domain.md 4.4)
+            # answered <=> a response type is recorded (docs/domain.md §3)
             Check("(antwort_datum IS NULL) = (antworttyp IS NULL)"),
         ]
         indexes = ((("therapist", "antwort_datum"), False),)
@@ -298,7 +298,7 @@ class TherapeutAnfragePatient(TimestampedModel):
     antwortergebnis = enum_field("antwortergebnis", vocab.PATIENTENERGEBNIS, null=True)
     antwortnotizen = TextField(null=True)
     # Why the selection chose this patient: soft filters passed, relaxation level,
-    # distance, waiting days (explainable bundles, domain.md 0.2). Migration 0003.
+    # distance, waiting days (explainable bundles, docs/domain.md §6.7). Migration 0003.
     auswahl = JSONField(null=True)
 
     class Meta:

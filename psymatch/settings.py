@@ -63,7 +63,7 @@ class Settings:
     GEONAMES_FILE: str = ""
     PGEOCODE_DATA_DIR: str = str(PROJECT_ROOT / "var" / "pgeocode")
 
-    # Domain parameters (domain.md section 3)
+    # Domain parameters (docs/domain.md §16)
     TIMEZONE: str = "Europe/Berlin"
     MIN_ANFRAGE_SIZE: int = 1
     ROUND_MIN_SIZE: int = 3
@@ -137,7 +137,7 @@ class Settings:
     # the console outside demo mode; "staff" when unset in demo mode).
     STAFF_NAME: str = ""
 
-    # Observability (README "Observability"): log format, metrics files and ports
+    # Observability (docs/operations.md, "Observability"): log format, metrics files and ports
     LOG_FORMAT: str = "text"  # text or json (one JSON object per line)
     LOG_LEVEL: str = ""  # empty = the process's own default (INFO for web, worker, clock)
     METRICS_DIR: str = ""  # empty = VAR_DIR/prometheus; multiprocess metric files

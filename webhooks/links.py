@@ -4,7 +4,7 @@ GET only shows a German confirmation page (mail scanners and link previews follo
 links, so GET never records anything); the button "Bestätigen" POSTs to the same URL.
 
 Why a click is stored, not recorded at once: ``record_response`` takes the answers for
-*all* pending patients of an Anfrage in one go (domain.md 11.1 rule 5), while a link
+*all* pending patients of an Anfrage in one go (docs/domain.md §9.1), while a link
 answers for one patient. So a confirmed click is stored as a ``LinkKlick`` (one per
 Anfrage and patient: a second click for the same patient shows what is noted, it does not
 change it) with its ``process_link_klick`` outbox item, and processed right away in the
