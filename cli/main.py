@@ -41,6 +41,15 @@ def _require_extra(extra: str, command: str) -> None:
         )
 
 
+def _as_local_tool(command: str) -> None:
+    """Benchmarks, soak and the fault suite write synthetic rows and start their own
+    processes with the published demo secrets, so they run in demo mode, which is refused
+    unless DATABASE_URL and PUBLIC_BASE_URL are on this machine: a production database
+    is never benchmarked by accident, and production secrets are never needed."""
+    _require_extra("bench", command)
+    settings.override(PSYMATCH_MODE="demo")
+
+
 def _importable(module: str) -> bool:
     try:
         return importlib.util.find_spec(module) is not None
@@ -401,7 +410,7 @@ def _replies_parse(args) -> int:
 
 
 def cmd_bench_emails(args) -> int:
-    _require_extra("bench", "psymatch bench")
+    _as_local_tool("psymatch bench")
     from tools import bench
 
     _connect()
@@ -417,7 +426,7 @@ def cmd_bench_emails(args) -> int:
 
 
 def cmd_bench_webhooks(args) -> int:
-    _require_extra("bench", "psymatch bench")
+    _as_local_tool("psymatch bench")
     from tools import bench_webhooks
 
     _connect()
@@ -428,7 +437,7 @@ def cmd_bench_webhooks(args) -> int:
 
 
 def cmd_soak(args) -> int:
-    _require_extra("bench", "psymatch soak")
+    _as_local_tool("psymatch soak")
     from tools import soak
 
     _connect()
@@ -444,7 +453,7 @@ def cmd_soak(args) -> int:
 
 
 def cmd_bench_bundling(args) -> int:
-    _require_extra("bench", "psymatch bench")
+    _as_local_tool("psymatch bench")
     from tools import bench
 
     _connect()
@@ -457,7 +466,7 @@ def cmd_bench_bundling(args) -> int:
 
 
 def cmd_faults(args) -> int:
-    _require_extra("bench", "psymatch faults")
+    _as_local_tool("psymatch faults")
     from tools.faults import faults
 
     report = None if args.json else (lambda line: print(line, file=sys.stderr, flush=True))

@@ -21,8 +21,15 @@ from tools import countingsink
 def test_bench_emails_prints_the_contract_keys_and_counts_every_email(
     scratch_database_url, cli_env, redis_url
 ):
-    env = {**cli_env, "DATABASE_URL": scratch_database_url, "REDIS_URL": redis_url}
-    # on an empty database, as on a fresh checkout: the bench migrates it first
+    # PSYMATCH_MODE unset, as in a user's shell (production by default): the bench runs
+    # in demo mode by itself, on an empty database, as on a fresh checkout, which it
+    # migrates first
+    env = {
+        **cli_env,
+        "DATABASE_URL": scratch_database_url,
+        "REDIS_URL": redis_url,
+        "PSYMATCH_MODE": "",
+    }
     result = psymatch(env, "bench", "emails", "--count", "120", "--json", timeout=600)
     assert result.returncode == 0, result.stderr
     assert "the database is empty: migrating it first" in result.stderr
@@ -66,3 +73,12 @@ def test_the_sink_reports_every_accepted_message_repeats_included(tmp_path):
 def test_the_bench_no_longer_takes_a_server_choice(cli_env):
     result = psymatch(cli_env, "bench", "emails", "--count", "1", "--smtp-server", "postfix")
     assert result.returncode == 2 and "--smtp-server" in result.stderr
+
+
+def test_the_tools_refuse_a_database_on_another_machine(cli_env):
+    """Benchmarks write synthetic rows: never into a database that is not on this machine."""
+    remote = "postgresql://bench:geheim@db.example.invalid:5432/produktion"
+    for command in (["bench", "emails", "--count", "10"], ["bench", "webhooks", "--requests", "5"]):
+        result = psymatch({**cli_env, "DATABASE_URL": remote, "PSYMATCH_MODE": ""}, *command)
+        assert result.returncode == 2, (command, result.stdout, result.stderr)
+        assert "demo" in result.stderr and "geheim" not in result.stderr + result.stdout
