@@ -36,15 +36,13 @@ answer commit together or not at all.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import datetime as dt
 import json
-import threading
 
 from peewee import SQL, fn
 
-from db.database import db, is_postgres, locked, write_transaction
+from db.database import locked, write_transaction
 from db.models import (
     InboundMessage,
     LinkKlick,
@@ -126,19 +124,6 @@ def _claim_token(replay: tuple[str, str], message_key: str, now) -> None:
         raise TokenReused()
 
 
-_SQLITE_WRITER = threading.Lock()
-
-
-def _writer_turn():
-    """SQLite has one writer at a time: the threads of a process (gunicorn's gthread
-    workers) queue on a lock for it, instead of in SQLite's busy handler, whose back-off
-    sleeps up to 100 ms at a time and made the slowest webhooks wait for nothing.
-    PostgreSQL (row locks) and a transaction already open need no turn."""
-    if is_postgres() or db.in_transaction():
-        return contextlib.nullcontext()
-    return _SQLITE_WRITER
-
-
 def _redelivered(message_key: str, replay: tuple[str, str] | None) -> int | None:
     """The id of a stored message whose token (if any) is remembered with it already: a
     redelivery that would write nothing. (Half the deliveries are such repeats; on SQLite
@@ -197,7 +182,7 @@ def store_inbound(
     known = _redelivered(message_key, replay)
     if known is not None:  # nothing to write: answered by a read, without the write lock
         return InboundMessage(id=known, message_key=message_key), False
-    with _writer_turn(), write_transaction():
+    with write_transaction():
         if replay is not None:
             _claim_token(replay, message_key, now)
         new_id = _inserted_id(InboundMessage.insert(**values))
