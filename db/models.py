@@ -223,6 +223,9 @@ class Therapist(LocatedModel):
     sperrgrund = TextField(null=True)
     sperrdatum = DateField(null=True)
     notizen = TextField(default="")
+    # Sender addresses staff confirmed for this practice besides its email (normalised;
+    # migration 0009): replies from them are recorded automatically (operations/senders.py).
+    bestaetigte_absender = json_list()
 
     class Meta:
         table_name = "therapeuten"

@@ -56,7 +56,7 @@ from operations.responses import (
 from operations.searches import update_platzsuche
 from operations.sending import follow_up_one, send_anfrage
 from psymatch import settings
-from psymatch.domain import reply_parse
+from psymatch.domain import reply_parse, tokens
 from psymatch.domain.slots import SlotParams, plan_call
 
 ACTOR = "demo-szenario"
@@ -330,7 +330,7 @@ class _Stage:
             at = self.clock.at(days_ago - 2 - index % 2, 18, 5 + index)
             payload = {
                 "From": therapist.email,
-                "To": f"antwort@{settings.get().REPLY_DOMAIN}",
+                "To": tokens.reply_address(anfrage_id),
                 "Subject": f"AW: Anfrage A{anfrage_id}",
                 "TextBody": UNCLEAR_REPLIES[index % len(UNCLEAR_REPLIES)],
                 "MessageID": f"demo-szenario-{anfrage_id}",

@@ -20,10 +20,14 @@ answer commit together or not at all.
 ``process_inbound`` / ``process_click``
     Idempotent: a reply or click whose status is no longer ``neu`` is left alone. Email
     replies: auto-reply -> ``ignoriert``; Anfrage not identified -> ``pruefung``;
-    otherwise the reply is understood (``psymatch.domain.reply_parse``); an unambiguous
-    answer becomes ``record_response(source="email")`` -> ``verarbeitet``, anything else
-    -> ``pruefung`` with the reason. Clicks are collected per Anfrage until every pending
-    patient has one, then recorded together (see ``webhooks/links.py``).
+    otherwise the reply is understood (``psymatch.domain.reply_parse``). It is recorded
+    automatically (``record_response(source="email", sender=...)`` -> ``verarbeitet``)
+    only when it names its Anfrage with proof (the signed reply address or a signed
+    Message-ID of ours: ``Ref: A2`` in the subject or an unsigned Message-ID is guessable),
+    its From address belongs to the Anfrage's practice (``operations/senders.py``) and
+    the answer is unambiguous; anything else -> ``pruefung`` with the reason. The From
+    address is stored as ``sender`` and named in the audit row. Clicks are collected per
+    Anfrage until every pending patient has one, then recorded together (see ``webhooks/links.py``).
 ``decide_review`` / ``dismiss_review``
     Staff resolve a reply in the review queue: record the answer they read, or ignore it.
 ``decide_click_review`` / ``dismiss_click_review``
@@ -48,12 +52,14 @@ from db.models import (
     LinkKlick,
     TherapeutAnfragePatient,
     Therapeutenanfrage,
+    Therapist,
     WebhookReplayMarker,
     utcnow,
 )
 from operations import audit, outbox
 from operations.errors import OperationError
 from operations.responses import record_response
+from operations.senders import practice_addresses, sender_address
 from psymatch.domain import reply_parse
 
 TASK = "process_reply"
@@ -304,6 +310,27 @@ def process_inbound(inbound_id: int, now: dt.datetime | None = None) -> str:
         return _process_email(inbound, now)
 
 
+NOT_SIGNED = {
+    reply_parse.VIA_SUBJECT: "Anfrage nur am Betreff erkannt, nicht signiert",
+    reply_parse.VIA_UNSIGNED_MESSAGE_ID: (
+        "Anfrage nur an einer unsignierten Message-ID erkannt, nicht signiert"
+    ),
+}
+
+
+def _provenance_problem(ref: reply_parse.AnfrageRef, anfrage, sender: str | None) -> str | None:
+    """Why the reply may not be recorded automatically, whatever it says (None: it may):
+    it must name its Anfrage with a signature and come from the Anfrage's practice."""
+    if not ref.signed:
+        return NOT_SIGNED.get(ref.via, "Anfrage nicht signiert")
+    therapist = Therapist.get_by_id(anfrage.therapist_id)
+    if sender is None:
+        return "Absender fehlt oder ist nicht eindeutig"
+    if sender not in practice_addresses(therapist):
+        return f"Absender {sender} gehört nicht zur Praxis von A{anfrage.id}"
+    return None
+
+
 def _process_email(inbound: InboundMessage, now) -> str:
     parse = reply_parse
     try:
@@ -311,12 +338,15 @@ def _process_email(inbound: InboundMessage, now) -> str:
         if message is None:
             return _finish(inbound, "fehler", now, reason=inbound.review_reason or UNREADABLE)
         auto = parse.is_auto_reply(message)
-        anfrage_id = None if auto else parse.identify_anfrage(message)
+        ref = None if auto else parse.locate_anfrage(message)
+        sender = sender_address(message.sender) or sender_address(inbound.sender)
     except Exception as exc:  # an unreadable message is data, not a reason to retry
         return _finish(inbound, "fehler", now, reason=f"{UNREADABLE}: {exc!r}")
     if auto:
         return _finish(inbound, "ignoriert", now, reason=f"Automatische Antwort: {auto}")
-    anfrage = Therapeutenanfrage.get_or_none(Therapeutenanfrage.id == anfrage_id)
+    if sender is not None:
+        inbound.sender = _safe(sender)[:254]
+    anfrage = Therapeutenanfrage.get_or_none(Therapeutenanfrage.id == ref.anfrage_id)
     if anfrage is None:
         return _finish(inbound, "pruefung", now, reason="Anfrage nicht erkannt")
     inbound.therapeutenanfrage = anfrage.id
@@ -325,13 +355,23 @@ def _process_email(inbound: InboundMessage, now) -> str:
         decision = parse.understand(message, [line.patient_id for line in lines])
     except Exception as exc:
         return _finish(inbound, "fehler", now, reason=f"Antwort nicht auswertbar: {exc!r}")
-    result = {"decision": _decision_dict(decision)}
+    result = {"decision": _decision_dict(decision), "erkannt_ueber": ref.via, "absender": sender}
+    problem = _provenance_problem(ref, anfrage, sender)
+    if problem is not None:
+        if decision.review:
+            problem = f"{problem}; {decision.reason or 'Antwort nicht eindeutig'}"
+        return _finish(inbound, "pruefung", now, reason=problem, result=result)
     if decision.review:
         reason = decision.reason or "Antwort nicht eindeutig"
         return _finish(inbound, "pruefung", now, reason=reason, result=result)
     try:
         response = record_response(
-            anfrage.id, dict(decision.decisions), actor="email", now=now, source="email"
+            anfrage.id,
+            dict(decision.decisions),
+            actor="email",
+            now=now,
+            source="email",
+            sender=sender,
         )
     except OperationError as error:
         result["error"] = error.as_dict()
@@ -456,7 +496,13 @@ def decide_review(
         if target is None:
             raise OperationError("ANFRAGE_REQUIRED", "name the Anfrage this reply answers")
         response = record_response(
-            target, responses, notizen, actor=actor, now=now, source="email_review"
+            target,
+            responses,
+            notizen,
+            actor=actor,
+            now=now,
+            source="email_review",
+            sender=inbound.sender,
         )
         inbound.therapeutenanfrage = target
         result = {**(inbound.result or {}), "response": response.as_dict(), "decided_by": actor}

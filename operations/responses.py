@@ -160,8 +160,11 @@ def record_response(
     actor: str = "staff",
     now: dt.datetime | None = None,
     source: str = "manual",
+    sender: str | None = None,
 ) -> ResponseResult:
-    """Record a therapist's answer to an Anfrage (docs/domain.md §9.1)."""
+    """Record a therapist's answer to an Anfrage (docs/domain.md §9.1).
+
+    ``sender``: the From address of the email reply the answer came from (audit)."""
     now = now or utcnow()
     with write_transaction():
         bundling_lock(shared=True)
@@ -234,6 +237,7 @@ def record_response(
                 "responses": {str(k): v for k, v in entries.items()},
                 "antworttyp": anfrage.antworttyp,
                 "conflicts": result.conflicts,
+                **({"sender": sender} if sender is not None else {}),
             },
             at=now,
         )

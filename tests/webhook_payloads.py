@@ -3,6 +3,10 @@
 Mailgun: routes forwarding ("store and notify" / forward), form fields with
 ``timestamp``/``token``/``signature``. Postmark: the inbound JSON with basic auth.
 Raw: an RFC 5322 message signed with ``X-Psymatch-Signature``.
+
+A reply to an Anfrage (``anfrage_id``) goes to its signed reply address and comes, unless
+``sender`` says otherwise, from the email of the Anfrage's therapist: only such a reply is
+recorded automatically (docs/domain.md §9.2).
 """
 
 from __future__ import annotations
@@ -22,6 +26,22 @@ from psymatch.domain.answer_form import form_line
 from webhooks import providers
 
 SENDER = "praxis@example.org"
+
+
+def sender_of(anfrage_id: int | None) -> str:
+    """The email of the Anfrage's therapist (from the test database), else ``SENDER``."""
+    if anfrage_id:
+        from db.models import Therapeutenanfrage, Therapist
+
+        therapist = (
+            Therapist.select(Therapist.email)
+            .join(Therapeutenanfrage)
+            .where(Therapeutenanfrage.id == anfrage_id)
+            .first()
+        )
+        if therapist is not None and therapist.email:
+            return therapist.email
+    return SENDER
 
 
 def reply_text(patients: list[int], answers: dict[int, str] | None = None) -> str:
@@ -56,7 +76,9 @@ def mailgun(
     timestamp: int | str | None = None,
     token: str | None = None,
     extra_headers: list[list[str]] = (),
+    sender: str | None = None,
 ) -> dict[str, str]:
+    sender = sender or sender_of(anfrage_id)
     recipient = recipient or (
         tokens.reply_address(anfrage_id) if anfrage_id else "info@antwort.psymatch.example"
     )
@@ -65,7 +87,7 @@ def mailgun(
     token = token or secrets.token_hex(25)
     headers = [
         ["Received", "from mail.example.org by mxa.mailgun.org"],
-        ["From", f"Dr. Tina Thera <{SENDER}>"],
+        ["From", f"Dr. Tina Thera <{sender}>"],
         ["To", recipient],
         ["Subject", subject],
         ["Message-Id", message_id],
@@ -79,8 +101,8 @@ def mailgun(
         "token": token,
         "signature": providers.mailgun_signature(stamp, token),
         "recipient": recipient,
-        "sender": SENDER,
-        "from": f"Dr. Tina Thera <{SENDER}>",
+        "sender": sender,
+        "from": f"Dr. Tina Thera <{sender}>",
         "subject": subject,
         "body-plain": text,
         "stripped-text": text.split("\n>")[0],
@@ -102,13 +124,15 @@ def postmark(
     subject: str = "AW: Anfrage",
     message_id: str | None = None,
     extra_headers: list[dict] = (),
+    sender: str | None = None,
 ) -> dict:
+    sender = sender or sender_of(anfrage_id)
     recipient = tokens.reply_address(anfrage_id) if anfrage_id else "info@antwort.psymatch.example"
     return {
         "FromName": "Dr. Tina Thera",
         "MessageStream": "inbound",
-        "From": SENDER,
-        "FromFull": {"Email": SENDER, "Name": "Dr. Tina Thera", "MailboxHash": ""},
+        "From": sender,
+        "FromFull": {"Email": sender, "Name": "Dr. Tina Thera", "MailboxHash": ""},
         "To": recipient,
         "ToFull": [{"Email": recipient, "Name": "", "MailboxHash": ""}],
         "Cc": "",
@@ -147,9 +171,10 @@ def raw(
     subject: str = "AW: Anfrage",
     message_id: str | None = None,
     extra_headers: dict[str, str] | None = None,
+    sender: str | None = None,
 ) -> bytes:
     message = EmailMessage()
-    message["From"] = f"Dr. Tina Thera <{SENDER}>"
+    message["From"] = f"Dr. Tina Thera <{sender or sender_of(anfrage_id)}>"
     message["To"] = (
         tokens.reply_address(anfrage_id) if anfrage_id else "info@antwort.psymatch.example"
     )

@@ -7,15 +7,17 @@ its Message-ID (recipients and the inbound webhook can recognise a duplicate):
 ============================  =====================  ===================================
 kind (``Email.art``)          reference              Message-ID
 ============================  =====================  ===================================
-``anfrage``                   Therapeutenanfrage id  ``<anfrage-42.anfrage@REPLY_DOMAIN>``
-``erinnerung``                Therapeutenanfrage id  ``<anfrage-42.erinnerung@...>``
-``annahme_bestaetigung``      Therapeutenanfrage id  ``<anfrage-42.annahme_bestaetigung@...>``
-``konflikt``                  Therapeutenanfrage id  ``<anfrage-42.konflikt@...>``
+``anfrage``                   Therapeutenanfrage id  ``<anfrage-42.anfrage.<mac>@REPLY_DOMAIN>``
+``erinnerung``                Therapeutenanfrage id  ``<anfrage-42.erinnerung.<mac>@...>``
+``annahme_bestaetigung``      Therapeutenanfrage id  ``<anfrage-42.annahme_bestaetigung.<mac>@...>``
+``konflikt``                  Therapeutenanfrage id  ``<anfrage-42.konflikt.<mac>@...>``
 ``vermittlung``               Platzsuche id          ``<platzsuche-7.vermittlung@...>``
 ============================  =====================  ===================================
 
 The idempotency key (``Email.idempotenz_schluessel``) is ``"<kind>:<reference>"``,
 e.g. ``anfrage:42``; the outbox item that sends it uses ``send_email:<key>``.
+The Message-IDs about an Anfrage are signed (``tokens.anfrage_message_id``): a
+reply quoting one proves which Anfrage it answers.
 Emails about an Anfrage that expect an answer carry its signed reply address as
 ``Reply-To``; follow-ups thread under the inquiry with In-Reply-To/References.
 """
@@ -23,7 +25,7 @@ Emails about an Anfrage that expect an answer carry its signed reply address as
 from __future__ import annotations
 
 from psymatch import settings
-from psymatch.domain.tokens import reply_address
+from psymatch.domain.tokens import anfrage_message_id, reply_address
 
 ANFRAGE_KINDS = ("anfrage", "erinnerung", "annahme_bestaetigung", "konflikt")
 REPLY_KINDS = ("anfrage", "erinnerung", "konflikt")
@@ -39,6 +41,8 @@ def email_key(kind: str, reference_id: int) -> str:
 def message_id(kind: str, reference_id: int) -> str:
     if kind not in REFERENCE:
         raise ValueError(f"unknown email kind {kind!r}")
+    if kind in ANFRAGE_KINDS:
+        return anfrage_message_id(kind, int(reference_id))
     domain = settings.get().REPLY_DOMAIN.lower()
     return f"<{REFERENCE[kind]}-{int(reference_id)}.{kind}@{domain}>"
 

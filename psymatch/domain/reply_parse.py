@@ -3,7 +3,7 @@
 Pipeline::
 
     raw bytes / provider fields -> Message            (message_from_bytes / message_from_parts)
-    Message -> Anfrage id                            (identify_anfrage)
+    Message -> Anfrage id and its proof              (locate_anfrage / identify_anfrage)
     Message -> auto-reply?                           (is_auto_reply)
     text -> text without quoted original/signature   (strip_quoted)
     text + patient ids in bundle order -> Decision   (decide / understand)
@@ -44,9 +44,8 @@ from dataclasses import dataclass, field
 from email.utils import getaddresses
 from html.parser import HTMLParser
 
-from psymatch import settings
 from psymatch.domain import answer_form, vocab
-from psymatch.domain.tokens import find_reply_anfrage
+from psymatch.domain.tokens import find_reply_anfrage, parse_legacy_message_id, parse_message_id
 
 ANGENOMMEN = vocab.ANGENOMMEN
 KAPAZITAET = vocab.ABGELEHNT_KAPAZITAET
@@ -271,24 +270,34 @@ def message_from_parts(
 
 # --- which Anfrage ------------------------------------------------------------------------
 
-_OUR_MSGID = re.compile(
-    r"^<anfrage-([1-9][0-9]{0,17})\.(?:anfrage|erinnerung|konflikt|annahme_bestaetigung)@([^>]+)>$",
-    re.IGNORECASE,
-)
 _SUBJECT_REF = re.compile(r"\bref\.?\s*:?\s*a\s?([1-9][0-9]{0,17})\b", re.IGNORECASE)
 _SUBJECT_BARE = re.compile(r"(?<![\w-])A([1-9][0-9]{0,17})\b")
 
+# How a reply named its Anfrage (``AnfrageRef.via``); only the first two are proof.
+VIA_REPLY_ADDRESS = "antwortadresse"
+VIA_MESSAGE_ID = "message_id"
+VIA_UNSIGNED_MESSAGE_ID = "message_id_unsigniert"
+VIA_SUBJECT = "betreff"
+SIGNED_VIA = (VIA_REPLY_ADDRESS, VIA_MESSAGE_ID)
 
-def _anfrage_from_message_id(mid: str) -> int | None:
-    match = _OUR_MSGID.match(mid.strip())
-    if match and match.group(2).lower() == settings.get().REPLY_DOMAIN.lower():
-        return int(match.group(1))
-    return None
+
+@dataclass(frozen=True)
+class AnfrageRef:
+    """The Anfrage a reply names, and how: ``signed`` only for a reply address or a
+    Message-ID psymatch signed (a subject or an unsigned Message-ID can be guessed)."""
+
+    anfrage_id: int | None
+    via: str | None
+
+    @property
+    def signed(self) -> bool:
+        return self.anfrage_id is not None and self.via in SIGNED_VIA
 
 
-def identify_anfrage(message: Message) -> int | None:
-    """The Anfrage a reply answers: the signed reply address among the recipients,
-    else our Message-ID in In-Reply-To/References, else "Ref: A123" in the subject."""
+def locate_anfrage(message: Message) -> AnfrageRef:
+    """The Anfrage a reply answers: the signed reply address among the recipients, else a
+    signed Message-ID of ours in In-Reply-To/References, else an unsigned one of earlier
+    versions, else "Ref: A123" in the subject."""
     values = list(message.recipients)
     for name in _RECIPIENT_HEADERS:
         value = message.header(name)
@@ -296,18 +305,28 @@ def identify_anfrage(message: Message) -> int | None:
             values.append(value)
     found = find_reply_anfrage(values)
     if found is not None:
-        return found
-    for mid in list(message.in_reply_to) + list(reversed(message.references)):
-        found = _anfrage_from_message_id(mid)
+        return AnfrageRef(found, VIA_REPLY_ADDRESS)
+    mids = list(message.in_reply_to) + list(reversed(message.references))
+    for mid in mids:
+        found = parse_message_id(mid)
         if found is not None:
-            return found
+            return AnfrageRef(found, VIA_MESSAGE_ID)
+    for mid in mids:
+        found = parse_legacy_message_id(mid)
+        if found is not None:
+            return AnfrageRef(found, VIA_UNSIGNED_MESSAGE_ID)
     subject = message.subject or ""
     ids = {int(m) for m in _SUBJECT_REF.findall(subject)}
     if not ids:
         ids = {int(m) for m in _SUBJECT_BARE.findall(subject)}
     if len(ids) == 1:
-        return ids.pop()
-    return None
+        return AnfrageRef(ids.pop(), VIA_SUBJECT)
+    return AnfrageRef(None, None)
+
+
+def identify_anfrage(message: Message) -> int | None:
+    """The Anfrage id ``locate_anfrage`` finds, signed or not."""
+    return locate_anfrage(message).anfrage_id
 
 
 # --- auto replies ---------------------------------------------------------------------------

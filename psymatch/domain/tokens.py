@@ -15,6 +15,14 @@ Reply address (one per Therapeutenanfrage)
     and returns the Anfrage id, or None for any other format, another domain or a
     wrong signature.
 
+Message-ID of an email about an Anfrage (inquiry, reminder, confirmation, conflict)
+    ``<anfrage-<anfrage_id>.<kind>.<mac>@<REPLY_DOMAIN>>``, where ``<mac>`` is the
+    first 16 characters of the lowercased base32 encoding of HMAC(key,
+    ``"msgid:a<anfrage_id>.<kind>"``). A reply that quotes it in In-Reply-To or
+    References proves it answers an email psymatch sent (``parse_message_id``).
+    The unsigned ids of earlier versions (``<anfrage-42.anfrage@...>``) are
+    guessable: ``parse_legacy_message_id`` still reads them, for review only.
+
 One-click link token (one per Anfrage, patient and answer)
     ``1.<anfrage_id>.<patient_id>.<code>.<expires>.<mac>``
 
@@ -63,6 +71,14 @@ ANSWER_CODES = {
 _CODE_ANSWERS = {code: answer for answer, code in ANSWER_CODES.items()}
 LINK_ANSWERS = tuple(ANSWER_CODES)
 
+MESSAGE_ID_KINDS = ("anfrage", "erinnerung", "annahme_bestaetigung", "konflikt")
+_KIND_ALTERNATIVES = "|".join(MESSAGE_ID_KINDS)
+_MESSAGE_ID = re.compile(
+    rf"^<anfrage-([1-9][0-9]{{0,17}})\.({_KIND_ALTERNATIVES})\.([a-z2-7]{{16}})@([^<>@\s]+)>$"
+)
+_LEGACY_MESSAGE_ID = re.compile(
+    rf"^<anfrage-([1-9][0-9]{{0,17}})\.(?:{_KIND_ALTERNATIVES})@([^<>@\s]+)>$"
+)
 _REPLY_LOCAL = re.compile(r"^antwort\+a([1-9][0-9]{0,17})\.([a-z2-7]{16})$")
 _LINK = re.compile(
     r"^(1)\.([1-9][0-9]{0,17})\.([1-9][0-9]{0,17})\.([jkn])\.([0-9]{1,12})\.([A-Za-z0-9_-]{22})$"
@@ -152,6 +168,47 @@ def find_reply_anfrage(header_values: Iterable[str]) -> int | None:
         if anfrage_id is not None:
             return anfrage_id
     return None
+
+
+# --- Message-IDs -------------------------------------------------------------------
+
+
+def _message_id_mac(anfrage_id: int, kind: str) -> str:
+    encoded = base64.b32encode(_mac(f"msgid:a{anfrage_id}.{kind}")).decode("ascii")
+    return encoded[:_REPLY_MAC_CHARS].lower()
+
+
+def anfrage_message_id(kind: str, anfrage_id: int) -> str:
+    """The signed Message-ID of the email of ``kind`` about one Anfrage."""
+    if kind not in MESSAGE_ID_KINDS:
+        raise ValueError(f"unknown Anfrage email kind {kind!r}")
+    if not isinstance(anfrage_id, int) or anfrage_id < 1:
+        raise ValueError(f"Anfrage id must be a positive integer, got {anfrage_id!r}")
+    domain = settings.get().REPLY_DOMAIN.lower()
+    return f"<anfrage-{anfrage_id}.{kind}.{_message_id_mac(anfrage_id, kind)}@{domain}>"
+
+
+def parse_message_id(message_id: str) -> int | None:
+    """The Anfrage id of a Message-ID psymatch signed, or None (any other id)."""
+    if not isinstance(message_id, str):
+        return None
+    match = _MESSAGE_ID.match(message_id.strip().lower())
+    if not match or match.group(4) != settings.get().REPLY_DOMAIN.lower():
+        return None
+    anfrage_id, kind = int(match.group(1)), match.group(2)
+    if not hmac.compare_digest(match.group(3), _message_id_mac(anfrage_id, kind)):
+        return None
+    return anfrage_id
+
+
+def parse_legacy_message_id(message_id: str) -> int | None:
+    """The Anfrage id of an unsigned Message-ID of earlier versions (guessable: no proof)."""
+    if not isinstance(message_id, str):
+        return None
+    match = _LEGACY_MESSAGE_ID.match(message_id.strip().lower())
+    if not match or match.group(2) != settings.get().REPLY_DOMAIN.lower():
+        return None
+    return int(match.group(1))
 
 
 # --- one-click links -------------------------------------------------------------

@@ -46,8 +46,22 @@ V1_TABLES = table_names(DOMAIN_MODELS) - {"email_inhalte"}
 V8_TABLES = {"webhook_replay_marker", "link_klick"}
 
 
+def create_at_version(model, **values):
+    """``model.create`` for a table that may lack columns a later version adds."""
+    present = {c.name for c in database.db.get_columns(model._meta.table_name)}
+    missing = [f for f in model._meta.sorted_fields if f.column_name not in present]
+    for field in missing:
+        model._meta.remove_field(field.name)
+    try:
+        return model.create(**values)
+    finally:
+        for field in missing:
+            model._meta.add_field(field.name, field)
+
+
 def seed_domain_rows() -> dict:
-    therapist = Therapist.create(
+    therapist = create_at_version(
+        Therapist,
         external_id="T-1",
         anrede="Frau",
         geschlecht="weiblich",

@@ -54,6 +54,20 @@ def test_anfrage_from_in_reply_to_and_references():
     assert parse.identify_anfrage(msg(in_reply_to=[foreign])) is None
 
 
+def test_only_a_reply_address_or_a_signed_message_id_is_proof():
+    signed = parse.locate_anfrage(msg(in_reply_to=[headers.message_id("anfrage", 7)]))
+    assert (signed.anfrage_id, signed.via, signed.signed) == (7, "message_id", True)
+    token = parse.locate_anfrage(msg(recipients=[tokens.reply_address(42)]))
+    assert (token.anfrage_id, token.via, token.signed) == (42, "antwortadresse", True)
+    # an unsigned id of earlier versions is guessable: recognised, but no proof
+    legacy = parse.locate_anfrage(msg(in_reply_to=["<anfrage-2.anfrage@antwort.example.org>"]))
+    assert (legacy.anfrage_id, legacy.via, legacy.signed) == (2, "message_id_unsigniert", False)
+    forged = headers.message_id("anfrage", 2).replace("<anfrage-2.", "<anfrage-3.")
+    assert tokens.parse_message_id(forged) is None
+    subject = parse.locate_anfrage(msg(subject="AW: Ref: A2"))
+    assert (subject.anfrage_id, subject.via, subject.signed) == (2, "betreff", False)
+
+
 @pytest.mark.parametrize(
     "subject,expected",
     [
@@ -210,7 +224,7 @@ def test_message_from_bytes_multipart_prefers_plain():
     message = parse.message_from_bytes(_raw("Patient 12 gerne – Größe", "<p>HTML</p>"))
     assert "Patient 12 gerne – Größe" in message.text
     assert message.subject.endswith("Ref: A5")
-    assert message.in_reply_to == ["<anfrage-5.anfrage@antwort.example.org>"]
+    assert message.in_reply_to == [headers.message_id("anfrage", 5)]
     assert message.message_id == "<abc@example.de>"
     assert parse.identify_anfrage(message) == 5
 

@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from db.models import Email, OutboxItem, Therapeutenanfrage, Therapist, utcnow
+from operations.emailing import headers as email_headers
 from operations.emailing import queue, render, sending, smtp
 from operations.emailing.data import PatientInfo, TherapistInfo
 from psymatch import settings
@@ -201,8 +202,9 @@ def test_sent_email_arrives_once_with_its_headers(server, queued):
     assert (
         message["Message-ID"]
         == queued.message_id
-        == f"<anfrage-{anfrage_id}.anfrage@" + (settings.get().REPLY_DOMAIN + ">")
+        == email_headers.message_id("anfrage", anfrage_id)
     )
+    assert tokens.parse_message_id(str(message["Message-ID"])) == anfrage_id
     assert tokens.parse_reply_address(str(message["Reply-To"])) == anfrage_id
     assert message["Date"].datetime is not None
     assert message.get_content_type() == "multipart/alternative"
@@ -483,7 +485,6 @@ def test_lines_starting_with_a_dot_and_overlong_lines_arrive_intact(server, queu
 
 
 def test_a_follow_up_threads_under_the_inquiry_and_carries_the_reply_address(server, clean_db):
-    from operations.emailing import headers as email_headers
 
     therapist, anfrage = make_anfrage_and_therapist()
     rendered = render.RenderedEmail(

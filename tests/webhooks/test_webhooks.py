@@ -504,7 +504,7 @@ def test_the_stored_message_is_provider_neutral(client, sent):
     decoded = {p: ops.stored_message(InboundMessage.get_by_id(i)) for p, i in ids.items()}
     for message in decoded.values():
         assert isinstance(message, reply_parse.Message)
-        assert wp.SENDER in message.sender and "Kapazität" in message.text
+        assert wp.sender_of(anfrage_id) in message.sender and "Kapazität" in message.text
         assert reply_parse.identify_anfrage(message) == anfrage_id
     # the raw payload is kept for audit only: processing does not need it
     InboundMessage.update(raw_payload="{}").where(InboundMessage.id == ids["raw"]).execute()
