@@ -9,6 +9,7 @@ under ``CI=true``, where it fails them.
 from __future__ import annotations
 
 import os
+import secrets
 import subprocess
 import sys
 import uuid
@@ -153,6 +154,33 @@ def cli_env(migrated, tmp_path) -> dict[str, str]:
         PGEOCODE_DATA_DIR=s.PGEOCODE_DATA_DIR,
     )
     return env
+
+
+def run_python(args: list[str], env: dict, timeout: float = 120) -> subprocess.CompletedProcess:
+    """``python ARGS`` in ``env`` from the project root, its output captured as text."""
+    return subprocess.run(
+        [sys.executable, *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=settings.PROJECT_ROOT,
+    )
+
+
+def production_secrets() -> dict[str, str]:
+    """Production mode with freshly generated secrets that pass every check."""
+    from cryptography.fernet import Fernet
+
+    return {
+        "PSYMATCH_MODE": "production",
+        "SIGNING_KEY": secrets.token_hex(32),
+        "MAILGUN_SIGNING_KEY": secrets.token_hex(32),
+        "POSTMARK_WEBHOOK_PASSWORD": secrets.token_urlsafe(32),
+        "RAW_WEBHOOK_SECRET": secrets.token_urlsafe(32),
+        "ENCRYPTION_KEYS": Fernet.generate_key().decode(),
+        "CONSOLE_TOKEN": secrets.token_urlsafe(32),
+    }
 
 
 def run_cli(env: dict, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:

@@ -14,16 +14,16 @@ from __future__ import annotations
 import base64
 import secrets
 import subprocess
-import sys
 
 import pytest
-from cryptography.fernet import Fernet
 
 from db import database
 from db.models import InboundMessage
 from psymatch import settings
 from psymatch.ports import free_port
 from tests import webhook_payloads as wp
+from tests.conftest import production_secrets
+from tests.conftest import run_python as run
 from webhooks import devmail, providers, security_headers
 from webhooks.app import create_app
 
@@ -35,18 +35,6 @@ DEMO_DEFAULTS = {
     for name in ("MAILGUN_SIGNING_KEY", "POSTMARK_WEBHOOK_PASSWORD", "RAW_WEBHOOK_SECRET")
 }
 TOKEN = secrets.token_urlsafe(32)
-
-
-def production_secrets() -> dict[str, str]:
-    return {
-        "PSYMATCH_MODE": "production",
-        "SIGNING_KEY": secrets.token_hex(32),
-        "MAILGUN_SIGNING_KEY": secrets.token_hex(32),
-        "POSTMARK_WEBHOOK_PASSWORD": secrets.token_urlsafe(32),
-        "RAW_WEBHOOK_SECRET": secrets.token_urlsafe(32),
-        "ENCRYPTION_KEYS": Fernet.generate_key().decode(),
-        "CONSOLE_TOKEN": secrets.token_urlsafe(32),
-    }
 
 
 @pytest.fixture
@@ -65,17 +53,6 @@ def production(restore_settings):
 @pytest.fixture
 def production_app(clean_db, production):
     return create_app({"TESTING": True})
-
-
-def run(args: list[str], env: dict, timeout=120) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        cwd=settings.PROJECT_ROOT,
-    )
 
 
 # --- demo mode fails closed -----------------------------------------------------------------

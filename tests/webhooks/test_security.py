@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
-import secrets
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -29,17 +27,11 @@ from psymatch import settings
 from psymatch.domain import reply_parse
 from psymatch.ports import free_port
 from tests import factories as f
+from tests.conftest import production_secrets
+from tests.conftest import run_python as run
 from tests.operations.test_smtp import Recorder
 
-PRODUCTION = {
-    "PSYMATCH_MODE": "production",
-    "SIGNING_KEY": secrets.token_hex(32),
-    "MAILGUN_SIGNING_KEY": secrets.token_hex(32),
-    "POSTMARK_WEBHOOK_PASSWORD": secrets.token_urlsafe(32),
-    "RAW_WEBHOOK_SECRET": secrets.token_urlsafe(32),
-    "ENCRYPTION_KEYS": Fernet.generate_key().decode(),
-    "CONSOLE_TOKEN": secrets.token_urlsafe(32),
-}
+PRODUCTION = production_secrets()
 
 
 def load(environ: dict, tmp_path) -> settings.Settings:
@@ -103,17 +95,6 @@ def test_production_refuses_weak_secrets(tmp_path, change, problem):
     settings.require_secrets(load(PRODUCTION, tmp_path))  # all good: no error
     with pytest.raises(settings.SettingsError, match=problem):
         settings.require_secrets(load({**PRODUCTION, **change}, tmp_path))
-
-
-def run(args: list[str], env: dict, timeout=120) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        cwd=settings.PROJECT_ROOT,
-    )
 
 
 @pytest.mark.parametrize(
