@@ -1,6 +1,6 @@
 """The metrics of docs/domain.md §14, as pure functions over plain rows.
 
-Nothing here reads the database or the clock: ``psymatch/console/metrics_queries.py``
+Nothing here reads the database or the clock: ``console/metrics_queries.py``
 loads the rows, the caller passes ``now`` and the time zone. Timestamps are naive UTC
 (as stored); calendar dates are local dates in ``zone``.
 

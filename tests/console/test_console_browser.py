@@ -147,7 +147,7 @@ class Console:
 
 @pytest.fixture
 def console(scenario, migrated, tmp_path):
-    """``jupyter lab`` with the options of ``psymatch/console_server.py`` (the Procfile's
+    """``jupyter lab`` with the options of ``console/server.py`` (the Procfile's
     ``console``), token through ``JUPYTER_TOKEN``, on a copy of the notebooks."""
     root = tmp_path / "notebooks"
     root.mkdir()
