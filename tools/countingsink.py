@@ -12,16 +12,16 @@ development sink (``psymatch.mailsink``) and the test suite use.
 
 from __future__ import annotations
 
-import re
 import subprocess
 import sys
 import threading
+from email.parser import BytesHeaderParser
+from email.policy import compat32
 from pathlib import Path
 
 from psymatch.ports import free_port
 
 KIND = "aiosmtpd"  # what the bench reports as ``smtp_server``
-_MESSAGE_ID = re.compile(rb"^Message-ID:[ \t]*(\S+)", re.IGNORECASE | re.MULTILINE)
 
 
 class SinkError(RuntimeError):
@@ -29,10 +29,15 @@ class SinkError(RuntimeError):
 
 
 def message_id(content: bytes) -> str:
-    """The Message-ID header of a raw message (searched in the header block only)."""
-    head = content.split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0]
-    match = _MESSAGE_ID.search(head)
-    return match.group(1).decode("ascii", "replace") if match else "-"
+    """The Message-ID header of a raw message, "-" when it has none.
+
+    Read by the standard library's header parser: a long (signed) Message-ID arrives
+    folded onto a continuation line, which a search of the first line missed, so every
+    such message counted as a repeat of "-".
+    """
+    value = BytesHeaderParser(policy=compat32).parsebytes(content)["Message-ID"]
+    found = "".join(str(value).split()) if value is not None else ""
+    return found.encode("ascii", "replace").decode("ascii") or "-"
 
 
 class Sink:

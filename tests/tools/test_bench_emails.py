@@ -82,3 +82,17 @@ def test_the_tools_refuse_a_database_on_another_machine(cli_env):
         result = psymatch({**cli_env, "DATABASE_URL": remote, "PSYMATCH_MODE": ""}, *command)
         assert result.returncode == 2, (command, result.stdout, result.stderr)
         assert "demo" in result.stderr and "geheim" not in result.stderr + result.stdout
+
+
+def test_the_sink_reads_a_folded_message_id():
+    """psymatch's signed Message-IDs are long: an acceptance confirmation arrives with its
+    Message-ID folded onto a continuation line, and must still count under its own id."""
+    from operations.emailing.headers import message_id
+
+    long_id = message_id("annahme_bestaetigung", 2)
+    head = b"From: a@example.org\r\nSubject: Best\xc3\xa4tigung\r\n"
+    folded = head + f"Message-ID:\r\n {long_id}\r\n\r\nDanke\r\n".encode()
+    one_line = head + f"Message-ID: {long_id}\r\n\r\nDanke\r\n".encode()
+    assert countingsink.message_id(folded) == long_id
+    assert countingsink.message_id(one_line) == long_id
+    assert countingsink.message_id(head + b"\r\nMessage-ID: <body@x>\r\n") == "-"
