@@ -3,6 +3,10 @@
 Operators and release checks drive psymatch through these subcommands (the CLI
 contract of the issues); every command takes the database from DATABASE_URL and
 exits non-zero with a one-line error on failure.
+
+Every command that writes data requires ``--actor NAME``, the staff member named in
+the audit row that the command writes (``cli/options.py``; docs/operations.md lists
+which commands and what they audit).
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import importlib.util
 import json
 import sys
 
+from cli.options import add_actor_argument
 from psymatch import settings
 
 
@@ -90,26 +95,38 @@ def _require_head(*, migrate_empty: bool = False):
 # --- db ------------------------------------------------------------------------
 
 
+def _unaudited(version: int) -> None:
+    from db import migrate
+
+    print(
+        f"no audit row written: the database is at schema version {version}, "
+        f"audit rows need version {migrate.head_version()}",
+        file=sys.stderr,
+    )
+
+
 def cmd_db_upgrade(args) -> int:
-    from db import migrate, plz
+    from operations import maintenance
 
     _connect()
-    applied = migrate.upgrade(to=args.to)
-    if not applied:
-        print(f"database already at version {migrate.current_version()}")
-    if migrate.current_version() >= 1 and not args.no_geo:
-        plz.ensure_loaded(report=print)
+    result = maintenance.upgrade_schema(args.actor, to=args.to, load_geo=not args.no_geo)
+    if not result["applied"]:
+        print(f"database already at version {result['to']}")
+    if not result["audited"]:
+        _unaudited(result["to"])
     return 0
 
 
 def cmd_db_downgrade(args) -> int:
-    from db import migrate
+    from operations import maintenance
 
     _connect()
-    reverted = migrate.downgrade(to=args.to)
-    if not reverted:
+    result = maintenance.downgrade_schema(args.actor, to=args.to)
+    if not result["reverted"]:
         print("nothing to downgrade")
-    print(f"database now at version {migrate.current_version()}")
+    print(f"database now at version {result['to']}")
+    if not result["audited"]:
+        _unaudited(result["from"])
     return 0
 
 
@@ -139,7 +156,9 @@ def cmd_import(args) -> int:
 
     _connect()
     _require_head()
-    report = intake.import_file(args.kind, args.file, fmt=args.format, progress=not args.json)
+    report = intake.import_file(
+        args.kind, args.file, actor=args.actor, fmt=args.format, progress=not args.json
+    )
     if args.json:
         print(json.dumps(report.as_dict(), ensure_ascii=False))
     else:
@@ -150,55 +169,63 @@ def cmd_import(args) -> int:
 
 
 def cmd_demo_data(args) -> int:
-    from operations import demo_data as demo
+    from operations import demo_scenario, maintenance
 
     _connect()
     _require_head()
-    counts = demo.generate(
-        therapists=args.therapists,
-        patients=args.patients,
-        seed=args.seed,
-        search_share=args.search_share,
-        today=args.today,
-        report=None if args.json else print,
-    )
-    if args.scenario:
-        from operations import demo_scenario
-
-        try:
-            counts["scenario"] = demo_scenario.stage(
-                today=args.today, seed=args.seed, report=None if args.json else print
-            )
-        except demo_scenario.ScenarioError as error:
-            raise demo_scenario.ScenarioError(
-                f"demo data created, but the scenario was not staged: {error}"
-            ) from None
+    try:
+        counts = maintenance.generate_demo_data(
+            args.actor,
+            therapists=args.therapists,
+            patients=args.patients,
+            seed=args.seed,
+            search_share=args.search_share,
+            today=args.today,
+            scenario=args.scenario,
+            report=None if args.json else print,
+        )
+    except demo_scenario.ScenarioError as error:
+        raise demo_scenario.ScenarioError(
+            f"demo data created, but the scenario was not staged: {error}"
+        ) from None
     if args.json:
         print(json.dumps(counts))
     return 0
 
 
 def cmd_geo_load(args) -> int:
-    from db import plz
+    from operations import maintenance
 
     _connect()
     _require_head()
-    print(f"{plz.ensure_loaded(report=print)} PLZ centroids present")
+    print(f"{maintenance.load_plz(args.actor, report=print)} PLZ centroids present")
     return 0
+
+
+def _no_audit_row() -> None:
+    print(
+        "no audit row written: the database is not at the schema version of this code",
+        file=sys.stderr,
+    )
 
 
 def cmd_backup(args) -> int:
     from operations import backup
 
-    print(f"backup written to {backup.backup(args.file)}")
+    path, audited = backup.backup(args.file, actor=args.actor)
+    print(f"backup written to {path}")
+    if not audited:
+        _no_audit_row()
     return 0
 
 
 def cmd_restore(args) -> int:
     from operations import backup
 
-    backup.restore(args.file)
+    audited = backup.restore(args.file, actor=args.actor)
     print(f"restored {args.file}")
+    if not audited:
+        _no_audit_row()
     return 0
 
 
@@ -210,7 +237,7 @@ def cmd_run(args) -> int:
     # when DATABASE_URL or PUBLIC_BASE_URL is not on this machine (demo secrets are public).
     settings.override(PSYMATCH_MODE="demo")
     settings.require_secrets()
-    return Runner(args.demo_therapists, args.demo_patients, args.seed).run()
+    return Runner(args.demo_therapists, args.demo_patients, args.seed, actor=args.actor).run()
 
 
 # --- security and privacy ----------------------------------------------------------------------
@@ -266,21 +293,21 @@ def cmd_export(args) -> int:
 
 
 def cmd_retention(args) -> int:
-    from operations.privacy import run_retention
+    from operations import maintenance
 
     _connect()
     _require_head()
-    print(json.dumps(run_retention(dry_run=args.dry_run), sort_keys=True))
+    result = maintenance.run_retention(args.actor, dry_run=args.dry_run)
+    print(json.dumps(result, sort_keys=True))
     return 0
 
 
 def cmd_crypto_rotate(args) -> int:
-    from db import crypto
-    from db.models import ALL_MODELS
+    from operations import maintenance
 
     _connect()
     _require_head()
-    counts = crypto.rotate(ALL_MODELS, report=lambda line: print(line))
+    counts = maintenance.rotate_keys(args.actor, report=print)
     print(f"re-encrypted {sum(counts.values())} values with the first key of ENCRYPTION_KEYS")
     return 0
 
@@ -391,15 +418,22 @@ def cmd_outbox(args) -> int:
         )
         return 0
     import workers.actors  # noqa: F401  (declares every actor on the configured broker)
+    from operations import audit
     from workers import outbox
 
     if args.outbox_command == "relay":
-        print(json.dumps({"enqueued": outbox.relay()}))
+        counts = {"enqueued": outbox.relay()}
     else:
         stale = dt.timedelta(seconds=args.stale_after_seconds)
         counts = outbox.reconcile(stale)
         counts["enqueued"] = outbox.relay()
-        print(json.dumps(counts))
+    # The clock relays and reconciles without a row; a staff member doing it by hand
+    # is audited (the work itself is audited where it was decided).
+    details = dict(counts)
+    if args.outbox_command == "reconcile":
+        details["stale_after_seconds"] = args.stale_after_seconds
+    audit.write(args.actor, f"outbox_{args.outbox_command}", "outbox", details=details)
+    print(json.dumps(counts))
     return 0
 
 
@@ -489,9 +523,11 @@ def build_parser() -> argparse.ArgumentParser:
     up = db_commands.add_parser("upgrade", help="apply pending migrations (and load PLZ data)")
     up.add_argument("--to", type=int, help="target version (default: head)")
     up.add_argument("--no-geo", action="store_true", help="do not load the PLZ centroids")
+    add_actor_argument(up)
     up.set_defaults(func=cmd_db_upgrade)
     down = db_commands.add_parser("downgrade", help="revert migrations (default: one step)")
     down.add_argument("--to", type=int, help="target version (0 = empty database)")
+    add_actor_argument(down)
     down.set_defaults(func=cmd_db_downgrade)
     st = db_commands.add_parser("status", help="show applied and pending migrations")
     st.add_argument("--json", action="store_true")
@@ -502,6 +538,7 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("file")
     imp.add_argument("--format", choices=("json", "csv"), help="default: from the file name")
     imp.add_argument("--json", action="store_true", help="print the report as JSON")
+    add_actor_argument(imp)
     imp.set_defaults(func=cmd_import)
 
     demo_parser = commands.add_parser("demo-data", help="create reproducible demo records")
@@ -526,6 +563,7 @@ def build_parser() -> argparse.ArgumentParser:
         "replies in review, calls due",
     )
     demo_parser.add_argument("--json", action="store_true")
+    add_actor_argument(demo_parser)
     demo_parser.set_defaults(func=cmd_demo_data)
 
     bundle = commands.add_parser("bundle", help="bundle rounds and staff composition")
@@ -535,7 +573,7 @@ def build_parser() -> argparse.ArgumentParser:
     rnd.add_argument("--json", action="store_true")
     rnd.add_argument("--verbose", "-v", action="store_true", help="list patients and reasons")
     rnd.add_argument("--force", action="store_true", help="run even if the feature flag is off")
-    rnd.add_argument("--actor", default="cli")
+    add_actor_argument(rnd)
     rnd.set_defaults(func=cmd_bundle_round)
     prev = bundle_commands.add_parser("preview", help="the bundle one therapist would get now")
     prev.add_argument("therapist_id", type=int)
@@ -547,7 +585,7 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--plz-prefix")
     create.add_argument("--send", action="store_true", help="send it at once")
     create.add_argument("--json", action="store_true")
-    create.add_argument("--actor", default="cli")
+    add_actor_argument(create)
     create.set_defaults(func=cmd_bundle_create)
 
     replies = commands.add_parser("replies", help="therapists' email replies")
@@ -564,9 +602,13 @@ def build_parser() -> argparse.ArgumentParser:
     box_commands = box.add_subparsers(dest="outbox_command", required=True, metavar="ACTION")
     box_status = box_commands.add_parser("status", help="outbox items by task and status")
     box_status.add_argument("--json", action="store_true")
-    box_commands.add_parser("relay", help="enqueue open items now (the clock does it every minute)")
+    relay = box_commands.add_parser(
+        "relay", help="enqueue open items now (the clock does it every minute)"
+    )
+    add_actor_argument(relay)
     rec = box_commands.add_parser("reconcile", help="re-enqueue lost work, then relay")
     rec.add_argument("--stale-after-seconds", type=int, default=600)
+    add_actor_argument(rec)
     box.set_defaults(func=cmd_outbox)
 
     bench_parser = commands.add_parser("bench", help="benchmarks (print JSON)")
@@ -610,20 +652,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     bk = commands.add_parser("backup", help="write a backup of the database to FILE")
     bk.add_argument("file")
+    add_actor_argument(bk)
     bk.set_defaults(func=cmd_backup)
     rs = commands.add_parser("restore", help="restore FILE into the (empty) database")
     rs.add_argument("file")
+    add_actor_argument(rs)
     rs.set_defaults(func=cmd_restore)
 
     run = commands.add_parser("run", help="run the whole demo: web, worker, clock, console")
     run.add_argument("--demo-therapists", type=int, default=1500)
     run.add_argument("--demo-patients", type=int, default=600)
     run.add_argument("--seed", type=int, default=1)
+    add_actor_argument(run)
     run.set_defaults(func=cmd_run)
 
     erase = commands.add_parser("erase", help="GDPR erasure: anonymise one patient")
     erase.add_argument("patient_id", type=int)
-    erase.add_argument("--actor", required=True, help="name of the staff member")
+    add_actor_argument(erase)
     erase.add_argument("--reason", required=True, help="why (e.g. the patient's request)")
     erase.add_argument("--json", action="store_true")
     erase.set_defaults(func=cmd_erase)
@@ -632,7 +677,7 @@ def build_parser() -> argparse.ArgumentParser:
         "export", help="GDPR Art. 15: everything stored about one patient, as JSON"
     )
     export.add_argument("patient_id", type=int)
-    export.add_argument("--actor", required=True, help="name of the staff member")
+    add_actor_argument(export)
     export.add_argument("--out", metavar="FILE", help="write to FILE (mode 600), not stdout")
     export.set_defaults(func=cmd_export)
 
@@ -640,6 +685,7 @@ def build_parser() -> argparse.ArgumentParser:
         "retention", help="erase patients whose searches all closed RETENTION_DAYS ago"
     )
     retention.add_argument("--dry-run", action="store_true", help="only count, change nothing")
+    add_actor_argument(retention)
     retention.set_defaults(func=cmd_retention)
 
     crypto_parser = commands.add_parser("crypto", help="encryption keys at rest")
@@ -649,6 +695,7 @@ def build_parser() -> argparse.ArgumentParser:
     rot = crypto_commands.add_parser(
         "rotate", help="re-encrypt every stored value with the first key of ENCRYPTION_KEYS"
     )
+    add_actor_argument(rot)
     rot.set_defaults(func=cmd_crypto_rotate)
     gen = crypto_commands.add_parser("generate-key", help="print a new Fernet key")
     gen.set_defaults(func=cmd_crypto_generate_key)
@@ -656,6 +703,7 @@ def build_parser() -> argparse.ArgumentParser:
     geo = commands.add_parser("geo", help="geo reference data")
     geo_commands = geo.add_subparsers(dest="geo_command", required=True, metavar="ACTION")
     load = geo_commands.add_parser("load", help="load PLZ centroids from GeoNames")
+    add_actor_argument(load)
     load.set_defaults(func=cmd_geo_load)
     return parser
 

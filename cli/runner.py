@@ -10,6 +10,10 @@ Everything runs with ``PSYMATCH_MODE=demo`` (public demo secrets, ``/dev/mail`` 
 patient names) and therefore listens on 127.0.0.1 only: the web process (the
 Procfile's ``WEB_HOST``), the console (``console.server`` binds 127.0.0.1), the
 worker metrics and the mail sink (started only for a loopback ``SMTP_URL``).
+
+The migrations and the demo data are audited under the staff member given as
+``--actor`` (``scripts/run`` passes the login name), as ``psymatch db upgrade`` and
+``psymatch demo-data`` are.
 """
 
 from __future__ import annotations
@@ -33,8 +37,9 @@ STOP_TIMEOUT_S = 30
 
 
 class Runner:
-    def __init__(self, demo_therapists: int, demo_patients: int, seed: int):
+    def __init__(self, demo_therapists: int, demo_patients: int, seed: int, *, actor: str):
         self.settings = settings.get()
+        self.actor = actor
         self.demo = (demo_therapists, demo_patients, seed)
         self.helpers: list[subprocess.Popen] = []
         self.honcho: subprocess.Popen | None = None
@@ -44,30 +49,29 @@ class Runner:
     # --- preparation -----------------------------------------------------------------
 
     def prepare_database(self) -> None:
-        from db import database, migrate, plz
+        from db import database
         from db.models import Therapist
+        from operations import maintenance
 
         database.init(self.settings.DATABASE_URL)
-        migrate.upgrade(report=lambda line: print(f"[db] {line}"))
-        plz.ensure_loaded(report=lambda line: print(f"[db] {line}"))
+        maintenance.upgrade_schema(self.actor, report=lambda line: print(f"[db] {line}"))
         if Therapist.select().count() == 0:
-            from operations import demo_data as demo
+            from operations import demo_scenario
 
             therapists, patients, seed = self.demo
             print(
                 f"[db] empty database: loading demo data ({therapists} therapists, "
                 f"{patients} patients, seed {seed})"
             )
-            demo.generate(
-                therapists=therapists,
-                patients=patients,
-                seed=seed,
-                report=lambda line: print(f"[demo] {line}"),
-            )
-            from operations import demo_scenario
-
             try:
-                demo_scenario.stage(seed=seed, report=lambda line: print(f"[demo] {line}"))
+                maintenance.generate_demo_data(
+                    self.actor,
+                    therapists=therapists,
+                    patients=patients,
+                    seed=seed,
+                    scenario=True,
+                    report=lambda line: print(f"[demo] {line}"),
+                )
             except demo_scenario.ScenarioError as error:
                 print(f"[demo] scenario skipped: {error}")
         database.db.close()

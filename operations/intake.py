@@ -17,6 +17,9 @@ Speed: rows are processed in chunks; for each chunk one transaction loads the
 stored rows of its external ids, inserts new rows with multi-row INSERTs and
 updates changed rows. Chunks commit one after the other: an interrupted import
 leaves whole chunks behind and simply runs again.
+
+Audit: every import, also one that fails, writes one audit row naming the staff
+member, with the file name and the counts (``import_file``).
 """
 
 from __future__ import annotations
@@ -40,6 +43,8 @@ from db.models import Patient, Therapist, utcnow
 from psymatch import settings
 from psymatch.domain import validation
 from psymatch.domain.validation import RowError
+
+from . import audit
 
 MODELS = {"therapists": Therapist, "patients": Patient}
 FORMATS = ("json", "csv")
@@ -358,28 +363,57 @@ def local_today() -> dt.date:
     return dt.datetime.now(ZoneInfo(settings.get().TIMEZONE)).date()
 
 
-def import_file(kind: str, path, *, fmt: str | None = None, progress: bool = True) -> ImportReport:
+def import_file(
+    kind: str, path, *, actor: str, fmt: str | None = None, progress: bool = True
+) -> ImportReport:
     """Import therapists or patients from a JSON or CSV file; see the module docstring.
 
     Raises ``ImportFileError`` when the file as a whole cannot be read; problems
     of single rows end up in ``ImportReport.rejected``. The database must be
     bound (``db.database.init``) and at the head schema version.
+
+    One audit row (action ``import``) names ``actor`` (the staff member, required) with
+    the kind, the file name, the format and the counts. The chunks commit one by one, so
+    the row is written at the end with the real counts, also when the file could not be
+    read or the import stopped partway (``failed``: the kind of error, and the counts of
+    the chunks that were committed). It holds no row contents: rejected rows appear only
+    as a count, error messages (which may quote the file) not at all.
     """
     if kind not in MODELS:
         raise ValueError(f"kind must be 'therapists' or 'patients', got {kind!r}")
+    actor = audit.actor_name(actor)
     path = Path(path)
-    fmt = format_for(path, fmt)
-    rows = read_rows(path, fmt, kind)
-    report = ImportReport(kind=kind, path=str(path), format=fmt)
-    with database.connection():
-        plz_data.ensure_loaded()
-        importer = _Importer(kind, report, plz_data.centroid_map(), local_today())
-        show = progress and sys.stderr.isatty()
-        with tqdm(total=len(rows), desc=f"import {kind}", unit="row", disable=not show) as bar:
-            for chunk in _chunks(rows, CHUNK_ROWS):
-                importer.process(chunk)
-                bar.update(len(chunk))
+    report = ImportReport(kind=kind, path=str(path), format=fmt or "")
+    rows: list[SourceRow] = []
+    try:
+        report.format = fmt = format_for(path, fmt)
+        rows = read_rows(path, fmt, kind)
+        with database.connection():
+            plz_data.ensure_loaded()
+            importer = _Importer(kind, report, plz_data.centroid_map(), local_today())
+            show = progress and sys.stderr.isatty()
+            with tqdm(total=len(rows), desc=f"import {kind}", unit="row", disable=not show) as bar:
+                for chunk in _chunks(rows, CHUNK_ROWS):
+                    importer.process(chunk)
+                    bar.update(len(chunk))
+    except BaseException as exc:  # an interrupt too: the audit row says how far it got
+        audit.write_after_failure(actor, "import", kind, _audit_details(report, len(rows)), exc)
+        raise
     # Rows failing the check against stored values are found while writing,
     # after the chunk's other rejections: restore file order.
     report.rejected.sort(key=lambda rejection: rejection.number)
+    audit.write(actor, "import", kind, details=_audit_details(report, len(rows)))
     return report
+
+
+def _audit_details(report: ImportReport, rows: int) -> dict:
+    return {
+        "kind": report.kind,
+        "file": Path(report.path).name,
+        "format": report.format or None,
+        "rows": rows,
+        "created": report.created,
+        "updated": report.updated,
+        "unchanged": report.unchanged,
+        "rejected": len(report.rejected),
+    }

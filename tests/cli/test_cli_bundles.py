@@ -9,11 +9,13 @@ from tests import factories as f
 from tests.conftest import run_cli as psymatch
 from workers import bundle_actors
 
+ACTOR = ("--actor", "Erika Muster")
+
 
 def test_round_dry_run_then_real_round_and_preview(clean_db, cli_env):
     therapist = f.therapist()
     f.searches(4)
-    dry = psymatch(cli_env, "bundle", "round", "--dry-run", "--json", "--force")
+    dry = psymatch(cli_env, "bundle", "round", "--dry-run", "--json", "--force", *ACTOR)
     assert dry.returncode == 0, dry.stderr
     out = json.loads(dry.stdout)
     assert (out["bundles"], out["patients_offered"], out["created"]) == (1, 4, [])
@@ -25,7 +27,7 @@ def test_round_dry_run_then_real_round_and_preview(clean_db, cli_env):
     preview = psymatch(cli_env, "bundle", "preview", str(therapist.id))
     assert preview.returncode == 0 and "4 Patienten" in preview.stdout
 
-    real = psymatch(cli_env, "bundle", "round", "--force", "-v")
+    real = psymatch(cli_env, "bundle", "round", "--force", "-v", *ACTOR)
     assert real.returncode == 0, real.stderr
     assert "created 1 bundles with 4 patients" in real.stdout
     assert Therapeutenanfrage.select().count() == 1
@@ -37,7 +39,7 @@ def test_round_dry_run_then_real_round_and_preview(clean_db, cli_env):
 
 def test_bench_bundling_prints_the_contract_keys(scratch_database_url, cli_env):
     env = {**cli_env, "DATABASE_URL": scratch_database_url}
-    assert psymatch(env, "db", "upgrade").returncode == 0
+    assert psymatch(env, "db", "upgrade", *ACTOR).returncode == 0
     result = psymatch(
         env, "bench", "bundling", "--therapists", "300", "--searches", "150", "--json"
     )

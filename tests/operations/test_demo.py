@@ -274,7 +274,7 @@ def test_places_skip_company_postal_codes(clean_db, monkeypatch):
 
 def test_cli_demo_data(cli_env, clean_db):
     command = [sys.executable, "-m", "cli.main", "demo-data"]
-    args = ["--therapists", "40", "--patients", "30", "--seed", "3"]
+    args = ["--therapists", "40", "--patients", "30", "--seed", "3", "--actor", "Erika"]
     done = subprocess.run(
         [*command, *args, "--json"], env=cli_env, capture_output=True, text=True, timeout=120
     )

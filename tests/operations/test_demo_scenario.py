@@ -143,10 +143,12 @@ def test_cli_demo_data_with_and_without_scenario(clean_db, cli_env):
     from tests.conftest import empty_tables
 
     base = ["demo-data", "--therapists", "300", "--patients", "200", "--today", str(TODAY)]
+    base += ["--actor", "Erika"]
     plain = run_cli(cli_env, *base, "--json")
     assert plain.returncode == 0, plain.stderr
     assert "scenario" not in json.loads(plain.stdout)
-    assert Therapeutenanfrage.select().count() == 0 and AuditLog.select().count() == 0
+    assert Therapeutenanfrage.select().count() == 0
+    assert [(a.actor, a.action) for a in AuditLog.select()] == [("Erika", "demo_data")]
     empty_tables()
     done = run_cli(cli_env, *base, "--scenario", "--json")
     assert done.returncode == 0, done.stderr

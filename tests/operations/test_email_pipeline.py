@@ -50,7 +50,7 @@ def worker(env):
 
 def cli(env, *args):
     result = subprocess.run(
-        [sys.executable, "-m", "cli.main", "outbox", *args],
+        [sys.executable, "-m", "cli.main", "outbox", *args, "--actor", "Erika"],
         env=env,
         capture_output=True,
         text=True,

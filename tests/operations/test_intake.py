@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
 import logging
@@ -15,7 +16,7 @@ import pytest
 from db import plz as plz_data
 from db.models import Patient, Therapist
 from operations import intake
-from operations.intake import ImportFileError, import_file
+from operations.intake import ImportFileError
 from tests.conftest import run_cli
 
 PROJECT = Path(__file__).resolve().parents[2]
@@ -30,6 +31,9 @@ SYMPTOMS += ["Ängste / Panikattacken", "Depression / Niedergeschlagenheit", "Ei
 DAYS = ["montag", "dienstag", "mittwoch", "donnerstag", "freitag"]
 ABBR = {"montag": "Mo", "dienstag": "Di", "mittwoch": "Mi", "donnerstag": "Do", "freitag": "Fr"}
 SCHEDULES = ("zeitliche_verfuegbarkeit", "telefonische_erreichbarkeit", "arbeitszeiten")
+
+# Every import names the staff member for its audit row (tests/cli/test_cli_audit.py).
+import_file = functools.partial(intake.import_file, actor="Erika")
 
 
 # --- generated rows -----------------------------------------------------------------------
@@ -193,7 +197,7 @@ def test_acceptance_import_rejects_ten_and_reimport_writes_nothing(
     rows, invalid = acceptance_rows(kind)
     path = write_rows(tmp_path / f"{kind}.{fmt}", rows)
 
-    first = run_cli(cli_env, "import", kind, str(path))
+    first = run_cli(cli_env, "import", "--actor", "Erika", kind, str(path))
     assert first.returncode == 1, first.stderr
     assert first.stdout.strip() == f"{kind}: 1000 created, 0 updated, 0 unchanged, 10 rejected"
     rejected_lines = [line for line in first.stderr.splitlines() if line.startswith("rejected ")]
@@ -214,7 +218,7 @@ def test_acceptance_import_rejects_ten_and_reimport_writes_nothing(
     assert all(lat is not None for _, lat in stored.values())
     latest = model.select(model.updated_at).order_by(model.updated_at.desc()).scalar()
 
-    second = run_cli(cli_env, "import", kind, str(path))
+    second = run_cli(cli_env, "import", "--actor", "Erika", kind, str(path))
     assert second.returncode == 1
     assert second.stdout.strip() == f"{kind}: 0 created, 0 updated, 1000 unchanged, 10 rejected"
     assert snapshot(kind) == stored
@@ -225,7 +229,7 @@ def test_acceptance_import_rejects_ten_and_reimport_writes_nothing(
 def test_cli_json_report(clean_db, cli_env, tmp_path):
     rows = [patient_row(1), {**patient_row(2), "plz": "99999"}]
     path = write_rows(tmp_path / "p.json", rows)
-    result = run_cli(cli_env, "import", "patients", str(path), "--json")
+    result = run_cli(cli_env, "import", "--actor", "Erika", "patients", str(path), "--json")
     assert result.returncode == 1
     report = json.loads(result.stdout)
     assert report["created"] == 1 and report["rejected_count"] == 1
@@ -241,7 +245,9 @@ def test_cli_json_report(clean_db, cli_env, tmp_path):
 
 
 def test_cli_clean_import_exits_zero(clean_db, cli_env):
-    result = run_cli(cli_env, "import", "therapists", str(EXAMPLES / "therapists.csv"))
+    result = run_cli(
+        cli_env, "import", "--actor", "Erika", "therapists", str(EXAMPLES / "therapists.csv")
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "therapists: 8 created, 0 updated, 0 unchanged, 0 rejected"
 
@@ -270,7 +276,7 @@ def test_cli_unreadable_file_gives_one_line_error(
         path.write_bytes(content)
     else:
         path.write_text(content, encoding="utf-8")
-    result = run_cli(cli_env, "import", "patients", str(path))
+    result = run_cli(cli_env, "import", "--actor", "Erika", "patients", str(path))
     assert result.returncode == 1
     assert result.stdout == ""
     lines = result.stderr.strip().splitlines()
@@ -280,7 +286,7 @@ def test_cli_unreadable_file_gives_one_line_error(
 
 
 def test_cli_missing_file(clean_db, cli_env, tmp_path):
-    result = run_cli(cli_env, "import", "patients", str(tmp_path / "nope.csv"))
+    result = run_cli(cli_env, "import", "--actor", "Erika", "patients", str(tmp_path / "nope.csv"))
     assert result.returncode == 1
     assert result.stderr.strip() == f"psymatch: error: cannot read {tmp_path / 'nope.csv'}: " + (
         "No such file or directory"
@@ -561,7 +567,8 @@ def test_import_uses_batched_statements(clean_db, tmp_path, statements):
     assert len(statements) < 40
     statements.clear()
     assert import_file("patients", path).unchanged == 2000
-    assert "INSERT" not in statements and "UPDATE" not in statements
+    assert statements.count("INSERT") == 1  # the audit row, no patient
+    assert "UPDATE" not in statements
     assert len(statements) < 40
 
 

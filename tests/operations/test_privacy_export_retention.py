@@ -183,11 +183,11 @@ def test_retention_actor_and_cli(clean_db, cli_env):
     assert privacy_actors.retention.fn()["erased"] == 1
     assert Patient.get_by_id(first.patient_id).nachname == "gelöscht"
     second = _closed("abgebrochen", 2000)
-    dry = _cli(cli_env, "retention", "--dry-run")
+    dry = _cli(cli_env, "retention", "--dry-run", "--actor", "Erika")
     assert dry.returncode == 0, dry.stderr
     assert json.loads(dry.stdout)["patient_ids"] == [second.patient_id]
     assert Patient.get_by_id(second.patient_id).nachname != "gelöscht"
-    done = _cli(cli_env, "retention")
+    done = _cli(cli_env, "retention", "--actor", "Erika")
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["erased"] == 1
     assert Patient.get_by_id(second.patient_id).nachname == "gelöscht"

@@ -152,7 +152,7 @@ def test_demo_mode_with_a_remote_database_is_refused_by_every_entry_point(cli_en
 
 def test_psymatch_run_is_demo_mode_and_refused_for_a_public_base_url(cli_env):
     env = {**cli_env, "PSYMATCH_MODE": "production", "PUBLIC_BASE_URL": "https://p.example"}
-    result = run(["-m", "cli.main", "run"], env)
+    result = run(["-m", "cli.main", "run", "--actor", "Erika"], env)
     assert result.returncode == 2
     assert "refusing to start in demo mode" in result.stderr
     assert "PUBLIC_BASE_URL is not on this machine" in result.stderr
@@ -326,7 +326,7 @@ def test_psymatch_run_starts_everything_on_loopback_in_demo_mode(restore_setting
     monkeypatch.setattr(runner_module.signal, "signal", lambda *_: None)
     settings.override(PSYMATCH_MODE="production", WORKER_METRICS_HOST="0.0.0.0")
     with pytest.raises(Stop):
-        runner_module.Runner(1, 1, 1).run()
+        runner_module.Runner(1, 1, 1, actor="Erika").run()
     env = started["env"]
     assert env["PSYMATCH_MODE"] == "demo" and started["settings"].demo_mode
     assert env["WEB_HOST"] == "127.0.0.1" and env["WORKER_METRICS_HOST"] == "127.0.0.1"

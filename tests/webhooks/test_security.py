@@ -246,7 +246,7 @@ def dump(url: str) -> str:
 def test_no_patient_contact_data_in_the_raw_database(clean_db, migrated, tmp_path):
     source = tmp_path / "patients.json"
     source.write_text(json.dumps([SECRET_PATIENT]), encoding="utf-8")
-    report = intake.import_file("patients", source, progress=False)
+    report = intake.import_file("patients", source, actor="Erika", progress=False)
     assert report.created == 1
     demo.generate(therapists=60, patients=40, seed=3, report=lambda _: None)
     therapist = f.therapist(telefon="030 123")
@@ -373,12 +373,15 @@ def test_cli_rotate_and_generate_key(clean_db, cli_env, keys):
     new = generated.stdout.strip()
     Fernet(new.encode())  # a usable key
     env = {**cli_env, "ENCRYPTION_KEYS": f"{new},{settings.DEMO_ENCRYPTION_KEY}"}
-    result = run(["-m", "cli.main", "crypto", "rotate"], env)
+    result = run(["-m", "cli.main", "crypto", "rotate", "--actor", "Erika"], env)
     assert result.returncode == 0, result.stderr
     assert "patienten.vorname: 1 values re-encrypted" in result.stdout
     keys(new)
     assert Patient.get_by_id(patient.id).vorname == "Rotraut"
-    bad = run(["-m", "cli.main", "crypto", "rotate"], {**cli_env, "ENCRYPTION_KEYS": "x"})
+    bad = run(
+        ["-m", "cli.main", "crypto", "rotate", "--actor", "Erika"],
+        {**cli_env, "ENCRYPTION_KEYS": "x"},
+    )
     assert bad.returncode == 1 and bad.stderr.startswith("psymatch: error: ENCRYPTION_KEYS")
 
 
