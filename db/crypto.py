@@ -8,14 +8,27 @@ then dropping the old one.
 
 * ``EncryptedTextField``: always encrypted (patient names, contact data, email
   subjects and bodies). Such a column cannot be filtered or sorted in SQL.
+* ``EncryptedDateField`` / ``EncryptedJSONField``: the same for a date (stored as
+  its ISO text) and a JSON value (symptoms, audit details, reply results): the
+  plaintext is serialised, then encrypted exactly like ``EncryptedTextField``.
 * ``SealableTextField``: plaintext unless the value is ``Sealed`` (the recipient
   address of an email: therapist addresses stay plaintext for the weekly-rule
   index, patient addresses are sealed). Stored tokens are recognised by their
   Fernet prefix; an email address always contains ``@``, a token never does.
+
+``blind_index`` is a keyed hash (HMAC-SHA256) of a value, for the rare column that must
+be found by value without holding it: the geocoding cache's key for a patient's street
+address. Its key is derived from each Fernet key of ``ENCRYPTION_KEYS``; the first one
+writes, every one is tried when looking a value up (``blind_indexes``).
 """
 
 from __future__ import annotations
 
+import base64
+import datetime as dt
+import hashlib
+import hmac
+import json
 from collections.abc import Iterable
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
@@ -112,18 +125,56 @@ class EncryptedTextField(TextField):
     """Text stored as a Fernet token; reads give the plaintext.
 
     ``max_length`` is the limit of the plaintext (checked by the validation before
-    encryption); the column itself is TEXT, since a token is longer.
+    encryption); the column itself is TEXT, since a token is longer. Subclasses change
+    only how a value becomes text and back (``to_text`` / ``from_text``).
     """
 
     def __init__(self, max_length: int | None = None, *args, **kwargs):
         self.max_length = max_length
         super().__init__(*args, **kwargs)
 
+    def to_text(self, value) -> str:
+        return str(value)
+
+    def from_text(self, text: str):
+        return text
+
     def db_value(self, value):
-        return None if value is None else encrypt(value)
+        return None if value is None else encrypt(self.to_text(value))
 
     def python_value(self, value):
-        return None if value is None else decrypt(value)
+        return None if value is None else self.from_text(decrypt(value))
+
+    def db_values(self, values: Iterable) -> list[str | None]:
+        """``db_value`` of many values at once (bulk inserts)."""
+        return encrypt_many(None if v is None else self.to_text(v) for v in values)
+
+
+class EncryptedDateField(EncryptedTextField):
+    """A date stored as the token of its ISO text (``1990-05-01``); reads give a ``date``.
+    Accepts a ``date``, a ``datetime`` (its date) or ISO text."""
+
+    def to_text(self, value) -> str:
+        if isinstance(value, dt.datetime):
+            value = value.date()
+        elif isinstance(value, str):
+            value = dt.date.fromisoformat(value.strip())
+        if not isinstance(value, dt.date):
+            raise TypeError(f"{self.name}: a date is needed, not {type(value).__name__}")
+        return value.isoformat()
+
+    def from_text(self, text: str) -> dt.date:
+        return dt.date.fromisoformat(text)
+
+
+class EncryptedJSONField(EncryptedTextField):
+    """A JSON value (list, dict, ...) stored as the token of its JSON text."""
+
+    def to_text(self, value) -> str:
+        return json.dumps(value, ensure_ascii=False)
+
+    def from_text(self, text: str):
+        return json.loads(text)
 
 
 class SealableTextField(TextField):
@@ -195,3 +246,45 @@ def rotate(models, batch_size: int = 1000, report=print) -> dict[str, int]:
 
 def generate_key() -> str:
     return Fernet.generate_key().decode("ascii")
+
+
+# --- blind index ------------------------------------------------------------------------------
+
+BLIND_PREFIX = "hmac:"
+_BLIND_CONTEXT = b"psymatch blind index v1"
+# (the Fernet keys they were derived from, the derived HMAC keys)
+_blind_cache: tuple[tuple[str, ...], tuple[bytes, ...]] | None = None
+
+
+def _blind_keys() -> tuple[bytes, ...]:
+    """One HMAC key per Fernet key of ``ENCRYPTION_KEYS`` (newest first), derived with
+    HMAC-SHA256 under a fixed context, so the Fernet key itself is never the MAC key."""
+    global _blind_cache
+    keys = tuple(settings.get().encryption_keys())
+    if _blind_cache is None or _blind_cache[0] != keys:
+        fernet()  # refuses an unusable key with the usual message
+        derived = tuple(
+            hmac.new(base64.urlsafe_b64decode(k.encode()), _BLIND_CONTEXT, hashlib.sha256).digest()
+            for k in keys
+        )
+        _blind_cache = (keys, derived)
+    return _blind_cache[1]
+
+
+def _blind(key: bytes, value: str) -> str:
+    return BLIND_PREFIX + hmac.new(key, value.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+def blind_index(value: str) -> str:
+    """The keyed hash of ``value`` under the newest key: ``hmac:`` and 64 hex digits."""
+    return _blind(_blind_keys()[0], value)
+
+
+def blind_indexes(value: str) -> list[str]:
+    """``value``'s keyed hash under every key of ``ENCRYPTION_KEYS``, newest first: what a
+    lookup or a deletion by value compares with while keys are rotated."""
+    return [_blind(key, value) for key in _blind_keys()]
+
+
+def is_blind_index(value) -> bool:
+    return isinstance(value, str) and value.startswith(BLIND_PREFIX)
