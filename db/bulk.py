@@ -5,7 +5,8 @@ into minutes. Here: COPY on PostgreSQL, ``executemany`` on SQLite (JSON
 through ``json()`` so the stored text equals what peewee itself would store).
 Callers provide complete rows (every listed column) and explicit ids where
 they need them; ``advance_sequences`` then moves PostgreSQL's id sequences.
-Encrypted columns (``db/crypto.py``) are encrypted here, as peewee would.
+Encrypted columns (``db/crypto.py``: text, dates and JSON alike) are encrypted here
+and rounded coordinates rounded, as peewee would.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from peewee import BooleanField, CharField, DateField, DateTimeField, JSONField,
 
 from . import crypto
 from .database import db, is_postgres
+from .models import RoundedDoubleField
 
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 _NULL = "\\N"
@@ -53,9 +55,9 @@ def _copy_converter(field):
 
 def _column_values(field, rows: list[dict], column: str) -> list:
     values = [row[column] for row in rows]
-    if isinstance(field, crypto.EncryptedTextField):
-        return crypto.encrypt_many(values)
-    if isinstance(field, crypto.SealableTextField):
+    if isinstance(field, crypto.EncryptedTextField):  # text, dates, JSON: tokens
+        return field.db_values(values)
+    if isinstance(field, crypto.SealableTextField | RoundedDoubleField):
         return [field.db_value(v) for v in values]
     return values
 

@@ -30,7 +30,12 @@ from peewee import (
 
 from psymatch.domain import vocab
 
-from .crypto import EncryptedTextField, SealableTextField
+from .crypto import (
+    EncryptedDateField,
+    EncryptedJSONField,
+    EncryptedTextField,
+    SealableTextField,
+)
 from .database import db
 
 
@@ -127,6 +132,22 @@ class DistanceCache(BaseModel):
 # --- master data ----------------------------------------------------------------
 
 
+class RoundedDoubleField(DoubleField):
+    """A float rounded to ``decimals`` places on every write (peewee, ``db.bulk``).
+
+    Patient coordinates: two decimals are about 1.1 km north-south and 0.7 km east-west
+    in Germany, enough for the travel-distance rule (docs/domain.md §6.4) without keeping
+    where exactly a patient lives (SECURITY.md; migration 0010 rounded the stored ones)."""
+
+    def __init__(self, decimals: int = 2, *args, **kwargs):
+        self.decimals = decimals
+        super().__init__(*args, **kwargs)
+
+    def db_value(self, value):
+        value = super().db_value(value)
+        return None if value is None else round(value, self.decimals)
+
+
 class LocatedModel(TimestampedModel):
     """Fields shared by patients and therapists: identity from intake and location."""
 
@@ -145,8 +166,10 @@ class LocatedModel(TimestampedModel):
 
 
 class Patient(LocatedModel):
-    # Names and contact data are encrypted at rest (db/crypto.py, migration 0005);
-    # the lengths of docs/domain.md §3 are checked by the validation, not by the column.
+    # Names and contact data are encrypted at rest (db/crypto.py, migration 0005), and so
+    # is the health data (migration 0010): symptoms, birth date, insurer, GP, payment
+    # reference, previous therapy, referrer. The lengths of docs/domain.md §3 are checked
+    # by the validation, not by the column. Coordinates are kept to about 1 km.
     strasse = EncryptedTextField(200, null=True)
     email = EncryptedTextField(254, null=True)
     telefon = EncryptedTextField(50, null=True)
@@ -154,15 +177,17 @@ class Patient(LocatedModel):
     geschlecht = enum_field("geschlecht", vocab.GESCHLECHT)
     vorname = EncryptedTextField(100)
     nachname = EncryptedTextField(100)
-    hausarzt = CharField(200, null=True)
-    krankenkasse = CharField(100, null=True)
+    latitude = RoundedDoubleField(null=True)
+    longitude = RoundedDoubleField(null=True)
+    hausarzt = EncryptedTextField(200, null=True)
+    krankenkasse = EncryptedTextField(100, null=True)
     krankenversicherungsnummer = EncryptedTextField(50, null=True)
-    geburtsdatum = DateField(null=True)
-    symptome = json_list()
+    geburtsdatum = EncryptedDateField(null=True)
+    symptome = EncryptedJSONField(default=list)
     erfahrung_mit_psychotherapie = BooleanField(null=True)
-    letzte_sitzung_vorherige_psychotherapie = DateField(null=True)
+    letzte_sitzung_vorherige_psychotherapie = EncryptedDateField(null=True)
     vertraege_unterschrieben = BooleanField(default=False)
-    zahlungsreferenz = CharField(8, null=True)
+    zahlungsreferenz = EncryptedTextField(8, null=True)
     zahlung_eingegangen = BooleanField(default=False)
     startdatum = DateField(null=True)
     status = enum_field("status", vocab.PATIENTENSTATUS, default="offen")
@@ -181,7 +206,7 @@ class Patient(LocatedModel):
     letzter_kontakt = DateField(null=True)
     erster_therapieplatz_am = DateField(null=True)
     funktionierender_therapieplatz_am = DateField(null=True)
-    empfehler_der_unterstuetzung = TextField(null=True)
+    empfehler_der_unterstuetzung = EncryptedTextField(null=True)
 
     class Meta:
         table_name = "patienten"
@@ -207,7 +232,8 @@ class Therapist(LocatedModel):
     letzter_kontakt_telefon = DateField(null=True)
     letztes_persoenliches_gespraech = DateField(null=True)
     potenziell_verfuegbar = BooleanField(default=False)
-    potenziell_verfuegbar_notizen = TextField(null=True)
+    # Staff notes about a therapist are encrypted at rest (migration 0010).
+    potenziell_verfuegbar_notizen = EncryptedTextField(null=True)
     ueber_curavani_informiert = BooleanField(default=False)
     naechster_kontakt_moeglich = DateField(null=True, index=True)
     bevorzugte_diagnosen = json_list()
@@ -220,9 +246,9 @@ class Therapist(LocatedModel):
     arbeitszeiten = json_object()
     bevorzugt_gruppentherapie = BooleanField(default=False)
     status = enum_field("status", vocab.THERAPEUTENSTATUS, default="aktiv")
-    sperrgrund = TextField(null=True)
+    sperrgrund = EncryptedTextField(null=True)
     sperrdatum = DateField(null=True)
-    notizen = TextField(default="")
+    notizen = EncryptedTextField(default="")
     # Sender addresses staff confirmed for this practice besides its email (normalised;
     # migration 0009): replies from them are recorded automatically (operations/senders.py).
     bestaetigte_absender = json_list()
@@ -243,7 +269,7 @@ class Platzsuche(TimestampedModel):
         Therapist, null=True, backref="vermittelte_suchen", on_delete="RESTRICT"
     )
     erfolgreiche_vermittlung_datum = DateTimeField(null=True)
-    notizen = TextField(default="")
+    notizen = EncryptedTextField(default="")  # staff notes: encrypted (migration 0010)
 
     class Meta:
         table_name = "platzsuche"
@@ -269,7 +295,7 @@ class Therapeutenanfrage(BaseModel):
     angenommen_anzahl = IntegerField(default=0, constraints=[Check("angenommen_anzahl >= 0")])
     abgelehnt_anzahl = IntegerField(default=0, constraints=[Check("abgelehnt_anzahl >= 0")])
     keine_antwort_anzahl = IntegerField(default=0, constraints=[Check("keine_antwort_anzahl >= 0")])
-    notizen = TextField(default="")
+    notizen = EncryptedTextField(default="")  # staff notes: encrypted (migration 0010)
     # The email / call tables point back at the Anfrage, so these three are
     # deferred: the migration adds their constraints once both tables exist.
     email = DeferredForeignKey("Email", null=True, on_delete="SET NULL", column_name="email_id")
@@ -299,7 +325,7 @@ class TherapeutAnfragePatient(TimestampedModel):
     position_in_anfrage = IntegerField(constraints=[Check("position_in_anfrage >= 1")])
     status = enum_field("status", vocab.ANFRAGE_PATIENT_STATUS, default="anstehend")
     antwortergebnis = enum_field("antwortergebnis", vocab.PATIENTENERGEBNIS, null=True)
-    antwortnotizen = TextField(null=True)
+    antwortnotizen = EncryptedTextField(null=True)  # encrypted (migration 0010)
     # Why the selection chose this patient: soft filters passed, relaxation level,
     # distance, waiting days (explainable bundles, docs/domain.md §6.7). Migration 0003.
     auswahl = JSONField(null=True)
@@ -401,8 +427,9 @@ class Telefonanruf(TimestampedModel):
     tatsaechliches_datum = DateField(null=True)
     tatsaechliche_zeit = CharField(5, null=True)
     status = enum_field("status", vocab.TELEFONANRUFSTATUS, default="geplant")
-    ergebnis = TextField(null=True)
-    notizen = TextField(default="")
+    # what was said on the phone: encrypted at rest (migration 0010)
+    ergebnis = EncryptedTextField(null=True)
+    notizen = EncryptedTextField(default="")
 
     class Meta:
         table_name = "telefonanrufe"
@@ -423,23 +450,26 @@ class InboundMessage(BaseModel):
     reason is in ``review_reason``; processing marks such a reply ``fehler``).
     Only email replies live here: one-click links are ``LinkKlick`` rows, Mailgun's
     single-use tokens ``WebhookReplayMarker`` rows (migration 0008).
+    Everything taken from the reply is encrypted at rest (migration 0010): the payload,
+    the decoded message, sender, recipient, subject, the result and the review reason;
+    nothing filters on them in SQL (the console's review queue filters by ``status``).
     """
 
     provider = CharField(20)
     # Provider message id or RFC Message-ID: a second delivery hits this key.
     message_key = CharField(300, unique=True)
     received_at = DateTimeField(default=utcnow)
-    raw_payload = TextField()
-    message = TextField(null=True)
-    sender = CharField(254, null=True)
-    recipient = CharField(500, null=True)
-    subject = TextField(null=True)
+    raw_payload = EncryptedTextField()
+    message = EncryptedTextField(null=True)
+    sender = EncryptedTextField(254, null=True)
+    recipient = EncryptedTextField(500, null=True)
+    subject = EncryptedTextField(null=True)
     therapeutenanfrage = ForeignKeyField(
         Therapeutenanfrage, null=True, backref="eingaenge", on_delete="SET NULL"
     )
     status = enum_field("status", vocab.INBOUND_STATUS, default="neu")
-    result = JSONField(null=True)
-    review_reason = TextField(null=True)
+    result = EncryptedJSONField(null=True)
+    review_reason = EncryptedTextField(null=True)
     processed_at = DateTimeField(null=True)
 
     class Meta:
@@ -513,8 +543,10 @@ class AuditLog(BaseModel):
     action = CharField(100)
     entity = CharField(50)
     entity_id = CharField(50, null=True)
-    details = JSONField(null=True)
-    reason = TextField(null=True)
+    # Encrypted at rest (migration 0010): staff reasons and details may quote notes,
+    # senders or answers. Audit rows are found by action, entity and id, never by these.
+    details = EncryptedJSONField(null=True)
+    reason = EncryptedTextField(null=True)
 
     class Meta:
         table_name = "audit_log"

@@ -8,7 +8,9 @@ import json
 import peewee
 import pytest
 
-from db import database, migrate
+from db import crypto, database, migrate
+from db.migrations.v0010_sealed_health_data import COLUMNS as SEALED
+from db.migrations.v0010_sealed_health_data import VERSION as SEALED_VERSION
 from db.models import (
     ALL_MODELS,
     DOMAIN_MODELS,
@@ -46,16 +48,31 @@ V1_TABLES = table_names(DOMAIN_MODELS) - {"email_inhalte"}
 V8_TABLES = {"webhook_replay_marker", "link_klick"}
 
 
+def plain_field(field):
+    """The field a column sealed by 0010 had before: a date, JSON or text in plaintext."""
+    if isinstance(field, crypto.EncryptedDateField):
+        return peewee.DateField(null=field.null, column_name=field.column_name)
+    if isinstance(field, crypto.EncryptedJSONField):
+        return peewee.JSONField(null=field.null, default=field.default)
+    return peewee.TextField(null=field.null, default=field.default)
+
+
 def create_at_version(model, **values):
-    """``model.create`` for a table that may lack columns a later version adds."""
-    present = {c.name for c in database.db.get_columns(model._meta.table_name)}
+    """``model.create`` for a table that may lack columns a later version adds, and whose
+    columns sealed by 0010 are still plaintext below it."""
+    table = model._meta.table_name
+    present = {c.name for c in database.db.get_columns(table)}
     missing = [f for f in model._meta.sorted_fields if f.column_name not in present]
+    sealed = SEALED.get(table, {}) if migrate.current_version() < SEALED_VERSION else {}
+    plain = [f for f in model._meta.sorted_fields if f.column_name in sealed]
     for field in missing:
         model._meta.remove_field(field.name)
+    for field in plain:
+        model._meta.add_field(field.name, plain_field(field))
     try:
         return model.create(**values)
     finally:
-        for field in missing:
+        for field in missing + plain:
             model._meta.add_field(field.name, field)
 
 
@@ -70,7 +87,8 @@ def seed_domain_rows() -> dict:
         plz="10115",
         telefonische_erreichbarkeit={"Mo": ["09:00-10:00"]},
     )
-    patient = Patient.create(
+    patient = create_at_version(
+        Patient,
         external_id="P-1",
         anrede="Herr",
         geschlecht="männlich",
@@ -312,7 +330,8 @@ def test_markers_and_clicks_move_out_of_inbound_messages_and_back(scratch):
 
     migrate.upgrade(to=7, **SILENT)
     seed_domain_rows()
-    anfrage, patient = Therapeutenanfrage.get().id, Patient.get().id
+    anfrage = Therapeutenanfrage.select(Therapeutenanfrage.id).scalar()
+    patient = Patient.select(Patient.id).scalar()  # 0010 columns are plaintext at 7
     p = database.db.param
     insert = (
         'INSERT INTO "inbound_messages" ("provider", "message_key", "received_at", '
