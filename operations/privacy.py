@@ -243,13 +243,16 @@ def _plz_location(patient: Patient) -> dict:
 
 
 def _forget_geocache(patient: Patient) -> int:
-    """Drop the street lookup of the patient's address from the geocoding cache."""
-    from operations.geocoding.nominatim import normalise_query
+    """Drop the street lookup of the patient's address from the geocoding cache: stored
+    under the address's keyed hash (under any key of ENCRYPTION_KEYS), or in plaintext
+    by a version before migration 0010."""
+    from operations.geocoding.nominatim import cache_keys, normalise_query
 
     query = normalise_query(patient.strasse, patient.plz, patient.ort)
     if query is None:
         return 0
-    return Geocache.delete().where(Geocache.query == query).execute()
+    keys = [*cache_keys("patient", query), query]
+    return Geocache.delete().where(Geocache.query.in_(keys)).execute()
 
 
 # --- Art. 15: export -------------------------------------------------------------------------

@@ -7,11 +7,17 @@ location only this way.
 
 Cache: ``geocache`` holds one row per normalised query (``"strasse, plz ort"``,
 lowercase, blanks collapsed) with ``query_type = 'adresse'``. A hit answers
-without a request and counts in ``hit_count``. A failed lookup is a row without
-coordinates whose ``result_data`` says why (``status``: ``not_found``,
-``rate_limited``, ``timeout``, ``error``; ``error``; ``attempts``), which is what
-staff see (``failed_lookups``). ``not_found`` is final for that address; the
-other statuses are retried (actor retries with backoff, and the hourly backlog).
+without a request and counts in ``hit_count``. A patient's address is health-related
+personal data and is never stored there: a patient lookup is keyed by the address's
+keyed hash (``cache_key``: ``crypto.blind_index``, looked up under every key of
+``ENCRYPTION_KEYS`` while keys are rotated), keeps neither the provider's display name
+nor its raw answer, and its coordinates are rounded to two decimals (about 1 km) like
+the patient's own (``db.models.RoundedDoubleField``). Therapist (practice) addresses are
+cached in plaintext. A failed lookup is a row without coordinates whose ``result_data``
+says why (``status``: ``not_found``, ``rate_limited``, ``timeout``, ``error``; ``error``;
+``attempts``), which is what staff see (``failed_lookups``: the address of a therapist,
+none for a patient). ``not_found`` is final for that address; the other statuses are
+retried (actor retries with backoff, and the hourly backlog).
 
 Rate limit: at most one request per second across every worker, through a
 Dramatiq rate limiter on the broker's Redis (``IntervalRateLimiter``). Dramatiq's
@@ -44,6 +50,7 @@ from geopy import exc as geopy_exc
 from geopy.adapters import URLLibAdapter
 from geopy.geocoders import Nominatim
 
+from db import crypto
 from db.database import db, write_transaction
 from db.models import Geocache, Patient, Therapist, utcnow
 from psymatch import settings
@@ -150,6 +157,18 @@ def normalise_query(strasse: str | None, plz: str | None, ort: str | None) -> st
     return f"{parts[0]}, {parts[1]} {parts[2]}"
 
 
+def cache_key(kind: str, query: str) -> str:
+    """The ``geocache.query`` a lookup is stored under: a therapist's normalised address,
+    or the keyed hash of a patient's (with the newest key)."""
+    return crypto.blind_index(query) if kind == "patient" else query
+
+
+def cache_keys(kind: str, query: str) -> list[str]:
+    """Every ``geocache.query`` a stored lookup of ``query`` may have: for a patient its
+    hash under each key of ``ENCRYPTION_KEYS``, newest first."""
+    return crypto.blind_indexes(query) if kind == "patient" else [query]
+
+
 def make_geocoder(s: settings.Settings | None = None) -> Nominatim | None:
     """geopy's Nominatim client for ``NOMINATIM_URL``, or None when it is not set."""
     s = s or settings.get()
@@ -197,27 +216,46 @@ def lookup(query: str, geocoder, limiter: IntervalRateLimiter, *, max_wait_s=30.
 # --- records and the cache ------------------------------------------------------------------
 
 
-def _store(query: str, result: Lookup) -> Geocache:
-    """Insert or update the cache row of ``query`` (inside a transaction)."""
-    row = Geocache.get_or_none((Geocache.query == query) & (Geocache.query_type == QUERY_TYPE))
+def _cached(kind: str, query: str) -> Geocache | None:
+    return (
+        Geocache.select()
+        .where(Geocache.query.in_(cache_keys(kind, query)) & (Geocache.query_type == QUERY_TYPE))
+        .order_by(Geocache.updated_at.desc(), Geocache.id.desc())
+        .first()
+    )
+
+
+def _store(kind: str, query: str, result: Lookup) -> Geocache:
+    """Insert or update the cache row of ``query`` (inside a transaction). A patient's
+    lookup is stored under the address's hash, rounded, without names or raw answer."""
+    patient = kind == "patient"
+    row = _cached(kind, query)
     attempts = ((row.result_data or {}).get("attempts", 0) if row else 0) + 1
     data = {"status": result.status, "attempts": attempts}
     if result.error:
-        data["error"] = result.error[:500]
-    if result.raw:
+        # an error text may quote the request URL, and so a patient's address: for a
+        # patient only its first part (the exception's name, "429 from Nominatim; ...")
+        data["error"] = (result.error.split(":", 1)[0] if patient else result.error)[:500]
+    if result.raw and not patient:
         data["result"] = result.raw
     fields = dict(
         latitude=result.latitude,
         longitude=result.longitude,
-        display_name=result.display_name,
+        display_name=None if patient else result.display_name,
         result_data=data,
     )
+    if patient:
+        fields.update(
+            latitude=None if result.latitude is None else round(result.latitude, 2),
+            longitude=None if result.longitude is None else round(result.longitude, 2),
+        )
+    key = cache_key(kind, query)
     if row is None:
         try:
             with db.atomic():  # savepoint: a concurrent insert of the same query may win
-                return Geocache.create(query=query, query_type=QUERY_TYPE, hit_count=0, **fields)
+                return Geocache.create(query=key, query_type=QUERY_TYPE, hit_count=0, **fields)
         except peewee.IntegrityError:
-            row = Geocache.get((Geocache.query == query) & (Geocache.query_type == QUERY_TYPE))
+            row = Geocache.get((Geocache.query == key) & (Geocache.query_type == QUERY_TYPE))
     for name, value in fields.items():
         setattr(row, name, value)
     row.save()
@@ -255,9 +293,7 @@ def geocode_record(
     if query is None:
         return "incomplete"
     with write_transaction():
-        cached = Geocache.get_or_none(
-            (Geocache.query == query) & (Geocache.query_type == QUERY_TYPE)
-        )
+        cached = _cached(kind, query)
         status = (cached.result_data or {}).get("status") if cached else None
         if cached is not None and (cached.latitude is not None or status == NOT_FOUND):
             Geocache.update(hit_count=Geocache.hit_count + 1, updated_at=utcnow()).where(
@@ -269,7 +305,7 @@ def geocode_record(
             return "cached"
     result = lookup(query, geocoder, limiter or make_limiter(), max_wait_s=max_wait_s)
     with write_transaction():
-        _store(query, result)
+        _store(kind, query, result)
         if result.status == FOUND:
             _apply(model, record_id, query, result.latitude, result.longitude)
     if result.status != FOUND:
@@ -299,15 +335,53 @@ def backlog(limit: int = 500) -> list[tuple[str, int]]:
         )
         for record in query:
             text = normalise_query(record.strasse, record.plz, record.ort)
-            if text is not None and text not in final:
+            if text is not None and final.isdisjoint(cache_keys(kind, text)):
                 found.append((kind, record.id))
                 if len(found) >= limit:
                     return found
     return found
 
 
+def rekey_patient_lookups(queries=None, batch: int = 500) -> int:
+    """Move patient lookups stored under an older key of ``ENCRYPTION_KEYS`` to the newest
+    (part of a key rotation, before the old key is dropped); returns how many moved.
+
+    ``queries``: normalised addresses (default: every patient's). Where a row under the
+    newest key exists already, the older rows are deleted instead."""
+    if queries is None:
+        rows = Patient.select(Patient.strasse, Patient.plz, Patient.ort).where(
+            Patient.strasse.is_null(False)
+        )
+        queries = {normalise_query(r.strasse, r.plz, r.ort) for r in rows} - {None}
+    queries = sorted(queries)
+    if len(crypto.blind_indexes("")) < 2:
+        return 0  # one key: nothing is stored under another
+    moved = 0
+    for start in range(0, len(queries), batch):
+        with write_transaction():
+            for query in queries[start : start + batch]:
+                newest, *older = cache_keys("patient", query)
+                rows = list(
+                    Geocache.select(Geocache.id, Geocache.query)
+                    .where(Geocache.query.in_([newest, *older]))
+                    .where(Geocache.query_type == QUERY_TYPE)
+                    .order_by(Geocache.updated_at.desc(), Geocache.id.desc())
+                )
+                stale = [r.id for r in rows if r.query != newest]
+                if not stale:
+                    continue
+                if all(r.query != newest for r in rows):
+                    Geocache.update(query=newest).where(Geocache.id == stale.pop(0)).execute()
+                    moved += 1
+                if stale:
+                    Geocache.delete().where(Geocache.id.in_(stale)).execute()
+    return moved
+
+
 def failed_lookups(limit: int = 200) -> list[dict]:
-    """Cache rows without coordinates, newest first: what staff check by hand."""
+    """Cache rows without coordinates, newest first: what staff check by hand. ``query``
+    is a therapist's address; for a patient's it is None (only its hash is stored:
+    ``backlog`` lists the patients still on their PLZ centroid)."""
     query = (
         Geocache.select()
         .where((Geocache.query_type == QUERY_TYPE) & Geocache.latitude.is_null())
@@ -316,7 +390,7 @@ def failed_lookups(limit: int = 200) -> list[dict]:
     )
     return [
         {
-            "query": row.query,
+            "query": None if crypto.is_blind_index(row.query) else row.query,
             "status": (row.result_data or {}).get("status"),
             "error": (row.result_data or {}).get("error"),
             "attempts": (row.result_data or {}).get("attempts"),

@@ -15,6 +15,7 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 from dramatiq.rate_limits.backends import RedisBackend, StubBackend
 
+from db import crypto
 from db import plz as plz_table
 from db.models import Geocache, Patient, PlzCentroid, Therapist
 from operations.geocoding import nominatim
@@ -107,8 +108,9 @@ def limiter():
 
 
 def centroid(plz: str) -> tuple[float, float]:
+    """The PLZ centroid as a patient stores it: to about 1 km."""
     row = PlzCentroid.get_by_id(plz)
-    return row.latitude, row.longitude
+    return round(row.latitude, 2), round(row.longitude, 2)
 
 
 def located_patient(external_id="P1", strasse="Hauptstraße 5", plz="10115", ort="Berlin"):
@@ -142,21 +144,24 @@ def test_found_address_replaces_the_centroid_and_is_cached(clean_db, fake, limit
     second = located_patient("P2", strasse="HAUPTSTRASSE 5".replace("SS", "ß"))
     assert nominatim.geocode_record("patient", first.id, limiter=limiter) == "found"
     patient = Patient.get_by_id(first.id)
-    assert (patient.latitude, patient.longitude) == (52.5321, 13.3849)
+    assert (patient.latitude, patient.longitude) == (52.53, 13.38)  # about 1 km
     assert (patient.geo_quelle, patient.geo_plz) == ("adresse", "10115")
     (request,) = fake.requests
     assert request[1] == "hauptstraße 5, 10115 berlin" and request[2] == "psymatch-test/1.0"
     assert nominatim.geocode_record("patient", second.id, limiter=limiter) == "cached"
     assert len(fake.requests) == 1  # answered by the cache
     assert Patient.get_by_id(second.id).geo_quelle == "adresse"
-    cache = Geocache.get(Geocache.query == "hauptstraße 5, 10115 berlin")
-    assert (cache.query_type, cache.latitude, cache.hit_count) == ("adresse", 52.5321, 1)
-    assert cache.result_data["status"] == "found"
+    # a patient's address is stored only as its keyed hash, rounded, without names
+    (cache,) = Geocache.select()
+    assert cache.query == crypto.blind_index("hauptstraße 5, 10115 berlin")
+    assert (cache.query_type, cache.latitude, cache.hit_count) == ("adresse", 52.53, 1)
+    assert cache.result_data == {"status": "found", "attempts": 1}
+    assert cache.display_name is None
     # the PLZ backlog leaves street-level locations alone
     from operations.geocoding.plz import locate_backlog
 
     assert locate_backlog(plz_table.centroid_map()) == {"located": 0, "unknown_plz": 0}
-    assert Patient.get_by_id(first.id).latitude == 52.5321
+    assert Patient.get_by_id(first.id).latitude == 52.53
 
 
 def test_unknown_address_keeps_the_centroid_and_is_visible(clean_db, fake, limiter):
@@ -166,11 +171,7 @@ def test_unknown_address_keeps_the_centroid_and_is_visible(clean_db, fake, limit
     stored = Patient.get_by_id(patient.id)
     assert (stored.latitude, stored.longitude, stored.geo_quelle) == (*before, "plz")
     (failed,) = nominatim.failed_lookups()
-    assert (failed["query"], failed["status"], failed["attempts"]) == (
-        "nirgendwo 99, 10115 berlin",
-        "not_found",
-        1,
-    )
+    assert (failed["query"], failed["status"], failed["attempts"]) == (None, "not_found", 1)
     assert nominatim.backlog() == []  # final for this address
     assert nominatim.geocode_record("patient", patient.id, limiter=limiter) == "cached_not_found"
     assert len(fake.requests) == 1
@@ -222,6 +223,27 @@ def test_disabled_without_url_and_opens_no_socket(clean_db, monkeypatch):
     monkeypatch.setattr(socket.socket, "connect", refuse)
     assert nominatim.geocode_record("patient", patient.id) == "disabled"
     assert actors.geocode_address_backlog() == 0
+
+
+def test_a_practice_address_is_cached_as_it_is(clean_db, fake, limiter):
+    """Therapist addresses are business data: cached in plaintext, coordinates exact."""
+    therapist = Therapist.create(
+        external_id="T1",
+        anrede="Herr",
+        geschlecht="männlich",
+        vorname="C",
+        nachname="D",
+        strasse="Marienplatz 1",
+        plz="80331",
+        ort="München",
+        geo_quelle="plz",
+        geo_plz="80331",
+    )
+    assert nominatim.geocode_record("therapist", therapist.id, limiter=limiter) == "found"
+    cache = Geocache.get()
+    assert (cache.query, cache.latitude) == ("marienplatz 1, 80331 münchen", 48.1374)
+    assert cache.display_name and cache.result_data["result"]["place_id"] == 1
+    assert Therapist.get_by_id(therapist.id).latitude == 48.1374
 
 
 def test_backlog_picks_full_addresses_on_centroids_and_enqueues_them(clean_db, fake, stub_broker):
@@ -342,7 +364,7 @@ def test_plz_geocoding_works_offline(clean_db, loopback_only):
         plz="80331",
     )
     assert actors.geocode_backlog() == {"located": 1, "unknown_plz": 0}
-    assert Patient.get_by_id(patient.id).latitude == centroid("80331")[0]
+    assert Patient.get_by_id(patient.id).latitude == round(centroid("80331")[0], 2)
     assert loopback_only == []
     with pytest.raises(OSError, match="blocked"):  # the guard itself works
         socket.create_connection(("192.0.2.1", 80), timeout=0.1)
