@@ -17,7 +17,7 @@ from operations.bundles import (
     preview_anfrage,
     run_bundle_round,
 )
-from operations.sending import send_anfrage
+from operations.sending import request_send
 
 from . import queries
 from .common import StatusLine, esc, frozen, run_action, staff_name, table
@@ -156,6 +156,7 @@ class BundlesPanel(widgets.VBox):
             self.action_controls,
             lambda: run_bundle_round(self.now, actor=self.actor, dry_run=dry_run),
             _round_summary,
+            needs="lesen" if dry_run else "team",
         )
         if result is None:
             return None
@@ -201,6 +202,7 @@ class BundlesPanel(widgets.VBox):
             self.action_controls,
             lambda: list_selectable_therapists(prefix, now=self.now),
             lambda ts: f"{len(ts)} auswählbare Therapeut:innen für PLZ {prefix}",
+            needs="lesen",
         )
         if found is None:
             self.therapist_select.options = []
@@ -229,6 +231,7 @@ class BundlesPanel(widgets.VBox):
             self.action_controls,
             lambda: preview_anfrage(therapist_id, prefix, now=self.now),
             lambda s: f"Vorschau: {len(s.patients)} Patienten für Therapeut {therapist_id}",
+            needs="lesen",
         )
         self.preview_output.value = (
             ""
@@ -245,8 +248,8 @@ class BundlesPanel(widgets.VBox):
 
         def success(created) -> str:
             text = f"Anfrage {created.anfrage_id} erstellt ({len(created.selection.patients)} P.)"
-            if created.gesendet:
-                return text + ", gesendet"
+            if created.zum_versand:
+                return text + ", zum Versand eingeplant"
             if created.send_error:
                 return text + f", nicht gesendet: {created.send_error}"
             return text
@@ -255,7 +258,12 @@ class BundlesPanel(widgets.VBox):
             self.status,
             self.action_controls,
             lambda: create_anfrage(
-                therapist_id, prefix, send_now=send_now, actor=self.actor, now=self.now
+                therapist_id,
+                prefix,
+                send_now=send_now,
+                queue_send=True,
+                actor=self.actor,
+                now=self.now,
             ),
             success,
         )
@@ -294,8 +302,8 @@ class BundlesPanel(widgets.VBox):
         result = run_action(
             self.status,
             self.action_controls,
-            lambda: send_anfrage(anfrage_id, actor=self.actor, now=self.now),
-            lambda r: f"Anfrage {anfrage_id} gesendet ({r['channel']})",
+            lambda: request_send(anfrage_id, actor=self.actor, now=self.now),
+            lambda r: f"Anfrage {anfrage_id} zum Versand eingeplant ({r['channel']})",
         )
         if result is not None:
             self.refresh()

@@ -8,13 +8,66 @@ import io
 
 import ipywidgets as widgets
 
+from operations import staff
 from operations.errors import OperationError
 from psymatch import settings
 
+DEMO_STAFF = "demo"
+
+
+def signed_in_user() -> str | None:
+    """The staff member JupyterHub signed in (it sets ``JUPYTERHUB_USER`` for the server
+    and so for every kernel), or None outside JupyterHub."""
+    return settings.environ_value("JUPYTERHUB_USER") or None
+
+
+def current_staff() -> staff.Staff | None:
+    """Who acts in this console, looked up again for every action so that a role change or
+    a deactivated account applies at once.
+
+    Under JupyterHub: the signed-in user's active account (None if it was deactivated).
+    The laptop demo (no JupyterHub, demo mode) acts as ``STAFF_NAME`` (default "demo")
+    with every right. In production outside JupyterHub nobody is signed in: None.
+    """
+    user = signed_in_user()
+    if user:
+        return staff.active(user)
+    s = settings.get()
+    if s.demo_mode:
+        name = s.STAFF_NAME.strip() or DEMO_STAFF
+        return staff.Staff(name, name, "admin")
+    return None
+
 
 def staff_name() -> str:
-    """Who acts in this console (``STAFF_NAME``, written into audit rows); "staff" when unset."""
-    return settings.get().STAFF_NAME.strip() or "staff"
+    """The actor of this console's audit rows: the signed-in user name (see current_staff)."""
+    user = signed_in_user()
+    if user:
+        return staff.normalise_username(user)
+    s = settings.get()
+    return (s.STAFF_NAME.strip() or DEMO_STAFF) if s.demo_mode else ""
+
+
+ROLE_LABELS = {"lesen": "Lesen", "team": "Team", "admin": "Admin"}
+
+
+def permission_error(needs: str) -> OperationError | None:
+    """Why the current staff member may not do something that needs role ``needs``."""
+    who = current_staff()
+    if who is None:
+        return OperationError(
+            "NOT_SIGNED_IN",
+            "Nicht angemeldet oder Konto deaktiviert: bitte über die Anmeldeseite einloggen",
+            status=401,
+        )
+    if not who.may(needs):
+        return OperationError(
+            "FORBIDDEN",
+            f"Ihre Rolle {ROLE_LABELS[who.role]} darf das nicht "
+            f"(nötig: {ROLE_LABELS[needs]}); es wurde nichts geändert",
+            status=403,
+        )
+    return None
 
 
 def png(fig) -> bytes:
@@ -77,8 +130,17 @@ def frozen(*controls: widgets.Widget):
             c.disabled = was
 
 
-def run_action(status: StatusLine, controls, action, success) -> object | None:
-    """Call an operation with controls frozen; show ``success(result)`` or the error code."""
+def run_action(
+    status: StatusLine, controls, action, success, *, needs: str = "team"
+) -> object | None:
+    """Call an operation with controls frozen; show ``success(result)`` or the error code.
+
+    ``needs`` is the role the action requires (``lesen`` for what only reads); without it
+    the action is refused before anything runs."""
+    refused = permission_error(needs)
+    if refused is not None:
+        status.error(refused)
+        return None
     with frozen(*controls):
         try:
             result = action()

@@ -14,7 +14,7 @@ from db.models import AuditLog
 from operations import flags
 from operations.errors import OperationError
 
-from .common import StatusLine, esc, run_action, table
+from .common import StatusLine, esc, run_action, signed_in_user, staff_name, table
 
 
 def validate(staff: str, reason: str, percent) -> None:
@@ -58,6 +58,8 @@ class FlagsPanel(widgets.VBox):
             description="Anteil (%)", min=0, max=100, step=5, continuous_update=False
         )
         self.staff = widgets.Text(description="Mitarbeiter", placeholder="Pflichtfeld")
+        if signed_in_user():  # under JupyterHub one acts as oneself, never as someone else
+            self.staff.value, self.staff.disabled = staff_name(), True
         self.reason = widgets.Text(description="Grund", placeholder="Pflichtfeld")
         self.save = widgets.Button(description="Speichern", icon="save", button_style="warning")
         self.current = widgets.HTML()
@@ -108,6 +110,7 @@ class FlagsPanel(widgets.VBox):
                 f"gespeichert: automatische Runden {'an' if f.enabled else 'aus'}, "
                 f"Anteil {f.rollout_percent} %"
             ),
+            needs="admin",
         )
         if result is not None:
             self.reason.value = ""

@@ -17,7 +17,7 @@ from operations.privacy import erase_patient
 from operations.searches import create_platzsuche, exclude_therapist, update_platzsuche
 
 from . import queries
-from .common import StatusLine, frozen, run_action, staff_name, table
+from .common import StatusLine, frozen, run_action, signed_in_user, staff_name, table
 
 STATUS_FILTERS = [
     ("aktiv + pausiert", ("aktiv", "pausiert")),
@@ -56,10 +56,10 @@ class SearchesPanel(widgets.VBox):
         self.exclude_button = widgets.Button(description="Ausschließen", icon="ban")
         # GDPR erasure of the selected search's patient
         self.erase_actor = widgets.Text(
-            value="" if self.actor == "staff" else self.actor,
-            description="Mitarbeiter/in",
-            placeholder="Pflichtfeld",
+            value="", description="Mitarbeiter/in", placeholder="Pflichtfeld"
         )
+        if signed_in_user():  # under JupyterHub one acts as oneself, never as someone else
+            self.erase_actor.value, self.erase_actor.disabled = self.actor, True
         self.erase_reason = widgets.Text(description="Grund", placeholder="Pflichtfeld")
         self.erase_confirm = widgets.Checkbox(
             description="Personenbezogene Daten unwiderruflich löschen", indent=False
@@ -230,6 +230,7 @@ class SearchesPanel(widgets.VBox):
                 if r["already_erased"]
                 else f"Daten von Patient {patient_id} gelöscht"
             ),
+            needs="admin",
         )
         if result is not None:
             self.erase_confirm.value = False

@@ -1,73 +1,107 @@
-"""The ``console`` process: JupyterLab on ``notebooks/``, refused without a token outside demo.
+"""The ``console`` process (Procfile): JupyterHub in production, JupyterLab in the laptop demo.
 
-Outside demo mode ``settings.require_secrets()`` refuses to start unless every
-secret, ``CONSOLE_TOKEN`` among them, is set; the token reaches Jupyter through
-the environment (``JUPYTER_TOKEN``), not the command line, so ``ps`` does not show
-it. Outside demo mode ``STAFF_NAME`` (the actor of the console's audit rows) is
-required too. In demo mode an empty ``CONSOLE_TOKEN`` keeps the laptop demo's
-token-free console on 127.0.0.1.
+* **Production** (the default): ``jupyterhub -f console/jupyterhub_config.py``, where every
+  staff member signs in with their own account (``console/hub.py``). The hub process gets
+  only the settings a kernel may have (``settings.kernel_environ``): the webhook secrets
+  and the signing key are not in its environment, so neither it nor any kernel can read
+  them from ``/proc``. It needs ``ENCRYPTION_KEYS`` (checked like every secret), the
+  proxy from npm (``console/hub/node_modules``) and at least one active staff account.
+* **Demo** (``PSYMATCH_MODE=demo``): one JupyterLab on 127.0.0.1 acting as ``STAFF_NAME``
+  (default "demo"), with the shared ``CONSOLE_TOKEN`` if one is set, else none.
+
+A configuration that cannot start exits with code 2 and one line naming what to fix.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from pathlib import Path
 
 from psymatch import settings
 
-# Start a notebook's kernel without the "Select Kernel" dialog: every console
-# notebook runs on the one Python kernel.
-DEFAULT_LAB_SETTINGS = {
-    "@jupyterlab/notebook-extension/tracker": {"autoStartDefaultKernel": True},
-}
+from .lab_settings import write_lab_defaults
+
+CONFIG = Path(__file__).parent / "hub" / "jupyterhub_config.py"
 
 
-def lab_settings_dir(s: settings.Settings) -> Path:
-    """JupyterLab's user settings under ``VAR_DIR``; our defaults are written once, so
-    changes staff make in the settings editor stay."""
-    folder = Path(s.VAR_DIR) / "console" / "lab-settings"
-    for plugin, values in DEFAULT_LAB_SETTINGS.items():
-        target = folder / f"{plugin}.jupyterlab-settings"
-        if not target.exists():
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(json.dumps(values, indent=2), encoding="utf-8")
-    return folder
-
-
-def command(s: settings.Settings) -> tuple[list[str], dict[str, str]]:
-    """The JupyterLab command line and its environment."""
+def lab_command(s: settings.Settings) -> tuple[list[str], dict[str, str]]:
+    """The demo's JupyterLab command line and its environment."""
     argv = [
         str(Path(sys.executable).with_name("jupyter")),
         "lab",
         "--no-browser",
         "--ip=127.0.0.1",
         f"--port={s.CONSOLE_PORT}",
-        f"--ServerApp.root_dir={settings.PROJECT_ROOT / 'notebooks'}",
+        f"--ServerApp.root_dir={s.CONSOLE_NOTEBOOK_DIR}",
         "--ServerApp.allow_root=True",
+        "--ServerApp.terminals_enabled=False",
     ]
-    env = settings.child_environ(JUPYTERLAB_SETTINGS_DIR=str(lab_settings_dir(s)))
+    lab_settings = write_lab_defaults(Path(s.VAR_DIR) / "console" / "lab-settings")
+    env = settings.child_environ(JUPYTERLAB_SETTINGS_DIR=str(lab_settings))
     if s.CONSOLE_TOKEN:
-        env["JUPYTER_TOKEN"] = s.CONSOLE_TOKEN
-    else:  # demo mode only (require_secrets refused otherwise)
+        env["JUPYTER_TOKEN"] = s.CONSOLE_TOKEN  # the environment, so ``ps`` does not show it
+    else:
         argv.append("--IdentityProvider.token=")
     return argv, env
+
+
+def hub_command(s: settings.Settings) -> tuple[list[str], dict[str, str]]:
+    """The production JupyterHub command line and its (secret-free) environment."""
+    from . import hub
+
+    if not hub.PROXY.exists():
+        raise settings.StartRefused(
+            f"configurable-http-proxy is not installed ({hub.PROXY}): run "
+            "'npm ci --prefix console/hub' (scripts/test and .ci/run do it)"
+        )
+    argv = [str(Path(sys.executable).with_name("jupyterhub")), "-f", str(CONFIG)]
+    keep = ("PATH", "LANG", "LC_ALL", "VIRTUAL_ENV", "PYTHONPATH", "TZ", "HOME")
+    env = {k: v for k, v in os.environ.items() if k in keep}
+    env.update(settings.kernel_environ(s))
+    env["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(settings.PROJECT_ROOT), env.get("PYTHONPATH", "")) if p
+    )
+    return argv, env
+
+
+def check_accounts() -> None:
+    """Refuse a hub nobody can sign in to (a fresh installation's first stumbling block)."""
+    import peewee
+
+    from db import database
+    from operations import staff
+
+    database.init()
+    try:
+        try:
+            accounts = staff.listing()
+        except peewee.DatabaseError:
+            raise settings.StartRefused(
+                "the database has no staff accounts table: run 'psymatch db upgrade' first"
+            ) from None
+        if not any(a["aktiv"] for a in accounts):
+            raise settings.StartRefused(
+                "no active staff account: create one with "
+                "'psymatch staff add USER --name NAME --role admin --actor YOU'"
+            )
+    finally:
+        database.release(database.db.obj)
 
 
 def main() -> int:
     s = settings.get()
     try:
-        settings.require_secrets(s)
-        if not s.demo_mode and not s.STAFF_NAME.strip():
-            raise settings.SettingsError(
-                "STAFF_NAME is not set (the staff member whose name this console's actions "
-                "write into the audit log)"
-            )
+        if s.demo_mode:
+            settings.require_secrets(s)
+            argv, env = lab_command(s)
+        else:
+            settings.require_secrets(s, required=settings.CONSOLE_SECRET_NAMES)
+            check_accounts()
+            argv, env = hub_command(s)
     except settings.SettingsError as exc:
         print(f"psymatch console: error: {exc}", file=sys.stderr)
-        return 1
-    argv, env = command(s)
+        return 2
     os.execve(argv[0], argv, env)
     return 0  # not reached
 

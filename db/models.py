@@ -566,6 +566,21 @@ class FeatureFlag(BaseModel):
         table_name = "feature_flags"
 
 
+class Mitarbeiter(TimestampedModel):
+    """A staff account: personal sign-in to the console and its role (operations/staff.py,
+    migration 0010). Never deleted, only deactivated, so audit rows keep their person."""
+
+    benutzername = CharField(50, unique=True)
+    name = CharField(100)
+    rolle = enum_field("rolle", vocab.STAFF_ROLES, default="lesen")
+    passwort_hash = TextField()
+    aktiv = BooleanField(default=True)
+    letzte_anmeldung = DateTimeField(null=True)
+
+    class Meta:
+        table_name = "mitarbeiter"
+
+
 DOMAIN_MODELS = [
     PlzCentroid,
     Geocache,
@@ -586,5 +601,6 @@ OPERATIONS_MODELS = [
     FeatureFlag,
     WebhookReplayMarker,
     LinkKlick,
+    Mitarbeiter,
 ]
 ALL_MODELS = DOMAIN_MODELS + OPERATIONS_MODELS

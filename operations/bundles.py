@@ -205,6 +205,7 @@ class Created:
     selection: Selection
     gesendet: bool = False
     send_error: str | None = None
+    zum_versand: bool = False  # queued for the workers (send_now with queue_send)
 
     def as_dict(self) -> dict:
         return {
@@ -214,6 +215,7 @@ class Created:
             "patients": [p.as_dict() for p in self.selection.patients],
             "gesendet": self.gesendet,
             "send_error": self.send_error,
+            "zum_versand": self.zum_versand,
         }
 
 
@@ -222,10 +224,14 @@ def create_anfrage(
     plz_prefix: str | None = None,
     *,
     send_now: bool = False,
+    queue_send: bool = False,
     actor: str = "staff",
     now: dt.datetime | None = None,
 ) -> Created:
-    """Store a bundle for one therapist (docs/domain.md §6)."""
+    """Store a bundle for one therapist (docs/domain.md §6).
+
+    ``send_now`` sends it at once in this process; with ``queue_send`` the workers send it
+    instead (the console, whose kernels hold no signing key: ``sending.request_send``)."""
     now = now or utcnow()
     with write_transaction():
         bundling_lock()
@@ -242,11 +248,15 @@ def create_anfrage(
         )
     created = Created(anfrage_id, selection)
     if send_now:
-        from .sending import send_anfrage
+        from .sending import request_send, send_anfrage
 
         try:
-            send_anfrage(anfrage_id, actor=actor, now=now)
-            created.gesendet = True
+            if queue_send:
+                request_send(anfrage_id, actor=actor, now=now)
+                created.zum_versand = True
+            else:
+                send_anfrage(anfrage_id, actor=actor, now=now)
+                created.gesendet = True
         except OperationError as error:  # the Anfrage stays, unsent (docs/domain.md §6.7)
             created.send_error = error.code
     return created

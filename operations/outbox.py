@@ -63,6 +63,37 @@ def put_many(items: Iterable[tuple[str, dict, str]], *, now: dt.datetime) -> Non
     bulk_insert(OutboxItem, COLUMNS, rows)
 
 
+def pending(key: str) -> bool:
+    """Whether the work of ``key`` is queued and not done yet."""
+    return (
+        OutboxItem.select()
+        .where((OutboxItem.dedupe_key == key) & OutboxItem.status.in_(("offen", "eingereiht")))
+        .exists()
+    )
+
+
+def put_again(task: str, payload: dict, key: str, *, now: dt.datetime | None = None) -> None:
+    """Queue ``task(**payload)`` under ``key`` even if that key was done or failed before
+    (staff asking again for work that did not happen); in the current transaction."""
+    now = now or utcnow()
+    changed = (
+        OutboxItem.update(
+            task=task,
+            payload=payload,
+            status="offen",
+            created_at=now,
+            enqueued_at=None,
+            done_at=None,
+            attempts=0,
+            last_error=None,
+        )
+        .where(OutboxItem.dedupe_key == key)
+        .execute()
+    )
+    if not changed:
+        put(task, payload, key, now=now)
+
+
 def get(key: str) -> OutboxItem:
     """The outbox row of ``key``."""
     return OutboxItem.get(OutboxItem.dedupe_key == key)

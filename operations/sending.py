@@ -159,6 +159,40 @@ def send_anfrage(anfrage_id: int, *, actor: str = "system", now: dt.datetime | N
     return {"anfrage_id": anfrage.id, "channel": channel, **reference, "gesendet_datum": now}
 
 
+def request_send(anfrage_id: int, *, actor: str, now: dt.datetime | None = None) -> dict:
+    """Queue an Anfrage for sending by the workers, in the name of ``actor`` (the console).
+
+    The console's kernels do not hold the signing key that reply addresses and answer
+    links need (SECURITY.md), so they do not render; the ``send_anfrage`` actor does, with
+    ``actor`` in its audit row. The rules that would refuse the sending are checked here
+    already, so staff hear at once why a practice cannot be contacted; the worker checks
+    them again when it sends. Queuing twice is harmless (one outbox key per Anfrage).
+    """
+    now = now or utcnow()
+    with write_transaction():
+        anfrage = locked(
+            Therapeutenanfrage.select().where(Therapeutenanfrage.id == anfrage_id)
+        ).first()
+        if anfrage is None:
+            raise OperationError("ANFRAGE_NOT_FOUND", f"no Anfrage A{anfrage_id}", status=404)
+        if anfrage.gesendet_datum is not None:
+            raise OperationError("ALREADY_SENT", f"A{anfrage.id} was sent already")
+        therapist = Therapist.get_or_none(Therapist.id == anfrage.therapist_id)
+        if therapist is None:
+            raise OperationError("THERAPIST_NOT_FOUND", "therapist missing", status=404)
+        _check_contactable(therapist, now)
+        key = outbox.key("send_anfrage", anfrage.id)
+        if outbox.pending(key):
+            raise OperationError(
+                "ALREADY_QUEUED", f"A{anfrage.id} is waiting for the workers to send it"
+            )
+        payload = {"anfrage_id": anfrage.id, "requested_by": actor}
+        outbox.put_again("send_anfrage", payload, key, now=now)
+        audit.record(actor, "request_send", "therapeutenanfrage", anfrage.id, at=now)
+    channel = "email" if normalize_email(therapist.email) else "phone"
+    return {"anfrage_id": anfrage.id, "channel": channel, "queued": True}
+
+
 # --- follow-up (docs/domain.md §8.1) ----------------------------------------------------------
 
 

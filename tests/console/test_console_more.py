@@ -140,33 +140,53 @@ def test_preview_refused_for_a_cooling_therapist_writes_nothing(clean_db):
     assert "THERAPIST_NOT_CONTACTABLE" in panel.status.value and counts() == (0, 0, 0)
 
 
-def test_create_with_send_now_sends_at_once(clean_db):
+def _worker_sends(anfrage_id: int) -> None:
+    """What the ``send_anfrage`` actor does with the outbox item the console queued."""
+    from workers.communication_actors import send_anfrage as send_actor
+
+    item = OutboxItem.get(OutboxItem.dedupe_key == f"send_anfrage:{anfrage_id}")
+    assert item.status == "offen"
+    send_actor.fn(**item.payload)
+
+
+def test_create_with_send_now_queues_it_for_the_workers(clean_db):
+    """The console holds no signing key: the workers render and send (SECURITY.md)."""
     therapist = f.therapist()
     f.searches(3)
-    panel = BundlesPanel(now=f.NOW)
+    panel = BundlesPanel(now=f.NOW, actor="erika")
     panel.plz_prefix.value = "10"
     panel.list_button.click()
     panel.send_now.value = True
     panel.create_button.click()
     anfrage = Therapeutenanfrage.get()
-    assert anfrage.therapist_id == therapist.id and anfrage.gesendet_datum is not None
-    assert anfrage.email_id is not None
-    assert "erstellt (3 P.), gesendet" in panel.status.value
-    assert panel.unsent == []
+    assert anfrage.therapist_id == therapist.id and anfrage.gesendet_datum is None
+    assert "erstellt (3 P.), zum Versand eingeplant" in panel.status.value
+    _worker_sends(anfrage.id)
+    anfrage = Therapeutenanfrage.get_by_id(anfrage.id)
+    assert anfrage.gesendet_datum is not None and anfrage.email_id is not None
+    sent = AuditLog.get(AuditLog.action == "send_anfrage")
+    assert sent.actor == "erika"  # the worker's audit row names who asked for it
 
 
-def test_open_bundle_is_sent_with_the_button(clean_db):
+def test_open_bundle_is_queued_with_the_button_once(clean_db):
     therapist = f.therapist()
     f.searches(3)
     anfrage_id = create_anfrage(therapist.id, now=f.NOW).anfrage_id
-    panel = BundlesPanel(now=f.NOW)
+    panel = BundlesPanel(now=f.NOW, actor="erika")
     assert panel.selected_anfrage_id == anfrage_id
     panel.send_button.click()
-    anfrage = Therapeutenanfrage.get_by_id(anfrage_id)
-    assert anfrage.gesendet_datum is not None
-    assert ok(panel) and f"Anfrage {anfrage_id} gesendet (email)" in panel.status.value
+    assert ok(panel) and f"Anfrage {anfrage_id} zum Versand eingeplant (email)" in (
+        panel.status.value
+    )
+    assert AuditLog.select().where(AuditLog.action == "request_send").count() == 1
+    panel.anfrage_select.value = anfrage_id
+    panel.send_button.click()  # a second click: refused, nothing queued twice
+    assert "ALREADY_QUEUED" in panel.status.value
+    assert AuditLog.select().where(AuditLog.action == "request_send").count() == 1
+    _worker_sends(anfrage_id)
+    panel.refresh()
     assert panel.unsent == [] and panel.anfrage_select.options == ()
-    assert AuditLog.select().where(AuditLog.action == "send_anfrage").count() == 1
+    assert AuditLog.get(AuditLog.action == "send_anfrage").actor == "erika"
 
 
 # --- Calls -------------------------------------------------------------------------------------

@@ -46,6 +46,7 @@ def table_names(models) -> set[str]:
 V1_TABLES = table_names(DOMAIN_MODELS) - {"email_inhalte"}
 # the tables 0008 adds
 V8_TABLES = {"webhook_replay_marker", "link_klick"}
+STAFF_TABLES = {"mitarbeiter"}  # migration "mitarbeiter" (staff accounts)
 
 
 def plain_field(field):
@@ -141,7 +142,7 @@ def test_step_by_step_each_version_has_exactly_its_schema(scratch):
     assert tables() == V1_TABLES
     assert "auswahl" not in columns("therapeut_anfrage_patient")
     migrate.upgrade(to=2, **SILENT)
-    assert tables() == table_names(ALL_MODELS) - {"email_inhalte"} - V8_TABLES
+    assert tables() == table_names(ALL_MODELS) - {"email_inhalte"} - V8_TABLES - STAFF_TABLES
     migrate.upgrade(to=3, **SILENT)
     assert "auswahl" in columns("therapeut_anfrage_patient")
     migrate.downgrade(**SILENT)  # default: one step
@@ -149,6 +150,18 @@ def test_step_by_step_each_version_has_exactly_its_schema(scratch):
     assert "auswahl" not in columns("therapeut_anfrage_patient")
     migrate.downgrade(**SILENT)
     assert tables() == V1_TABLES
+
+
+def test_the_staff_step_adds_and_drops_only_the_accounts_table(scratch):
+    version = next(m.version for m in migrate.discover() if m.name == "mitarbeiter")
+    migrate.upgrade(to=version - 1, **SILENT)
+    before = tables()
+    assert not STAFF_TABLES & before
+    migrate.upgrade(to=version, **SILENT)
+    assert tables() == before | STAFF_TABLES
+    assert {"benutzername", "rolle", "passwort_hash", "aktiv"} <= columns("mitarbeiter")
+    migrate.downgrade(to=version - 1, **SILENT)
+    assert tables() == before
 
 
 def test_downgrading_the_index_step_keeps_every_row(scratch):

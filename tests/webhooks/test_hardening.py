@@ -332,7 +332,7 @@ def test_psymatch_run_starts_everything_on_loopback_in_demo_mode(restore_setting
     assert env["WEB_HOST"] == "127.0.0.1" and env["WORKER_METRICS_HOST"] == "127.0.0.1"
     from console import server as console_server
 
-    argv, _ = console_server.command(started["settings"])
+    argv, _ = console_server.lab_command(started["settings"])
     assert "--ip=127.0.0.1" in argv
 
 

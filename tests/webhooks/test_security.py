@@ -67,7 +67,8 @@ def test_production_names_every_missing_or_default_secret(tmp_path):
     for name in ("SIGNING_KEY", "MAILGUN_SIGNING_KEY", "POSTMARK_WEBHOOK_PASSWORD"):
         assert f"{name} still has its demo default" in message
     assert "RAW_WEBHOOK_SECRET still has its demo default" in message
-    assert "ENCRYPTION_KEYS is not set" in message and "CONSOLE_TOKEN is not set" in message
+    assert "ENCRYPTION_KEYS is not set" in message
+    assert "CONSOLE_TOKEN" not in message  # the shared console token is for demo mode only
     with pytest.raises(settings.SettingsError, match="ENCRYPTION_KEYS is not set"):
         s.encryption_keys()
 
@@ -114,17 +115,35 @@ def test_every_entry_point_refuses_to_start_without_secrets(cli_env, args):
     result = run(args, env)
     assert result.returncode != 0
     assert "refusing to start outside demo mode" in result.stderr
-    assert "CONSOLE_TOKEN is not set" in result.stderr and "SIGNING_KEY" in result.stderr
+    assert "ENCRYPTION_KEYS is not set" in result.stderr
+    if args != ["-m", "console.server"]:  # the console needs no webhook secret or signing key
+        assert "SIGNING_KEY" in result.stderr
 
 
-def test_console_passes_the_token_through_the_environment_only(tmp_path):
+def test_demo_console_passes_the_token_through_the_environment_only(tmp_path):
     from console import server as console_server
 
-    argv, env = console_server.command(load(PRODUCTION, tmp_path))
     token = PRODUCTION["CONSOLE_TOKEN"]
+    argv, env = console_server.lab_command(load({**DEMO, "CONSOLE_TOKEN": token}, tmp_path))
     assert env["JUPYTER_TOKEN"] == token and not any(token in a for a in argv)
-    demo_argv, demo_env = console_server.command(load(DEMO, tmp_path))
+    demo_argv, demo_env = console_server.lab_command(load(DEMO, tmp_path))
     assert "--IdentityProvider.token=" in demo_argv
+    assert "--ServerApp.terminals_enabled=False" in demo_argv
+
+
+def test_the_production_console_hub_never_sees_webhook_secrets_or_the_signing_key(tmp_path):
+    from console import hub
+    from console import server as console_server
+
+    if not hub.PROXY.exists():
+        pytest.skip("configurable-http-proxy is not installed (npm ci --prefix console/hub)")
+    argv, env = console_server.hub_command(load(PRODUCTION, tmp_path))
+    assert argv[1:] == ["-f", str(console_server.CONFIG)]
+    assert env["ENCRYPTION_KEYS"] == PRODUCTION["ENCRYPTION_KEYS"]
+    for name in settings.KERNEL_WITHHELD:
+        assert env[name] == "", name
+    for value in (PRODUCTION[n] for n in settings.SECRET_NAMES if n != "ENCRYPTION_KEYS"):
+        assert value not in env.values()
 
 
 def test_the_app_starts_in_production_with_every_secret(cli_env):
@@ -342,7 +361,7 @@ def test_no_patient_identity_in_log_records(clean_db, caplog):
 # --- staff names in the audit log ------------------------------------------------------
 
 
-def test_console_actions_carry_the_staff_name(clean_db):
+def test_the_demo_console_acts_as_staff_name(clean_db):
     from console.searches import SearchesPanel
     from db.models import AuditLog
 
@@ -357,14 +376,15 @@ def test_console_actions_carry_the_staff_name(clean_db):
         settings.override(STAFF_NAME=before)
     entry = AuditLog.get(AuditLog.action == "update_platzsuche")
     assert entry.actor == "Erika Muster"
-    assert panel.erase_actor.value == "Erika Muster"
+    assert panel.erase_actor.value == "" and not panel.erase_actor.disabled
 
 
-def test_console_needs_a_staff_name_outside_demo_mode(cli_env):
-    env = {**cli_env, **PRODUCTION, "PUBLIC_BASE_URL": "https://p.example", "STAFF_NAME": ""}
+def test_the_production_console_needs_a_staff_account(cli_env, clean_db):
+    env = {**cli_env, **PRODUCTION, "PUBLIC_BASE_URL": "https://p.example"}
     result = run(["-m", "console.server"], env)
-    assert result.returncode == 1
-    assert "STAFF_NAME is not set" in result.stderr
+    assert result.returncode == 2
+    assert "no active staff account" in result.stderr
+    assert "psymatch staff add" in result.stderr
 
 
 def test_cli_rotate_and_generate_key(clean_db, cli_env, keys):
@@ -407,7 +427,7 @@ def test_console_starts_a_notebook_kernel_without_asking_and_keeps_staff_setting
     from console import server as console_server
 
     s = dataclasses.replace(load({}, tmp_path), VAR_DIR=str(tmp_path / "var"))
-    _, env = console_server.command(s)
+    _, env = console_server.lab_command(s)
     tracker = (
         Path(env["JUPYTERLAB_SETTINGS_DIR"])
         / "@jupyterlab"
@@ -416,5 +436,24 @@ def test_console_starts_a_notebook_kernel_without_asking_and_keeps_staff_setting
     )
     assert json.loads(tracker.read_text())["autoStartDefaultKernel"] is True
     tracker.write_text('{"autoStartDefaultKernel": false}')  # staff changed it
-    console_server.command(s)
+    console_server.lab_command(s)
     assert json.loads(tracker.read_text()) == {"autoStartDefaultKernel": False}
+
+
+def test_signing_refuses_a_withheld_or_demo_key_outside_demo_mode():
+    """A console kernel gets SIGNING_KEY empty: anything that would sign fails loudly instead
+    of mailing links signed with the wrong key."""
+    from psymatch.domain import tokens
+
+    before = settings.get()
+    try:
+        settings.override(PSYMATCH_MODE="production", SIGNING_KEY="")
+        with pytest.raises(settings.SettingsError, match="SIGNING_KEY is not available"):
+            tokens.reply_address(1)
+        settings.override(SIGNING_KEY="demo-signing-key-change-me")
+        with pytest.raises(settings.SettingsError, match="SIGNING_KEY is not available"):
+            tokens.reply_address(1)
+        settings.override(SIGNING_KEY=PRODUCTION["SIGNING_KEY"])
+        assert tokens.find_reply_anfrage([tokens.reply_address(7)]) == 7
+    finally:
+        settings.override(PSYMATCH_MODE=before.PSYMATCH_MODE, SIGNING_KEY=before.SIGNING_KEY)

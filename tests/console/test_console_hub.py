@@ -1,0 +1,247 @@
+"""Personal sign-in to the production console: JupyterHub in a real browser.
+
+``python -m console.server`` runs in production mode (the Procfile's ``console``): JupyterHub
+with psymatch's staff accounts, configurable-http-proxy from npm and one JupyterLab per
+staff member. Three staff members sign in through the hub's login page in browser contexts
+of their own (separate cookies), each opens the Searches notebook in their own JupyterLab
+and clicks "Suche eröffnen" for a patient of their own:
+
+* ``anna`` and ``bernd`` (role ``team``): the search is opened and the audit row names the
+  one who clicked, not a shared console name;
+* ``lesa`` (role ``lesen``): the panel answers FORBIDDEN and nothing is written.
+
+A wrong password gets the login page again, and a kernel's environment holds the database
+and encryption settings but none of the withheld secrets.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+from cryptography.fernet import Fernet
+
+from db.models import AuditLog, Platzsuche
+from operations import staff
+from psymatch import settings
+from psymatch.ports import free_port
+from tests import factories as f
+from tests.conftest import missing, production_secrets
+from tests.console.test_console_browser import (
+    CHROMIUM,
+    LAB_SETTINGS,
+    NOTEBOOKS,
+    TIMEOUT_MS,
+    VIEWPORT,
+    Console,
+    Lab,
+    _fill,
+    _stop,
+)
+
+pytestmark = pytest.mark.slow
+
+PROXY = (
+    settings.PROJECT_ROOT
+    / "console"
+    / "hub"
+    / "node_modules"
+    / ".bin"
+    / ("configurable-http-proxy")
+)
+PASSWORDS = {
+    "anna": "anna-sagt-hallo-2026",
+    "bernd": "bernd-sagt-moin-2026",
+    "lesa": "lesa-liest-nur-2026",
+}
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return response.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+@pytest.fixture
+def people(clean_db):
+    """Three staff accounts and a patient without a search for each of them; the data is
+    encrypted with a production key of its own, which the hub then gets."""
+    key = Fernet.generate_key().decode()
+    before = settings.get()
+    settings.override(ENCRYPTION_KEYS=key)
+    try:
+        staff.create("anna", "Anna Team", "team", PASSWORDS["anna"], actor="test")
+        staff.create("bernd", "Bernd Team", "team", PASSWORDS["bernd"], actor="test")
+        staff.create("lesa", "Lesa Lesen", "lesen", PASSWORDS["lesa"], actor="test")
+        patients = {name: f.patient().id for name in PASSWORDS}
+        yield key, patients
+    finally:
+        settings.override(ENCRYPTION_KEYS=before.ENCRYPTION_KEYS)
+
+
+@pytest.fixture
+def hub(people, migrated, tmp_path):
+    if not PROXY.exists():
+        missing(f"configurable-http-proxy ({PROXY}; npm ci --prefix console/hub)")
+    key, _ = people
+    notebooks = tmp_path / "notebooks"
+    notebooks.mkdir()
+    shutil.copy(NOTEBOOKS / "Searches.ipynb", notebooks / "Searches.ipynb")
+    var = tmp_path / "var"
+    for name in PASSWORDS:  # the test's lab settings (no autosave, no news) per person
+        for plugin, values in LAB_SETTINGS.items():
+            target = (
+                var / "console" / "home" / name / "lab-settings" / (f"{plugin}.jupyterlab-settings")
+            )
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(json.dumps(values))
+    port = free_port()
+    env = settings.child_environ(
+        **{**production_secrets(), "ENCRYPTION_KEYS": key},
+        DATABASE_URL=migrated,
+        VAR_DIR=str(var),
+        PUBLIC_BASE_URL="https://psymatch.example",
+        CONSOLE_PORT=str(port),
+        CONSOLE_HUB_PORT=str(free_port()),
+        CONSOLE_PROXY_API_PORT=str(free_port()),
+        CONSOLE_NOTEBOOK_DIR=str(notebooks),
+    )
+    log = tmp_path / "hub.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "console.server"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            cwd=settings.PROJECT_ROOT,
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while not _answers(f"{base}/hub/login"):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"JupyterHub did not start:\n{log.read_text()[-3000:]}")
+            time.sleep(0.3)
+        yield base, log
+    finally:
+        _stop(proc)
+
+
+@pytest.fixture
+def browser():
+    if not CHROMIUM.exists():
+        missing(f"Debian chromium ({CHROMIUM} is missing: apt-get install chromium)")
+    try:
+        from playwright.sync_api import expect, sync_playwright
+    except ImportError:
+        missing("the Python package playwright (pip install -e '.[dev]')")
+    expect.set_options(timeout=TIMEOUT_MS)
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+def _sign_in(browser, base: str, user: str, password: str):
+    """A browser context of its own (its own cookies), signed in through the login form."""
+    context = browser.new_context(viewport=VIEWPORT)
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    page.goto(f"{base}/hub/login")
+    page.locator("#username_input").fill(user)
+    page.locator("#password_input").fill(password)
+    page.locator("#login_submit").click()
+    return context, page
+
+
+def _open_search_as(browser, base: str, user: str, patient_id: int, expected: str) -> str:
+    context, page = _sign_in(browser, base, user, PASSWORDS[user])
+    try:
+        page.wait_for_url(re.compile(rf"/user/{user}/lab"), timeout=120_000)
+        lab = Lab(page, Console(f"{base}/user/{user}", "", ["Searches.ipynb"]))
+        page.goto(f"{base}/user/{user}/lab/tree/Searches.ipynb")
+        lab._opened("Searches.ipynb")
+        lab.run_all("Searches.ipynb")
+        panel = lab.rendered("Searches.ipynb")
+        searches = panel.locator(".psymatch-searches")
+        _fill(searches.get_by_label("Patient-ID", exact=True), patient_id)
+        text = lab.act(searches, "Suche eröffnen", expected)
+        assert lab.kernel_errors == [], lab.kernel_errors
+        return text
+    finally:
+        context.close()
+
+
+def test_each_staff_member_signs_in_and_acts_under_their_own_name(hub, people, browser):
+    base, log = hub
+    _, patients = people
+
+    # A wrong password: the login page again, with JupyterHub's message.
+    context, page = _sign_in(browser, base, "anna", "not-annas-password")
+    page.locator("#login_submit").wait_for()
+    assert "/hub/login" in page.url
+    assert page.locator(".login_error").inner_text().strip()
+    context.close()
+
+    for user in ("anna", "bernd"):
+        _open_search_as(
+            browser,
+            base,
+            user,
+            patients[user],
+            rf"✓ Suche \d+ für Patient {patients[user]} eröffnet",
+        )
+        search = Platzsuche.get(Platzsuche.patient == patients[user])
+        row = AuditLog.get(
+            (AuditLog.action == "create_platzsuche") & (AuditLog.entity_id == str(search.id))
+        )
+        assert row.actor == user
+
+    audit_before = AuditLog.select().count()
+    _open_search_as(browser, base, "lesa", patients["lesa"], r"✗ FORBIDDEN: Ihre Rolle Lesen .*")
+    assert Platzsuche.select().where(Platzsuche.patient == patients["lesa"]).count() == 0
+    assert AuditLog.select().count() == audit_before
+
+    text = log.read_text()
+    assert "User logged in: anna" in text and "User logged in: bernd" in text
+
+
+def test_a_kernel_gets_the_database_but_no_webhook_secret_or_signing_key(hub, people):
+    """What the hub hands a staff member's server (and so every kernel) to run on."""
+    environment = settings.kernel_environ()
+    assert environment["DATABASE_URL"] == settings.get().DATABASE_URL
+    assert environment["ENCRYPTION_KEYS"] == settings.get().ENCRYPTION_KEYS
+    for name in settings.KERNEL_WITHHELD:
+        assert environment[name] == "", name
+    running = [
+        Path(f"/proc/{pid}/environ")
+        for pid in subprocess.run(
+            ["pgrep", "-f", "bin/jupyterhub -f"], capture_output=True, text=True
+        ).stdout.split()
+    ]
+    checked = 0
+    for path in running:
+        try:
+            found = dict(item.split("=", 1) for item in path.read_text().split("\0") if "=" in item)
+        except OSError:
+            continue
+        if found.get("DATABASE_URL") != settings.get().DATABASE_URL:
+            continue  # another test run's hub
+        checked += 1
+        assert found["ENCRYPTION_KEYS"] == settings.get().ENCRYPTION_KEYS
+        for name in settings.KERNEL_WITHHELD:
+            assert found.get(name, "") == "", name
+    assert checked == 1  # this test's hub was found and looked at
