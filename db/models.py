@@ -568,7 +568,7 @@ class FeatureFlag(BaseModel):
 
 class Mitarbeiter(TimestampedModel):
     """A staff account: personal sign-in to the console and its role (operations/staff.py,
-    migration 0010). Never deleted, only deactivated, so audit rows keep their person."""
+    migration 0011). Never deleted, only deactivated, so audit rows keep their person."""
 
     benutzername = CharField(50, unique=True)
     name = CharField(100)

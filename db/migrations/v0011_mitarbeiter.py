@@ -1,4 +1,4 @@
-"""0010 ``mitarbeiter``: staff accounts for the console's personal sign-in (JupyterHub).
+"""0011 ``mitarbeiter``: staff accounts for the console's personal sign-in (JupyterHub).
 
 One row per staff member: user name, display name, role (``lesen``, ``team``, ``admin``),
 an Argon2id password hash and whether the account is active (operations/staff.py).
@@ -23,7 +23,7 @@ _SQL = {
 }
 _INDEX = 'CREATE UNIQUE INDEX "mitarbeiter_benutzername" ON "mitarbeiter" ("benutzername")'
 
-VERSION = 10
+VERSION = 11
 NAME = "mitarbeiter"
 UP = {dialect: [*statements, _INDEX] for dialect, statements in _SQL.items()}
 DOWN = {"sqlite": ['DROP TABLE "mitarbeiter"'], "postgres": ['DROP TABLE "mitarbeiter"']}
