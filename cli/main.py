@@ -17,6 +17,7 @@ import importlib.util
 import json
 import sys
 
+from cli import staff as staff_cli
 from cli.options import add_actor_argument
 from psymatch import settings
 
@@ -699,6 +700,8 @@ def build_parser() -> argparse.ArgumentParser:
     rot.set_defaults(func=cmd_crypto_rotate)
     gen = crypto_commands.add_parser("generate-key", help="print a new Fernet key")
     gen.set_defaults(func=cmd_crypto_generate_key)
+
+    staff_cli.register(commands)
 
     geo = commands.add_parser("geo", help="geo reference data")
     geo_commands = geo.add_subparsers(dest="geo_command", required=True, metavar="ACTION")

@@ -16,3 +16,18 @@ ensure_venv() {
   fi
   export PATH="$PWD/.venv/bin:$PATH"
 }
+
+# The production console's proxy (JupyterHub's configurable-http-proxy), from npm into
+# console/hub/node_modules; pinned by console/hub/package-lock.json. Needs Node.js and npm.
+ensure_console_proxy() {
+  local proxy=console/hub/node_modules/.bin/configurable-http-proxy
+  if [ -x "$proxy" ] && [ ! console/hub/package-lock.json -nt "$proxy" ]; then
+    return 0
+  fi
+  if ! command -v npm >/dev/null; then
+    echo "NOTE: npm is missing: the production console (JupyterHub) cannot start (apt-get install nodejs npm)"
+    return 0
+  fi
+  echo "installing configurable-http-proxy into console/hub (npm ci)"
+  npm ci --prefix console/hub --no-audit --no-fund --loglevel=error >/dev/null && touch "$proxy"
+}

@@ -41,6 +41,11 @@ WRITING = {
     "retention",
     "crypto rotate",
     "geo load",
+    "staff add",
+    "staff set-role",
+    "staff deactivate",
+    "staff activate",
+    "staff set-password",
 }
 
 
