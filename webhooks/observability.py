@@ -25,7 +25,6 @@ unauthenticated. In demo mode without a token they are open (the laptop, on 127.
 
 from __future__ import annotations
 
-import hmac
 import os
 import re
 import time
@@ -39,7 +38,7 @@ from prometheus_client import (
     generate_latest,
 )
 
-from psymatch import logs, settings
+from psymatch import logs, ops_access, settings
 
 REGISTRY = CollectorRegistry(auto_describe=True)  # this process's values (no multiprocess)
 
@@ -149,25 +148,15 @@ def _forget(_exc=None):
     logs.request_id.set(None)
 
 
-def _authorized(token: str) -> bool:
-    header = request.headers.get("Authorization", "")
-    scheme, _, given = header.partition(" ")
-    return scheme.lower() == "bearer" and hmac.compare_digest(
-        given.strip().encode("utf-8", "surrogatepass"), token.encode("utf-8")
-    )
-
-
 def refuse_unauthorized(realm: str):
     """None when the request may read an operational endpoint, else the refusal to return:
-    401 without the right bearer token, 404 in production when no token is configured."""
-    s = settings.get()
-    token = s.METRICS_TOKEN
-    if not token:
-        if s.demo_mode:
-            return None
-        return {"status": "rejected", "error": "not_found"}, 404
-    if _authorized(token):
+    401 without the right bearer token, 404 in production when no token is configured
+    (``psymatch.ops_access``, the same rule as the worker pool's metrics)."""
+    verdict = ops_access.decide(request.headers.get("Authorization"))
+    if verdict == ops_access.ALLOWED:
         return None
+    if verdict == ops_access.NOT_FOUND:
+        return {"status": "rejected", "error": "not_found"}, 404
     return (
         {"status": "rejected", "error": "unauthorized", "message": "bearer token required"},
         401,

@@ -32,7 +32,7 @@ from pathlib import Path
 import dramatiq
 from dramatiq.middleware import prometheus as dramatiq_prometheus
 
-from psymatch import logs, settings
+from psymatch import logs, ops_access, settings
 from psymatch.metric_files import remove_dead_process_files
 
 log = logging.getLogger(__name__)
@@ -92,6 +92,16 @@ class _MetricsHandler(BaseHTTPRequestHandler):
 
         if self.path.split("?")[0] not in ("/", "/metrics"):
             self.send_error(404)
+            return
+        verdict = ops_access.decide(self.headers.get("Authorization"))
+        if verdict == ops_access.NOT_FOUND:  # production without METRICS_TOKEN
+            self.send_error(404)
+            return
+        if verdict == ops_access.UNAUTHORIZED:
+            self.send_response(401)
+            self.send_header("WWW-Authenticate", 'Bearer realm="worker metrics"')
+            self.send_header("Content-Length", "0")
+            self.end_headers()
             return
         registry = CollectorRegistry()
         MultiProcessCollector(registry, path=str(worker_metrics_dir()))

@@ -583,3 +583,44 @@ def test_worker_metrics_port_in_use_is_not_fatal():
                 WORKER_METRICS_HOST=previous.WORKER_METRICS_HOST,
                 WORKER_METRICS_PORT=previous.WORKER_METRICS_PORT,
             )
+
+
+@pytest.mark.parametrize(
+    "mode,token,header,status",
+    [
+        ("production", "", None, 404),
+        ("production", "t0k3n-f0r-the-scr4per", None, 401),
+        ("production", "t0k3n-f0r-the-scr4per", "Bearer wrong", 401),
+        ("production", "t0k3n-f0r-the-scr4per", "Bearer t0k3n-f0r-the-scr4per", 200),
+        ("demo", "", None, 200),
+    ],
+)
+def test_worker_metrics_need_the_metrics_token_like_the_web_app(mode, token, header, status):
+    """The worker pool's /metrics follows the web app's rule (psymatch/ops_access.py)."""
+    import threading
+    import urllib.error
+    import urllib.request
+    from http.server import ThreadingHTTPServer
+
+    from workers.observability import _MetricsHandler, worker_metrics_dir
+
+    before = settings.get()
+    settings.override(PSYMATCH_MODE=mode, METRICS_TOKEN=token)
+    worker_metrics_dir().mkdir(parents=True, exist_ok=True)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _MetricsHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        request = urllib.request.Request(f"http://127.0.0.1:{server.server_port}/metrics")
+        if header:
+            request.add_header("Authorization", header)
+        try:
+            with urllib.request.urlopen(request, timeout=5) as response:
+                got = response.status
+        except urllib.error.HTTPError as error:
+            got = error.code
+        assert got == status
+    finally:
+        server.shutdown()
+        server.server_close()
+        settings.override(PSYMATCH_MODE=before.PSYMATCH_MODE, METRICS_TOKEN=before.METRICS_TOKEN)
