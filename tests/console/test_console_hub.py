@@ -96,7 +96,8 @@ def hub(people, migrated, tmp_path):
     key, _ = people
     notebooks = tmp_path / "notebooks"
     notebooks.mkdir()
-    shutil.copy(NOTEBOOKS / "Searches.ipynb", notebooks / "Searches.ipynb")
+    for name in ("Searches.ipynb", "Audit.ipynb"):
+        shutil.copy(NOTEBOOKS / name, notebooks / name)
     var = tmp_path / "var"
     for name in PASSWORDS:  # the test's lab settings (no autosave, no news) per person
         for plugin, values in LAB_SETTINGS.items():
@@ -167,20 +168,41 @@ def _sign_in(browser, base: str, user: str, password: str):
     return context, page
 
 
+def _notebook(page, base: str, user: str, name: str):
+    """Open a notebook in the user's own JupyterLab, run it, return (lab, its panel)."""
+    lab = Lab(page, Console(f"{base}/user/{user}", "", [name]))
+    page.goto(f"{base}/user/{user}/lab/tree/{name}")
+    lab._opened(name)
+    lab.run_all(name)
+    return lab, lab.rendered(name)
+
+
 def _open_search_as(browser, base: str, user: str, patient_id: int, expected: str) -> str:
     context, page = _sign_in(browser, base, user, PASSWORDS[user])
     try:
         page.wait_for_url(re.compile(rf"/user/{user}/lab"), timeout=120_000)
-        lab = Lab(page, Console(f"{base}/user/{user}", "", ["Searches.ipynb"]))
-        page.goto(f"{base}/user/{user}/lab/tree/Searches.ipynb")
-        lab._opened("Searches.ipynb")
-        lab.run_all("Searches.ipynb")
-        panel = lab.rendered("Searches.ipynb")
+        lab, panel = _notebook(page, base, user, "Searches.ipynb")
         searches = panel.locator(".psymatch-searches")
         _fill(searches.get_by_label("Patient-ID", exact=True), patient_id)
         text = lab.act(searches, "Suche eröffnen", expected)
         assert lab.kernel_errors == [], lab.kernel_errors
         return text
+    finally:
+        context.close()
+
+
+def _audit_rows_seen_by(browser, base: str, user: str) -> list[list[str]]:
+    """The audit log as the Audit notebook shows it to ``user``: (who, action, record) rows."""
+    context, page = _sign_in(browser, base, user, PASSWORDS[user])
+    try:
+        page.wait_for_url(re.compile(rf"/user/{user}/lab"), timeout=120_000)
+        lab, panel = _notebook(page, base, user, "Audit.ipynb")
+        rows = panel.locator("table.psymatch-audit-table tr")
+        lab.expect(rows.nth(1)).to_be_visible()
+        cells = [[c.strip() for c in r.split("\t")] for r in rows.all_inner_texts()[1:]]
+        assert lab.kernel_errors == [], lab.kernel_errors
+        lab.screenshot("Audit.ipynb")
+        return [[c[1], c[2], c[3]] for c in cells]
     finally:
         context.close()
 
@@ -214,6 +236,12 @@ def test_each_staff_member_signs_in_and_acts_under_their_own_name(hub, people, b
     _open_search_as(browser, base, "lesa", patients["lesa"], r"✗ FORBIDDEN: Ihre Rolle Lesen .*")
     assert Platzsuche.select().where(Platzsuche.patient == patients["lesa"]).count() == 0
     assert AuditLog.select().count() == audit_before
+
+    # The reader finds both names on their actions in the audit log, in the browser.
+    seen = _audit_rows_seen_by(browser, base, "lesa")
+    assert ["anna", "create_platzsuche", "platzsuche"] in seen
+    assert ["bernd", "create_platzsuche", "platzsuche"] in seen
+    assert not any(row[0] == "lesa" for row in seen)
 
     text = log.read_text()
     assert "User logged in: anna" in text and "User logged in: bernd" in text

@@ -66,6 +66,7 @@ def test_there_are_the_console_notebooks():
         "Conflicts.ipynb",
         "Dashboard.ipynb",
         "Settings.ipynb",
+        "Audit.ipynb",
     } <= names
 
 
