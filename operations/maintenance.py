@@ -25,6 +25,7 @@ from db.database import connection
 from db.models import ALL_MODELS, PlzCentroid
 
 from . import audit
+from .geocoding import nominatim
 
 Report = Callable[[str], object] | None
 
@@ -117,7 +118,8 @@ def load_plz(actor: str, *, report: Report = print) -> int:
 
 def rotate_keys(actor: str, *, report: Report = print) -> dict[str, int]:
     """Re-encrypt every stored value with the first key of ENCRYPTION_KEYS; counts per
-    column. Audit: ``crypto_rotate_started`` before the first batch and ``crypto_rotate``
+    column (and the patient lookups of the geocoding cache re-keyed, ``geocache.query``).
+    Audit: ``crypto_rotate_started`` before the first batch and ``crypto_rotate``
     with the counts per column at the end (with ``failed`` when it stopped; the run is
     then simply repeated). No key material is written."""
     actor = audit.actor_name(actor)
@@ -129,6 +131,10 @@ def rotate_keys(actor: str, *, report: Report = print) -> dict[str, int]:
         try:
             for model in ALL_MODELS:
                 counts.update(crypto.rotate([model], report=say))
+            # patient lookups in the geocoding cache are keyed by a hash under a key
+            # derived from ENCRYPTION_KEYS: they move to the newest key as well
+            counts["geocache.query"] = nominatim.rekey_patient_lookups()
+            say(f"geocache.query: {counts['geocache.query']} patient lookups re-keyed")
         except BaseException as exc:
             details = {"columns": counts, "values": sum(counts.values())}
             audit.write_after_failure(actor, "crypto_rotate", "encryption", details, exc)
