@@ -186,6 +186,9 @@ def _open_search_as(browser, base: str, user: str, patient_id: int, expected: st
         _fill(searches.get_by_label("Patient-ID", exact=True), patient_id)
         text = lab.act(searches, "Suche eröffnen", expected)
         assert lab.kernel_errors == [], lab.kernel_errors
+        # Terminals are off: the terminals API of the staff member's own server is not there.
+        terminals = page.request.get(f"{base}/user/{user}/api/terminals")
+        assert terminals.status == 404, terminals.status
         return text
     finally:
         context.close()
