@@ -197,10 +197,27 @@ def _in_pending_bundle():
     )
 
 
+# What a search row shows: the search and the patient's name and PLZ. Selecting only these
+# keeps the listing from decrypting the patient's other sealed fields and the notes
+# (db/crypto.py: every encrypted value read is a Fernet decryption).
+SEARCH_ROW_FIELDS = (
+    Platzsuche.id,
+    Platzsuche.patient,
+    Platzsuche.status,
+    Platzsuche.created_at,
+    Platzsuche.ausgeschlossene_therapeuten,
+    Platzsuche.vermittelter_therapeut,
+    Patient.id,
+    Patient.vorname,
+    Patient.nachname,
+    Patient.plz,
+)
+
+
 def waiting_without_bundle(today: dt.date | None = None, limit: int = 10) -> list[dict]:
     """Aktiv searches in no pending bundle, longest waiting first."""
     query = (
-        Platzsuche.select(Platzsuche, Patient)
+        Platzsuche.select(*SEARCH_ROW_FIELDS)
         .join(Patient)
         .where(
             (Platzsuche.status == "aktiv")
@@ -244,7 +261,7 @@ def search_rows(
     longest_first: bool = True,
 ) -> list[dict]:
     """Searches filtered by status and patient PLZ prefix, sorted by waiting time."""
-    query = Platzsuche.select(Platzsuche, Patient).join(Patient)
+    query = Platzsuche.select(*SEARCH_ROW_FIELDS).join(Patient)
     if statuses:
         query = query.where(Platzsuche.status.in_(list(statuses)))
     prefix = (plz_prefix or "").strip()
