@@ -199,9 +199,8 @@ def generate_demo_data(
 
 
 def run_retention(actor: str, *, dry_run: bool = False) -> dict:
-    """``privacy.run_retention`` started by a staff member: the erasures are audited one by
-    one (actor ``retention``, as the clock's daily run); this adds one row
-    ``retention_run`` naming ``actor`` with the counts. A dry run writes nothing."""
+    """``privacy.run_retention`` started by a staff member: each erasure's audit row and one
+    row ``retention_run`` with the counts name ``actor``. A dry run writes nothing."""
     from .privacy import run_retention as retention
 
     actor = audit.actor_name(actor)
@@ -209,7 +208,7 @@ def run_retention(actor: str, *, dry_run: bool = False) -> dict:
     if dry_run:
         return retention(dry_run=True)
     try:
-        result = retention()
+        result = retention(actor=actor)
     except BaseException as exc:
         audit.write_after_failure(actor, "retention_run", "patient", {}, exc)
         raise

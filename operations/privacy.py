@@ -367,9 +367,12 @@ def retention_candidates(now=None, days: int | None = None) -> list[int]:
     return [p.id for p in query if p.external_id != erased_external_id(p.id)]
 
 
-def run_retention(*, dry_run: bool = False, now=None, days: int | None = None) -> dict:
+def run_retention(
+    *, dry_run: bool = False, now=None, days: int | None = None, actor: str = "retention"
+) -> dict:
     """Erase the patients whose searches all closed more than ``RETENTION_DAYS`` ago;
-    returns the counts (``dry_run``: who would be erased, nothing changed)."""
+    returns the counts (``dry_run``: who would be erased, nothing changed). ``actor`` names
+    each erasure's audit row: ``retention`` for the clock, the operator when run by hand."""
     days = settings.get().RETENTION_DAYS if days is None else days
     now = now or utcnow()
     candidates = retention_candidates(now, days)
@@ -378,7 +381,7 @@ def run_retention(*, dry_run: bool = False, now=None, days: int | None = None) -
         reason = f"retention: every search closed more than {days} days ago"
         for patient_id in candidates:
             try:
-                result = erase_patient(patient_id, "retention", reason, now=now)
+                result = erase_patient(patient_id, actor, reason, now=now)
             except OperationError:  # a search was reopened meanwhile: keep the patient
                 skipped.append(patient_id)
                 continue

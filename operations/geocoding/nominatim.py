@@ -309,7 +309,10 @@ def geocode_record(
         if result.status == FOUND:
             _apply(model, record_id, query, result.latitude, result.longitude)
     if result.status != FOUND:
-        log.info("geocoding %s %s: %s (%s)", kind, record_id, result.status, result.error)
+        # A provider's error text may quote the request, i.e. a patient's address: for
+        # patients only the outcome is logged.
+        detail = result.error if kind != "patient" else "details withheld for patients"
+        log.info("geocoding %s %s: %s (%s)", kind, record_id, result.status, detail)
     return result.status
 
 

@@ -348,7 +348,7 @@ def test_erase_export_and_retention_are_audited(clean_db, cli_env, tmp_path):
     assert json.loads(done.stdout)["erased"] == 1
     erasure, run = audit_rows()[2:]
     assert (erasure.actor, erasure.action, erasure.entity_id) == (
-        "retention",
+        ACTOR,  # run by hand: the operator, not the clock's "retention"
         "patient_erased",
         str(old.patient_id),
     )

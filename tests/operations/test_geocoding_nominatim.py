@@ -368,3 +368,21 @@ def test_plz_geocoding_works_offline(clean_db, loopback_only):
     assert loopback_only == []
     with pytest.raises(OSError, match="blocked"):  # the guard itself works
         socket.create_connection(("192.0.2.1", 80), timeout=0.1)
+
+
+def test_a_failed_patient_lookup_logs_no_address(clean_db, limiter, caplog):
+    """geopy's errors may quote the request; for a patient the log keeps only the outcome."""
+    from geopy import exc as geopy_exc
+
+    class Failing:
+        def geocode(self, query, **_):
+            raise geopy_exc.GeocoderServiceError(f"502 for q={query}")
+
+    patient = located_patient("P1")
+    with caplog.at_level("INFO", logger=nominatim.log.name):
+        status = nominatim.geocode_record(
+            "patient", patient.id, geocoder=Failing(), limiter=limiter
+        )
+    assert status == "error"
+    assert "geocoding patient" in caplog.text
+    assert "hauptstraße" not in caplog.text.lower() and "502" not in caplog.text
