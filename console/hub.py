@@ -1,6 +1,6 @@
 """The console in production: JupyterHub, so that every staff member signs in personally.
 
-``console/server.py`` starts ``jupyterhub -f console/jupyterhub_config.py``, whose only line
+``console/server.py`` starts ``jupyterhub -f console/hub/jupyterhub_config.py``, whose only line
 calls ``configure`` below. What it sets up:
 
 * **Sign-in** (``StaffAuthenticator``): user name and password of a staff account

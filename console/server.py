@@ -1,6 +1,6 @@
 """The ``console`` process (Procfile): JupyterHub in production, JupyterLab in the laptop demo.
 
-* **Production** (the default): ``jupyterhub -f console/jupyterhub_config.py``, where every
+* **Production** (the default): ``jupyterhub -f console/hub/jupyterhub_config.py``, where every
   staff member signs in with their own account (``console/hub.py``). The hub process gets
   only the settings a kernel may have (``settings.kernel_environ``): the webhook secrets
   and the signing key are not in its environment, so neither it nor any kernel can read
