@@ -257,14 +257,20 @@ _blind_cache: tuple[tuple[str, ...], tuple[bytes, ...]] | None = None
 
 
 def _blind_keys() -> tuple[bytes, ...]:
-    """One HMAC key per Fernet key of ``ENCRYPTION_KEYS`` (newest first), derived with
-    HMAC-SHA256 under a fixed context, so the Fernet key itself is never the MAC key."""
+    """One HMAC key per Fernet key of ``ENCRYPTION_KEYS`` (newest first), derived with HKDF
+    (SHA-256, the library's) under a fixed context, so the Fernet key itself is never the
+    MAC key."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
     global _blind_cache
     keys = tuple(settings.get().encryption_keys())
     if _blind_cache is None or _blind_cache[0] != keys:
         fernet()  # refuses an unusable key with the usual message
         derived = tuple(
-            hmac.new(base64.urlsafe_b64decode(k.encode()), _BLIND_CONTEXT, hashlib.sha256).digest()
+            HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_BLIND_CONTEXT).derive(
+                base64.urlsafe_b64decode(k.encode())
+            )
             for k in keys
         )
         _blind_cache = (keys, derived)
