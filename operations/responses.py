@@ -364,8 +364,13 @@ def record_patient_outcome(
     }
 
 
-def close_without_response(anfrage_id: int, *, actor: str = "staff", now=None) -> dict:
-    """Close a sent, pending Anfrage without an answer (docs/domain.md §11.2); no cooling."""
+def close_without_response(
+    anfrage_id: int, *, actor: str = "staff", now=None, automatic: bool = False
+) -> dict:
+    """Close a sent, pending Anfrage without an answer (docs/domain.md §11.2); no cooling.
+
+    ``automatic``: the expiry run closes it (``operations.expiry``); the note and the audit
+    row say so."""
     now = now or utcnow()
     with write_transaction():
         bundling_lock(shared=True)
@@ -382,7 +387,10 @@ def close_without_response(anfrage_id: int, *, actor: str = "staff", now=None) -
         anfrage.antwort_datum = now
         anfrage.angenommen_anzahl = anfrage.abgelehnt_anzahl = 0
         anfrage.keine_antwort_anzahl = anfrage.anfragegroesse
-        anfrage.notizen = notes.append(anfrage.notizen, now, actor, "Ohne Antwort geschlossen")
+        text = "Ohne Antwort geschlossen" + (
+            f" (automatisch nach {settings.get().ANFRAGE_EXPIRY_DAYS} Tagen)" if automatic else ""
+        )
+        anfrage.notizen = notes.append(anfrage.notizen, now, actor, text)
         anfrage.save()
         cancelled = cancel_planned_calls(anfrage.id)
         audit.record(
@@ -390,7 +398,7 @@ def close_without_response(anfrage_id: int, *, actor: str = "staff", now=None) -
             "close_without_response",
             "therapeutenanfrage",
             anfrage.id,
-            {"calls_cancelled": cancelled},
+            {"calls_cancelled": cancelled, "automatic": automatic},
             at=now,
         )
     return {"anfrage_id": anfrage.id, "antworttyp": "keine_Antwort", "calls_cancelled": cancelled}

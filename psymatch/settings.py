@@ -87,6 +87,9 @@ class Settings:
     PHONE_SLOT_STEP_MINUTES: int = 5
     FOLLOW_UP_MODE: str = "call"
     FOLLOW_UP_RUN_TIME: str = "09:00"
+    # Sent Anfragen still unanswered this many days after sending are closed (§0 point 11)
+    ANFRAGE_EXPIRY_DAYS: int = 21
+    ANFRAGE_EXPIRY_TIME: str = "09:30"  # daily, local, after the follow-up run
     BUNDLE_ROUND_TIME: str = "08:00"
     # Clock schedules besides the daily ones (cron syntax, local time)
     OUTBOX_RELAY_CRON: str = "* * * * *"
@@ -107,6 +110,9 @@ class Settings:
     PUBLIC_BASE_URL: str = "http://127.0.0.1:8000"
     SIGNING_KEY: str = "demo-signing-key-change-me"
     LINK_TTL_DAYS: int = 30
+    # Placement flow (docs/domain.md §11.3): one reminder to the patient, then silence = consent
+    PLACEMENT_REMINDER_DAYS: int = 14
+    PLACEMENT_CONFIRM_DAYS: int = 28
     SMTP_TIMEOUT_S: float = 20.0
     CONTACT_PHONE: str = "030 1234567"
     # Sender identity and the legal footer of every email (company data, privacy note)
@@ -166,6 +172,8 @@ class Settings:
                 "FOLLOW_UP_MODE must be call, reminder or reminder_then_call, "
                 f"got {self.FOLLOW_UP_MODE!r}"
             )
+        if self.ANFRAGE_EXPIRY_DAYS < 1:
+            raise SettingsError("ANFRAGE_EXPIRY_DAYS must be at least 1")
         if not 1 <= self.MIN_ANFRAGE_SIZE <= self.MAX_ANFRAGE_SIZE:
             raise SettingsError("need 1 <= MIN_ANFRAGE_SIZE <= MAX_ANFRAGE_SIZE")
         if not 1 <= self.ROUND_MIN_SIZE <= self.MAX_ANFRAGE_SIZE:

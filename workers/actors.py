@@ -13,6 +13,7 @@ broker.ensure()
 from workers import (  # noqa: E402,F401
     bundle_actors,
     communication_actors,
+    expiry_actors,
     outbox,
     privacy_actors,
 )

@@ -25,6 +25,10 @@ def follow_up_schedule():
     return daily(settings.get().FOLLOW_UP_RUN_TIME)
 
 
+def expiry_schedule():
+    return daily(settings.get().ANFRAGE_EXPIRY_TIME)
+
+
 def every(setting: str):
     """A periodiq cron from a cron-syntax setting, e.g. ``OUTBOX_RELAY_CRON``."""
     return cron(getattr(settings.get(), setting))
