@@ -23,6 +23,7 @@ from psymatch.domain.bundling import (
     select_for_therapist,
 )
 from psymatch.domain.bundling import select as outcomes
+from psymatch.domain.bundling.select import valid_prefix
 
 from . import audit, flags, notes, outbox, snapshot
 from .errors import OperationError
@@ -176,14 +177,15 @@ def write_bundles(
 
 
 def list_selectable_therapists(plz_prefix: str, now: dt.datetime | None = None):
-    """Selectable therapists of a region in serving order (docs/domain.md §6.2)."""
-    snap = snapshot.load(now, include_searches=False)
-    try:
-        return list_selectable(snap, params(), plz_prefix)
-    except ValueError:
+    """Selectable therapists of a region in serving order (docs/domain.md §6.2).
+
+    Reads only the region's practices (with their members elsewhere), no searches."""
+    if not valid_prefix(plz_prefix, params()):
         raise OperationError(
             "INVALID_PLZ_PREFIX", f"PLZ prefix must be {params().plz_digits} digits"
-        ) from None
+        )
+    snap = snapshot.load(now, include_searches=False, region=plz_prefix)
+    return list_selectable(snap, params(), plz_prefix)
 
 
 def preview_anfrage(therapist_id: int, plz_prefix: str | None = None, now=None) -> Selection:

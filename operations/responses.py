@@ -226,6 +226,14 @@ def record_response(
         result.keine_antwort_anzahl = anfrage.keine_antwort_anzahl
         result.cooling_until = start_cooling(therapist_id, now)
         _queue_follow_up_emails(anfrage.id, result, now)
+        for accepted in result.accepted:  # the placement email at acceptance (§11.3)
+            if accepted["placed"]:
+                outbox.put(
+                    "send_placement_email",
+                    {"platzsuche_id": accepted["platzsuche_id"], "therapist_id": therapist_id},
+                    outbox.key("vermittlung", f"{accepted['platzsuche_id']}.{therapist_id}"),
+                    now=now,
+                )
         cancel_planned_calls(anfrage.id)
         audit.record(
             actor,

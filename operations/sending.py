@@ -34,6 +34,7 @@ from operations.emailing.queue import outbox_send, queue_email
 from psymatch import settings
 from psymatch.domain.bundling import Params, select_for_therapist
 from psymatch.domain.bundling.practice import normalize_email
+from psymatch.domain.searches import default_placement_template, missing_contact
 
 from . import audit, notes, outbox, snapshot
 from .errors import OperationError
@@ -365,14 +366,29 @@ def queue_acceptance_confirmation(anfrage_id: int, *, now=None) -> Email | None:
 
 
 def queue_placement_email(
-    platzsuche_id: int, template: str, meeting: dict | None = None, *, now=None
+    platzsuche_id: int,
+    template: str | None = None,
+    meeting: dict | None = None,
+    *,
+    therapist_id: int | None = None,
+    now=None,
 ) -> Email | None:
-    """The placement email to the patient (docs/domain.md §11.3); patient -> in_Therapie."""
+    """The placement email to the patient (docs/domain.md §11.3), one per search and placed
+    therapist: at acceptance (``therapist_id`` given, with the three signed links) or when
+    staff set ``erfolgreich`` (no second email if it went out at acceptance).
+
+    Nothing is sent when the placement changed meanwhile. Patient -> ``in_Therapie`` when the
+    search is ``erfolgreich`` (after a placement at acceptance: when the patient confirms)."""
     now = now or utcnow()
     with write_transaction():
         search = Platzsuche.get_by_id(platzsuche_id)
+        placed = search.vermittelter_therapeut_id
+        if placed is None or (therapist_id is not None and placed != therapist_id):
+            return None
+        if search.status not in ("aktiv", "erfolgreich"):
+            return None
         patient = Patient.get_by_id(search.patient_id)
-        therapist = Therapist.get_by_id(search.vermittelter_therapeut_id)
+        therapist = Therapist.get_by_id(placed)
         if not normalize_email(patient.email):
             search.notizen = notes.append(
                 search.notizen,
@@ -382,16 +398,30 @@ def queue_placement_email(
             )
             search.save()
             return None
+        template = template or default_placement_template(therapist.email, therapist.telefon)
+        if missing_contact(template, therapist.email, therapist.telefon):
+            search.notizen = notes.append(
+                search.notizen,
+                now,
+                "system",
+                f"Vermittlungsmail nicht gesendet: Therapeut {therapist.id} ohne Kontaktdaten "
+                f"für {template}; bitte telefonisch informieren",
+            )
+            search.save()
+            return None
         rendered = render.render_placement(
             template,
             search.id,
             patient_contact(patient),
             therapist_info(therapist),
             meeting=Meeting(**meeting) if meeting else None,
+            therapist_id=therapist.id,
+            with_links=search.status == "aktiv",
+            link_now=now,
         )
         email, created = queue_email(rendered, patient_id=patient.id, now=now)
         outbox_send(email)
-        if created and patient.status == "auf_der_Suche":
+        if created and search.status == "erfolgreich" and patient.status == "auf_der_Suche":
             patient.status = "in_Therapie"
             patient.save()
     return email

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 from zoneinfo import ZoneInfo
 
-from peewee import fn
+from peewee import SQL, NodeList, fn
 
+from db.database import is_postgres
 from db.models import (
     Email,
     Patient,
@@ -17,6 +19,7 @@ from db.models import (
     utcnow,
 )
 from psymatch import settings
+from psymatch.domain.bundling import rules
 from psymatch.domain.bundling.data import (
     SearchData,
     Snapshot,
@@ -78,10 +81,11 @@ def normalised(column):
     return fn.LOWER(fn.TRIM(column))
 
 
-def email_last_queued(address: str | None = None):
+def email_last_queued(address: str | None = None, addresses=None):
     """When the last inquiry or reminder was queued, per normalised address (rule 4).
 
-    Without ``address``: a dict for every address; with one: that address's time or None.
+    Without ``address``: a dict for every address (or only for ``addresses``, normalised);
+    with one: that address's time or None.
     """
     key = normalised(Email.empfaenger_email)
     query = Email.select(key, fn.MAX(Email.in_warteschlange_am)).where(
@@ -90,6 +94,11 @@ def email_last_queued(address: str | None = None):
     if address is not None:
         row = query.where(key == address).group_by(key).tuples().first()
         return row[1] if row else None
+    if addresses is not None:
+        addresses = sorted({a for a in addresses if a})
+        if not addresses:
+            return {}
+        query = query.where(key.in_(addresses))
     return dict(query.group_by(key).tuples())
 
 
@@ -100,6 +109,36 @@ def practice_filter(therapist_id: int):
     if not address:
         return Therapist.id == therapist_id
     return (Therapist.id == therapist_id) | (normalised(Therapist.email) == address)
+
+
+def plz_range(plz_prefix: str):
+    """WHERE clause for postal codes starting with ``plz_prefix`` (digits), as a range the
+    indexes can serve (a LIKE would read every therapist)."""
+    where = Therapist.plz >= plz_prefix
+    if plz_prefix.strip("9"):
+        upper = str(int(plz_prefix) + 1).zfill(len(plz_prefix))
+        where &= Therapist.plz < upper
+    return where
+
+
+def region_filter(plz_prefix: str):
+    """WHERE clause for the aktiv therapists of a PLZ prefix and every member of their
+    practices.
+
+    The staff listing judges a practice by all its members (docs/domain.md §6.2), who may
+    sit outside the region; nobody else matters to it. ``plz_prefix`` must be digits.
+    """
+    in_region = (Therapist.status == "aktiv") & plz_range(plz_prefix)
+    addresses = {
+        address
+        for (address,) in Therapist.select(normalised(Therapist.email))
+        .where(in_region & Therapist.email.is_null(False))
+        .tuples()
+        if address
+    }
+    if not addresses:
+        return in_region
+    return in_region | normalised(Therapist.email).in_(sorted(addresses))
 
 
 def load_therapists(pending: set[int], where=None) -> list[TherapistData]:
@@ -117,7 +156,8 @@ def load_therapists(pending: set[int], where=None) -> list[TherapistData]:
     return out
 
 
-def pending_rows_per_search() -> dict[int, int]:
+def pending_rows_per_search(search_ids=None) -> dict[int, int]:
+    """Pending bundle lines per search (the parallel cap); all searches or ``search_ids``."""
     query = (
         TherapeutAnfragePatient.select(TherapeutAnfragePatient.platzsuche, fn.COUNT("*"))
         .join(Therapeutenanfrage)
@@ -127,14 +167,85 @@ def pending_rows_per_search() -> dict[int, int]:
         )
         .group_by(TherapeutAnfragePatient.platzsuche)
     )
+    if search_ids is not None:
+        query = query.where(TherapeutAnfragePatient.platzsuche.in_(search_ids))
     return dict(query.tuples())
 
 
-def load_searches(where=None) -> list[SearchData]:
-    """Searches joined with their patients; default: the pool (aktiv and unplaced)."""
+def _max_km_sql():
+    """SQL for a patient's own numeric ``max_km`` (NULL when it has none), per backend."""
+    col = Patient.raeumliche_verfuegbarkeit
+    if is_postgres():
+        parts = (
+            SQL("CASE WHEN jsonb_typeof("),
+            col,
+            SQL(" -> 'max_km') = 'number' THEN ("),
+            col,
+            SQL(" ->> 'max_km')::float8 END"),
+        )
+    else:
+        parts = (
+            SQL("CASE WHEN json_type("),
+            col,
+            SQL(", '$.max_km') IN ('integer', 'real') THEN json_extract("),
+            col,
+            SQL(", '$.max_km') END"),
+        )
+    return NodeList(parts, glue="")
+
+
+def largest_reach_km(default_km: float) -> float:
+    """The largest distance any patient accepts (own ``max_km`` or the default).
+
+    Read over all patients, an upper bound of the pool's, so that the expression index of
+    migration 0012 answers it; the selection treats a ``max_km`` that is not a positive
+    number as missing (the default), so only numbers can raise it.
+    """
+    largest = Patient.select(fn.MAX(_max_km_sql())).scalar()
+    return max(float(default_km), float(largest or 0.0))
+
+
+def within_reach(latitude, longitude, reach_km: float, radius_km: float):
+    """WHERE clause: patients whose coordinates lie in a box around the point that holds
+    every point up to ``reach_km`` away on the great circle (H1, docs/domain.md §6.4).
+
+    The box is generous: H1 compares the distance rounded to 0.01 km, and a margin covers
+    floating point. A point without coordinates reaches nobody (H1 fails closed).
+    """
+    if latitude is None or longitude is None:
+        return None
+    angle = (reach_km + 0.02) / radius_km * 1.000001  # radians
+    d_lat = math.degrees(angle) + 1e-6
+    where = Patient.latitude.between(latitude - d_lat, latitude + d_lat)
+    if abs(latitude) + d_lat < 89.0 and angle < math.pi / 2:
+        d_lon = math.degrees(
+            math.asin(min(1.0, math.sin(angle) / math.cos(math.radians(latitude))))
+        )
+        d_lon = d_lon * 1.000001 + 1e-6
+        if longitude - d_lon > -180.0 and longitude + d_lon < 180.0:
+            where &= Patient.longitude.between(longitude - d_lon, longitude + d_lon)
+    return where
+
+
+def own_max_km(space) -> float | None:
+    """A patient's own ``max_km`` as the selection reads it (None: the default applies)."""
+    max_km = (space or {}).get("max_km") if isinstance(space, dict) else None
+    return max_km if isinstance(max_km, int | float) and max_km > 0 else None
+
+
+def pool_where():
+    return (Platzsuche.status == "aktiv") & Platzsuche.vermittelter_therapeut.is_null()
+
+
+def load_searches(where=None, search_ids=None) -> list[SearchData]:
+    """Searches joined with their patients; default: the pool (aktiv and unplaced).
+
+    ``search_ids`` limits them (and the pending counts read) to those ids."""
     if where is None:
-        where = (Platzsuche.status == "aktiv") & Platzsuche.vermittelter_therapeut.is_null()
-    pending = pending_rows_per_search()
+        where = pool_where()
+    if search_ids is not None:
+        where &= Platzsuche.id.in_(search_ids)
+    pending = pending_rows_per_search(search_ids)
     query = (
         Platzsuche.select(
             Platzsuche.id,
@@ -181,7 +292,6 @@ def load_searches(where=None) -> list[SearchData]:
         schedule,
         symptoms,
     ) in query.tuples():
-        max_km = (space or {}).get("max_km") if isinstance(space, dict) else None
         out.append(
             SearchData(
                 id=sid,
@@ -194,7 +304,7 @@ def load_searches(where=None) -> list[SearchData]:
                 latitude=lat,
                 longitude=lon,
                 plz=plz,
-                max_km=max_km if isinstance(max_km, int | float) and max_km > 0 else None,
+                max_km=own_max_km(space),
                 geschlecht=gender,
                 bevorzugtes_therapeutengeschlecht=pref_gender,
                 bevorzugtes_therapieverfahren=pref_proc,
@@ -212,19 +322,103 @@ def load(
     search_where=None,
     include_searches: bool = True,
     practice_of: int | None = None,
+    region: str | None = None,
+    prefilter: bool = True,
 ) -> Snapshot:
     """The snapshot for selection at ``now`` (naive UTC; default: the current time).
 
-    ``practice_of`` limits the therapists to one therapist's practice: enough for a
-    staff preview or composition, and far cheaper than all of Germany.
+    ``practice_of`` limits the therapists to one therapist's practice and the searches to
+    the pooled ones whose patients can be within reach of that therapist (a box on the
+    indexed coordinates, migration 0012): enough for a staff preview or composition, and
+    far cheaper than all of Germany. ``prefilter=False`` loads every search instead (the
+    tests compare both). ``region`` (a PLZ prefix of digits) limits the therapists to that
+    region's practices, for the staff listing. The email rule (4) is read only for the
+    loaded therapists' addresses whenever the therapists are limited.
     """
     now = now or utcnow()
-    where = practice_filter(practice_of) if practice_of is not None else None
+    where = None
+    if practice_of is not None:
+        where = practice_filter(practice_of)
+    elif region is not None:
+        where = region_filter(region)
     therapists = load_therapists(therapists_with_pending_anfrage(), where)
+    searches = ()
+    if include_searches:
+        if practice_of is not None and prefilter and search_where is None:
+            searches = tuple(_searches_near(practice_of, therapists))
+        else:
+            searches = tuple(load_searches(search_where))
+    last_queued = (
+        email_last_queued()
+        if where is None
+        else email_last_queued(addresses=[(t.email or "").strip().lower() for t in therapists])
+    )
     return Snapshot(
         therapists=tuple(therapists),
-        searches=tuple(load_searches(search_where)) if include_searches else (),
+        searches=searches,
         now=now,
         today=local_today(now),
-        email_last_queued=email_last_queued(),
+        email_last_queued=last_queued,
     )
+
+
+def _searches_near(therapist_id: int, therapists: list[TherapistData]) -> list[SearchData]:
+    """The pooled searches whose patients may be chosen for one therapist.
+
+    Two steps: the box on the indexed coordinates finds the candidates by their plain
+    columns; the hard rules that need no sealed field (H1 distance, H2 exclusions, H3, H4,
+    H6, H7) keep those that pass, checked by the kernel's own compiled rule functions on
+    the same values; only these rows are read in full, so only their sealed fields are
+    decrypted. Whoever is dropped here fails the same rule in the selection.
+    """
+    therapist = next((t for t in therapists if t.id == therapist_id), None)
+    if therapist is None or therapist.latitude is None or therapist.longitude is None:
+        return []
+    config = settings.get()
+    default_km, radius_km = config.DEFAULT_MAX_DISTANCE_KM, config.EARTH_RADIUS_KM
+    reach = largest_reach_km(default_km)
+    near = within_reach(therapist.latitude, therapist.longitude, reach, radius_km)
+    candidates = (
+        Platzsuche.select(
+            Platzsuche.id,
+            Patient.latitude,
+            Patient.longitude,
+            Patient.raeumliche_verfuegbarkeit,
+            Platzsuche.ausgeschlossene_therapeuten,
+            Patient.ausgeschlossene_therapeuten,
+            Patient.geschlecht,
+            Patient.bevorzugtes_therapeutengeschlecht,
+            Patient.bevorzugtes_therapieverfahren,
+            Patient.offen_fuer_gruppentherapie,
+        )
+        .join(Patient)
+        .where(pool_where() & near)
+        .tuples()
+    )
+    t_lat, t_lon = float(therapist.latitude), float(therapist.longitude)
+    t_gender = rules.GENDER.get(therapist.geschlecht, 3)
+    t_procedure = rules.PROCEDURE.get(therapist.psychotherapieverfahren, 0)
+    t_wish = rules.GENDER_PREFERENCE.get(therapist.geschlechtspraeferenz, -1)
+    t_group = bool(therapist.bevorzugt_gruppentherapie)
+    group_code = {True: 1, False: 0}
+    ids = []
+    for sid, lat, lon, space, s_excl, p_excl, gender, wish, procedure, group in candidates:
+        if lat is None or lon is None:
+            continue
+        max_km = float(own_max_km(space) or default_km)
+        if not rules.distance_within(t_lat, t_lon, float(lat), float(lon), max_km, radius_km)[0]:
+            continue
+        if therapist_id in parse_exclusions(s_excl, p_excl):
+            continue
+        if not rules.patient_gender_preference_ok(rules.GENDER_PREFERENCE.get(wish, -1), t_gender):
+            continue
+        if not rules.procedure_ok(rules.PROCEDURE.get(procedure, -1), t_procedure):
+            continue
+        if not rules.therapist_gender_preference_ok(t_wish, rules.GENDER.get(gender, 3)):
+            continue
+        if not rules.group_ok(t_group, group_code.get(group, -1)):
+            continue
+        ids.append(sid)
+    if not ids:
+        return []
+    return load_searches(pool_where(), search_ids=ids)

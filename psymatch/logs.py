@@ -37,16 +37,17 @@ OWN_HANDLER_LOGGERS = ("gunicorn.error", "gunicorn.access")
 REQUEST_LINE_LOGGERS = ("gunicorn.access", "werkzeug")
 
 TOKEN_PREFIX = 6  # characters of a link token kept in logs: enough to tell two apart
-# A one-click link's token in a path (``/r/<token>``, also ``/l/``) or a query / form value.
+# A one-click link's token in a path (``/r/<token>``, also ``/l/`` and the placement
+# links' ``/v/``) or a query / form value.
 _LINK_TOKEN = re.compile(
-    r"(?P<lead>/[rl]/|[?&;](?:token|t|link)=)"
+    r"(?P<lead>/[rlv]/|[?&;](?:token|t|link)=)"
     r"(?P<token>[^\s/?#&;\"'<>]{" + str(TOKEN_PREFIX + 1) + r",})"
 )
 
 
 def mask_link_tokens(text: str) -> str:
     """``text`` with each link token cut to ``TOKEN_PREFIX`` characters and "…"."""
-    if "/r/" not in text and "/l/" not in text and "=" not in text:
+    if "/r/" not in text and "/l/" not in text and "/v/" not in text and "=" not in text:
         return text
     return _LINK_TOKEN.sub(lambda m: f"{m.group('lead')}{m.group('token')[:TOKEN_PREFIX]}…", text)
 

@@ -19,6 +19,13 @@ shows the recorded outcome for that patient. The clicking address is stored encr
 Token problems store nothing: forged -> 401 page, expired -> 406 page (naming the Anfrage
 and asking for an email reply), unknown Anfrage or patient -> 404 page, database down ->
 503 page.
+
+``/v/<token>``: the three links of a placement email to the patient (docs/domain.md
+§11.3), the same GET-confirms / POST-records pattern. The POST goes straight to
+``operations.placements.record_placement_outcome`` (source ``link``, actor ``patient``),
+which is idempotent: a second click, or another of the three links after an answer,
+changes nothing and the page says what is on record. A placement that ended otherwise
+(staff, another therapist) answers 409 and stores nothing.
 """
 
 from __future__ import annotations
@@ -29,7 +36,9 @@ import peewee
 from flask import Blueprint, Flask, render_template_string, request
 
 from db import database
-from db.models import TherapeutAnfragePatient, Therapeutenanfrage, utcnow
+from db.models import Platzsuche, TherapeutAnfragePatient, Therapeutenanfrage, utcnow
+from operations import placements
+from operations.errors import OperationError
 from operations.replies import (
     is_answered,
     noted_click,
@@ -38,10 +47,19 @@ from operations.replies import (
     waiting_clicks,
 )
 from psymatch import settings
-from psymatch.domain.tokens import ExpiredToken, ForgedToken, LinkClaim, read_link_token
+from psymatch.domain import vocab
+from psymatch.domain.tokens import (
+    ExpiredToken,
+    ForgedToken,
+    LinkClaim,
+    PlacementClaim,
+    read_link_token,
+    read_placement_token,
+)
 
 log = logging.getLogger(__name__)
 bp = Blueprint("links", __name__)
+PLACEMENT_LABELS = vocab.VERMITTLUNGSERGEBNIS_LABELS
 
 LABELS = {
     "angenommen": "Ja – ich kann den Patienten / die Patientin aufnehmen",
@@ -251,6 +269,114 @@ def confirm(token: str):
         anfrage = Therapeutenanfrage.get_by_id(anfrage.id)
         line = TherapeutAnfragePatient.get_by_id(line.id)
         return _state_page(claim, anfrage, line, just_clicked=created)
+
+    return _with_database(handle)
+
+
+# --- /v/<token>: a placed patient reports on the initial session (docs/domain.md §11.3) ---
+
+
+def _placement_claim(token: str) -> PlacementClaim | tuple:
+    """The claim, or the error page to answer with (nothing is stored either way)."""
+    try:
+        return read_placement_token(token, utcnow())
+    except ExpiredToken:
+        return _page(
+            406,
+            "Link abgelaufen",
+            [
+                "Dieser Link ist abgelaufen.",
+                "Bitte antworten Sie einfach auf unsere E-Mail oder rufen Sie uns an.",
+            ],
+        )
+    except ForgedToken:
+        return _page(
+            401,
+            "Link ungültig",
+            [
+                "Dieser Link ist nicht gültig. Bitte verwenden Sie den Link aus unserer "
+                "E-Mail unverändert oder rufen Sie uns an."
+            ],
+        )
+
+
+def _placement_state(claim: PlacementClaim, recorded: str, *, just_recorded: bool):
+    lines = [f"Vermerkt: {PLACEMENT_LABELS[recorded]}."]
+    if just_recorded:
+        lines.append("Vielen Dank für Ihre Rückmeldung!")
+        if recorded != vocab.STATTGEFUNDEN:
+            lines.append("Wir suchen weiter nach einem Therapieplatz für Sie.")
+    elif recorded != claim.outcome:
+        lines.append(
+            "Diese Rückmeldung lag uns bereits vor. Hat sich etwas geändert, rufen Sie uns "
+            "bitte an."
+        )
+    return _page(200, "Rückmeldung erfasst", lines)
+
+
+def _placement_closed():
+    return _page(
+        409,
+        "Nicht mehr offen",
+        [
+            "Zu dieser Vermittlung können wir keine Rückmeldung mehr annehmen. "
+            "Bitte rufen Sie uns an."
+        ],
+    )
+
+
+def _placement_search(claim: PlacementClaim):
+    return Platzsuche.get_or_none(Platzsuche.id == claim.platzsuche_id)
+
+
+@bp.get("/v/<token>")
+def show_placement(token: str):
+    claim = _placement_claim(token)
+    if not isinstance(claim, PlacementClaim):
+        return claim
+
+    def handle():
+        search = _placement_search(claim)
+        if search is None:
+            return _page(404, "Nicht gefunden", ["Zu diesem Link gibt es keinen Eintrag."])
+        recorded = placements.recorded_outcome(search, claim.therapist_id)
+        if recorded is not None:
+            return _placement_state(claim, recorded, just_recorded=False)
+        if search.status != "aktiv" or search.vermittelter_therapeut_id != claim.therapist_id:
+            return _placement_closed()
+        return _page(
+            200,
+            "Rückmeldung bestätigen",
+            [
+                f"Ihre Rückmeldung: {PLACEMENT_LABELS[claim.outcome]}",
+                "Bitte bestätigen Sie mit einem Klick auf „Bestätigen“.",
+            ],
+            confirm=True,
+        )
+
+    return _with_database(handle)
+
+
+@bp.post("/v/<token>")
+def confirm_placement(token: str):
+    claim = _placement_claim(token)
+    if not isinstance(claim, PlacementClaim):
+        return claim
+
+    def handle():
+        try:
+            result = placements.record_placement_outcome(
+                claim.platzsuche_id,
+                claim.outcome,
+                actor="patient",
+                source="link",
+                therapist_id=claim.therapist_id,
+            )
+        except OperationError as error:
+            if error.code == "PLATZSUCHE_NOT_FOUND":
+                return _page(404, "Nicht gefunden", ["Zu diesem Link gibt es keinen Eintrag."])
+            return _placement_closed()
+        return _placement_state(claim, result["recorded"], just_recorded=result["changed"])
 
     return _with_database(handle)
 

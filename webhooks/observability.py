@@ -72,7 +72,7 @@ REJECTION_REASONS = (
     "unknown_token",
     "database_down",
 )
-_REJECTING_PREFIXES = ("/webhooks/", "/r/")
+_REJECTING_PREFIXES = ("/webhooks/", "/r/", "/v/")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _STARTED = "psymatch.started"  # WSGI environ keys of this module
 _ID = "psymatch.request_id"

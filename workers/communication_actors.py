@@ -12,7 +12,7 @@ import logging
 import dramatiq
 
 from db.models import utcnow
-from operations import OperationError
+from operations import OperationError, placements
 from operations import sending as ops
 from workers import broker, clock
 
@@ -50,9 +50,39 @@ def send_acceptance_confirmation(anfrage_id: int):
 
 
 @dramatiq.actor(queue_name="emails", max_retries=10)
-def send_placement_email(platzsuche_id: int, template: str, meeting: dict | None = None):
-    email = ops.queue_placement_email(platzsuche_id, template, meeting or None)
+def send_placement_email(
+    platzsuche_id: int,
+    template: str | None = None,
+    meeting: dict | None = None,
+    therapist_id: int | None = None,
+):
+    """The placement email (at acceptance: ``therapist_id`` and no template, so the default
+    for the therapist's contact data; from staff: their template). Rendered here, in the
+    worker, because it carries signed links."""
+    email = ops.queue_placement_email(
+        platzsuche_id, template or None, meeting or None, therapist_id=therapist_id
+    )
     return email.id if email else None
+
+
+@dramatiq.actor(queue_name="emails", max_retries=10)
+def send_placement_reminder(platzsuche_id: int, therapist_id: int):
+    """The one reminder to a placed patient who has not reported yet."""
+    email = placements.queue_placement_reminder(platzsuche_id, therapist_id)
+    return email.id if email else None
+
+
+@dramatiq.actor(queue_name="default", periodic=clock.follow_up_schedule(), max_retries=3)
+def placement_follow_up():
+    """Daily: reminders after PLACEMENT_REMINDER_DAYS, silence as consent after
+    PLACEMENT_CONFIRM_DAYS (docs/domain.md §11.3)."""
+    done = placements.run_placement_follow_up(actor="clock")
+    log.info(
+        "placement follow-up: %d reminders, %d confirmed by silence",
+        len(done["reminded"]),
+        len(done["confirmed"]),
+    )
+    return {k: len(v) for k, v in done.items()}
 
 
 @dramatiq.actor(queue_name="default", periodic=clock.follow_up_schedule(), max_retries=3)

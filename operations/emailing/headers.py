@@ -47,6 +47,20 @@ def message_id(kind: str, reference_id: int) -> str:
     return f"<{REFERENCE[kind]}-{int(reference_id)}.{kind}@{domain}>"
 
 
+def placement_key(suffix: str, platzsuche_id: int, therapist_id: int) -> str:
+    """Key of a placement email (``suffix`` ""), or its reminder (``"erinnerung"``): one per
+    search and placed therapist, ``vermittlung:7.12`` / ``vermittlung_erinnerung:7.12``."""
+    kind = f"vermittlung_{suffix}" if suffix else "vermittlung"
+    return f"{kind}:{int(platzsuche_id)}.{int(therapist_id)}"
+
+
+def placement_message_id(suffix: str, platzsuche_id: int, therapist_id: int) -> str:
+    """``<platzsuche-7.t12.vermittlung@REPLY_DOMAIN>`` (``.erinnerung`` for the reminder)."""
+    domain = settings.get().REPLY_DOMAIN.lower()
+    kind = suffix or "vermittlung"
+    return f"<platzsuche-{int(platzsuche_id)}.t{int(therapist_id)}.{kind}@{domain}>"
+
+
 def outbox_key(key: str) -> str:
     return f"send_email:{key}"  # = operations.outbox.key("send_email", key)
 

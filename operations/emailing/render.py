@@ -13,6 +13,7 @@ Therapist emails show patients only as anonymised blocks built from
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +34,7 @@ SUBJECT_REMINDER = "Erinnerung: Therapieanfrage - Ref: A{anfrage_id}"
 SUBJECT_ACCEPTANCE = "Bestätigung Ihrer Zusage - Ref: A{anfrage_id}"
 SUBJECT_CONFLICT = "Ihre Zusage - Patient bereits vermittelt - Ref: A{anfrage_id}"
 SUBJECT_PLACEMENT = "Therapieplatz gefunden - bitte zeitnah bearbeiten"
+SUBJECT_PLACEMENT_REMINDER = "Erinnerung: Wie war Ihr Erstgespräch?"
 
 PLACEMENT_TEMPLATES = (
     "email_contact",
@@ -83,11 +85,14 @@ class RenderedEmail:
     headers: dict[str, str] = field(default_factory=dict)
     to_email: str | None = None
     to_name: str | None = None
+    # Set where (kind, reference) alone does not name the email: a placement email is
+    # one per search *and* placed therapist (``email_headers.placement_key``).
+    idempotency_key: str | None = None
 
     @property
     def key(self) -> str:
         """Idempotency key of this email (``Email.idempotenz_schluessel``)."""
-        return email_headers.email_key(self.kind, self.reference_id)
+        return self.idempotency_key or email_headers.email_key(self.kind, self.reference_id)
 
     @property
     def message_id(self) -> str:
@@ -363,6 +368,25 @@ def render_conflict(
 # --- patient emails ------------------------------------------------------------------------
 
 
+def placement_links(platzsuche_id: int, therapist_id: int, link_now=None) -> list[tuple]:
+    """(label, url) of the three signed one-click answers of a placed patient."""
+    return [
+        (label, tokens.placement_link(platzsuche_id, therapist_id, outcome, now=link_now))
+        for outcome, label in vocab.VERMITTLUNGSERGEBNIS_LABELS.items()
+    ]
+
+
+def _placement_identity(kind_suffix: str, platzsuche_id: int, therapist_id: int) -> dict:
+    return {
+        "idempotency_key": email_headers.placement_key(kind_suffix, platzsuche_id, therapist_id),
+        "headers": {
+            "Message-ID": email_headers.placement_message_id(
+                kind_suffix, platzsuche_id, therapist_id
+            )
+        },
+    }
+
+
 def render_placement(
     template: str,
     platzsuche_id: int,
@@ -371,10 +395,16 @@ def render_placement(
     *,
     attachments: list[str] = (),
     meeting: Meeting | None = None,
+    therapist_id: int | None = None,
+    with_links: bool = False,
+    link_now: dt.datetime | None = None,
 ) -> RenderedEmail:
-    """Placement success email to the patient (docs/domain.md §11.3), one of four templates.
+    """Placement email to the patient (docs/domain.md §11.3), one of four templates.
 
     ``attachments`` are the file names of the attached forms (listed in the text).
+    With ``therapist_id`` the email is keyed per search and placed therapist (a search
+    placed again after "passt nicht" gets a new one); ``with_links`` adds the three
+    signed one-click answers about the initial session.
     """
     if template not in PLACEMENT_TEMPLATES:
         raise ValueError(f"template must be one of {', '.join(PLACEMENT_TEMPLATES)}")
@@ -400,8 +430,14 @@ def render_placement(
         "attachments": [Path(a).name for a in attachments],
         "meeting_date": german_date(meeting.date) if meeting else None,
         "meeting_time": meeting.time if meeting else None,
+        "placement_links": (
+            placement_links(platzsuche_id, therapist_id, link_now)
+            if with_links and therapist_id
+            else []
+        ),
+        "confirm_days": settings.get().PLACEMENT_CONFIRM_DAYS,
     }
-    return _email(
+    email = _email(
         "vermittlung",
         platzsuche_id,
         SUBJECT_PLACEMENT,
@@ -410,3 +446,40 @@ def render_placement(
         to_email=patient.email,
         to_name=full_name(patient.vorname, patient.nachname),
     )
+    if therapist_id is None:
+        return email
+    return dataclasses.replace(email, **_placement_identity("", platzsuche_id, therapist_id))
+
+
+def render_placement_reminder(
+    platzsuche_id: int,
+    therapist_id: int,
+    patient: PatientContact,
+    therapist: TherapistInfo,
+    *,
+    days_since: int,
+    link_now: dt.datetime | None = None,
+) -> RenderedEmail:
+    """The one reminder to a placed patient who has not reported on the initial session
+    (docs/domain.md §11.3): the therapist's contact data again and the three links."""
+    s = settings.get()
+    context = {
+        "audience": "patient",
+        "salutation": patient_salutation(patient),
+        "therapist": therapist,
+        "therapist_name": therapist_name(therapist),
+        "days_since": days_since,
+        "remaining_days": max(s.PLACEMENT_CONFIRM_DAYS - days_since, 1),
+        "placement_links": placement_links(platzsuche_id, therapist_id, link_now),
+    }
+    email = _email(
+        "vermittlung",
+        platzsuche_id,
+        SUBJECT_PLACEMENT_REMINDER,
+        "placement_reminder",
+        context,
+        to_email=patient.email,
+        to_name=full_name(patient.vorname, patient.nachname),
+    )
+    identity = _placement_identity("erinnerung", platzsuche_id, therapist_id)
+    return dataclasses.replace(email, **identity)

@@ -42,6 +42,19 @@ One-click link token (one per Anfrage, patient and answer)
     an email reply instead. A link token proves which answer the recipient
     clicked, not who clicked; the endpoint should show a confirmation page before
     it records the answer (mail scanners follow links).
+
+Placement link token (one per search, placed therapist and outcome; to the patient)
+    ``p1.<platzsuche_id>.<therapist_id>.<code>.<expires>.<mac>``
+
+    - ``p1``: kind and format version;
+    - ``<code>``: ``s`` = ``stattgefunden``, ``p`` = ``passt_nicht``, ``k`` = ``kein_termin``;
+    - ``<expires>`` as above (creation + ``LINK_TTL_DAYS``);
+    - ``<mac>``: as above over ``"plink:" + everything before the last dot``, so a
+      therapist's link signature is never valid as a patient's and vice versa.
+
+    The link is ``PUBLIC_BASE_URL + "/v/" + token`` (``placement_link``);
+    ``read_placement_token`` raises ``ForgedToken`` / ``ExpiredPlacementToken`` like
+    ``read_link_token``.
 """
 
 from __future__ import annotations
@@ -293,3 +306,92 @@ def link_url(token: str) -> str:
 def answer_link(anfrage_id: int, patient_id: int, answer: str, *, now=None) -> str:
     """The full one-click URL for one answer."""
     return link_url(make_link_token(anfrage_id, patient_id, answer, now=now))
+
+
+# --- placement links (to the patient) ------------------------------------------------
+
+PLACEMENT_CODES = {
+    vocab.STATTGEFUNDEN: "s",
+    vocab.PASST_NICHT: "p",
+    vocab.KEIN_TERMIN: "k",
+}
+_CODE_PLACEMENT = {code: outcome for outcome, code in PLACEMENT_CODES.items()}
+_PLACEMENT_VERSION = "p1"
+_PLACEMENT = re.compile(
+    r"^(p1)\.([1-9][0-9]{0,17})\.([1-9][0-9]{0,17})\.([spk])\.([0-9]{1,12})\.([A-Za-z0-9_-]{22})$"
+)
+
+
+@dataclass(frozen=True)
+class PlacementClaim:
+    """What a valid placement token says: this outcome for this search and placed therapist."""
+
+    platzsuche_id: int
+    therapist_id: int
+    outcome: str
+    expires_at: dt.datetime  # naive UTC
+
+
+class ExpiredPlacementToken(ExpiredToken):
+    """A genuine placement link older than its time to live."""
+
+    def __init__(self, claim: PlacementClaim):
+        TokenError.__init__(
+            self, f"link for search {claim.platzsuche_id} expired at {claim.expires_at}"
+        )
+        self.claim = claim
+
+
+def _placement_mac(body: str) -> str:
+    digest = _mac(f"plink:{body}")[:_LINK_MAC_BYTES]
+    return base64.urlsafe_b64encode(digest).decode("ascii").rstrip("=")
+
+
+def make_placement_token(
+    platzsuche_id: int,
+    therapist_id: int,
+    outcome: str,
+    *,
+    now: dt.datetime | None = None,
+    ttl_days: int | None = None,
+) -> str:
+    """A signed token for "this outcome of the placement of this search with this therapist"."""
+    if outcome not in PLACEMENT_CODES:
+        raise ValueError(
+            f"outcome must be one of {', '.join(vocab.VERMITTLUNGSERGEBNISSE)}, got {outcome!r}"
+        )
+    for name, value in (("platzsuche_id", platzsuche_id), ("therapist_id", therapist_id)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    now = now if now is not None else dt.datetime.now(dt.UTC)
+    ttl = ttl_days if ttl_days is not None else settings.get().LINK_TTL_DAYS
+    expires = _unix(now) + int(ttl) * 86400
+    code = PLACEMENT_CODES[outcome]
+    body = f"{_PLACEMENT_VERSION}.{platzsuche_id}.{therapist_id}.{code}.{expires}"
+    return f"{body}.{_placement_mac(body)}"
+
+
+def read_placement_token(token: str, now: dt.datetime) -> PlacementClaim:
+    """Check a placement token; raises ``ForgedToken`` or ``ExpiredPlacementToken``."""
+    match = _PLACEMENT.match(token) if isinstance(token, str) else None
+    if not match:
+        raise ForgedToken("not a psymatch placement link token")
+    body, mac = token.rsplit(".", 1)
+    if not hmac.compare_digest(mac, _placement_mac(body)):
+        raise ForgedToken("placement link token signature does not match")
+    _, search, therapist, code, expires = match.groups()[:5]
+    claim = PlacementClaim(
+        platzsuche_id=int(search),
+        therapist_id=int(therapist),
+        outcome=_CODE_PLACEMENT[code],
+        expires_at=dt.datetime.fromtimestamp(int(expires), dt.UTC).replace(tzinfo=None),
+    )
+    if _unix(now) >= int(expires):
+        raise ExpiredPlacementToken(claim)
+    return claim
+
+
+def placement_link(platzsuche_id: int, therapist_id: int, outcome: str, *, now=None) -> str:
+    """The full one-click URL a placed patient uses to report the initial session."""
+    token = make_placement_token(platzsuche_id, therapist_id, outcome, now=now)
+    return settings.get().PUBLIC_BASE_URL.rstrip("/") + "/v/" + token

@@ -57,6 +57,18 @@ NACH_ANNAHME = (IN_SITZUNGEN, NICHT_ERSCHIENEN)
 # Outcomes that count as an acceptance (the patient was taken, whatever followed).
 ANNAHME_ERGEBNISSE = (ANGENOMMEN, IN_SITZUNGEN, NICHT_ERSCHIENEN)
 PATIENTENERGEBNIS = (*THERAPEUTENANTWORTEN, NICHT_ERSCHIENEN, IN_SITZUNGEN)
+# What a placed patient reports after the initial session (docs/domain.md §11.3): it took
+# place and the patient begins (-> in_Sitzungen, search erfolgreich), it does not fit, or no
+# appointment came about (both -> the nicht_erschienen effects with that reason).
+STATTGEFUNDEN = "stattgefunden"
+PASST_NICHT = "passt_nicht"
+KEIN_TERMIN = "kein_termin"
+VERMITTLUNGSERGEBNISSE = (STATTGEFUNDEN, PASST_NICHT, KEIN_TERMIN)
+VERMITTLUNGSERGEBNIS_LABELS = {
+    STATTGEFUNDEN: "Erstgespräch hat stattgefunden, ich beginne",
+    PASST_NICHT: "Es passt nicht",
+    KEIN_TERMIN: "Kein Termin zustande gekommen",
+}
 # German labels of the answers, as emails, link pages and the console show them.
 ANTWORT_LABELS = {
     ANGENOMMEN: "Ja, ich kann ein Erstgespräch anbieten",

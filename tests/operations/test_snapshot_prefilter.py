@@ -1,0 +1,110 @@
+"""The staff paths read only what can matter (issue 15.8), and choose exactly as before.
+
+A preview loads only the searches within reach of the therapist (a box on the indexed
+coordinates, then the hard rules that need no sealed field); the listing of a PLZ region
+loads only that region's practices. Both are compared with the full load on random demo
+data, on both backends.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+
+import pytest
+
+from db.models import Patient, Platzsuche, Therapist
+from operations import bundles, snapshot
+from operations import demo_data as demo
+from operations.errors import OperationError
+from psymatch.domain.bundling import list_selectable, select_for_therapist
+
+TODAY = dt.date(2025, 3, 14)
+NOW = dt.datetime(2025, 3, 14, 10, 0)
+
+
+@pytest.fixture
+def demo_rows(clean_db):
+    demo.generate(300, 500, seed=11, search_share=1.0, report=None, today=TODAY)
+    rng = random.Random(5)
+    patients = [p.id for p in Patient.select(Patient.id).order_by(Patient.id)]
+    therapists = [t.id for t in Therapist.select(Therapist.id).order_by(Therapist.id)]
+    # Edge cases of the reach: a far larger own distance, values the selection ignores,
+    # patients without coordinates, and exclusions of both kinds.
+    for pid in rng.sample(patients, 10):
+        Patient.update(raeumliche_verfuegbarkeit={"max_km": 180}).where(Patient.id == pid).execute()
+    for pid, space in zip(
+        rng.sample(patients, 4),
+        ({"max_km": "900"}, {"max_km": True}, {"max_km": -3}, {}),
+        strict=True,
+    ):
+        Patient.update(raeumliche_verfuegbarkeit=space).where(Patient.id == pid).execute()
+    for pid in rng.sample(patients, 5):
+        Patient.update(latitude=None, longitude=None).where(Patient.id == pid).execute()
+    for pid in rng.sample(patients, 30):
+        excluded = rng.sample(therapists, 3)
+        Patient.update(ausgeschlossene_therapeuten=excluded).where(Patient.id == pid).execute()
+        Platzsuche.update(ausgeschlossene_therapeuten=[{"id": str(rng.choice(therapists))}]).where(
+            Platzsuche.patient == pid
+        ).execute()
+    # pending bundle lines (the parallel cap) and therapists with a pending Anfrage
+    bundles.run_bundle_round(NOW - dt.timedelta(days=1), respect_flag=False)
+    return therapists
+
+
+def test_preview_with_the_prefilter_chooses_exactly_as_with_every_search(demo_rows):
+    params = bundles.params()
+    rng = random.Random(9)
+    aktiv = [t.id for t in Therapist.select(Therapist.id).where(Therapist.status == "aktiv")]
+    fewer = 0
+    chosen = 0
+    for therapist_id in rng.sample(aktiv, 40):
+        near = snapshot.load(NOW, practice_of=therapist_id)
+        full = snapshot.load(NOW, practice_of=therapist_id, prefilter=False)
+        assert len(near.searches) <= len(full.searches)
+        fewer += len(near.searches) < len(full.searches)
+        prefix = rng.choice([None, None, (Therapist.get_by_id(therapist_id).plz or "00")[:2]])
+        for check_contact in (True, False):
+            a = select_for_therapist(
+                near, params, therapist_id, plz_prefix=prefix, check_contact=check_contact
+            )
+            b = select_for_therapist(
+                full, params, therapist_id, plz_prefix=prefix, check_contact=check_contact
+            )
+            assert a == b, therapist_id
+            chosen += len(a.patients)
+    assert fewer >= 30  # the prefilter did leave searches out
+    assert chosen > 0  # and the comparison covered real bundles
+
+
+def test_a_therapist_without_coordinates_loads_no_search(demo_rows):
+    therapist_id = demo_rows[0]
+    Therapist.update(latitude=None, longitude=None).where(Therapist.id == therapist_id).execute()
+    assert snapshot.load(NOW, practice_of=therapist_id).searches == ()
+    full = snapshot.load(NOW, practice_of=therapist_id, prefilter=False)
+    params = bundles.params()
+    assert select_for_therapist(
+        snapshot.load(NOW, practice_of=therapist_id), params, therapist_id
+    ) == select_for_therapist(full, params, therapist_id)
+
+
+def test_listing_of_a_region_equals_the_listing_from_all_therapists(demo_rows):
+    params = bundles.params()
+    everyone = snapshot.load(NOW, include_searches=False)
+    prefixes = sorted({(t.plz or "")[:2] for t in everyone.therapists if t.plz}) + ["00", "99"]
+    for prefix in prefixes:
+        region = snapshot.load(NOW, include_searches=False, region=prefix)
+        assert len(region.therapists) <= len(everyone.therapists)
+        assert list_selectable(region, params, prefix) == list_selectable(
+            everyone, params, prefix
+        ), prefix
+        assert bundles.list_selectable_therapists(prefix, now=NOW) == list_selectable(
+            everyone, params, prefix
+        )
+
+
+@pytest.mark.parametrize("prefix", ["1", "123", "1%", "a1", ""])
+def test_listing_refuses_a_bad_prefix(clean_db, prefix):
+    with pytest.raises(OperationError) as error:
+        bundles.list_selectable_therapists(prefix)
+    assert error.value.code == "INVALID_PLZ_PREFIX"
