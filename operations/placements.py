@@ -37,6 +37,7 @@ from operations.emailing.data import patient_contact, therapist_info
 from operations.emailing.headers import placement_key
 from operations.emailing.queue import outbox_send, queue_email
 from psymatch import settings
+from psymatch.domain import searches as search_rules
 from psymatch.domain import vocab
 from psymatch.domain.bundling.practice import normalize_email
 
@@ -340,3 +341,85 @@ def queue_placement_reminder(
         email, _ = queue_email(rendered, patient_id=patient.id, now=now)
         outbox_send(email)
     return email
+
+
+# --- staff: a placement email with a template of their choice ---------------------------------
+
+
+def _meeting(details) -> dict:
+    """``{"date": "YYYY-MM-DD", "time": "HH:MM"}`` from staff input, or MEETING_DETAILS_REQUIRED."""
+    details = details or {}
+    day, time = details.get("date"), str(details.get("time") or "").strip()
+    try:
+        day = day if isinstance(day, dt.date) else dt.date.fromisoformat(str(day))
+        dt.time.fromisoformat(time)
+    except ValueError:
+        raise OperationError(
+            "MEETING_DETAILS_REQUIRED", "meeting templates need a date and a time (HH:MM)"
+        ) from None
+    return {"date": day.isoformat(), "time": time}
+
+
+def request_placement_email(
+    platzsuche_id: int,
+    template: str,
+    meeting_details: dict | None = None,
+    *,
+    actor: str,
+    now: dt.datetime | None = None,
+) -> dict:
+    """Queue the placement email with the template staff chose, e.g. a meeting confirmation
+    once a first session is arranged (docs/domain.md §11.3). Only an outbox row: the worker
+    renders and signs it. A template the automatic email already used sends nothing twice.
+
+    Codes: ``ACTOR_REQUIRED``, ``PLATZSUCHE_NOT_FOUND`` 404, ``NOT_PLACED`` 409,
+    ``INVALID_TEMPLATE``, ``THERAPIST_CONTACT_MISSING``, ``MEETING_DETAILS_REQUIRED``."""
+    now = now or utcnow()
+    if not isinstance(actor, str) or not actor.strip():
+        raise OperationError("ACTOR_REQUIRED", "the request needs the name of who sends it")
+    if template not in search_rules.EMAIL_TEMPLATES:
+        raise OperationError("INVALID_TEMPLATE", f"unknown email template {template!r}")
+    meeting = {}
+    if template.startswith("meeting_"):
+        meeting = _meeting(meeting_details)
+    with write_transaction():
+        search = locked(Platzsuche.select().where(Platzsuche.id == platzsuche_id)).first()
+        if search is None:
+            raise OperationError(
+                "PLATZSUCHE_NOT_FOUND", f"no Platzsuche {platzsuche_id}", status=404
+            )
+        therapist_id = search.vermittelter_therapeut_id
+        if therapist_id is None or search.status != "aktiv":
+            raise OperationError(
+                "NOT_PLACED", f"search {search.id} has no open placement", status=409
+            )
+        therapist = Therapist.get_by_id(therapist_id)
+        missing = search_rules.missing_contact(template, therapist.email, therapist.telefon)
+        if missing:
+            raise OperationError(
+                "THERAPIST_CONTACT_MISSING",
+                f"template {template} tells the patient the therapist's {missing}, "
+                "which is not on record",
+            )
+        suffix = "termin" if template.startswith("meeting_") else ""
+        key = outbox.key("vermittlung_staff", f"{search.id}.{therapist_id}.{suffix or 'kontakt'}")
+        outbox.put_again(
+            "send_placement_email",
+            {
+                "platzsuche_id": search.id,
+                "therapist_id": therapist_id,
+                "template": template,
+                "meeting": meeting,
+            },
+            key,
+            now=now,
+        )
+        audit.record(
+            actor.strip(),
+            "request_placement_email",
+            "platzsuche",
+            search.id,
+            {"therapist_id": therapist_id, "template": template},
+            at=now,
+        )
+    return {"platzsuche_id": search.id, "therapist_id": therapist_id, "template": template}

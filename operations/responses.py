@@ -57,17 +57,24 @@ def _parse_responses(responses: dict) -> dict[int, str]:
     return parsed
 
 
-def exclusion_entry(therapist_id: int, now: dt.datetime, reason: str) -> dict:
-    return {"id": therapist_id, "excluded_at": now.isoformat(timespec="seconds"), "reason": reason}
+def exclusion_entry(
+    therapist_id: int, now: dt.datetime, reason: str, by: str | None = None
+) -> dict:
+    entry = {"id": therapist_id, "excluded_at": now.isoformat(timespec="seconds"), "reason": reason}
+    if by:
+        entry["by"] = by  # who excluded (staff shown in the console's exclusion list)
+    return entry
 
 
-def add_exclusion(search: Platzsuche, therapist_id: int, now: dt.datetime, reason: str) -> bool:
+def add_exclusion(
+    search: Platzsuche, therapist_id: int, now: dt.datetime, reason: str, *, by: str | None = None
+) -> bool:
     """Add an object-form entry unless the therapist is already excluded (either form)."""
     entries = list(search.ausgeschlossene_therapeuten or [])
     for entry in entries:
         if (entry.get("id") if isinstance(entry, dict) else entry) == therapist_id:
             return False
-    entries.append(exclusion_entry(therapist_id, now, reason))
+    entries.append(exclusion_entry(therapist_id, now, reason, by))
     search.ausgeschlossene_therapeuten = entries
     return True
 
@@ -197,7 +204,11 @@ def record_response(
                     row.status = "abgelehnt"
                 if answer == "abgelehnt_nicht_geeignet":
                     add_exclusion(
-                        search, therapist_id, now, f"abgelehnt_nicht_geeignet (A{anfrage.id})"
+                        search,
+                        therapist_id,
+                        now,
+                        f"abgelehnt_nicht_geeignet (A{anfrage.id})",
+                        by=actor,
                     )
                     search.save()
             row.save()
@@ -342,7 +353,7 @@ def record_patient_outcome(
         search = locked(Platzsuche.select().where(Platzsuche.id == row.platzsuche_id)).get()
         cleared = False
         if outcome == "nicht_erschienen":
-            add_exclusion(search, anfrage.therapist_id, now, "nicht_erschienen")
+            add_exclusion(search, anfrage.therapist_id, now, "nicht_erschienen", by=actor)
             if (
                 search.vermittelter_therapeut_id == anfrage.therapist_id
                 and search.status != "erfolgreich"

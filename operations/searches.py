@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 import peewee
 
 from db.database import locked, write_transaction
-from db.models import Patient, Platzsuche, Therapist, utcnow
+from db.models import AuditLog, Patient, Platzsuche, Therapist, utcnow
 from psymatch.domain import searches as rules
 
 from . import audit, notes, outbox
@@ -169,7 +170,7 @@ def exclude_therapist(search_id: int, therapist_id: int, reason: str, *, actor="
         search = _search(search_id)
         if Therapist.get_or_none(Therapist.id == therapist_id) is None:
             raise OperationError("THERAPIST_NOT_FOUND", f"no therapist {therapist_id}", status=404)
-        added = add_exclusion(search, therapist_id, now, reason.strip())
+        added = add_exclusion(search, therapist_id, now, reason.strip(), by=actor)
         search.save()
         audit.record(
             actor,
@@ -183,14 +184,81 @@ def exclude_therapist(search_id: int, therapist_id: int, reason: str, *, actor="
     return added
 
 
+def _entry_id(entry):
+    return entry.get("id") if isinstance(entry, dict) else entry
+
+
+_REASON_ANFRAGE = re.compile(r"\(A(\d+)\)")
+
+
+def list_exclusions(search_id: int) -> list[dict]:
+    """The therapists excluded from one search, in the order they were added: id, reason,
+    date and who excluded them (``None`` where nothing tells).
+
+    Who: the entry's ``by`` (written since issue 15); for older entries the latest audit
+    row that added it (``exclude_therapist`` on the search, or the ``record_response`` of
+    the Anfrage named in an automatic reason such as ``abgelehnt_nicht_geeignet (A12)``).
+    Plain-id entries (from the import or the list replacement) carry neither reason nor
+    date; their date and actor come from the audit row when there is one."""
+    search = Platzsuche.get_or_none(Platzsuche.id == search_id)
+    if search is None:
+        raise OperationError("PLATZSUCHE_NOT_FOUND", f"no Platzsuche {search_id}", status=404)
+    entries = list(search.ausgeschlossene_therapeuten or [])
+    added_by: dict[int, AuditLog] = {}
+    if any(not (isinstance(e, dict) and e.get("by")) for e in entries):
+        rows = AuditLog.select().where(
+            (AuditLog.entity == "platzsuche")
+            & (AuditLog.entity_id == str(search_id))
+            & (AuditLog.action == "exclude_therapist")
+        )
+        for row in rows.order_by(AuditLog.at, AuditLog.id):
+            details = row.details or {}
+            if details.get("added"):
+                added_by[details.get("therapist_id")] = row
+    result = []
+    for entry in entries:
+        therapist_id = _entry_id(entry)
+        data = entry if isinstance(entry, dict) else {}
+        row = added_by.get(therapist_id)
+        by = data.get("by") or (row.actor if row is not None else None)
+        when = data.get("excluded_at") or (row.at.isoformat(timespec="seconds") if row else None)
+        reason = data.get("reason") or (row.reason if row is not None else None)
+        if by is None and reason:
+            named = _REASON_ANFRAGE.search(reason)
+            if named:
+                answer = (
+                    AuditLog.select(AuditLog.actor)
+                    .where(
+                        (AuditLog.entity == "therapeutenanfrage")
+                        & (AuditLog.entity_id == named.group(1))
+                        & (AuditLog.action == "record_response")
+                    )
+                    .order_by(AuditLog.at.desc(), AuditLog.id.desc())
+                    .first()
+                )
+                by = answer.actor if answer is not None else None
+        result.append(
+            {"therapist_id": therapist_id, "reason": reason, "excluded_at": when, "by": by}
+        )
+    return result
+
+
 def remove_exclusion(search_id: int, therapist_id: int, reason: str, *, actor="staff", now=None):
+    """Remove one therapist's exclusion with a reason; ``NOT_EXCLUDED`` 409 (nothing written)
+    when the therapist is not excluded from this search (e.g. removed a moment ago)."""
     now = now or utcnow()
     if not (reason or "").strip():
         raise OperationError("REASON_REQUIRED", "removing an exclusion needs a reason")
     with write_transaction():
         search = _search(search_id)
         before = list(search.ausgeschlossene_therapeuten or [])
-        kept = [e for e in before if (e.get("id") if isinstance(e, dict) else e) != therapist_id]
+        kept = [e for e in before if _entry_id(e) != therapist_id]
+        if len(kept) == len(before):
+            raise OperationError(
+                "NOT_EXCLUDED",
+                f"therapist {therapist_id} is not excluded from search {search_id}",
+                status=409,
+            )
         search.ausgeschlossene_therapeuten = kept
         search.save()
         audit.record(

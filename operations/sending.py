@@ -365,6 +365,16 @@ def queue_acceptance_confirmation(anfrage_id: int, *, now=None) -> Email | None:
     return email
 
 
+def _meeting(meeting: dict | None) -> Meeting | None:
+    """The arranged session of a placement email (the outbox payload carries an ISO date)."""
+    if not meeting:
+        return None
+    day = meeting["date"]
+    return Meeting(
+        date=day if isinstance(day, dt.date) else dt.date.fromisoformat(day), time=meeting["time"]
+    )
+
+
 def queue_placement_email(
     platzsuche_id: int,
     template: str | None = None,
@@ -414,7 +424,7 @@ def queue_placement_email(
             search.id,
             patient_contact(patient),
             therapist_info(therapist),
-            meeting=Meeting(**meeting) if meeting else None,
+            meeting=_meeting(meeting),
             therapist_id=therapist.id,
             with_links=search.status == "aktiv",
             link_now=now,

@@ -48,8 +48,9 @@ def message_id(kind: str, reference_id: int) -> str:
 
 
 def placement_key(suffix: str, platzsuche_id: int, therapist_id: int) -> str:
-    """Key of a placement email (``suffix`` ""), or its reminder (``"erinnerung"``): one per
-    search and placed therapist, ``vermittlung:7.12`` / ``vermittlung_erinnerung:7.12``."""
+    """Key of a placement email (``suffix`` ""), its reminder (``"erinnerung"``) or a meeting
+    confirmation staff send (``"termin"``): one each per search and placed therapist,
+    ``vermittlung:7.12`` / ``vermittlung_erinnerung:7.12`` / ``vermittlung_termin:7.12``."""
     kind = f"vermittlung_{suffix}" if suffix else "vermittlung"
     return f"{kind}:{int(platzsuche_id)}.{int(therapist_id)}"
 

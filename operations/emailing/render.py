@@ -448,7 +448,10 @@ def render_placement(
     )
     if therapist_id is None:
         return email
-    return dataclasses.replace(email, **_placement_identity("", platzsuche_id, therapist_id))
+    # A meeting confirmation is an email of its own: staff send it once a first session is
+    # arranged, also after the placement email went out at acceptance.
+    suffix = "termin" if template.startswith("meeting_") else ""
+    return dataclasses.replace(email, **_placement_identity(suffix, platzsuche_id, therapist_id))
 
 
 def render_placement_reminder(

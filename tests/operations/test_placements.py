@@ -298,3 +298,52 @@ def test_no_email_is_rendered_without_a_signing_key(clean_db):
         settings.override(SIGNING_KEY=before.SIGNING_KEY)
     assert Email.select().count() == 0
     assert Therapeutenanfrage.select().count() == 1
+
+
+def test_staff_send_a_meeting_confirmation_besides_the_automatic_email(clean_db):
+    search, therapist = placed()
+    first = deliver_placement_email(search.id)
+    result = placements.request_placement_email(
+        search.id,
+        "meeting_confirmation_email",
+        {"date": "2026-12-10", "time": "10:30"},
+        actor="anna",
+        now=LATER,
+    )
+    assert result["template"] == "meeting_confirmation_email"
+    item = OutboxItem.get(OutboxItem.dedupe_key.startswith("vermittlung_staff:"))
+    email = Email.get_by_id(send_placement_email.fn(**item.payload))
+    assert email.id != first.id
+    assert email.idempotenz_schluessel == f"vermittlung_termin:{search.id}.{therapist.id}"
+    text = email.inhalt.inhalt_text
+    assert "10. Dezember 2026" in text and "10:30 Uhr" in text and text.count("/v/") == 3
+    assert send_placement_email.fn(**item.payload) == email.id  # once
+    audit = AuditLog.get(AuditLog.action == "request_placement_email")
+    assert audit.actor == "anna"
+
+
+@pytest.mark.parametrize(
+    "template, meeting, therapist_fields, code",
+    [
+        ("fax", None, {}, "INVALID_TEMPLATE"),
+        ("meeting_confirmation_phone", {"date": "2026-12-10"}, {}, "MEETING_DETAILS_REQUIRED"),
+        (
+            "meeting_confirmation_phone",
+            {"date": "x", "time": "10:30"},
+            {},
+            "MEETING_DETAILS_REQUIRED",
+        ),
+        ("email_contact", None, {"email": None}, "THERAPIST_CONTACT_MISSING"),
+    ],
+)
+def test_staff_email_requests_are_checked(clean_db, template, meeting, therapist_fields, code):
+    search, _ = placed(f.therapist(telefon="030 1", **therapist_fields))
+    unplaced = f.search()
+    before = rows_snapshot()
+    with pytest.raises(OperationError) as error:
+        placements.request_placement_email(search.id, template, meeting, actor="anna")
+    assert error.value.code == code
+    with pytest.raises(OperationError) as error:
+        placements.request_placement_email(unplaced.id, "phone_contact", actor="anna")
+    assert error.value.code == "NOT_PLACED"
+    assert rows_snapshot() == before

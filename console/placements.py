@@ -1,0 +1,189 @@
+"""The Vermittlungen panel: placements awaiting the patient's answer (docs/domain.md §11.3).
+
+Staff see every placed, still ``aktiv`` search with the state of its placement email and
+reminder, record what the patient said on the phone (the same three outcomes as the
+email's links, through ``operations.placements.record_placement_outcome``, source
+``staff``) and can queue a placement email with another template, e.g. a meeting
+confirmation. Nothing here renders an email: that needs the signing key, which only the
+workers have; the console writes outbox rows.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import ipywidgets as widgets
+import traitlets
+
+from db.models import Patient, Therapist
+from operations import placements
+from psymatch.domain import vocab
+from psymatch.domain.searches import EMAIL_TEMPLATES
+
+from .common import StatusLine, frozen, run_action, staff_name, table
+
+EMAIL_STATUS = {
+    None: "keine",
+    "In_Warteschlange": "in Warteschlange",
+    "Wird_gesendet": "wird gesendet",
+    "Gesendet": "gesendet",
+    "Fehlgeschlagen": "fehlgeschlagen",
+}
+TEMPLATE_LABELS = {
+    "email_contact": "Kontakt per E-Mail",
+    "phone_contact": "Kontakt per Telefon",
+    "meeting_confirmation_email": "Termin vereinbart (Bestätigung per E-Mail)",
+    "meeting_confirmation_phone": "Termin vereinbart (Bestätigung per Telefon)",
+}
+
+
+def _name(model, row_id) -> str:
+    row = model.get_or_none(model.id == row_id)
+    return " ".join(p for p in (row.vorname, row.nachname) if p) if row else ""
+
+
+def _date(value) -> str:
+    return value.strftime("%Y-%m-%d") if isinstance(value, dt.datetime) else ""
+
+
+class PlacementsPanel(widgets.VBox):
+    """Placements awaiting confirmation; record an outcome or send another template."""
+
+    rows = traitlets.List()
+    selected_search_id = traitlets.Int(allow_none=True)
+
+    def __init__(self, now: dt.datetime | None = None, actor: str | None = None, **kwargs):
+        self.now = now
+        self.actor = actor if actor is not None else staff_name()
+        self.status = StatusLine()
+        self.refresh_button = widgets.Button(description="Aktualisieren", icon="refresh")
+        self.listing = widgets.HTML()
+        self.search_select = widgets.Dropdown(description="Suche", options=[])
+        self.outcome_buttons = {
+            outcome: widgets.Button(
+                description=label,
+                tooltip=label,
+                layout=widgets.Layout(width="auto"),
+                button_style="success" if outcome == vocab.STATTGEFUNDEN else "",
+            )
+            for outcome, label in vocab.VERMITTLUNGSERGEBNIS_LABELS.items()
+        }
+        self.template = widgets.Dropdown(
+            description="Vorlage",
+            options=[(TEMPLATE_LABELS[t], t) for t in EMAIL_TEMPLATES],
+            value="meeting_confirmation_email",
+            style={"description_width": "initial"},
+        )
+        self.meeting_date = widgets.DatePicker(description="Termin am")
+        self.meeting_time = widgets.Text(description="Uhrzeit", placeholder="HH:MM")
+        self.send_button = widgets.Button(description="Vermittlungsmail senden", icon="envelope")
+
+        self.refresh_button.on_click(lambda _: self.refresh())
+        for outcome, button in self.outcome_buttons.items():
+            button.on_click(lambda _, o=outcome: self.record(o))
+        self.send_button.on_click(lambda _: self.send_email())
+        traitlets.link((self.search_select, "value"), (self, "selected_search_id"))
+
+        super().__init__(
+            [
+                widgets.HTML("<h3>Vermittlungen (Rückmeldung der Patienten offen)</h3>"),
+                self.refresh_button,
+                self.listing,
+                self.search_select,
+                widgets.HTML("<b>Rückmeldung nach Anruf erfassen</b>"),
+                widgets.HBox(list(self.outcome_buttons.values())),
+                widgets.HTML("<b>Vermittlungsmail mit anderer Vorlage</b>"),
+                widgets.HBox([self.template, self.meeting_date, self.meeting_time]),
+                self.send_button,
+                self.status,
+            ],
+            **kwargs,
+        )
+        self.add_class("psymatch-placements")
+        self.refresh()
+
+    @property
+    def action_controls(self):
+        return (self.refresh_button, self.send_button, *self.outcome_buttons.values())
+
+    def refresh(self) -> None:
+        with frozen(self.refresh_button):
+            self.rows = placements.awaiting_confirmation(self.now)
+        self.listing.value = table(
+            [
+                "Suche",
+                "Patient",
+                "Therapeut",
+                "Vermittlungsmail",
+                "gesendet am",
+                "Tage",
+                "Erinnerung",
+            ],
+            [
+                [
+                    r["platzsuche_id"],
+                    f"{r['patient_id']} {_name(Patient, r['patient_id'])}",
+                    f"{r['therapist_id']} {_name(Therapist, r['therapist_id'])}",
+                    EMAIL_STATUS.get(r["email_status"], r["email_status"]),
+                    _date(r["sent_at"]),
+                    "" if r["days"] is None else r["days"],
+                    EMAIL_STATUS.get(r["reminder_status"], r["reminder_status"]),
+                ]
+                for r in self.rows
+            ],
+        )
+        previous = self.selected_search_id
+        options = [
+            (f"{r['platzsuche_id']} – Therapeut {r['therapist_id']}", r["platzsuche_id"])
+            for r in self.rows
+        ]
+        self.search_select.options = options
+        ids = [value for _, value in options]
+        self.search_select.value = previous if previous in ids else (ids[0] if ids else None)
+
+    def _need_search(self) -> int | None:
+        if self.selected_search_id is None:
+            self.status.error("Keine Suche ausgewählt")
+        return self.selected_search_id
+
+    def record(self, outcome: str):
+        search_id = self._need_search()
+        if search_id is None:
+            return None
+        label = vocab.VERMITTLUNGSERGEBNIS_LABELS[outcome]
+        result = run_action(
+            self.status,
+            self.action_controls,
+            lambda: placements.record_placement_outcome(
+                search_id, outcome, actor=self.actor, source="staff", now=self.now
+            ),
+            lambda r: (
+                f"Suche {search_id}: {label} erfasst"
+                if r["changed"]
+                else f"Suche {search_id}: bereits erfasst "
+                f"({vocab.VERMITTLUNGSERGEBNIS_LABELS[r['recorded']]}), nichts geändert"
+            ),
+        )
+        if result is not None:
+            self.refresh()
+        return result
+
+    def send_email(self):
+        search_id = self._need_search()
+        if search_id is None:
+            return None
+        template = self.template.value
+        meeting = None
+        if template.startswith("meeting_"):
+            meeting = {"date": self.meeting_date.value, "time": self.meeting_time.value}
+        return run_action(
+            self.status,
+            self.action_controls,
+            lambda: placements.request_placement_email(
+                search_id, template, meeting, actor=self.actor, now=self.now
+            ),
+            lambda r: (
+                f"Suche {search_id}: Vermittlungsmail ({TEMPLATE_LABELS[template]}) "
+                "in Warteschlange"
+            ),
+        )
