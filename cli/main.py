@@ -17,6 +17,7 @@ import importlib.util
 import json
 import sys
 
+from cli import anfragen as anfragen_cli
 from cli import staff as staff_cli
 from cli.options import add_actor_argument
 from psymatch import settings
@@ -702,6 +703,7 @@ def build_parser() -> argparse.ArgumentParser:
     gen.set_defaults(func=cmd_crypto_generate_key)
 
     staff_cli.register(commands)
+    anfragen_cli.register(commands)
 
     geo = commands.add_parser("geo", help="geo reference data")
     geo_commands = geo.add_subparsers(dest="geo_command", required=True, metavar="ACTION")

@@ -46,6 +46,8 @@ WRITING = {
     "staff deactivate",
     "staff activate",
     "staff set-password",
+    "anfrage close",
+    "anfrage expire",
 }
 
 
