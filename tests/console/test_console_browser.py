@@ -273,13 +273,25 @@ class Lab:
     def panel(self, name: str):
         return self.page.locator(f"#{self.panel_ids[name]}")
 
-    def run_all(self, name: str) -> None:
-        """Run > Run All Cells, once the kernel is idle."""
+    def run_all(self, name: str, attempts: int = 3) -> None:
+        """Run > Run All Cells, once the kernel is idle; again if no cell started (a fresh
+        server's first "Run All" can come before the kernel session is wired up and is
+        then dropped silently)."""
+        from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
         panel = self.show(name)
         indicator = panel.locator(".jp-Notebook-ExecutionIndicator")
-        self.expect(indicator).to_have_attribute("data-status", "idle")
-        self.page.locator(".lm-MenuBar-item", has_text="Run").click()
-        self.page.locator('.lm-Menu-item[data-command="runmenu:run-all"]').click()
+        started = panel.locator(".jp-InputArea-prompt", has_text=re.compile(r"\[(\*|\d+)\]:"))
+        for attempt in range(attempts):
+            self.expect(indicator).to_have_attribute("data-status", "idle")
+            self.page.locator(".lm-MenuBar-item", has_text="Run").click()
+            self.page.locator('.lm-Menu-item[data-command="runmenu:run-all"]').click()
+            try:
+                started.first.wait_for(state="visible", timeout=20_000)
+                return
+            except PlaywrightTimeout:
+                if attempt == attempts - 1:
+                    raise
 
     def rendered(self, name: str):
         """Wait until the notebook's widgets are rendered; fail on a traceback."""
