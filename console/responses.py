@@ -11,13 +11,14 @@ from __future__ import annotations
 import ipywidgets as widgets
 import traitlets
 
+from operations.errors import OperationError
 from operations.replies import (
     decide_click_review,
     decide_review,
     dismiss_click_review,
     dismiss_review,
 )
-from operations.responses import record_response
+from operations.responses import close_without_response, record_response
 from psymatch.domain import vocab
 
 from . import queries
@@ -95,9 +96,18 @@ class ResponsePanel(widgets.VBox):
         self.save_button = widgets.Button(
             description="Speichern", icon="save", button_style="primary"
         )
+        # closing without response (docs/domain.md §11.2): only for the loaded Anfrage,
+        # and only with the confirmation ticked for exactly that one
+        self.close_confirm = widgets.Checkbox(description="", indent=False)
+        self.close_button = widgets.Button(
+            description="Ohne Antwort schließen", icon="times-circle", button_style="warning"
+        )
+        self.close_box = widgets.VBox([widgets.HBox([self.close_confirm, self.close_button])])
         self.status = StatusLine()
         self.load_button.on_click(lambda _: self.load())
         self.save_button.on_click(lambda _: self.save())
+        self.close_button.on_click(lambda _: self.close())
+        self.form.observe(lambda _: self._show_close(), names="anfrage_id")
         super().__init__(
             [
                 widgets.HTML("<h3>Antwort erfassen</h3>"),
@@ -105,11 +115,35 @@ class ResponsePanel(widgets.VBox):
                 self.form,
                 self.notes,
                 self.save_button,
+                self.close_box,
                 self.status,
             ],
             **kwargs,
         )
         self.add_class("psymatch-responses")  # a stable handle for the browser test
+        self._show_close()
+
+    def _closable(self) -> dict | None:
+        """The loaded Anfrage when it is sent and still pending, else None."""
+        if self.form.anfrage_id is None:
+            return None
+        data = queries.anfrage_lines(self.form.anfrage_id)
+        if data is None or data["gesendet"] is None or data["antwort_datum"] is not None:
+            return None
+        return data
+
+    def _show_close(self) -> None:
+        """Offer the closing only for a sent, pending Anfrage; the confirmation names it and
+        starts unticked for every Anfrage loaded."""
+        self.close_confirm.value = False
+        data = self._closable()
+        self.close_box.layout.display = "" if data else "none"
+        if data:
+            self.close_confirm.description = (
+                f"Ja, Anfrage {data['anfrage_id']} an {data['therapeut']} ohne Antwort "
+                "schließen: offene Patienten gelten als unbeantwortet, geplante Anrufe "
+                "werden abgesagt"
+            )
 
     def load(self, anfrage_id: int | None = None) -> None:
         if anfrage_id is not None:
@@ -118,8 +152,39 @@ class ResponsePanel(widgets.VBox):
         with frozen(self.load_button):
             if self.form.anfrage_id == self.anfrage_input.value:
                 self.form.load()
+                self._show_close()
             else:
-                self.form.anfrage_id = self.anfrage_input.value
+                self.form.anfrage_id = self.anfrage_input.value  # shows the closing too
+
+    def close(self):
+        """Close exactly the loaded Anfrage without response (confirmation required)."""
+        anfrage_id = self.form.anfrage_id
+        if anfrage_id is None or anfrage_id != self.anfrage_input.value:
+            self.status.error("Anfrage nicht geladen: bitte zuerst „Laden“ klicken")
+            return None
+        confirmed = self.close_confirm.value
+
+        def action():
+            if not confirmed:
+                raise OperationError(
+                    "CONFIRMATION_REQUIRED",
+                    f"Schließen von Anfrage {anfrage_id} bitte zuerst bestätigen",
+                )
+            return close_without_response(anfrage_id, actor=self.actor)
+
+        result = run_action(
+            self.status,
+            (self.close_button, self.save_button, self.load_button),
+            action,
+            lambda r: (
+                f"Anfrage {r['anfrage_id']} ohne Antwort geschlossen"
+                + (f", {r['calls_cancelled']} Anruf(e) abgesagt" if r["calls_cancelled"] else "")
+            ),
+        )
+        if result is not None:
+            self.form.load()
+            self._show_close()
+        return result
 
     def save(self):
         anfrage_id = self.anfrage_input.value
@@ -135,6 +200,7 @@ class ResponsePanel(widgets.VBox):
         if result is not None:
             self.notes.value = ""
             self.form.load()
+            self._show_close()
         return result
 
 

@@ -1,4 +1,5 @@
-"""The Searches panel: list, filter and sort Platzsuchen; open, pause, resume, cancel, exclude;
+"""The Searches panel: list, filter and sort Platzsuchen; open, pause, resume, cancel, exclude,
+list the selected search's exclusions (reason, date, who) and lift one with a reason;
 GDPR erasure of the selected search's patient (staff name, reason and a confirmation required).
 
 Every change goes through ``operations.searches``; a refused change shows its
@@ -14,10 +15,16 @@ import traitlets
 
 from operations.errors import OperationError
 from operations.privacy import erase_patient
-from operations.searches import create_platzsuche, exclude_therapist, update_platzsuche
+from operations.searches import (
+    create_platzsuche,
+    exclude_therapist,
+    list_exclusions,
+    remove_exclusion,
+    update_platzsuche,
+)
 
 from . import queries
-from .common import StatusLine, frozen, run_action, signed_in_user, staff_name, table
+from .common import StatusLine, esc, frozen, run_action, signed_in_user, staff_name, table
 
 STATUS_FILTERS = [
     ("aktiv + pausiert", ("aktiv", "pausiert")),
@@ -54,6 +61,12 @@ class SearchesPanel(widgets.VBox):
         self.therapist_id = widgets.IntText(description="Therapeut-ID")
         self.exclusion_reason = widgets.Text(description="Grund", placeholder="Pflichtfeld")
         self.exclude_button = widgets.Button(description="Ausschließen", icon="ban")
+        # the selected search's exclusions, and lifting one with a reason
+        self.exclusions_table = widgets.HTML()
+        self.exclusions: list[dict] = []
+        self.lift_select = widgets.Dropdown(description="Ausschluss", options=[])
+        self.lift_reason = widgets.Text(description="Grund", placeholder="Pflichtfeld")
+        self.lift_button = widgets.Button(description="Ausschluss aufheben", icon="undo")
         # GDPR erasure of the selected search's patient
         self.erase_actor = widgets.Text(
             value="", description="Mitarbeiter/in", placeholder="Pflichtfeld"
@@ -76,12 +89,14 @@ class SearchesPanel(widgets.VBox):
         self.resume_button.on_click(lambda _: self.set_status("aktiv"))
         self.cancel_button.on_click(lambda _: self.set_status("abgebrochen"))
         self.exclude_button.on_click(lambda _: self.exclude())
+        self.lift_button.on_click(lambda _: self.lift_exclusion())
         self.open_button.on_click(lambda _: self.open_search())
         self.erase_button.on_click(lambda _: self.erase())
         for control in (self.status_filter, self.sort):
             control.observe(lambda _: self.refresh(), names="value")
         self.plz_prefix.observe(lambda _: self.refresh(), names="value")
         traitlets.link((self.search_select, "value"), (self, "selected_search_id"))
+        self.observe(lambda _: self.show_exclusions(), names="selected_search_id")
 
         super().__init__(
             [
@@ -93,6 +108,8 @@ class SearchesPanel(widgets.VBox):
                 widgets.HBox([self.search_select, self.pause_button, self.resume_button]),
                 self.cancel_button,
                 widgets.HBox([self.therapist_id, self.exclusion_reason, self.exclude_button]),
+                self.exclusions_table,
+                widgets.HBox([self.lift_select, self.lift_reason, self.lift_button]),
                 widgets.HTML(
                     "<h4>Daten löschen (DSGVO)</h4><p>Anonymisiert die Patientin / den Patienten "
                     "der ausgewählten Suche (Namen, Kontaktdaten, eigene E-Mails); Statistiken "
@@ -116,6 +133,7 @@ class SearchesPanel(widgets.VBox):
             self.resume_button,
             self.cancel_button,
             self.exclude_button,
+            self.lift_button,
             self.open_button,
             self.erase_button,
             self.refresh_button,
@@ -149,6 +167,54 @@ class SearchesPanel(widgets.VBox):
         self.search_select.options = options
         ids = [value for _, value in options]
         self.search_select.value = previous if previous in ids else (ids[0] if ids else None)
+        self.show_exclusions()
+
+    def show_exclusions(self) -> None:
+        """The selected search's exclusions: therapist, reason, date and who."""
+        search_id = self.selected_search_id
+        self.exclusions = list_exclusions(search_id) if search_id is not None else []
+        names = queries.therapist_names(e["therapist_id"] for e in self.exclusions)
+        rows = [
+            [
+                f"{e['therapist_id']} {names.get(e['therapist_id'], '')}".strip(),
+                e["reason"] or "—",
+                (e["excluded_at"] or "—").replace("T", " "),
+                e["by"] or "unbekannt",
+            ]
+            for e in self.exclusions
+        ]
+        title = (
+            f"Ausschlüsse der Suche {esc(search_id)}" if search_id is not None else "Ausschlüsse"
+        )
+        self.exclusions_table.value = f"<b>{title}</b>" + table(
+            ["Therapeut", "Grund", "Seit", "Von"], rows
+        )
+        self.lift_select.options = [
+            (f"{e['therapist_id']} {names.get(e['therapist_id'], '')}".strip(), e["therapist_id"])
+            for e in self.exclusions
+        ]
+        self.lift_select.value = None
+
+    def lift_exclusion(self):
+        """Lift the chosen exclusion of the selected search; a reason is required."""
+        search_id = self._need_selection()
+        if search_id is None:
+            return None
+        therapist_id = self.lift_select.value
+        if therapist_id is None:
+            self.status.error("Keinen Ausschluss ausgewählt")
+            return None
+        reason = self.lift_reason.value
+        result = run_action(
+            self.status,
+            self.action_controls,
+            lambda: remove_exclusion(search_id, therapist_id, reason, actor=self.actor),
+            lambda _: f"Ausschluss von Therapeut {therapist_id} für Suche {search_id} aufgehoben",
+        )
+        if result is not None:
+            self.lift_reason.value = ""
+            self.refresh()
+        return result
 
     def _need_selection(self) -> int | None:
         if self.selected_search_id is None:

@@ -1,0 +1,135 @@
+"""The failed-emails panel: emails in status ``Fehlgeschlagen`` with their error, and
+"Erneut senden" for exactly the selected one (``operations.emails_admin.resend_email``).
+
+The console renders and sends nothing itself (a kernel holds no ``SIGNING_KEY``): the
+operation puts the email back into the queue and its sending into the outbox, and the
+workers send it. A repeated click is refused with ``EMAIL_NOT_FAILED``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import ipywidgets as widgets
+import traitlets
+
+from operations.emails_admin import failed_emails, resend_email
+from operations.errors import OperationError
+
+from .common import StatusLine, esc, frozen, run_action, staff_name, table
+
+
+def _fmt(value) -> str:
+    if isinstance(value, dt.datetime):
+        return value.strftime("%Y-%m-%d %H:%M")
+    return "" if value is None else str(value)
+
+
+class FailedEmailsPanel(widgets.VBox):
+    """Table of failed emails, one selected, resent after an explicit confirmation."""
+
+    selected_email_id = traitlets.Int(allow_none=True)
+    rows = traitlets.List()
+
+    def __init__(self, actor: str | None = None, limit: int = 200, **kwargs):
+        self.actor = actor if actor is not None else staff_name()
+        self.limit = limit
+        self.refresh_button = widgets.Button(description="Aktualisieren", icon="refresh")
+        self.table = widgets.HTML()
+        self.email_select = widgets.Dropdown(description="E-Mail", options=[])
+        self.details = widgets.HTML()
+        self.confirm = widgets.Checkbox(description="", indent=False)
+        self.resend_button = widgets.Button(
+            description="Erneut senden", icon="paper-plane", button_style="warning"
+        )
+        self.status = StatusLine()
+        self.refresh_button.on_click(lambda _: self.refresh())
+        self.resend_button.on_click(lambda _: self.resend())
+        traitlets.link((self.email_select, "value"), (self, "selected_email_id"))
+        self.observe(lambda _: self._show_selected(), names="selected_email_id")
+        super().__init__(
+            [
+                widgets.HTML("<h3>Fehlgeschlagene E-Mails</h3>"),
+                self.refresh_button,
+                self.table,
+                self.email_select,
+                self.details,
+                widgets.HBox([self.confirm, self.resend_button]),
+                self.status,
+            ],
+            **kwargs,
+        )
+        self.add_class("psymatch-failed-emails")
+        self.refresh()
+
+    def refresh(self) -> None:
+        with frozen(self.refresh_button):
+            self.rows = failed_emails(self.limit)
+        self.table.value = table(
+            ["E-Mail", "Art", "Empfänger", "Anfrage", "Betreff", "Fehler", "Fehlgeschlagen am"],
+            [
+                [
+                    r["email_id"],
+                    r["art"],
+                    f"{r['empfaenger']} {r['empfaenger_name']}".strip(),
+                    r["anfrage_id"] or "",
+                    r["betreff"],
+                    r["fehlermeldung"],
+                    _fmt(r["fehlgeschlagen_am"]),
+                ]
+                for r in self.rows
+            ],
+        )
+        previous = self.selected_email_id
+        options = [
+            (f"{r['email_id']} – {r['art']} an {r['empfaenger']}", r["email_id"]) for r in self.rows
+        ]
+        self.email_select.options = options
+        ids = [value for _, value in options]
+        self.email_select.value = previous if previous in ids else (ids[0] if ids else None)
+        self._show_selected()
+
+    def _row(self) -> dict | None:
+        return next((r for r in self.rows if r["email_id"] == self.selected_email_id), None)
+
+    def _show_selected(self) -> None:
+        """The confirmation names the selected email and starts unticked for each one."""
+        self.confirm.value = False
+        row = self._row()
+        if row is None:
+            self.details.value = ""
+            self.confirm.description = "Keine E-Mail ausgewählt"
+            return
+        self.details.value = (
+            f"<b>Fehler:</b> {esc(row['fehlermeldung'])}<br>"
+            f"<b>Versuche:</b> {esc(row['versuche'])}, "
+            f"<b>eingereiht am:</b> {esc(_fmt(row['eingereiht_am']))}"
+        )
+        self.confirm.description = (
+            f"Ja, E-Mail {row['email_id']} ({row['art']}) erneut an {row['empfaenger']} senden"
+        )
+
+    def resend(self):
+        """Queue exactly the selected email again (the one the confirmation names)."""
+        row = self._row()
+        if row is None:
+            self.status.error("Keine E-Mail ausgewählt")
+            return None
+        email_id, confirmed = row["email_id"], self.confirm.value
+
+        def action():
+            if not confirmed:
+                raise OperationError(
+                    "CONFIRMATION_REQUIRED", f"Erneutes Senden von E-Mail {email_id} bestätigen"
+                )
+            return resend_email(email_id, actor=self.actor)
+
+        result = run_action(
+            self.status,
+            (self.resend_button, self.refresh_button),
+            action,
+            lambda r: f"E-Mail {r['email_id']} wieder in der Warteschlange; sie wird gesendet",
+        )
+        if result is not None:
+            self.refresh()
+        return result
