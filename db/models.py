@@ -207,6 +207,9 @@ class Patient(LocatedModel):
     erster_therapieplatz_am = DateField(null=True)
     funktionierender_therapieplatz_am = DateField(null=True)
     empfehler_der_unterstuetzung = EncryptedTextField(null=True)
+    # Keyed blind index of the normalised name tokens, email and phone (migration 0013,
+    # operations/people.py): found by a person search without decrypting every patient.
+    suchindex = TextField(null=True)
 
     class Meta:
         table_name = "patienten"

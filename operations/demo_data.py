@@ -34,6 +34,8 @@ from psymatch import settings
 from psymatch.domain import vocab
 from psymatch.domain.schedule import WEEKDAYS
 
+from . import people
+
 EXTERNAL_PREFIX = "demo-"
 NOTE_AUTHOR = "demo"
 _UTC = dt.UTC
@@ -686,7 +688,7 @@ PATIENT_FIELDS = (
     "offen_fuer_gruppentherapie", "offen_fuer_diga", "ausgeschlossene_therapeuten",
     "bevorzugtes_therapeutengeschlecht", "bevorzugtes_therapieverfahren", "letzter_kontakt",
     "erster_therapieplatz_am", "funktionierender_therapieplatz_am",
-    "empfehler_der_unterstuetzung",
+    "empfehler_der_unterstuetzung", "suchindex",
 )  # fmt: skip
 SEARCH_FIELDS = (
     "id", "created_at", "updated_at", "patient_id", "status", "ausgeschlossene_therapeuten",
@@ -967,6 +969,10 @@ def generate(
             by_region,
             therapist_ids,
         )
+        for row in patient_rows:  # the person search's blind index (operations/people.py)
+            row["suchindex"] = people.index_value(
+                row["vorname"], row["nachname"], row["email"], row["telefon"]
+            )
         say(f"{len(patient_rows)} patients and {len(search_rows)} searches built")
 
         with db.atomic():

@@ -44,7 +44,7 @@ from psymatch import settings
 from psymatch.domain import validation
 from psymatch.domain.validation import RowError
 
-from . import audit
+from . import audit, people
 
 MODELS = {"therapists": Therapist, "patients": Patient}
 FORMATS = ("json", "csv")
@@ -315,6 +315,10 @@ class _Importer:
             row[f.name] = f.default() if callable(f.default) else f.default
         row.update(values)
         row.update(_location(values, self.centroids), created_at=now, updated_at=now)
+        if self.model is Patient:  # the person search's blind index (operations/people.py)
+            row["suchindex"] = people.index_value(
+                row["vorname"], row["nachname"], row["email"], row["telefon"]
+            )
         return row
 
     def changes(self, values: dict, stored: dict, now: dt.datetime) -> dict:
@@ -323,6 +327,11 @@ class _Importer:
         changed = {name: value for name, value in values.items() if stored[name] != value}
         if not changed:
             return {}
+        if self.model is Patient and changed.keys() & {"vorname", "nachname", "email", "telefon"}:
+            merged = {**stored, **values}
+            changed["suchindex"] = people.index_value(
+                merged["vorname"], merged["nachname"], merged["email"], merged["telefon"]
+            )
         if changed.keys() & {"plz", "strasse", "ort"}:
             # a moved address: back to the PLZ centroid until the street geocoder
             # (which picks records whose geo_quelle is 'plz') has placed the new one

@@ -24,7 +24,7 @@ from db import crypto, migrate, plz
 from db.database import connection
 from db.models import ALL_MODELS, PlzCentroid
 
-from . import audit
+from . import audit, people
 from .geocoding import nominatim
 
 Report = Callable[[str], object] | None
@@ -135,6 +135,9 @@ def rotate_keys(actor: str, *, report: Report = print) -> dict[str, int]:
             # derived from ENCRYPTION_KEYS: they move to the newest key as well
             counts["geocache.query"] = nominatim.rekey_patient_lookups()
             say(f"geocache.query: {counts['geocache.query']} patient lookups re-keyed")
+            # so is the person search's blind index of patients (migration 0013)
+            counts["patienten.suchindex"] = people.refresh_index()
+            say(f"patienten.suchindex: {counts['patienten.suchindex']} patients re-keyed")
         except BaseException as exc:
             details = {"columns": counts, "values": sum(counts.values())}
             audit.write_after_failure(actor, "crypto_rotate", "encryption", details, exc)

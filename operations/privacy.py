@@ -203,6 +203,7 @@ def erase_patient(patient_id: int, actor: str, reason: str, *, now=None) -> dict
             external_id=erased_external_id(patient.id),
             vorname=ERASED,
             nachname=ERASED,
+            suchindex=None,  # no keyed hash of the old name, email or phone stays
             email=None,
             telefon=None,
             strasse=None,
