@@ -501,6 +501,25 @@ def cmd_bench_bundling(args) -> int:
     return 0
 
 
+def cmd_bench_console(args) -> int:
+    _as_local_tool("psymatch bench")
+    from tools import bench_console
+
+    _connect()
+    _require_head(migrate_empty=True)
+    report = None if args.json else (lambda line: print(line, file=sys.stderr, flush=True))
+    figures = bench_console.run(
+        args.therapists,
+        args.searches,
+        seed=args.seed,
+        previews=args.previews,
+        person_searches=args.person_searches,
+        report=report,
+    )
+    print(json.dumps(figures) if args.json else json.dumps(figures, indent=2))
+    return 0
+
+
 def cmd_faults(args) -> int:
     _as_local_tool("psymatch faults")
     from tools.faults import faults
@@ -623,6 +642,16 @@ def build_parser() -> argparse.ArgumentParser:
     bb.add_argument("--seed", type=int, default=1)
     bb.add_argument("--json", action="store_true")
     bb.set_defaults(func=cmd_bench_bundling)
+    bc = bench_commands.add_parser(
+        "console", help="staff preview, listing, person search and notebook renders"
+    )
+    bc.add_argument("--therapists", type=int, required=True)
+    bc.add_argument("--searches", type=int, required=True)
+    bc.add_argument("--seed", type=int, default=1)
+    bc.add_argument("--previews", type=int, default=200)
+    bc.add_argument("--person-searches", type=int, default=200)
+    bc.add_argument("--json", action="store_true")
+    bc.set_defaults(func=cmd_bench_console)
     be = bench_commands.add_parser("emails", help="N inquiry emails through a real worker pool")
     be.add_argument("--count", type=int, required=True)
     be.add_argument("--processes", type=int, default=2)

@@ -22,6 +22,9 @@ from operations.cooling import override_cooling  # noqa: E402
 from . import queries  # noqa: E402
 from .common import StatusLine, frozen, png, run_action, staff_name, table  # noqa: E402
 
+PLOT_ROWS = 40  # bars in the timeline: the soonest contactable again
+TABLE_ROWS = 200  # rows in the table below it
+
 
 def timeline_png(rows: list[dict], today: dt.date) -> bytes:
     """Horizontal bars from today to the date each therapist is contactable again."""
@@ -100,14 +103,17 @@ class CoolingPanel(widgets.VBox):
         day = self._day()
         with frozen(self.refresh_button, self.override_button):
             self.rows = queries.cooling_therapists(day)
-            self.plot.value = timeline_png(self.rows, day)
+            # at Germany scale thousands cool at once: the soonest are drawn and listed
+            self.plot.value = timeline_png(self.rows[:PLOT_ROWS], day)
+        shown = self.rows[:TABLE_ROWS]
+        more = len(self.rows) - len(shown)
         self.cooling_table.value = table(
             ["Therapeut-ID", "Therapeut", "PLZ", "kontaktierbar ab", "Tage"],
             [
                 [r["therapist_id"], r["therapeut"], r["plz"], r["naechster_kontakt"], r["tage"]]
-                for r in self.rows
+                for r in shown
             ],
-        )
+        ) + (f"<p>… und {more} weitere in der Abkühlphase</p>" if more > 0 else "")
 
     def override(self):
         therapist_id = self.therapist_id.value

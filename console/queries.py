@@ -314,7 +314,14 @@ def cooling_therapists(today: dt.date | None = None) -> list[dict]:
     """Therapists cooling past today, soonest contactable first (docs/domain.md §5)."""
     day = _today(today)
     query = (
-        Therapist.select()
+        Therapist.select(  # only what is shown: no sealed notes decrypted for thousands
+            Therapist.id,
+            Therapist.titel,
+            Therapist.vorname,
+            Therapist.nachname,
+            Therapist.plz,
+            Therapist.naechster_kontakt_moeglich,
+        )
         .where(Therapist.naechster_kontakt_moeglich > day)
         .order_by(Therapist.naechster_kontakt_moeglich, Therapist.id)
     )
