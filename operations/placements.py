@@ -199,7 +199,7 @@ def _fail(search, therapist_id, lines, outcome, now, actor, source) -> None:
         line.antwortergebnis = vocab.NICHT_ERSCHIENEN
         line.updated_at = now
         line.save()
-    add_exclusion(search, therapist_id, now, f"{outcome} (Vermittlung, {source})")
+    add_exclusion(search, therapist_id, now, f"{outcome} (Vermittlung, {source})", by=actor)
     search.vermittelter_therapeut = None
     search.notizen = notes.append(
         search.notizen,

@@ -172,6 +172,7 @@ def test_passt_nicht_and_kein_termin_exclude_the_therapist_and_return_to_the_poo
     assert search.status == "aktiv" and search.vermittelter_therapeut_id is None
     [entry] = search.ausgeschlossene_therapeuten
     assert entry["id"] == therapist.id and entry["reason"].startswith(outcome)
+    assert entry["by"] == "bernd"
     line = TherapeutAnfragePatient.get(TherapeutAnfragePatient.platzsuche == search.id)
     assert line.antwortergebnis == "nicht_erschienen"
     assert Patient.get_by_id(search.patient_id).status == "auf_der_Suche"
