@@ -308,8 +308,8 @@ def _placement_state(claim: PlacementClaim, recorded: str, *, just_recorded: boo
             lines.append("Wir suchen weiter nach einem Therapieplatz für Sie.")
     elif recorded != claim.outcome:
         lines.append(
-            "Diese Rückmeldung lag uns bereits vor. Hat sich etwas geändert, rufen Sie uns "
-            "bitte an."
+            "Es lag bereits eine Rückmeldung vor; Ihr Klick hat nichts geändert. Hat sich "
+            "etwas geändert, rufen Sie uns bitte an."
         )
     return _page(200, "Rückmeldung erfasst", lines)
 

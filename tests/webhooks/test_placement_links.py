@@ -71,7 +71,7 @@ def test_stattgefunden_link_confirms_then_records_once(client):
     assert again.status_code == 200 and "Vielen Dank" not in again.get_data(as_text=True)
     other = client.post(link(search_id, therapist_id, "passt_nicht"))
     assert other.status_code == 200
-    assert "bereits vor" in other.get_data(as_text=True)
+    assert "bereits eine Rückmeldung vor" in other.get_data(as_text=True)
     shown = client.get(link(search_id, therapist_id, "kein_termin"))
     assert "Bestätigen" not in shown.get_data(as_text=True)
     assert state() == after  # a second click changes nothing
@@ -125,3 +125,12 @@ def test_a_link_of_an_ended_placement_records_nothing(client):
     assert client.post(url).status_code == 409
     assert state() == before
     assert client.post(link(999999, therapist_id, "stattgefunden")).status_code == 404
+
+
+def test_placement_tokens_are_masked_in_request_logs():
+    from psymatch.logs import mask_link_tokens
+
+    token = tokens.make_placement_token(7, 12, "passt_nicht")
+    line = f'"POST /v/{token} HTTP/1.1" 200'
+    masked = mask_link_tokens(line)
+    assert token not in masked and f"/v/{token[:6]}…" in masked
