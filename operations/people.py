@@ -10,12 +10,18 @@ email and PLZ are compared in SQL.
 
 from __future__ import annotations
 
-from peewee import fn
+from peewee import SQL, NodeList, Value, fn
 
 from db import crypto
-from db.database import write_transaction
+from db.database import is_postgres, write_transaction
 from db.models import Patient, Therapist
-from psymatch.domain.people_search import index_text, name_tokens, query_terms, search_terms
+from psymatch.domain.people_search import (
+    index_text,
+    index_word,
+    name_tokens,
+    query_terms,
+    search_terms,
+)
 
 from .errors import OperationError
 
@@ -48,6 +54,39 @@ def refresh_index(patient_ids=None, batch: int = 500) -> int:
     return done
 
 
+def _index_matches(terms: list[str]):
+    """WHERE clause: the patient's ``suchindex`` holds every term, under any key.
+
+    PostgreSQL asks the full-text index of migration 0013; SQLite compares words."""
+    alternatives = [sorted({index_word(d) for d in crypto.blind_indexes(t)}) for t in terms]
+    if is_postgres():
+        query = " & ".join("(" + " | ".join(words) + ")" for words in alternatives)
+        return NodeList(
+            (
+                SQL("to_tsvector('simple'::regconfig, coalesce("),
+                Patient.suchindex,
+                SQL(", '')) @@ to_tsquery('simple'::regconfig,"),
+                Value(query),
+                SQL(")"),
+            ),
+            glue=" ",
+        )
+    where = None
+    for words in alternatives:
+        found = None
+        for word in words:
+            like = NodeList((Patient.suchindex, SQL("LIKE"), Value(f"% {word} %")))
+            found = like if found is None else (found | like)
+        where = found if where is None else (where & found)
+    return where
+
+
+def _name_start(column, word: str):
+    """``lower(column) LIKE 'word%'`` (wildcards escaped), which the name indexes serve."""
+    escaped = word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return NodeList((fn.LOWER(column), SQL("LIKE"), Value(escaped + "%"), SQL("ESCAPE '\\'")))
+
+
 def _patient_matches(patient, kind: str, terms: list[str]) -> bool:
     """Whether the decrypted patient really matches (the index may be stale)."""
     if kind == "plz":
@@ -71,12 +110,7 @@ def _patients(kind: str, terms: list[str], limit: int) -> list[dict]:
     if kind == "plz":
         query = query.where(Patient.plz == terms[0])
     else:
-        for term in terms:  # every term, under any key
-            found = None
-            for digest in crypto.blind_indexes(term):
-                like = Patient.suchindex.contains(f" {digest} ")
-                found = like if found is None else (found | like)
-            query = query.where(found)
+        query = query.where(_index_matches(terms))
     out = []
     for patient in query.order_by(Patient.id).limit(limit * 2 + 10):
         if _patient_matches(patient, kind, terms):
@@ -112,11 +146,9 @@ def _therapists(kind: str, text: str, terms: list[str], limit: int) -> list[dict
     elif kind == "email":
         query = query.where(fn.LOWER(fn.TRIM(Therapist.email)) == text.strip().lower())
     elif kind == "name":
-        words = [w for w in text.lower().split() if w]
-        for word in words:
+        for word in [w for w in text.lower().split() if w]:
             query = query.where(
-                fn.LOWER(Therapist.nachname).contains(word)
-                | fn.LOWER(Therapist.vorname).contains(word)
+                _name_start(Therapist.nachname, word) | _name_start(Therapist.vorname, word)
             )
     else:
         return []
@@ -140,8 +172,8 @@ def find_people(text: str, limit: int = 50) -> list[dict]:
 
     A five-digit text is a PLZ, one with ``@`` an email address, digits with phone
     punctuation a phone number (patients only), anything else names: every word must be
-    a whole name word of a patient (umlauts and accents folded), or part of a therapist's
-    first or last name. Reads only; ``OperationError`` (``INVALID_SEARCH``,
+    a whole name word of a patient (umlauts and accents folded), or the start of a
+    therapist's first or last name. Reads only; ``OperationError`` (``INVALID_SEARCH``,
     ``INVALID_LIMIT``) for unusable input."""
     if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= MAX_LIMIT:
         raise OperationError("INVALID_LIMIT", f"limit must be 1 to {MAX_LIMIT}")

@@ -40,13 +40,43 @@ def up(database, dialect) -> None:
     backfill(database)
 
 
+# Indexes for the person search: the blind index as full-text words (PostgreSQL; SQLite
+# scans), patients by PLZ, therapists by PLZ and by the start of their lowercased names.
+_INDEXES = [
+    'CREATE INDEX "patienten_plz" ON "patienten" ("plz")',
+    'CREATE INDEX "therapeuten_plz" ON "therapeuten" ("plz")',
+]
+_NAMES = {
+    "sqlite": [
+        'CREATE INDEX "therapeuten_nachname_lower" ON "therapeuten" (lower("nachname"))',
+        'CREATE INDEX "therapeuten_vorname_lower" ON "therapeuten" (lower("vorname"))',
+    ],
+    "postgres": [
+        'CREATE INDEX "therapeuten_nachname_lower" ON "therapeuten" '
+        '(lower("nachname") text_pattern_ops)',
+        'CREATE INDEX "therapeuten_vorname_lower" ON "therapeuten" '
+        '(lower("vorname") text_pattern_ops)',
+        # must stay the expression of operations/people.py
+        'CREATE INDEX "patienten_suchindex" ON "patienten" USING gin '
+        "(to_tsvector('simple'::regconfig, coalesce(\"suchindex\", '')))",
+    ],
+}
+_ADD = 'ALTER TABLE "patienten" ADD COLUMN "suchindex" TEXT'
+_DROP = [
+    'DROP INDEX "therapeuten_vorname_lower"',
+    'DROP INDEX "therapeuten_nachname_lower"',
+    'DROP INDEX "therapeuten_plz"',
+    'DROP INDEX "patienten_plz"',
+]
+
 VERSION = 13
 NAME = "patient_suchindex"
-UP = {
-    "sqlite": ['ALTER TABLE "patienten" ADD COLUMN "suchindex" TEXT'],
-    "postgres": ['ALTER TABLE "patienten" ADD COLUMN "suchindex" TEXT'],
-}
+UP = {dialect: [_ADD, *_INDEXES, *names] for dialect, names in _NAMES.items()}
 DOWN = {
-    "sqlite": ['ALTER TABLE "patienten" DROP COLUMN "suchindex"'],
-    "postgres": ['ALTER TABLE "patienten" DROP COLUMN "suchindex"'],
+    "sqlite": [*_DROP, 'ALTER TABLE "patienten" DROP COLUMN "suchindex"'],
+    "postgres": [
+        'DROP INDEX "patienten_suchindex"',
+        *_DROP,
+        'ALTER TABLE "patienten" DROP COLUMN "suchindex"',
+    ],
 }

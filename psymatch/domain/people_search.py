@@ -61,8 +61,17 @@ def query_terms(text: str) -> tuple[str, list[str]]:
     return "name", [f"name:{token}" for token in name_tokens(text)]
 
 
+_LETTERS = str.maketrans("0123456789", "ghijklmnop")
+
+
+def index_word(digest: str) -> str:
+    """A keyed hash (``hmac:`` and hex) as the stored word: its first 32 hex digits (128
+    bits) written in letters only, so that a full-text parser keeps it one word."""
+    return digest.removeprefix("hmac:")[:32].translate(_LETTERS)
+
+
 def index_text(terms, hasher) -> str | None:
-    """The stored index: the keyed hashes of ``terms`` (``hasher``), space-separated with a
-    space at both ends, so that one hash is found as `` <hash> ``; None without terms."""
-    hashes = sorted({hasher(term) for term in terms})
-    return f" {' '.join(hashes)} " if hashes else None
+    """The stored index: the words of the keyed hashes of ``terms`` (``hasher``),
+    space-separated with a space at both ends (`` <word> `` finds one); None without terms."""
+    words = sorted({index_word(hasher(term)) for term in terms})
+    return f" {' '.join(words)} " if words else None
