@@ -237,10 +237,15 @@ def pool_where():
     return (Platzsuche.status == "aktiv") & Platzsuche.vermittelter_therapeut.is_null()
 
 
-def load_searches(where=None, search_ids=None) -> list[SearchData]:
+def load_searches(
+    where=None, search_ids=None, birth_dates: bool = True, symptoms: bool = True
+) -> list[SearchData]:
     """Searches joined with their patients; default: the pool (aktiv and unplaced).
 
-    ``search_ids`` limits them (and the pending counts read) to those ids."""
+    ``search_ids`` limits them (and the pending counts read) to those ids. Without
+    ``birth_dates`` / ``symptoms`` those sealed fields are neither read nor decrypted (left
+    unknown / empty): for a therapist without age bounds or preferred symptoms, whose
+    rules (H5, S2, S3) never look at them."""
     if where is None:
         where = pool_where()
     if search_ids is not None:
@@ -262,10 +267,10 @@ def load_searches(where=None, search_ids=None) -> list[SearchData]:
             Patient.geschlecht,
             Patient.bevorzugtes_therapeutengeschlecht,
             Patient.bevorzugtes_therapieverfahren,
-            Patient.geburtsdatum,
+            Patient.geburtsdatum if birth_dates else SQL("NULL"),
             Patient.offen_fuer_gruppentherapie,
             Patient.zeitliche_verfuegbarkeit,
-            Patient.symptome,
+            Patient.symptome if symptoms else SQL("NULL"),
         )
         .join(Patient)
         .where(where)
@@ -290,7 +295,7 @@ def load_searches(where=None, search_ids=None) -> list[SearchData]:
         birth,
         group,
         schedule,
-        symptoms,
+        symptom_list,
     ) in query.tuples():
         out.append(
             SearchData(
@@ -311,7 +316,7 @@ def load_searches(where=None, search_ids=None) -> list[SearchData]:
                 geburtsdatum=birth,
                 offen_fuer_gruppentherapie=group,
                 zeitliche_verfuegbarkeit=minute_ranges(schedule),
-                symptome=tuple(symptoms or ()),
+                symptome=tuple(symptom_list or ()),
             )
         )
     return out
@@ -366,10 +371,12 @@ def _searches_near(therapist_id: int, therapists: list[TherapistData]) -> list[S
     """The pooled searches whose patients may be chosen for one therapist.
 
     Two steps: the box on the indexed coordinates finds the candidates by their plain
-    columns; the hard rules that need no sealed field (H1 distance, H2 exclusions, H3, H4,
-    H6, H7) keep those that pass, checked by the kernel's own compiled rule functions on
-    the same values; only these rows are read in full, so only their sealed fields are
-    decrypted. Whoever is dropped here fails the same rule in the selection.
+    columns (no JSON parsed: the own ``max_km`` comes from SQL); the hard rules that need
+    neither a sealed field nor a list (H1 distance, H3, H4, H6, H7) keep those that pass,
+    checked by the kernel's own compiled rule functions on the same values; only these
+    rows are read in full, so only their sealed fields are decrypted (and birth dates and
+    symptoms only when the therapist's rules look at them). Whoever is dropped here fails
+    the same rule in the selection; H2 and the rest are left to the selection itself.
     """
     therapist = next((t for t in therapists if t.id == therapist_id), None)
     if therapist is None or therapist.latitude is None or therapist.longitude is None:
@@ -383,9 +390,7 @@ def _searches_near(therapist_id: int, therapists: list[TherapistData]) -> list[S
             Platzsuche.id,
             Patient.latitude,
             Patient.longitude,
-            Patient.raeumliche_verfuegbarkeit,
-            Platzsuche.ausgeschlossene_therapeuten,
-            Patient.ausgeschlossene_therapeuten,
+            _max_km_sql(),
             Patient.geschlecht,
             Patient.bevorzugtes_therapeutengeschlecht,
             Patient.bevorzugtes_therapieverfahren,
@@ -401,14 +406,15 @@ def _searches_near(therapist_id: int, therapists: list[TherapistData]) -> list[S
     t_wish = rules.GENDER_PREFERENCE.get(therapist.geschlechtspraeferenz, -1)
     t_group = bool(therapist.bevorzugt_gruppentherapie)
     group_code = {True: 1, False: 0}
+    # a missing or unusable own max_km means the default; a JSON true, which the selection
+    # reads as 1 km, is NULL in SQL: the larger of both keeps everyone the selection keeps
+    fallback_km = max(float(default_km), 1.0)
     ids = []
-    for sid, lat, lon, space, s_excl, p_excl, gender, wish, procedure, group in candidates:
+    for sid, lat, lon, own_km, gender, wish, procedure, group in candidates:
         if lat is None or lon is None:
             continue
-        max_km = float(own_max_km(space) or default_km)
+        max_km = float(own_km) if own_km is not None and own_km > 0 else fallback_km
         if not rules.distance_within(t_lat, t_lon, float(lat), float(lon), max_km, radius_km)[0]:
-            continue
-        if therapist_id in parse_exclusions(s_excl, p_excl):
             continue
         if not rules.patient_gender_preference_ok(rules.GENDER_PREFERENCE.get(wish, -1), t_gender):
             continue
@@ -421,4 +427,10 @@ def _searches_near(therapist_id: int, therapists: list[TherapistData]) -> list[S
         ids.append(sid)
     if not ids:
         return []
-    return load_searches(pool_where(), search_ids=ids)
+    return load_searches(
+        pool_where(),
+        search_ids=ids,
+        birth_dates=rules.bound_code(therapist.alter_min) >= 0
+        or rules.bound_code(therapist.alter_max) >= 0,
+        symptoms=bool(therapist.bevorzugte_symptome),
+    )

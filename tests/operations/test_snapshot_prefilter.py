@@ -58,7 +58,15 @@ def test_preview_with_the_prefilter_chooses_exactly_as_with_every_search(demo_ro
     aktiv = [t.id for t in Therapist.select(Therapist.id).where(Therapist.status == "aktiv")]
     fewer = 0
     chosen = 0
-    for therapist_id in rng.sample(aktiv, 40):
+    sample = rng.sample(aktiv, 40)
+    # with and without age bounds and preferred symptoms (whose patient fields are then
+    # not read at all)
+    kinds = {
+        (bool(t.alter_min or t.alter_max), bool(t.bevorzugte_symptome))
+        for t in Therapist.select().where(Therapist.id.in_(sample))
+    }
+    assert len(kinds) >= 3
+    for therapist_id in sample:
         near = snapshot.load(NOW, practice_of=therapist_id)
         full = snapshot.load(NOW, practice_of=therapist_id, prefilter=False)
         assert len(near.searches) <= len(full.searches)
