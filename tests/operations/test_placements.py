@@ -348,3 +348,10 @@ def test_staff_email_requests_are_checked(clean_db, template, meeting, therapist
         placements.request_placement_email(unplaced.id, "phone_contact", actor="anna")
     assert error.value.code == "NOT_PLACED"
     assert rows_snapshot() == before
+
+
+def test_the_clock_runs_the_placement_follow_up_daily():
+    from workers.communication_actors import placement_follow_up
+
+    hour, minute = (int(p) for p in settings.get().FOLLOW_UP_RUN_TIME.split(":"))
+    assert placement_follow_up.options["periodic"].parsed_from == f"{minute} {hour} * * *"
