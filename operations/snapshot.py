@@ -121,14 +121,16 @@ def plz_range(plz_prefix: str):
     return where
 
 
-def region_filter(plz_prefix: str):
-    """WHERE clause for the aktiv therapists of a PLZ prefix and every member of their
-    practices.
+def region_therapists(plz_prefix: str, pending: set[int]) -> list[TherapistData]:
+    """The aktiv therapists of a PLZ prefix and every member of their practices, by id.
 
     The staff listing judges a practice by all its members (docs/domain.md §6.2), who may
-    sit outside the region; nobody else matters to it. ``plz_prefix`` must be digits.
+    sit outside the region; nobody else matters to it. ``plz_prefix`` must be digits. Two
+    indexed reads (the ``(status, plz)`` range, then the members by normalised address):
+    one query with OR would read every therapist.
     """
     in_region = (Therapist.status == "aktiv") & plz_range(plz_prefix)
+    found = {t.id: t for t in load_therapists(pending, in_region)}
     addresses = {
         address
         for (address,) in Therapist.select(normalised(Therapist.email))
@@ -136,9 +138,10 @@ def region_filter(plz_prefix: str):
         .tuples()
         if address
     }
-    if not addresses:
-        return in_region
-    return in_region | normalised(Therapist.email).in_(sorted(addresses))
+    if addresses:
+        members = load_therapists(pending, normalised(Therapist.email).in_(sorted(addresses)))
+        found.update((t.id, t) for t in members)
+    return [found[i] for i in sorted(found)]
 
 
 def load_therapists(pending: set[int], where=None) -> list[TherapistData]:
@@ -342,11 +345,13 @@ def load(
     """
     now = now or utcnow()
     where = None
-    if practice_of is not None:
-        where = practice_filter(practice_of)
-    elif region is not None:
-        where = region_filter(region)
-    therapists = load_therapists(therapists_with_pending_anfrage(), where)
+    pending = therapists_with_pending_anfrage()
+    if region is not None and practice_of is None:
+        therapists = region_therapists(region, pending)
+    else:
+        if practice_of is not None:
+            where = practice_filter(practice_of)
+        therapists = load_therapists(pending, where)
     searches = ()
     if include_searches:
         if practice_of is not None and prefilter and search_where is None:
@@ -355,7 +360,7 @@ def load(
             searches = tuple(load_searches(search_where))
     last_queued = (
         email_last_queued()
-        if where is None
+        if where is None and region is None
         else email_last_queued(addresses=[(t.email or "").strip().lower() for t in therapists])
     )
     return Snapshot(
