@@ -248,6 +248,9 @@ def test_each_staff_member_signs_in_and_acts_under_their_own_name(hub, people, b
 
     text = log.read_text()
     assert "User logged in: anna" in text and "User logged in: bernd" in text
+    # The hub keeps its state under VAR_DIR, nothing in the working directory
+    assert not (settings.PROJECT_ROOT / "jupyterhub-proxy.pid").exists()
+    assert not (settings.PROJECT_ROOT / "jupyterhub.sqlite").exists()
 
 
 def test_a_kernel_gets_the_database_but_no_webhook_secret_or_signing_key(hub, people):
