@@ -20,17 +20,40 @@ def practice_key(therapist_id: int, email: str | None) -> str:
     return f"email:{address}" if address else f"therapist:{therapist_id}"
 
 
-def practices() -> dict[int, str]:
-    return {
-        t_id: practice_key(t_id, email)
-        for t_id, email in Therapist.select(Therapist.id, Therapist.email).tuples()
-    }
+def practices(ids=None) -> dict[int, str]:
+    """Practice keys by therapist id: of every therapist, or only of ``ids``."""
+    query = Therapist.select(Therapist.id, Therapist.email)
+    if ids is not None:
+        query = query.where(Therapist.id.in_(sorted(ids)))
+    return {t_id: practice_key(t_id, email) for t_id, email in query.tuples()}
 
 
 def load() -> metrics.MetricData:
     """Every row the metrics need, as plain data."""
-    groups = practices()
     a = Therapeutenanfrage
+    anfrage_rows = list(
+        a.select(
+            a.id,
+            a.therapist,
+            a.erstellt_datum,
+            a.gesendet_datum,
+            a.antwort_datum,
+            a.antworttyp,
+            a.anfragegroesse,
+            a.angenommen_anzahl,
+            a.abgelehnt_anzahl,
+        )
+        .order_by(a.id)
+        .tuples()
+    )
+    query = AuditLog.select(AuditLog.entity_id, AuditLog.at).where(
+        (AuditLog.action == "override_cooling") & (AuditLog.entity == "therapist")
+    )
+    override_rows = list(query.tuples())
+    # only the therapists named by an Anfrage or an override (not all of Germany's)
+    groups = practices(
+        {row[1] for row in anfrage_rows} | {int(e) for e, _ in override_rows if e and e.isdigit()}
+    )
     anfragen = tuple(
         metrics.AnfrageRow(
             id=row[0],
@@ -44,19 +67,7 @@ def load() -> metrics.MetricData:
             abgelehnt_anzahl=row[8],
             practice=groups.get(row[1], f"therapist:{row[1]}"),
         )
-        for row in a.select(
-            a.id,
-            a.therapist,
-            a.erstellt_datum,
-            a.gesendet_datum,
-            a.antwort_datum,
-            a.antworttyp,
-            a.anfragegroesse,
-            a.angenommen_anzahl,
-            a.abgelehnt_anzahl,
-        )
-        .order_by(a.id)
-        .tuples()
+        for row in anfrage_rows
     )
     t = TherapeutAnfragePatient
     lines = tuple(
@@ -75,10 +86,7 @@ def load() -> metrics.MetricData:
         .tuples()
     )
     overrides: dict[str, list[dt.datetime]] = {}
-    query = AuditLog.select(AuditLog.entity_id, AuditLog.at).where(
-        (AuditLog.action == "override_cooling") & (AuditLog.entity == "therapist")
-    )
-    for entity_id, at in query.tuples():
+    for entity_id, at in override_rows:
         key = groups.get(int(entity_id)) if entity_id and entity_id.isdigit() else None
         if key:
             overrides.setdefault(key, []).append(at)
