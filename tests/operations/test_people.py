@@ -116,3 +116,13 @@ def test_bad_input_is_refused_and_nothing_is_written(clean_db, text, limit, code
         people.find_people(text, limit=limit)
     assert error.value.code == code
     assert (AuditLog.select().count(), Patient.get_by_id(p.id).suchindex) == before
+
+
+def test_erasure_clears_the_index(clean_db):
+    from operations.privacy import erase_patient
+
+    p = indexed_patient(vorname="Greta", nachname="Gelöscht", email="greta@example.org")
+    assert ids(people.find_people("Gelöscht")) == [p.id]
+    erase_patient(p.id, "Erika Muster", "Antrag der Patientin")
+    assert Patient.get_by_id(p.id).suchindex is None
+    assert people.find_people("Gelöscht") == [] and people.find_people("greta@example.org") == []
