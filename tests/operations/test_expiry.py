@@ -12,6 +12,7 @@ from operations.expiry import due, expire_one, run_expiry
 from operations.responses import record_response
 from psymatch import settings
 from tests import factories as f
+from workers import expiry_actors
 
 SENT = f.NOW  # Monday 2026-11-30 08:00 UTC
 DAY_21 = SENT + dt.timedelta(days=21)
@@ -120,3 +121,17 @@ def test_oldest_first_and_each_on_its_own(clean_db):
     assert due(DAY_21 + dt.timedelta(days=1)) == [b, a]
     assert run_expiry(DAY_21)["closed"] == [b]
     assert run_expiry(DAY_21 + dt.timedelta(days=1))["closed"] == [a]
+
+
+def test_the_clock_runs_it_daily_after_the_follow_up(clean_db):
+    spec = expiry_actors.expire_anfragen.options["periodic"]
+    assert str(spec) == "30 9 * * *"  # ANFRAGE_EXPIRY_TIME, local time
+    therapist = f.therapist()
+    f.searches(2)
+    anfrage_id = create_anfrage(therapist.id, now=SENT).anfrage_id
+    old = dt.datetime.now(dt.UTC).replace(tzinfo=None) - dt.timedelta(days=22)
+    f.mark_sent(anfrage_id, old)
+    assert expiry_actors.expire_anfragen.fn() == {"closed": 1}
+    assert expiry_actors.expire_anfragen.fn() == {"closed": 0}  # a repeated message
+    [row] = AuditLog.select().where(AuditLog.action == "close_without_response")
+    assert row.actor == "ablauf" and closed(anfrage_id)
