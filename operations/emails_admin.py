@@ -13,7 +13,8 @@ from __future__ import annotations
 import datetime as dt
 
 from db.database import locked, write_transaction
-from db.models import Email, Therapeutenanfrage, utcnow
+from db.models import Email, Therapeutenanfrage, Therapist, utcnow
+from psymatch.domain.bundling.practice import normalize_email
 
 from . import audit, outbox
 from .emailing import headers as email_headers
@@ -67,7 +68,11 @@ def resend_email(email_id: int, *, actor: str, now: dt.datetime | None = None) -
     """Queue one failed email again, audited with ``actor``; refused (nothing written):
     ``EMAIL_NOT_FOUND`` 404; ``EMAIL_NOT_FAILED`` 409 (queued, being sent or sent
     already, e.g. a repeated click); ``ANFRAGE_CLOSED`` 409 (an inquiry or reminder whose
-    Anfrage was answered or closed meanwhile); ``RECIPIENT_ERASED`` 409 (GDPR erasure).
+    Anfrage was answered or closed meanwhile); ``RECIPIENT_ERASED`` 409 (GDPR erasure);
+    ``THERAPIST_EMAIL_MISSING`` 409 (the therapist has no address any more).
+
+    An email to a therapist goes to the therapist's current address: one staff corrected
+    after the failure replaces the stored recipient.
 
     The retry count starts again at 0 so that temporary failures get their full budget
     again; the audit row keeps the count and the error it had."""
@@ -100,12 +105,29 @@ def resend_email(email_id: int, *, actor: str, now: dt.datetime | None = None) -
             raise OperationError(
                 "RECIPIENT_ERASED", f"the recipient of email {email_id} was erased", status=409
             )
-        previous = {"attempts": email.wiederholungsanzahl, "error": email.fehlermeldung}
+        changes = {}
+        if email.therapist_id is not None:  # staff may have entered a new address meanwhile
+            therapist = Therapist.get_or_none(Therapist.id == email.therapist_id)
+            current = normalize_email(therapist.email) if therapist is not None else None
+            if current is None:
+                raise OperationError(
+                    "THERAPIST_EMAIL_MISSING",
+                    f"therapist {email.therapist_id} has no email address now: call instead",
+                    status=409,
+                )
+            if current != normalize_email(email.empfaenger_email):
+                changes["empfaenger_email"] = current
+        previous = {
+            "attempts": email.wiederholungsanzahl,
+            "error": email.fehlermeldung,
+            "address_changed": bool(changes),
+        }
         Email.update(
             status="In_Warteschlange",
             in_warteschlange_am=now,
             wiederholungsanzahl=0,
             updated_at=now,
+            **changes,
         ).where((Email.id == email_id) & (Email.status == "Fehlgeschlagen")).execute()
         outbox.put_again(
             "send_email",

@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from db.models import AuditLog, Email, EmailInhalt, OutboxItem, Therapeutenanfrage
+from db.models import AuditLog, Email, EmailInhalt, OutboxItem, Therapeutenanfrage, Therapist
 from operations import outbox
 from operations.bundles import create_anfrage
 from operations.emails_admin import failed_emails, resend_email
@@ -26,7 +26,7 @@ def failed_email(therapist, *, anfrage_id=None, art="sonstige", key="sonstige:1"
         art=art,
         idempotenz_schluessel=key,
         betreff="Therapieanfrage",
-        empfaenger_email="praxis@example.org",
+        empfaenger_email=therapist.email,
         empfaenger_name="Dr. Muster",
         absender_email="anfragen@psymatch.example",
         status="Fehlgeschlagen",
@@ -80,7 +80,11 @@ def test_resend_queues_exactly_that_email_once(clean_db):
     assert outbox.get("send_email:sonstige:2").status == "erledigt"
     [audit] = AuditLog.select().where(AuditLog.action == "resend_email")
     assert (audit.actor, audit.entity, audit.entity_id) == ("erika", "email", str(email.id))
-    assert audit.details == {"attempts": 1, "error": "550 mailbox unavailable"}
+    assert audit.details == {
+        "attempts": 1,
+        "error": "550 mailbox unavailable",
+        "address_changed": False,
+    }
     # a repeated click: refused, nothing written
     before = written()
     with pytest.raises(OperationError) as error:
@@ -112,3 +116,19 @@ def test_refusals_write_nothing(clean_db):
             resend_email(email_id, actor=actor, now=LATER)
         assert error.value.code == code
     assert written() == before
+
+
+def test_resend_goes_to_the_therapists_current_address(clean_db):
+    therapist = f.therapist()
+    email = failed_email(therapist)
+    gone = failed_email(f.therapist(plz="10117"), key="sonstige:2")
+    Therapist.update(email=" Neu@Example.org ").where(Therapist.id == therapist.id).execute()
+    Therapist.update(email=None).where(Therapist.id == gone.therapist_id).execute()
+    before = written()
+    with pytest.raises(OperationError) as error:
+        resend_email(gone.id, actor="erika", now=LATER)
+    assert error.value.code == "THERAPIST_EMAIL_MISSING" and written() == before
+    resend_email(email.id, actor="erika", now=LATER)
+    assert Email.get_by_id(email.id).empfaenger_email == "neu@example.org"
+    audit = AuditLog.get(AuditLog.action == "resend_email")
+    assert audit.details["address_changed"] is True
