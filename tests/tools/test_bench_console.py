@@ -38,7 +38,9 @@ def test_bench_console_small(clean_db, migrated):
     assert set(figures["render_s"]) == {"Overview"} and figures["render_max_s"] > 0
     assert isinstance(figures["meets_targets"], bool)
     assert (Therapist.select().count(), Platzsuche.select().count()) == (40, 25)
-    again = bench_console.run(40, 25, previews=2, person_searches=2, notebooks=[], report=None)
+    again = bench_console.run(
+        40, 25, previews=2, person_searches=2, notebooks=[], database_url=migrated
+    )
     assert again["reused_data"] is True and again["render_max_s"] == 0.0
 
 
