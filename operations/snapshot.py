@@ -139,7 +139,10 @@ def region_therapists(plz_prefix: str, pending: set[int]) -> list[TherapistData]
         if address
     }
     if addresses:
-        members = load_therapists(pending, normalised(Therapist.email).in_(sorted(addresses)))
+        elsewhere = Therapist.plz.is_null() | ~in_region  # not read a second time
+        members = load_therapists(
+            pending, normalised(Therapist.email).in_(sorted(addresses)) & elsewhere
+        )
         found.update((t.id, t) for t in members)
     return [found[i] for i in sorted(found)]
 
