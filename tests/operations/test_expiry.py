@@ -68,11 +68,12 @@ def test_not_before_21_full_days_then_closed_once_and_audited_as_automatic(sent)
 
 
 def test_the_setting_changes_the_age(sent):
+    before = settings.get().ANFRAGE_EXPIRY_DAYS
     settings.override(ANFRAGE_EXPIRY_DAYS=10)
     try:
         assert run_expiry(SENT + dt.timedelta(days=10))["closed"] == [sent.id]
-    finally:
-        settings.reset()
+    finally:  # not settings.reset(): that would also drop the test database's settings
+        settings.override(ANFRAGE_EXPIRY_DAYS=before)
 
 
 def test_unsent_and_answered_anfragen_never_expire(clean_db):
