@@ -109,21 +109,26 @@ def _presented_patients(anfrage: Therapeutenanfrage) -> list[Patient]:
     return [patients[r.patient_id] for r in rows]
 
 
+def _sendable(anfrage_id: int, now: dt.datetime) -> tuple[Therapeutenanfrage, Therapist]:
+    """The unsent Anfrage (row-locked) and its therapist, if the rules let it go out now;
+    else the refusal. Shared by sending and by queuing a send from the console."""
+    anfrage = locked(Therapeutenanfrage.select().where(Therapeutenanfrage.id == anfrage_id)).first()
+    if anfrage is None:
+        raise OperationError("ANFRAGE_NOT_FOUND", f"no Anfrage A{anfrage_id}", status=404)
+    if anfrage.gesendet_datum is not None:
+        raise OperationError("ALREADY_SENT", f"A{anfrage.id} was sent already")
+    therapist = Therapist.get_or_none(Therapist.id == anfrage.therapist_id)
+    if therapist is None:
+        raise OperationError("THERAPIST_NOT_FOUND", "therapist missing", status=404)
+    _check_contactable(therapist, now)
+    return anfrage, therapist
+
+
 def send_anfrage(anfrage_id: int, *, actor: str = "system", now: dt.datetime | None = None) -> dict:
     """Send one Anfrage by email, or by phone if the therapist has no email (docs/domain.md §7)."""
     now = now or utcnow()
     with write_transaction():
-        anfrage = locked(
-            Therapeutenanfrage.select().where(Therapeutenanfrage.id == anfrage_id)
-        ).first()
-        if anfrage is None:
-            raise OperationError("ANFRAGE_NOT_FOUND", f"no Anfrage A{anfrage_id}", status=404)
-        if anfrage.gesendet_datum is not None:
-            raise OperationError("ALREADY_SENT", f"A{anfrage.id} was sent already")
-        therapist = Therapist.get_or_none(Therapist.id == anfrage.therapist_id)
-        if therapist is None:
-            raise OperationError("THERAPIST_NOT_FOUND", "therapist missing", status=404)
-        _check_contactable(therapist, now)
+        anfrage, therapist = _sendable(anfrage_id, now)
         patients = _presented_patients(anfrage)
         if normalize_email(therapist.email):
             rendered = render.render_inquiry(
@@ -171,17 +176,7 @@ def request_send(anfrage_id: int, *, actor: str, now: dt.datetime | None = None)
     """
     now = now or utcnow()
     with write_transaction():
-        anfrage = locked(
-            Therapeutenanfrage.select().where(Therapeutenanfrage.id == anfrage_id)
-        ).first()
-        if anfrage is None:
-            raise OperationError("ANFRAGE_NOT_FOUND", f"no Anfrage A{anfrage_id}", status=404)
-        if anfrage.gesendet_datum is not None:
-            raise OperationError("ALREADY_SENT", f"A{anfrage.id} was sent already")
-        therapist = Therapist.get_or_none(Therapist.id == anfrage.therapist_id)
-        if therapist is None:
-            raise OperationError("THERAPIST_NOT_FOUND", "therapist missing", status=404)
-        _check_contactable(therapist, now)
+        anfrage, therapist = _sendable(anfrage_id, now)
         key = outbox.key("send_anfrage", anfrage.id)
         if outbox.pending(key):
             raise OperationError(
