@@ -48,15 +48,13 @@ from operations.responses import record_response
 from psymatch import settings
 from psymatch.ports import free_port
 from tests import factories as f
-from tests.conftest import missing
+from tests.console.conftest import TIMEOUT_MS
 from workers.communication_actors import send_anfrage as send_actor
 
 pytestmark = pytest.mark.slow
 
-CHROMIUM = Path("/usr/bin/chromium")
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 SCREENSHOTS = settings.PROJECT_ROOT / "var" / "screenshots"
-TIMEOUT_MS = 60_000  # per wait; generous because the CI machine is small and shared
 VIEWPORT = {"width": 1500, "height": 1600}
 # JupyterLab user settings: start the notebook's kernel without asking, never autosave
 # (the notebooks are copies anyway) and do not ask about news.
@@ -200,22 +198,10 @@ def console(scenario, migrated, tmp_path):
 
 
 @pytest.fixture
-def page():
-    if not CHROMIUM.exists():
-        missing(f"Debian chromium ({CHROMIUM} is missing: apt-get install chromium)")
-    try:
-        from playwright.sync_api import expect, sync_playwright
-    except ImportError:
-        missing("the Python package playwright (pip install -e '.[dev]')")
-    expect.set_options(timeout=TIMEOUT_MS)
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
-        try:
-            tab = browser.new_page(viewport=VIEWPORT)
-            tab.set_default_timeout(TIMEOUT_MS)
-            yield tab
-        finally:
-            browser.close()
+def page(browser):
+    tab = browser.new_page(viewport=VIEWPORT)
+    tab.set_default_timeout(TIMEOUT_MS)
+    return tab
 
 
 class Lab:

@@ -29,6 +29,7 @@ from pathlib import Path
 import pytest
 from cryptography.fernet import Fernet
 
+from console.hub import PROXY
 from db.models import AuditLog, Platzsuche
 from operations import staff
 from psymatch import settings
@@ -36,7 +37,6 @@ from psymatch.ports import free_port
 from tests import factories as f
 from tests.conftest import missing, production_secrets
 from tests.console.test_console_browser import (
-    CHROMIUM,
     LAB_SETTINGS,
     NOTEBOOKS,
     TIMEOUT_MS,
@@ -49,14 +49,6 @@ from tests.console.test_console_browser import (
 
 pytestmark = pytest.mark.slow
 
-PROXY = (
-    settings.PROJECT_ROOT
-    / "console"
-    / "hub"
-    / "node_modules"
-    / ".bin"
-    / ("configurable-http-proxy")
-)
 PASSWORDS = {
     "anna": "anna-sagt-hallo-2026",
     "bernd": "bernd-sagt-moin-2026",
@@ -137,23 +129,6 @@ def hub(people, migrated, tmp_path):
         yield base, log
     finally:
         _stop(proc)
-
-
-@pytest.fixture
-def browser():
-    if not CHROMIUM.exists():
-        missing(f"Debian chromium ({CHROMIUM} is missing: apt-get install chromium)")
-    try:
-        from playwright.sync_api import expect, sync_playwright
-    except ImportError:
-        missing("the Python package playwright (pip install -e '.[dev]')")
-    expect.set_options(timeout=TIMEOUT_MS)
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
-        try:
-            yield chromium
-        finally:
-            chromium.close()
 
 
 def _sign_in(browser, base: str, user: str, password: str):

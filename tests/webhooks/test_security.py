@@ -27,7 +27,7 @@ from psymatch import settings
 from psymatch.domain import reply_parse
 from psymatch.ports import free_port
 from tests import factories as f
-from tests.conftest import production_secrets
+from tests.conftest import missing, production_secrets
 from tests.conftest import run_python as run
 from tests.operations.test_smtp import Recorder
 
@@ -136,7 +136,7 @@ def test_the_production_console_hub_never_sees_webhook_secrets_or_the_signing_ke
     from console import server as console_server
 
     if not hub.PROXY.exists():
-        pytest.skip("configurable-http-proxy is not installed (npm ci --prefix console/hub)")
+        missing(f"configurable-http-proxy ({hub.PROXY}; npm ci --prefix console/hub)")
     argv, env = console_server.hub_command(load(PRODUCTION, tmp_path))
     assert argv[1:] == ["-f", str(console_server.CONFIG)]
     assert env["ENCRYPTION_KEYS"] == PRODUCTION["ENCRYPTION_KEYS"]
