@@ -134,14 +134,23 @@ def _key() -> bytes:
     """The signing key; refused where it is withheld (console kernels get it empty) and
     where only the public demo default is left outside demo mode: a link signed with the
     wrong key would be a dead link in a patient's or therapist's inbox."""
+    global _key_cache
     s = settings.get()
+    if _key_cache is not None and _key_cache[0] is s:  # settings are replaced, never mutated
+        return _key_cache[1]
     key = s.SIGNING_KEY
     if not key or (key == _DEMO_SIGNING_KEY and not s.demo_mode):
         raise settings.SettingsError(
             "SIGNING_KEY is not available in this process (console kernels never get it: "
             "emails are rendered and signed by the workers)"
         )
-    return key.encode("utf-8")
+    _key_cache = (s, key.encode("utf-8"))
+    return _key_cache[1]
+
+
+# (the settings object it was checked for, the key): the demo check parses URLs, and an
+# email signs several tokens
+_key_cache: tuple[settings.Settings, bytes] | None = None
 
 
 def _mac(message: str) -> bytes:
