@@ -311,6 +311,10 @@ class Therapeutenanfrage(BaseModel):
     erinnerung_gesendet_datum = DateTimeField(null=True)
     # How the bundle came about: an automatic round or staff composition (docs/domain.md §6.1).
     ausloeser = enum_field("ausloeser", ("runde", "personal"), default="personal")
+    # The Anfrage whose conflict notice offered this one's patients instead (docs/domain.md
+    # §10, issue 15.3): the alternatives are a real Anfrage the therapist answers like any
+    # other. A plain id, not a foreign key: SQLite cannot drop a referencing column.
+    konflikt_anfrage_id = IntegerField(null=True, index=True)
 
     class Meta:
         table_name = "therapeutenanfrage"
@@ -540,6 +544,27 @@ class OutboxItem(BaseModel):
         indexes = ((("status", "created_at"), False),)
 
 
+class KonfliktErledigung(BaseModel):
+    """How staff settled the conflict of one search (patient accepted by two or more
+    therapists, docs/domain.md §10; operations/conflicts.py). ``zeilen`` are the accepted
+    bundle lines the settlement covered: a later acceptance opens the conflict again.
+    ``umzuweisungen`` counts the reassignments (each one's emails are keyed by it)."""
+
+    platzsuche = ForeignKeyField(
+        Platzsuche, backref="konflikt_erledigung", on_delete="CASCADE", unique=True
+    )
+    art = enum_field("art", vocab.KONFLIKT_ERLEDIGUNGEN)
+    therapist_id = IntegerField(null=True)  # who the patient goes to afterwards
+    erledigt_am = DateTimeField()
+    erledigt_von = CharField(100)
+    notiz = EncryptedTextField(null=True)
+    zeilen = json_list()
+    umzuweisungen = IntegerField(default=0, constraints=[Check("umzuweisungen >= 0")])
+
+    class Meta:
+        table_name = "konflikt_erledigungen"
+
+
 class AuditLog(BaseModel):
     at = DateTimeField(default=utcnow)
     actor = CharField(100)
@@ -605,5 +630,6 @@ OPERATIONS_MODELS = [
     WebhookReplayMarker,
     LinkKlick,
     Mitarbeiter,
+    KonfliktErledigung,
 ]
 ALL_MODELS = DOMAIN_MODELS + OPERATIONS_MODELS

@@ -78,6 +78,16 @@ ANTWORT_LABELS = {
     IN_SITZUNGEN: "in Sitzungen",
     NICHT_ERSCHIENEN: "nicht erschienen",
 }
+# How staff settle a conflict (operations/conflicts.py) and how the console names it.
+GEWINNER_BESTAETIGT = "gewinner_bestaetigt"
+NEU_ZUGEWIESEN = "neu_zugewiesen"
+KONFLIKT_SONSTIGES = "sonstiges"
+KONFLIKT_ERLEDIGUNGEN = (GEWINNER_BESTAETIGT, NEU_ZUGEWIESEN, KONFLIKT_SONSTIGES)
+KONFLIKT_ERLEDIGUNG_LABELS = {
+    GEWINNER_BESTAETIGT: "Erste Zusage bestätigt",
+    NEU_ZUGEWIESEN: "Neu zugewiesen",
+    KONFLIKT_SONSTIGES: "Anders geklärt",
+}
 EMAILSTATUS = ("Entwurf", "In_Warteschlange", "Wird_gesendet", "Gesendet", "Fehlgeschlagen")
 TELEFONANRUFSTATUS = ("geplant", "abgeschlossen", "fehlgeschlagen", "abgebrochen")
 

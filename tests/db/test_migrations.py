@@ -47,6 +47,7 @@ V1_TABLES = table_names(DOMAIN_MODELS) - {"email_inhalte"}
 # the tables 0008 adds
 V8_TABLES = {"webhook_replay_marker", "link_klick"}
 STAFF_TABLES = {"mitarbeiter"}  # migration "mitarbeiter" (staff accounts)
+CONFLICT_TABLES = {"konflikt_erledigungen"}  # migration "konflikt_erledigung"
 
 
 def plain_field(field):
@@ -142,7 +143,9 @@ def test_step_by_step_each_version_has_exactly_its_schema(scratch):
     assert tables() == V1_TABLES
     assert "auswahl" not in columns("therapeut_anfrage_patient")
     migrate.upgrade(to=2, **SILENT)
-    assert tables() == table_names(ALL_MODELS) - {"email_inhalte"} - V8_TABLES - STAFF_TABLES
+    assert tables() == (
+        table_names(ALL_MODELS) - {"email_inhalte"} - V8_TABLES - STAFF_TABLES - CONFLICT_TABLES
+    )
     migrate.upgrade(to=3, **SILENT)
     assert "auswahl" in columns("therapeut_anfrage_patient")
     migrate.downgrade(**SILENT)  # default: one step
@@ -150,6 +153,22 @@ def test_step_by_step_each_version_has_exactly_its_schema(scratch):
     assert "auswahl" not in columns("therapeut_anfrage_patient")
     migrate.downgrade(**SILENT)
     assert tables() == V1_TABLES
+
+
+def test_the_conflict_step_adds_the_settlements_and_keeps_every_anfrage(scratch):
+    version = next(m.version for m in migrate.discover() if m.name == "konflikt_erledigung")
+    migrate.upgrade(to=version - 1, **SILENT)
+    before = seed_domain_rows()
+    assert not CONFLICT_TABLES & tables()
+    assert "konflikt_anfrage_id" not in columns("therapeutenanfrage")
+    migrate.upgrade(to=version, **SILENT)
+    assert CONFLICT_TABLES <= tables()
+    assert "konflikt_anfrage_id" in columns("therapeutenanfrage")
+    assert domain_row_counts() == before
+    migrate.downgrade(to=version - 1, **SILENT)
+    assert not CONFLICT_TABLES & tables()
+    assert "konflikt_anfrage_id" not in columns("therapeutenanfrage")
+    assert domain_row_counts() == before
 
 
 def test_the_staff_step_adds_and_drops_only_the_accounts_table(scratch):
