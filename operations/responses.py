@@ -427,6 +427,7 @@ def list_conflicts() -> list[dict]:
     """Patients with two or more accepted answers (docs/domain.md §10), oldest conflict first."""
     query = (
         TherapeutAnfragePatient.select(
+            TherapeutAnfragePatient.id,
             TherapeutAnfragePatient.patient,
             TherapeutAnfragePatient.platzsuche,
             Therapeutenanfrage.id,
@@ -442,9 +443,11 @@ def list_conflicts() -> list[dict]:
     )
     by_patient: dict[int, list] = {}
     placed: dict[int, int | None] = {}
-    for patient_id, search_id, anfrage_id, therapist_id, answered, placed_with in query.tuples():
+    for row in query.tuples():
+        line_id, patient_id, search_id, anfrage_id, therapist_id, answered, placed_with = row
         by_patient.setdefault(patient_id, []).append(
             {
+                "line_id": line_id,
                 "therapist_id": therapist_id,
                 "anfrage_id": anfrage_id,
                 "antwort_datum": answered,

@@ -22,6 +22,7 @@ from db.models import (
     utcnow,
 )
 from operations.call_schedule import schedule_call
+from operations.emailing import headers as email_headers
 from operations.emailing import render
 from operations.emailing.data import (
     AcceptedPatient,
@@ -30,14 +31,17 @@ from operations.emailing.data import (
     patient_info,
     therapist_info,
 )
+from operations.emailing.headers import placement_key
 from operations.emailing.queue import outbox_send, queue_email
 from psymatch import settings
+from psymatch.domain import vocab
 from psymatch.domain.bundling import Params, select_for_therapist
 from psymatch.domain.bundling.practice import normalize_email
 from psymatch.domain.searches import default_placement_template, missing_contact
 
 from . import audit, notes, outbox, snapshot
 from .errors import OperationError
+from .locks import bundling_lock
 
 
 def _address_lock(address: str) -> None:
@@ -292,49 +296,124 @@ def follow_up_one(anfrage_id: int, *, now: dt.datetime, actor: str):
 # --- emails that follow answers ---------------------------------------------------------------
 
 
-def conflict_alternatives(therapist_id: int, now: dt.datetime | None = None) -> list[int]:
-    """Patient ids the engine offers this therapist now, cooling ignored (docs/domain.md §10)."""
+def declined_patients(therapist_id: int) -> set[int]:
+    """Patients this therapist declined in any Anfrage (any ``abgelehnt_*`` answer): never
+    offered to them again as conflict alternatives (issue 15.3)."""
+    declined = [a for a in vocab.THERAPEUTENANTWORTEN if a.startswith("abgelehnt")]
+    query = (
+        TherapeutAnfragePatient.select(TherapeutAnfragePatient.patient)
+        .join(Therapeutenanfrage)
+        .where(
+            (Therapeutenanfrage.therapist == therapist_id)
+            & TherapeutAnfragePatient.antwortergebnis.in_(declined)
+        )
+    )
+    return {patient_id for (patient_id,) in query.tuples()}
+
+
+def _alternatives_selection(therapist_id: int, now: dt.datetime):
+    """The engine's choice for this therapist as conflict alternatives (docs/domain.md
+    §10/§11.5): hard constraints H1-H7, the parallel cap and the pool rules as for any
+    bundle, staff mode without a PLZ prefix, cooling and the weekly email rule ignored (the
+    therapist has just answered); patients the therapist declined are left out. ``None``
+    when the therapist may not get an Anfrage at all: not ``aktiv``, or another Anfrage of
+    the practice is still pending (one open inquiry per practice)."""
+    snap = snapshot.load(now, practice_of=therapist_id)
+    therapist = next((t for t in snap.therapists if t.id == therapist_id), None)
+    if therapist is None or therapist.status != "aktiv":
+        return None
+    if any(t.has_pending_anfrage for t in snap.therapists):
+        return None
+    declined = declined_patients(therapist_id)
     selection = select_for_therapist(
-        snapshot.load(now, practice_of=therapist_id),
+        snap,
         Params.from_settings(settings.get()),
         therapist_id,
         mode="staff",
         check_contact=False,
+        search_filter=lambda search: search.patient_id not in declined,
     )
-    return [p.patient_id for p in selection.patients]
+    return selection if selection.ok else None
+
+
+def conflict_alternatives(therapist_id: int, now: dt.datetime | None = None) -> list[int]:
+    """Patient ids the engine would offer this therapist now as conflict alternatives."""
+    selection = _alternatives_selection(therapist_id, now or utcnow())
+    return [p.patient_id for p in selection.patients] if selection else []
 
 
 def queue_conflict_notice(anfrage_id: int, patient_ids: list[int], *, now=None) -> Email | None:
     """The conflict notice of docs/domain.md §10: one per answered Anfrage, naming every patient
-    that had found a place meanwhile, with the best alternatives for this therapist."""
+    that had found a place meanwhile, with the best alternatives for this therapist.
+
+    The alternatives are stored as a real Anfrage for the therapist (``konflikt_anfrage_id``
+    = this one), sent with the notice: its lines are answered by reply, link, phone or staff
+    through ``record_response`` like any inquiry (issue 15.3). One transaction under the
+    bundling lock; a repeated message finds the notice and creates nothing."""
+    from .bundles import write_bundles  # bundles imports this module lazily as well
+
     now = now or utcnow()
-    anfrage = Therapeutenanfrage.get_by_id(anfrage_id)
-    therapist = Therapist.get_by_id(anfrage.therapist_id)
-    if not normalize_email(therapist.email):
-        return None  # phone-only: staff tell them during the next call (listed as conflict)
-    alternatives = conflict_alternatives(therapist.id, now)
-    patients = {p.id: p for p in Patient.select().where(Patient.id.in_(alternatives))}
     with write_transaction():
+        bundling_lock()  # this may create an Anfrage: exclusive, like every bundle path
+        anfrage = locked(
+            Therapeutenanfrage.select().where(Therapeutenanfrage.id == anfrage_id)
+        ).first()
+        if anfrage is None:
+            return None
+        existing = Email.get_or_none(
+            Email.idempotenz_schluessel == email_headers.email_key("konflikt", anfrage.id)
+        )
+        if existing is not None:
+            return existing
+        therapist = Therapist.get_by_id(anfrage.therapist_id)
+        if not normalize_email(therapist.email):
+            return None  # phone-only: staff tell them during the next call (listed as conflict)
+        selection = _alternatives_selection(therapist.id, now)
+        offer_id = None
+        alternatives = []
+        if selection is not None:
+            (offer_id,) = write_bundles(
+                [selection], ausloeser="personal", now=now, actor="system", queue_sending=False
+            )
+            alternatives = [p.patient_id for p in selection.patients]
+        patients = {p.id: p for p in Patient.select().where(Patient.id.in_(alternatives))}
         rendered = render.render_conflict(
             anfrage.id,
             therapist_info(therapist),
             list(patient_ids),
-            [patient_info(patients[i]) for i in alternatives if i in patients],
+            [patient_info(patients[i]) for i in alternatives],
             today=snapshot.local_today(now),
+            offer_anfrage_id=offer_id,
+            link_now=now,
         )
-        email, created = queue_email(
-            rendered, therapist_id=therapist.id, anfrage_id=anfrage.id, now=now
+        email, _ = queue_email(
+            rendered, therapist_id=therapist.id, anfrage_id=offer_id or anfrage.id, now=now
         )
         outbox_send(email)
-        if created:
-            audit.record(
+        if offer_id is not None:
+            offer = Therapeutenanfrage.get_by_id(offer_id)
+            offer.konflikt_anfrage_id = anfrage.id
+            offer.email = email.id
+            offer.gesendet_datum = now
+            offer.notizen = notes.append(
+                offer.notizen,
+                now,
                 "system",
-                "conflict_notice",
-                "therapeutenanfrage",
-                anfrage.id,
-                {"patient_ids": list(patient_ids), "alternatives": alternatives},
-                at=now,
+                f"Alternativen zum Konflikt aus A{anfrage.id}, gesendet mit der Konfliktmitteilung",
             )
+            offer.save()
+        audit.record(
+            "system",
+            "conflict_notice",
+            "therapeutenanfrage",
+            anfrage.id,
+            {
+                "patient_ids": list(patient_ids),
+                "alternatives": alternatives,
+                "alternativen_anfrage": offer_id,
+            },
+            at=now,
+        )
     return email
 
 
@@ -370,19 +449,35 @@ def _meeting(meeting: dict | None) -> Meeting | None:
     )
 
 
+def _replaced(therapist_id: int | None, search_id: int):
+    """The therapist an earlier placement email to this search's patient named, if that
+    email was sent (one withdrawn before sending needs no correction)."""
+    if therapist_id is None:
+        return None
+    sent = Email.get_or_none(
+        (Email.idempotenz_schluessel == placement_key("", search_id, therapist_id))
+        & (Email.status != "Fehlgeschlagen")
+    )
+    therapist = Therapist.get_or_none(Therapist.id == therapist_id)
+    return therapist_info(therapist) if sent is not None and therapist is not None else None
+
+
 def queue_placement_email(
     platzsuche_id: int,
     template: str | None = None,
     meeting: dict | None = None,
     *,
     therapist_id: int | None = None,
+    replaces: int | None = None,
     now=None,
 ) -> Email | None:
     """The placement email to the patient (docs/domain.md §11.3), one per search and placed
     therapist: at acceptance (``therapist_id`` given, with the three signed links) or when
     staff set ``erfolgreich`` (no second email if it went out at acceptance).
 
-    Nothing is sent when the placement changed meanwhile. Patient -> ``in_Therapie`` when the
+    ``replaces``: the therapist an earlier placement email named (staff reassigned a
+    conflict); the email says it replaces that one. Nothing is sent when the placement
+    changed meanwhile. Patient -> ``in_Therapie`` when the
     search is ``erfolgreich`` (after a placement at acceptance: when the patient confirms)."""
     now = now or utcnow()
     with write_transaction():
@@ -423,6 +518,7 @@ def queue_placement_email(
             therapist_id=therapist.id,
             with_links=search.status == "aktiv",
             link_now=now,
+            replaces=_replaced(replaces, search.id),
         )
         email, created = queue_email(rendered, patient_id=patient.id, now=now)
         outbox_send(email)

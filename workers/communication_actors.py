@@ -12,7 +12,7 @@ import logging
 import dramatiq
 
 from db.models import utcnow
-from operations import OperationError, placements
+from operations import OperationError, conflicts, placements
 from operations import sending as ops
 from workers import broker, clock
 
@@ -55,13 +55,38 @@ def send_placement_email(
     template: str | None = None,
     meeting: dict | None = None,
     therapist_id: int | None = None,
+    replaces: int | None = None,
 ):
     """The placement email (at acceptance: ``therapist_id`` and no template, so the default
     for the therapist's contact data; from staff: their template). Rendered here, in the
     worker, because it carries signed links."""
     email = ops.queue_placement_email(
-        platzsuche_id, template or None, meeting or None, therapist_id=therapist_id
+        platzsuche_id,
+        template or None,
+        meeting or None,
+        therapist_id=therapist_id,
+        replaces=replaces,
     )
+    return email.id if email else None
+
+
+@dramatiq.actor(queue_name="emails", max_retries=10)
+def send_reassignment_confirmation(
+    platzsuche_id: int, therapist_id: int, anfrage_id: int, number: int
+):
+    """To the therapist a conflict was reassigned to (operations/conflicts.py)."""
+    email = conflicts.queue_reassignment_confirmation(
+        platzsuche_id, therapist_id, anfrage_id, number
+    )
+    return email.id if email else None
+
+
+@dramatiq.actor(queue_name="emails", max_retries=10)
+def send_reassignment_withdrawal(
+    platzsuche_id: int, therapist_id: int, anfrage_id: int | None, number: int
+):
+    """To the therapist a conflict was taken from: the confirmation is void."""
+    email = conflicts.queue_reassignment_withdrawal(platzsuche_id, therapist_id, anfrage_id, number)
     return email.id if email else None
 
 

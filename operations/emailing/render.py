@@ -33,6 +33,8 @@ SUBJECT_INQUIRY = "Suche Psychotherapieplätze - Ref: A{anfrage_id}"
 SUBJECT_REMINDER = "Erinnerung: Therapieanfrage - Ref: A{anfrage_id}"
 SUBJECT_ACCEPTANCE = "Bestätigung Ihrer Zusage - Ref: A{anfrage_id}"
 SUBJECT_CONFLICT = "Ihre Zusage - Patient bereits vermittelt - Ref: A{anfrage_id}"
+SUBJECT_REASSIGNED = "Patient {patient_id} wird doch an Sie vermittelt - Ref: A{anfrage_id}"
+SUBJECT_WITHDRAWN = "Patient {patient_id}: Vermittlung zurückgenommen{ref}"
 SUBJECT_PLACEMENT = "Therapieplatz gefunden - bitte zeitnah bearbeiten"
 SUBJECT_PLACEMENT_REMINDER = "Erinnerung: Wie war Ihr Erstgespräch?"
 
@@ -340,28 +342,124 @@ def render_conflict(
     alternatives: list[PatientInfo],
     *,
     today: dt.date | None = None,
+    offer_anfrage_id: int | None = None,
+    link_now: dt.datetime | None = None,
 ) -> RenderedEmail:
     """Conflict notice (docs/domain.md §10): the accepted patient(s) found a place meanwhile;
-    up to ``MAX_ANFRAGE_SIZE`` alternatives, or the statement that none is available."""
+    up to ``MAX_ANFRAGE_SIZE`` alternatives, or the statement that none is available.
+
+    ``offer_anfrage_id``: the Anfrage the alternatives were stored as (issue 15.3). The
+    notice then is that Anfrage's inquiry: its blocks carry the one-click links and the
+    answer form of that Anfrage, its Reply-To and Message-ID name it (an answer is recorded
+    like any reply to an inquiry), and it threads under the original inquiry."""
     if not placed_patient_ids:
         raise ValueError("a conflict notice names at least one placed patient")
+    if offer_anfrage_id is not None and not alternatives:
+        raise ValueError("an offered Anfrage needs its alternatives")
     today = today or local_today()
     limit = settings.get().MAX_ANFRAGE_SIZE
-    blocks = [patient_block(p, i, today) for i, p in enumerate(alternatives[:limit], start=1)]
-    return _email(
+    blocks = [
+        patient_block(p, i, today, anfrage_id=offer_anfrage_id, link_now=link_now)
+        for i, p in enumerate(alternatives[:limit], start=1)
+    ]
+    ref = f"A{offer_anfrage_id}" if offer_anfrage_id is not None else f"A{anfrage_id}"
+    email = _email(
         "konflikt",
         anfrage_id,
-        SUBJECT_CONFLICT.format(anfrage_id=anfrage_id),
+        SUBJECT_CONFLICT.format(anfrage_id=offer_anfrage_id or anfrage_id),
         "conflict",
         {
             "ref": f"A{anfrage_id}",
+            "offer_ref": ref if offer_anfrage_id is not None else None,
             "salutation": therapist_salutation(therapist),
             "placed": list(placed_patient_ids),
             "placed_text": german_join(placed_patient_ids),
             "blocks": blocks,
+            "singular": len(blocks) == 1,
+            "form_lines": (
+                [answer_form.form_line(b["position"], b["patient_id"]) for b in blocks]
+                if offer_anfrage_id is not None
+                else []
+            ),
         },
         to_email=therapist.email,
         to_name=therapist_name(therapist),
+    )
+    if offer_anfrage_id is None:
+        return email
+    original = email_headers.message_id("anfrage", anfrage_id)
+    headers = {
+        "Message-ID": email_headers.message_id("anfrage", offer_anfrage_id),
+        "Reply-To": tokens.reply_address(offer_anfrage_id),
+        "In-Reply-To": original,
+        "References": original,
+    }
+    return dataclasses.replace(email, headers=headers)
+
+
+def _reassignment_email(
+    kind, suffix, template, subject, anfrage_id, therapist, patient_id, search_id, number
+) -> RenderedEmail:
+    """The emails of a conflict reassignment (operations/conflicts.py): keyed per search,
+    therapist and reassignment number, so each reassignment sends each of them once."""
+    text, html = _render(
+        template,
+        {
+            "subject": subject,
+            "ref": f"A{anfrage_id}" if anfrage_id else None,
+            "salutation": therapist_salutation(therapist),
+            "patient_id": patient_id,
+        },
+    )
+    domain = settings.get().REPLY_DOMAIN.lower()
+    return RenderedEmail(
+        kind=kind,
+        reference_id=anfrage_id or search_id,
+        subject=subject,
+        text=text,
+        html=html,
+        headers={
+            "Message-ID": f"<platzsuche-{int(search_id)}.t{int(therapist.therapist_id)}"
+            f".{suffix}{int(number)}@{domain}>"
+        },
+        to_email=therapist.email,
+        to_name=therapist_name(therapist),
+        idempotency_key=f"umzuweisung_{suffix}:{int(search_id)}.{int(number)}",
+    )
+
+
+def render_reassignment_confirmation(
+    anfrage_id: int, therapist: TherapistInfo, patient_id: int, search_id: int, number: int
+) -> RenderedEmail:
+    """To the therapist a conflict was reassigned to: the patient is theirs after all."""
+    return _reassignment_email(
+        "annahme_bestaetigung",
+        "zusage",
+        "reassigned",
+        SUBJECT_REASSIGNED.format(patient_id=patient_id, anfrage_id=anfrage_id),
+        anfrage_id,
+        therapist,
+        patient_id,
+        search_id,
+        number,
+    )
+
+
+def render_reassignment_withdrawal(
+    anfrage_id: int | None, therapist: TherapistInfo, patient_id: int, search_id: int, number: int
+) -> RenderedEmail:
+    """To the former therapist: the patient goes elsewhere, the confirmation is void."""
+    ref = f" - Ref: A{anfrage_id}" if anfrage_id else ""
+    return _reassignment_email(
+        "konflikt",
+        "ruecknahme",
+        "withdrawn",
+        SUBJECT_WITHDRAWN.format(patient_id=patient_id, ref=ref),
+        anfrage_id,
+        therapist,
+        patient_id,
+        search_id,
+        number,
     )
 
 
@@ -398,13 +496,16 @@ def render_placement(
     therapist_id: int | None = None,
     with_links: bool = False,
     link_now: dt.datetime | None = None,
+    replaces: TherapistInfo | None = None,
 ) -> RenderedEmail:
     """Placement email to the patient (docs/domain.md §11.3), one of four templates.
 
     ``attachments`` are the file names of the attached forms (listed in the text).
     With ``therapist_id`` the email is keyed per search and placed therapist (a search
     placed again after "passt nicht" gets a new one); ``with_links`` adds the three
-    signed one-click answers about the initial session.
+    signed one-click answers about the initial session. ``replaces``: the therapist an
+    earlier placement email named (a conflict reassigned by staff); the email says that it
+    replaces that one.
     """
     if template not in PLACEMENT_TEMPLATES:
         raise ValueError(f"template must be one of {', '.join(PLACEMENT_TEMPLATES)}")
@@ -436,6 +537,7 @@ def render_placement(
             else []
         ),
         "confirm_days": settings.get().PLACEMENT_CONFIRM_DAYS,
+        "replaces_name": therapist_name(replaces) if replaces else None,
     }
     email = _email(
         "vermittlung",

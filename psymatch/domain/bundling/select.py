@@ -172,12 +172,15 @@ def select_for_therapist(
     mode: str = "staff",
     plz_prefix: str | None = None,
     check_contact: bool = True,
+    search_filter: Callable[[SearchData], bool] | None = None,
 ) -> Selection:
     """The selection of docs/domain.md §6.1-6.6 for one therapist; nothing is stored.
 
     ``mode`` "staff" uses ``staff_min_size``, "round" ``round_min_size``.
     ``check_contact=False`` serves conflict alternatives, where the therapist has
-    just answered and is in cooling (docs/domain.md §10).
+    just answered and is in cooling (docs/domain.md §10). ``search_filter`` keeps only
+    the searches it accepts (conflict alternatives leave out patients the therapist
+    declined).
     """
     if plz_prefix is not None and not valid_prefix(plz_prefix, params):
         return Selection(therapist_id, INVALID_PREFIX)
@@ -190,7 +193,13 @@ def select_for_therapist(
             return Selection(therapist_id, NOT_CONTACTABLE, reason=reason)
     min_size = params.round_min_size if mode == "round" else params.staff_min_size
     return _selections(
-        [therapist], snapshot, params, min_size=min_size, plz_prefix=plz_prefix, commit=False
+        [therapist],
+        snapshot,
+        params,
+        min_size=min_size,
+        plz_prefix=plz_prefix,
+        search_filter=search_filter,
+        commit=False,
     )[0]
 
 
