@@ -162,7 +162,7 @@ def test_the_conflict_step_adds_the_settlements_and_keeps_every_anfrage(scratch)
     assert not CONFLICT_TABLES & tables()
     assert "konflikt_anfrage_id" not in columns("therapeutenanfrage")
     migrate.upgrade(to=version, **SILENT)
-    assert CONFLICT_TABLES <= tables()
+    assert tables() >= CONFLICT_TABLES
     assert "konflikt_anfrage_id" in columns("therapeutenanfrage")
     assert domain_row_counts() == before
     migrate.downgrade(to=version - 1, **SILENT)
