@@ -1,79 +1,207 @@
-"""The Conflicts panel: patients accepted by two or more therapists, with a manual override.
+"""The Conflicts panel: patients accepted by two or more therapists (docs/domain.md §10).
 
-The override is a manual assignment through ``update_platzsuche(vermittelter_therapeut_id=...)``
-(docs/domain.md §10, §12).
+Open conflicts by default, settled ones on the filter. Each conflict shows who accepted
+when, who the patient is placed with, and the alternatives the conflict notice offered
+(as a real Anfrage: age, symptoms, distance, waiting time and what became of each).
+Staff either confirm the first acceptance (``settle_conflict``) or reassign the patient
+to another accepting therapist after ticking a confirmation that names what will happen
+(``reassign_conflict``: both therapists and the patient get the email of the final state).
+A row acts once: it names the therapist it showed as placed, and a repeated click on the
+same row does nothing.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from zoneinfo import ZoneInfo
 
 import ipywidgets as widgets
 import traitlets
 
-from operations.searches import update_platzsuche
+from operations.conflicts import reassign_conflict, settle_conflict
+from operations.errors import OperationError
+from psymatch import settings
+from psymatch.domain import vocab
 
 from . import queries
 from .common import StatusLine, esc, frozen, run_action, staff_name, table
 
+FILTERS = [("Offen", "offen"), ("Erledigt", "erledigt"), ("Alle", "alle")]
+LINE_STATUS = {
+    "anstehend": "wartet auf Antwort",
+    "angenommen": "zugesagt",
+    "abgelehnt": "abgesagt",
+    "keine_antwort": "keine Antwort",
+    "anderweitig_vermittelt": "anderweitig vermittelt",
+}
 
-def _fmt(value) -> str:
-    return value.strftime("%Y-%m-%d %H:%M") if isinstance(value, dt.datetime) else str(value or "")
+
+def local_time(value) -> str:
+    """``30.11.2026 09:00`` in the platform's time zone, for a naive-UTC timestamp."""
+    if not isinstance(value, dt.datetime):
+        return ""
+    zone = ZoneInfo(settings.get().TIMEZONE)
+    return value.replace(tzinfo=dt.UTC).astimezone(zone).strftime("%d.%m.%Y %H:%M")
+
+
+def age(birth, today: dt.date | None = None) -> str:
+    if not isinstance(birth, dt.date):
+        return "unbekannt"
+    today = today or dt.datetime.now(ZoneInfo(settings.get().TIMEZONE)).date()
+    years = today.year - birth.year - ((today.month, today.day) < (birth.month, birth.day))
+    return f"{years} Jahre"
+
+
+def distance(km) -> str:
+    return "unbekannt" if km is None else f"{km:.1f} km".replace(".", ",")
+
+
+def waiting(days) -> str:
+    if days is None:
+        return "unbekannt"
+    return "1 Tag" if days == 1 else f"{days} Tage"
+
+
+def line_state(row: dict) -> str:
+    answer = row.get("antwortergebnis")
+    if answer:
+        return vocab.ANTWORT_LABELS.get(answer, answer)
+    return LINE_STATUS.get(row["status"], row["status"])
+
+
+def settlement_text(conflict: dict) -> str:
+    done = conflict.get("erledigung")
+    if conflict["state"] != "erledigt" or not done:
+        return "offen"
+    text = (
+        f"erledigt: {done['label']} von {done['erledigt_von']} am {local_time(done['erledigt_am'])}"
+    )
+    return text + (f" ({done['notiz']})" if done.get("notiz") else "")
 
 
 class ConflictRow(widgets.VBox):
-    """One conflict: the acceptances, the winner, and a dropdown + button to assign."""
+    """One conflict: its state, the actions (open conflicts only), the acceptances and the
+    alternatives offered."""
 
-    def __init__(self, conflict: dict, on_assign, **kwargs):
+    def __init__(self, conflict: dict, on_reassign, on_settle, **kwargs):
         self.conflict = conflict
+        self.shown_placed = conflict["vermittelt_an"]  # what staff see when they click
+        self.done = False
         acceptances = conflict["acceptances"]
+        names = {a["therapist_id"]: a["therapeut"] for a in acceptances}
+        placed = self.shown_placed
+        placed_text = (
+            f"vermittelt an {esc(names.get(placed) or conflict['placed_name'])} "
+            f"(Therapeut {placed})"
+            if placed
+            else "niemandem zugewiesen"
+        )
         header = widgets.HTML(
             f"<b>Patient {conflict['patient_id']} {esc(conflict['patient'])}</b> – "
-            f"Suche {conflict['platzsuche_id']}, Gewinner: {esc(conflict['winner_name'])} "
-            f"(Therapeut {conflict['winner']})"
+            f"Suche {conflict['platzsuche_id']}, {placed_text} – "
+            f"<i>{esc(settlement_text(conflict))}</i>"
         )
-        details = widgets.HTML(
+        others = []
+        for a in acceptances:
+            if a["therapist_id"] != placed and a["therapist_id"] not in others:
+                others.append(a["therapist_id"])
+        self.therapist_select = widgets.Dropdown(
+            options=[(f"{tid} – {names[tid]}", tid) for tid in others],
+            value=others[0] if others else None,
+            description="Neu zuweisen an",
+            style={"description_width": "initial"},
+        )
+        self.confirm = widgets.Checkbox(value=False, indent=False)
+        self.reassign_button = widgets.Button(description="Neu zuweisen", icon="user-check")
+        self.settle_button = widgets.Button(
+            description="Erste Zusage bestätigen", icon="check", disabled=placed is None
+        )
+        self.note = widgets.Text(
+            description="Notiz", placeholder="optional", style={"description_width": "initial"}
+        )
+        self.reassign_button.on_click(lambda _: on_reassign(self))
+        self.settle_button.on_click(lambda _: on_settle(self))
+        self.therapist_select.observe(lambda _: self._name_confirmation(), "value")
+        self._name_confirmation()
+        actions = []
+        if conflict["state"] == "offen":
+            actions = [
+                widgets.HBox([self.therapist_select, self.reassign_button]),
+                self.confirm,
+                widgets.HBox([self.settle_button, self.note]),
+            ]
+        accepted = widgets.HTML(
             table(
-                ["Therapeut", "Name", "Anfrage", "Antwort am", ""],
+                ["Therapeut", "Name", "Anfrage", "Antwort am", "Stand"],
                 [
                     [
                         a["therapist_id"],
                         a["therapeut"],
-                        a["anfrage_id"],
-                        _fmt(a["antwort_datum"]),
-                        "Gewinner" if a["therapist_id"] == conflict["winner"] else "",
+                        f"A{a['anfrage_id']}",
+                        local_time(a["antwort_datum"]),
+                        "vermittelt" if a["therapist_id"] == placed else "",
                     ]
                     for a in acceptances
                 ],
             )
         )
-        seen = []
-        for a in acceptances:
-            if a["therapist_id"] not in seen:
-                seen.append(a["therapist_id"])
-        names = {a["therapist_id"]: a["therapeut"] for a in acceptances}
-        self.therapist_select = widgets.Dropdown(
-            options=[(f"{tid} – {names[tid]}", tid) for tid in seen],
-            value=conflict["winner"] if conflict["winner"] in seen else seen[0],
-            description="Zuweisen an",
-            style={"description_width": "initial"},
+        offered = conflict.get("alternativen") or []
+        alternatives = widgets.HTML(
+            "<b>Vorgeschlagene Alternativen</b>"
+            + table(
+                [
+                    "Anfrage",
+                    "Therapeut",
+                    "Patient",
+                    "Alter",
+                    "Symptome",
+                    "Entfernung",
+                    "Wartezeit",
+                    "Stand",
+                ],
+                [
+                    [
+                        f"A{r['anfrage_id']}",
+                        names.get(r["therapist_id"], r["therapist_id"]),
+                        r["patient_id"],
+                        age(r["geburtsdatum"]),
+                        ", ".join(r["symptome"]) or "keine Angabe",
+                        distance(r["distance_km"]),
+                        waiting(r["waiting_days"]),
+                        line_state(r),
+                    ]
+                    for r in offered
+                ],
+            )
         )
-        self.assign_button = widgets.Button(description="Zuweisen", icon="user-check")
-        self.assign_button.on_click(lambda _: on_assign(self))
-        super().__init__(
-            [header, details, widgets.HBox([self.therapist_select, self.assign_button])],
-            **kwargs,
-        )
+        super().__init__([header, *actions, accepted, alternatives], **kwargs)
         self.add_class("psymatch-conflict")
+
+    def _name_confirmation(self) -> None:
+        """The confirmation says what the reassignment does, for the therapist chosen now."""
+        self.confirm.value = False
+        names = {a["therapist_id"]: a["therapeut"] for a in self.conflict["acceptances"]}
+        target = self.therapist_select.value
+        if target is None:
+            self.confirm.description = "Keine andere Zusage zum Neuzuweisen"
+            self.reassign_button.disabled = True
+            return
+        former = names.get(self.shown_placed, "niemandem")
+        self.confirm.description = (
+            f"Ja: Patient {self.conflict['patient_id']} geht an {names[target]} statt an "
+            f"{former}; beide erhalten eine E-Mail, der Patient die neue Vermittlungsmail"
+        )
 
 
 class ConflictsPanel(widgets.VBox):
-    """Every conflict from ``list_conflicts()``; staff can override the winner."""
+    """Conflicts from ``operations.conflicts`` (open by default); settle or reassign."""
 
     conflicts = traitlets.List()
 
     def __init__(self, actor: str | None = None, **kwargs):
         self.actor = actor if actor is not None else staff_name()
+        self.filter = widgets.Dropdown(options=FILTERS, value="offen", description="Anzeigen")
+        self.filter.observe(lambda _: self.refresh(), "value")
         self.refresh_button = widgets.Button(description="Aktualisieren", icon="refresh")
         self.refresh_button.on_click(lambda _: self.refresh())
         self.count = widgets.HTML()
@@ -82,10 +210,10 @@ class ConflictsPanel(widgets.VBox):
         super().__init__(
             [
                 widgets.HTML("<h3>Konflikte</h3>"),
-                self.refresh_button,
+                widgets.HBox([self.filter, self.refresh_button]),
+                self.status,
                 self.count,
                 self.rows_box,
-                self.status,
             ],
             **kwargs,
         )
@@ -100,22 +228,66 @@ class ConflictsPanel(widgets.VBox):
         return next(r for r in self.rows if r.conflict["patient_id"] == patient_id)
 
     def refresh(self) -> None:
-        with frozen(self.refresh_button):
-            self.conflicts = queries.conflicts()
-        self.count.value = f"{len(self.conflicts)} Konflikt(e)"
-        self.rows_box.children = [ConflictRow(c, self.assign) for c in self.conflicts]
+        with frozen(self.refresh_button, self.filter):
+            self.conflicts = queries.conflicts(self.filter.value)
+        label = {"offen": "offen", "erledigt": "erledigt", "alle": "insgesamt"}[self.filter.value]
+        self.count.value = f"{len(self.conflicts)} Konflikt(e) {label}"
+        self.rows_box.children = [
+            ConflictRow(c, self.reassign, self.settle) for c in self.conflicts
+        ]
 
-    def assign(self, row: ConflictRow):
-        search_id = row.conflict["platzsuche_id"]
-        therapist_id = row.therapist_select.value
-        result = run_action(
-            self.status,
-            (row.assign_button, self.refresh_button),
-            lambda: update_platzsuche(
-                search_id, vermittelter_therapeut_id=therapist_id, actor=self.actor
-            ),
-            lambda s: f"Suche {s.id}: Therapeut {therapist_id} zugewiesen",
-        )
+    def _act(self, row: ConflictRow, button, action, success):
+        if row.done:  # this row acted already: a repeated click changes nothing
+            return None
+        result = run_action(self.status, (button, self.refresh_button), action, success)
         if result is not None:
+            row.done = True
             self.refresh()
         return result
+
+    def reassign(self, row: ConflictRow):
+        search_id = row.conflict["platzsuche_id"]
+        patient_id = row.conflict["patient_id"]
+        therapist_id = row.therapist_select.value
+        shown, confirmed = row.shown_placed, row.confirm.value
+        note = row.note.value
+
+        def action():
+            if therapist_id is None:
+                raise OperationError("NO_CHOICE", "Keine andere Zusage zum Neuzuweisen")
+            if not confirmed:
+                raise OperationError(
+                    "CONFIRMATION_REQUIRED",
+                    "Bitte zuerst bestätigen, was die Neuzuweisung bewirkt (Häkchen setzen); "
+                    "es wurde nichts geändert",
+                )
+            return reassign_conflict(
+                search_id,
+                therapist_id,
+                shown_therapist_id=shown,
+                actor=self.actor,
+                notiz=note or None,
+            )
+
+        return self._act(
+            row,
+            row.reassign_button,
+            action,
+            lambda r: (
+                f"Patient {patient_id} (Suche {search_id}) neu zugewiesen an Therapeut "
+                f"{r['therapist_id']}; E-Mails an beide Therapeut:innen und den Patienten folgen"
+            ),
+        )
+
+    def settle(self, row: ConflictRow):
+        search_id = row.conflict["platzsuche_id"]
+        note = row.note.value
+        return self._act(
+            row,
+            row.settle_button,
+            lambda: settle_conflict(search_id, actor=self.actor, notiz=note or None),
+            lambda r: (
+                f"Konflikt zu Suche {search_id} erledigt: erste Zusage bestätigt "
+                f"(Therapeut {r['therapist_id']})"
+            ),
+        )

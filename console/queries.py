@@ -20,8 +20,8 @@ from db.models import (
     Therapist,
     utcnow,
 )
+from operations import conflicts as conflict_ops
 from operations.replies import stored_message
-from operations.responses import list_conflicts
 
 
 def _today(today: dt.date | None) -> dt.date:
@@ -135,27 +135,31 @@ def reply_text(inbound_id: int, limit: int = 4000) -> str:
     return text[:limit]
 
 
-def conflicts() -> list[dict]:
-    """``list_conflicts()`` with therapist and patient names added."""
-    found = list_conflicts()
+def conflicts(state: str = "offen") -> list[dict]:
+    """``operations.conflicts.conflicts(state)`` (default: the open ones) with therapist and
+    patient names, and the alternatives its notices offered (``alternativen``)."""
+    found = conflict_ops.conflicts(state)
     ids = {a["therapist_id"] for c in found for a in c["acceptances"]}
     names = {t.id: person(t) for t in Therapist.select().where(Therapist.id.in_(list(ids)))}
     patients = {
         p.id: person(p)
         for p in Patient.select().where(Patient.id.in_([c["patient_id"] for c in found]))
     }
+    offered = conflict_ops.alternatives([a for c in found for a in c["alternativen_anfragen"]])
     out = []
     for c in found:
         acceptances = [
             {**a, "therapeut": names.get(a["therapist_id"], "")} for a in c["acceptances"]
         ]
+        mine = set(c["alternativen_anfragen"])
         out.append(
             {
                 **c,
                 "patient": patients.get(c["patient_id"], ""),
                 "acceptances": acceptances,
                 "winner_name": names.get(c["winner"], ""),
-                "platzsuche_id": acceptances[0]["platzsuche_id"],
+                "placed_name": names.get(c["vermittelt_an"], ""),
+                "alternativen": [row for row in offered if row["anfrage_id"] in mine],
             }
         )
     return out

@@ -6,6 +6,7 @@ import datetime as dt
 import json
 
 import pytest
+from ipywidgets import HTML
 
 from console import queries
 from console.conflicts import ConflictsPanel
@@ -459,21 +460,67 @@ def test_today_panel_lists_link_clicks_in_review(bundle):
 # --- Conflicts panel ---------------------------------------------------------------------------
 
 
-def test_conflicts_panel_shows_both_therapists_and_overrides(clean_db):
+def test_conflicts_panel_shows_both_therapists_and_the_offered_alternatives(clean_db):
+    first_t, second_t, shared = make_conflict()
+    f.search(days_waiting=3)  # a patient the conflict notice can offer instead
+    from operations.sending import queue_conflict_notice
+
+    second_anfrage = Therapeutenanfrage.get(Therapeutenanfrage.therapist == second_t.id)
+    queue_conflict_notice(second_anfrage.id, [shared], now=f.NOW)
+    offer = Therapeutenanfrage.get(Therapeutenanfrage.konflikt_anfrage_id == second_anfrage.id)
+    [offered] = offer.zeilen
+    panel = ConflictsPanel()
+    assert len(panel.conflicts) == 1 and "1 Konflikt(e) offen" in panel.count.value
+    html = "".join(c.value for c in panel.row_for(shared).children if isinstance(c, HTML))
+    assert first_t.nachname in html and second_t.nachname in html
+    assert f"vermittelt an {first_t.vorname} {first_t.nachname}" in html
+    assert "Vorgeschlagene Alternativen" in html and f"A{offer.id}" in html
+    assert f"<td style='padding:0 8px'>{offered.patient_id}</td>" in html
+    assert " Jahre<" in html and " km<" in html and "3 Tage" in html
+    assert "wartet auf Antwort" in html  # the line's state in German, no raw code
+    assert "anstehend" not in html and "_" not in html.split("Vorgeschlagene")[1]
+
+
+def test_conflicts_panel_reassigns_once_after_confirmation(clean_db):
     first_t, second_t, shared = make_conflict()
     panel = ConflictsPanel()
-    assert len(panel.conflicts) == 1 and len(panel.rows) == 1
     row = panel.row_for(shared)
-    html = row.children[0].value + row.children[1].value
-    assert first_t.nachname in html and second_t.nachname in html
-    assert "Gewinner" in html
-    assert row.therapist_select.value == first_t.id
-    row.therapist_select.value = second_t.id
-    row.assign_button.click()
-    assert "✓" in panel.status.value and f"Therapeut {second_t.id} zugewiesen" in panel.status.value
+    assert row.therapist_select.value == second_t.id
+    assert f"statt an {first_t.vorname} {first_t.nachname}" in row.confirm.description
+    before = snapshot()
+    row.reassign_button.click()  # not confirmed: refused, nothing changed
+    assert "CONFIRMATION_REQUIRED" in panel.status.value and snapshot() == before
+    row.confirm.value = True
+    row.reassign_button.click()
+    assert "✓" in panel.status.value and f"neu zugewiesen an Therapeut {second_t.id}" in (
+        panel.status.value
+    )
     search = Platzsuche.get(Platzsuche.patient == shared)
     assert search.vermittelter_therapeut_id == second_t.id
-    assert panel.conflicts[0]["winner"] == second_t.id  # the placed therapist now wins
+    assert panel.rows == [] and "0 Konflikt(e) offen" in panel.count.value
+    after = snapshot()
+    row.reassign_button.click()  # the same row again (a double click): nothing happens
+    assert snapshot() == after
+    assert AuditLog.select().where(AuditLog.action == "reassign_conflict").count() == 1
+    panel.filter.value = "erledigt"
+    [settled] = panel.rows
+    assert "erledigt: Neu zugewiesen von" in settled.children[0].value
+    assert len(settled.children) == 3  # no actions on a settled conflict
+
+
+def test_conflicts_panel_confirms_the_first_acceptance(clean_db):
+    first_t, second_t, shared = make_conflict()
+    panel = ConflictsPanel()
+    row = panel.row_for(shared)
+    row.note.value = "mit beiden telefoniert"
+    row.settle_button.click()
+    assert "✓ Konflikt zu Suche" in panel.status.value and "erste Zusage bestätigt" in (
+        panel.status.value
+    )
+    assert Platzsuche.get(Platzsuche.patient == shared).vermittelter_therapeut_id == first_t.id
+    assert panel.rows == []
+    panel.filter.value = "alle"
+    assert "mit beiden telefoniert" in panel.rows[0].children[0].value
 
 
 def test_conflicts_panel_refuses_override_of_a_successful_search(clean_db):
@@ -482,13 +529,13 @@ def test_conflicts_panel_refuses_override_of_a_successful_search(clean_db):
     Platzsuche.update(status="erfolgreich").where(Platzsuche.id == search.id).execute()
     panel = ConflictsPanel()
     row = panel.row_for(shared)
-    row.therapist_select.value = second_t.id
-    row.assign_button.click()
+    row.confirm.value = True
+    row.reassign_button.click()
     assert "THERAPIST_LOCKED" in panel.status.value
     assert Platzsuche.get_by_id(search.id).vermittelter_therapeut_id == first_t.id
-    assert not row.assign_button.disabled
+    assert not row.reassign_button.disabled
 
 
 def test_conflicts_panel_empty(clean_db):
     panel = ConflictsPanel()
-    assert panel.rows == [] and "0 Konflikt" in panel.count.value
+    assert panel.rows == [] and "0 Konflikt(e) offen" in panel.count.value
