@@ -462,20 +462,25 @@ def test_console_flow_in_the_browser(page, console, scenario):
     lab.screenshot("Responses.ipynb")
     lab.mark("responses")
 
-    # 4. Conflicts: X accepted twice, Dr. Erste wins; staff assign X to Berta Zweite.
+    # 4. Conflicts: X accepted twice, Dr. Erste's acceptance placed X; staff reassign X to
+    # Berta Zweite after ticking the confirmation; the settled conflict leaves the list.
     panel = lab.show("Conflicts.ipynb")
     conflicts = panel.locator(".psymatch-conflicts")
     _button(conflicts, "Aktualisieren").click()
-    lab.expect(conflicts).to_contain_text("1 Konflikt(e)")
+    lab.expect(conflicts).to_contain_text("1 Konflikt(e) offen")
     row = conflicts.locator(".psymatch-conflict", has_text=f"Patient {s.x_patient} ")
     lab.expect(row).to_contain_text(
-        f"Suche {s.x_search}, Gewinner: Dr. Anna Erste (Therapeut {s.first_therapist})"
+        f"Suche {s.x_search}, vermittelt an Dr. Anna Erste (Therapeut {s.first_therapist})"
     )
-    row.get_by_label("Zuweisen an").select_option(value=f"{s.therapist} – Berta Zweite")
-    lab.act(conflicts, "Zuweisen", rf"✓ Suche {s.x_search}: Therapeut {s.therapist} zugewiesen")
-    lab.expect(conflicts.locator(".psymatch-conflict").first).to_contain_text(
-        f"Gewinner: Berta Zweite (Therapeut {s.therapist})"
+    row.get_by_label("Neu zuweisen an").select_option(value=f"{s.therapist} – Berta Zweite")
+    row.get_by_label(re.compile(r"^Ja: Patient \d+ geht an Berta Zweite")).check()
+    lab.act(
+        conflicts,
+        "Neu zuweisen",
+        rf"✓ Patient {s.x_patient} \(Suche {s.x_search}\) neu zugewiesen an Therapeut "
+        rf"{s.therapist}; .*",
     )
+    lab.expect(conflicts).to_contain_text("0 Konflikt(e) offen")
     assert Platzsuche.get_by_id(s.x_search).vermittelter_therapeut_id == s.therapist
     lab.screenshot("Conflicts.ipynb")
     lab.mark("conflicts")
