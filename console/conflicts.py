@@ -7,12 +7,13 @@ Staff either confirm the first acceptance (``settle_conflict``) or reassign the 
 to another accepting therapist after ticking a confirmation that names what will happen
 (``reassign_conflict``: both therapists and the patient get the email of the final state).
 A row acts once: it names the therapist it showed as placed, and a repeated click on the
-same row does nothing.
+same row (also one the kernel handles while the first still runs) does nothing.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from zoneinfo import ZoneInfo
 
 import ipywidgets as widgets
@@ -86,7 +87,8 @@ class ConflictRow(widgets.VBox):
     def __init__(self, conflict: dict, on_reassign, on_settle, **kwargs):
         self.conflict = conflict
         self.shown_placed = conflict["vermittelt_an"]  # what staff see when they click
-        self.done = False
+        self.done = False  # acted once: further clicks on this row change nothing
+        self.acting = threading.Lock()
         acceptances = conflict["acceptances"]
         names = {a["therapist_id"]: a["therapeut"] for a in acceptances}
         placed = self.shown_placed
@@ -237,13 +239,21 @@ class ConflictsPanel(widgets.VBox):
         ]
 
     def _act(self, row: ConflictRow, button, action, success):
-        if row.done:  # this row acted already: a repeated click changes nothing
+        """Run one action of a row, at most once: a click while the row is acting (the
+        kernel may handle the two clicks of a double-click side by side) or after it
+        acted changes nothing and leaves the status line as it is."""
+        if not row.acting.acquire(blocking=False):
             return None
-        result = run_action(self.status, (button, self.refresh_button), action, success)
-        if result is not None:
-            row.done = True
-            self.refresh()
-        return result
+        try:
+            if row.done:
+                return None
+            result = run_action(self.status, (button, self.refresh_button), action, success)
+            if result is not None:
+                row.done = True
+                self.refresh()
+            return result
+        finally:
+            row.acting.release()
 
     def reassign(self, row: ConflictRow):
         search_id = row.conflict["platzsuche_id"]
