@@ -304,6 +304,26 @@ def test_conflict_notice_with_alternatives_or_none():
     assert "Patient 1" not in none.text
 
 
+def test_conflict_notice_carrying_an_offered_anfrage_is_that_anfrages_inquiry():
+    therapist = make_therapist()
+    alternatives = [patient_info(make_patient(pid)) for pid in (5, 6)]
+    notice = render.render_conflict(
+        42, therapist, [77], alternatives, today=TODAY, offer_anfrage_id=43, link_now=NOW
+    )
+    assert notice.kind == "konflikt" and notice.key == "konflikt:42"
+    assert notice.subject.endswith("Ref: A43")
+    assert "unsere Anfrage A42" in notice.text and "neue Anfrage A43" in notice.text
+    assert tokens.parse_reply_address(notice.headers["Reply-To"]) == 43
+    assert tokens.parse_message_id(notice.headers["Message-ID"]) == 43
+    assert tokens.parse_message_id(notice.headers["In-Reply-To"]) == 42
+    assert "Antwort zu Ref: A43" in notice.text and "Antwort zu Ref: A43" in notice.html
+    links = re.findall(r"http\S+/r/(\S+)", notice.text)
+    claims = {(c.anfrage_id, c.patient_id) for c in (tokens.read_link_token(t, NOW) for t in links)}
+    assert claims == {(43, 5), (43, 6)} and len(links) == 6
+    with pytest.raises(ValueError):
+        render.render_conflict(42, therapist, [77], [], today=TODAY, offer_anfrage_id=43)
+
+
 def test_acceptance_confirmation_names_patients_only_when_given():
     confirmation = render.render_acceptance_confirmation(
         42, make_therapist(), [AcceptedPatient(123, "Eva Muster"), AcceptedPatient(456)]
