@@ -118,11 +118,15 @@ class ConflictRow(widgets.VBox):
         self.settle_button = widgets.Button(
             description="Erste Zusage bestätigen", icon="check", disabled=placed is None
         )
+        self.other_button = widgets.Button(description="Anders geklärt", icon="comment")
         self.note = widgets.Text(
-            description="Notiz", placeholder="optional", style={"description_width": "initial"}
+            description="Notiz",
+            placeholder="bei „Anders geklärt“ nötig",
+            style={"description_width": "initial"},
         )
         self.reassign_button.on_click(lambda _: on_reassign(self))
         self.settle_button.on_click(lambda _: on_settle(self))
+        self.other_button.on_click(lambda _: on_settle(self, vocab.KONFLIKT_SONSTIGES))
         self.therapist_select.observe(lambda _: self._name_confirmation(), "value")
         self._name_confirmation()
         actions = []
@@ -130,7 +134,7 @@ class ConflictRow(widgets.VBox):
             actions = [
                 widgets.HBox([self.therapist_select, self.reassign_button]),
                 self.confirm,
-                widgets.HBox([self.settle_button, self.note]),
+                widgets.HBox([self.settle_button, self.other_button, self.note]),
             ]
         accepted = widgets.HTML(
             table(
@@ -283,21 +287,30 @@ class ConflictsPanel(widgets.VBox):
             row,
             row.reassign_button,
             action,
+            lambda r: _reassigned_text(patient_id, search_id, r),
+        )
+
+    def settle(self, row: ConflictRow, art: str = vocab.GEWINNER_BESTAETIGT):
+        search_id = row.conflict["platzsuche_id"]
+        note = row.note.value
+        label = vocab.KONFLIKT_ERLEDIGUNG_LABELS[art]
+        return self._act(
+            row,
+            row.settle_button if art == vocab.GEWINNER_BESTAETIGT else row.other_button,
+            lambda: settle_conflict(search_id, art, actor=self.actor, notiz=note or None),
             lambda r: (
-                f"Patient {patient_id} (Suche {search_id}) neu zugewiesen an Therapeut "
-                f"{r['therapist_id']}; E-Mails an beide Therapeut:innen und den Patienten folgen"
+                f"Konflikt zu Suche {search_id} erledigt: {label}"
+                + (f" (Therapeut {r['therapist_id']})" if r["therapist_id"] else "")
             ),
         )
 
-    def settle(self, row: ConflictRow):
-        search_id = row.conflict["platzsuche_id"]
-        note = row.note.value
-        return self._act(
-            row,
-            row.settle_button,
-            lambda: settle_conflict(search_id, actor=self.actor, notiz=note or None),
-            lambda r: (
-                f"Konflikt zu Suche {search_id} erledigt: erste Zusage bestätigt "
-                f"(Therapeut {r['therapist_id']})"
-            ),
-        )
+
+def _reassigned_text(patient_id: int, search_id: int, result: dict) -> str:
+    text = (
+        f"Patient {patient_id} (Suche {search_id}) neu zugewiesen an Therapeut "
+        f"{result['therapist_id']}; E-Mails an beide Therapeut:innen und den Patienten folgen"
+    )
+    if result["phone_only"]:
+        ids = ", ".join(str(i) for i in result["phone_only"])
+        text += f"; ohne E-Mail-Adresse, bitte anrufen: Therapeut {ids}"
+    return text

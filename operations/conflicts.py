@@ -480,11 +480,19 @@ def reassign_conflict(
             notiz,
             at=now,
         )
+    phone_only = [
+        t.id
+        for t in Therapist.select().where(
+            Therapist.id.in_([i for i in (therapist_id, former) if i])
+        )
+        if not normalize_email(t.email)
+    ]
     return {
         "platzsuche_id": search.id,
         "therapist_id": therapist_id,
         "former_therapist_id": former,
         "number": number,
+        "phone_only": sorted(phone_only),  # no email for them: staff call
     }
 
 

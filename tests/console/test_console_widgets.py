@@ -514,13 +514,27 @@ def test_conflicts_panel_confirms_the_first_acceptance(clean_db):
     row = panel.row_for(shared)
     row.note.value = "mit beiden telefoniert"
     row.settle_button.click()
-    assert "✓ Konflikt zu Suche" in panel.status.value and "erste Zusage bestätigt" in (
+    assert "✓ Konflikt zu Suche" in panel.status.value and "Erste Zusage bestätigt" in (
         panel.status.value
     )
     assert Platzsuche.get(Platzsuche.patient == shared).vermittelter_therapeut_id == first_t.id
     assert panel.rows == []
     panel.filter.value = "alle"
     assert "mit beiden telefoniert" in panel.rows[0].children[0].value
+
+
+def test_conflicts_panel_settles_otherwise_only_with_a_note(clean_db):
+    _, _, shared = make_conflict()
+    panel = ConflictsPanel()
+    row = panel.row_for(shared)
+    before = snapshot()
+    row.other_button.click()
+    assert "NOTE_REQUIRED" in panel.status.value and snapshot() == before
+    assert panel.rows == [row]
+    row.note.value = "Patient hat sich für Therapeut 1 entschieden"
+    row.other_button.click()
+    assert "✓ Konflikt zu Suche" in panel.status.value and "Anders geklärt" in panel.status.value
+    assert panel.rows == []
 
 
 def test_conflicts_panel_refuses_override_of_a_successful_search(clean_db):

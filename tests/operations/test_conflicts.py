@@ -434,6 +434,20 @@ def test_reassignment_sends_each_one_the_email_of_the_final_state(conflict):
     )
 
 
+def test_a_phone_only_therapist_gets_no_email_and_staff_are_told_to_call(conflict):
+    c = conflict
+    run_outbox()
+    Therapist.update(email=None, telefon="030 1234").where(Therapist.id == c["erste"].id).execute()
+    result = ops.reassign_conflict(
+        c["x"].id, c["zweite"].id, shown_therapist_id=c["erste"].id, actor="anna", now=LATER
+    )
+    assert result["phone_only"] == [c["erste"].id]
+    before = Email.select().where(Email.therapist == c["erste"].id).count()
+    run_outbox()
+    assert Email.select().where(Email.therapist == c["erste"].id).count() == before
+    assert emails_to(c["zweite"])[-1].art == "annahme_bestaetigung"
+
+
 def test_an_unsent_placement_email_naming_the_former_therapist_is_withdrawn(conflict):
     c = conflict
     run_outbox()
