@@ -34,16 +34,17 @@ from db.models import (
     utcnow,
 )
 from operations.emailing import render
-from operations.emailing.data import therapist_info
+from operations.emailing.data import patient_info, therapist_info
 from operations.emailing.headers import outbox_key, placement_key
 from operations.emailing.queue import outbox_send, queue_email
 from psymatch.domain import vocab
 from psymatch.domain.bundling.practice import normalize_email
 
-from . import audit, notes, outbox
+from . import audit, notes, outbox, sending
 from .errors import OperationError
 from .locks import bundling_lock
 from .responses import ACCEPTED_ANSWERS, list_conflicts, mark_placed_elsewhere
+from .snapshot import local_today
 
 STATES = ("offen", "erledigt", "alle")
 SETTLE_HOWS = (vocab.GEWINNER_BESTAETIGT, vocab.KONFLIKT_SONSTIGES)
@@ -548,19 +549,61 @@ def queue_reassignment_withdrawal(
     platzsuche_id: int, therapist_id: int, anfrage_id: int | None, number: int, *, now=None
 ) -> Email | None:
     """To the former therapist: the patient goes to someone else; the confirmation of the
-    acceptance is no longer valid. Nothing if the patient is theirs again meanwhile."""
+    acceptance is no longer valid. Like a conflict notice it offers the best alternatives as
+    a real Anfrage (``sending.create_offer``; its ``konflikt_anfrage_id`` is the answered
+    Anfrage). Nothing if the patient is theirs again meanwhile or this reassignment was
+    overtaken; a repeated message finds the email and creates nothing."""
     now = now or utcnow()
     with write_transaction():
+        bundling_lock()  # this may create an Anfrage: exclusive, like every bundle path
         current = _current(platzsuche_id, number)
         if current is None or current[0].vermittelter_therapeut_id == therapist_id:
             return None
+        existing = Email.get_or_none(
+            Email.idempotenz_schluessel == f"umzuweisung_ruecknahme:{platzsuche_id}.{number}"
+        )
+        if existing is not None:
+            return existing
         search = current[0]
         therapist = Therapist.get_by_id(therapist_id)
         if not normalize_email(therapist.email):
             return None
+        offer_id, offered = sending.create_offer(therapist.id, now)
         rendered = render.render_reassignment_withdrawal(
-            anfrage_id, therapist_info(therapist), search.patient_id, search.id, number
+            anfrage_id,
+            therapist_info(therapist),
+            search.patient_id,
+            search.id,
+            number,
+            alternatives=[patient_info(p) for p in offered],
+            offer_anfrage_id=offer_id,
+            today=local_today(now),
+            link_now=now,
         )
-        email, _ = queue_email(rendered, therapist_id=therapist.id, anfrage_id=anfrage_id, now=now)
+        email, _ = queue_email(
+            rendered, therapist_id=therapist.id, anfrage_id=offer_id or anfrage_id, now=now
+        )
         outbox_send(email)
+        if offer_id is not None:
+            sending.mark_offer_sent(
+                offer_id,
+                email,
+                anfrage_id,
+                now,
+                f"Alternativen nach Neuzuweisung von Patient {search.patient_id}, gesendet mit "
+                "der Rücknahme",
+            )
+        audit.record(
+            "system",
+            "reassignment_withdrawal",
+            "platzsuche",
+            search.id,
+            {
+                "therapist_id": therapist_id,
+                "number": number,
+                "alternatives": [p.id for p in offered],
+                "alternativen_anfrage": offer_id,
+            },
+            at=now,
+        )
     return email

@@ -342,6 +342,34 @@ def conflict_alternatives(therapist_id: int, now: dt.datetime | None = None) -> 
     return [p.patient_id for p in selection.patients] if selection else []
 
 
+def create_offer(therapist_id: int, now: dt.datetime) -> tuple[int | None, list[Patient]]:
+    """Store the conflict alternatives for a therapist as an Anfrage (unsent; the caller
+    sends it with its notice through ``mark_offer_sent``); returns its id and patients in
+    order, or (None, []) when there is none. Inside the caller's write transaction, which
+    holds the bundling lock exclusively."""
+    from .bundles import write_bundles  # bundles imports this module lazily as well
+
+    selection = _alternatives_selection(therapist_id, now)
+    if selection is None:
+        return None, []
+    (offer_id,) = write_bundles(
+        [selection], ausloeser="personal", now=now, actor="system", queue_sending=False
+    )
+    ids = [p.patient_id for p in selection.patients]
+    patients = {p.id: p for p in Patient.select().where(Patient.id.in_(ids))}
+    return offer_id, [patients[i] for i in ids]
+
+
+def mark_offer_sent(offer_id: int, email: Email, answered_anfrage_id: int | None, now, why: str):
+    """The offered Anfrage went out with ``email`` (a conflict notice or a withdrawal)."""
+    offer = Therapeutenanfrage.get_by_id(offer_id)
+    offer.konflikt_anfrage_id = answered_anfrage_id
+    offer.email = email.id
+    offer.gesendet_datum = now
+    offer.notizen = notes.append(offer.notizen, now, "system", why)
+    offer.save()
+
+
 def queue_conflict_notice(anfrage_id: int, patient_ids: list[int], *, now=None) -> Email | None:
     """The conflict notice of docs/domain.md §10: one per answered Anfrage, naming every patient
     that had found a place meanwhile, with the best alternatives for this therapist.
@@ -350,8 +378,6 @@ def queue_conflict_notice(anfrage_id: int, patient_ids: list[int], *, now=None) 
     = this one), sent with the notice: its lines are answered by reply, link, phone or staff
     through ``record_response`` like any inquiry (issue 15.3). One transaction under the
     bundling lock; a repeated message finds the notice and creates nothing."""
-    from .bundles import write_bundles  # bundles imports this module lazily as well
-
     now = now or utcnow()
     with write_transaction():
         bundling_lock()  # this may create an Anfrage: exclusive, like every bundle path
@@ -368,20 +394,12 @@ def queue_conflict_notice(anfrage_id: int, patient_ids: list[int], *, now=None) 
         therapist = Therapist.get_by_id(anfrage.therapist_id)
         if not normalize_email(therapist.email):
             return None  # phone-only: staff tell them during the next call (listed as conflict)
-        selection = _alternatives_selection(therapist.id, now)
-        offer_id = None
-        alternatives = []
-        if selection is not None:
-            (offer_id,) = write_bundles(
-                [selection], ausloeser="personal", now=now, actor="system", queue_sending=False
-            )
-            alternatives = [p.patient_id for p in selection.patients]
-        patients = {p.id: p for p in Patient.select().where(Patient.id.in_(alternatives))}
+        offer_id, offered = create_offer(therapist.id, now)
         rendered = render.render_conflict(
             anfrage.id,
             therapist_info(therapist),
             list(patient_ids),
-            [patient_info(patients[i]) for i in alternatives],
+            [patient_info(p) for p in offered],
             today=snapshot.local_today(now),
             offer_anfrage_id=offer_id,
             link_now=now,
@@ -391,17 +409,13 @@ def queue_conflict_notice(anfrage_id: int, patient_ids: list[int], *, now=None) 
         )
         outbox_send(email)
         if offer_id is not None:
-            offer = Therapeutenanfrage.get_by_id(offer_id)
-            offer.konflikt_anfrage_id = anfrage.id
-            offer.email = email.id
-            offer.gesendet_datum = now
-            offer.notizen = notes.append(
-                offer.notizen,
+            mark_offer_sent(
+                offer_id,
+                email,
+                anfrage.id,
                 now,
-                "system",
                 f"Alternativen zum Konflikt aus A{anfrage.id}, gesendet mit der Konfliktmitteilung",
             )
-            offer.save()
         audit.record(
             "system",
             "conflict_notice",
@@ -409,7 +423,7 @@ def queue_conflict_notice(anfrage_id: int, patient_ids: list[int], *, now=None) 
             anfrage.id,
             {
                 "patient_ids": list(patient_ids),
-                "alternatives": alternatives,
+                "alternatives": [p.id for p in offered],
                 "alternativen_anfrage": offer_id,
             },
             at=now,

@@ -335,6 +335,45 @@ def render_acceptance_confirmation(
     )
 
 
+def _offer_context(
+    alternatives: list[PatientInfo], offer_anfrage_id: int | None, today: dt.date, link_now
+) -> dict:
+    """Blocks of up to ``MAX_ANFRAGE_SIZE`` alternatives; with ``offer_anfrage_id`` (the
+    Anfrage they were stored as) each block carries that Anfrage's one-click links, and the
+    answer form names it."""
+    if offer_anfrage_id is not None and not alternatives:
+        raise ValueError("an offered Anfrage needs its alternatives")
+    limit = settings.get().MAX_ANFRAGE_SIZE
+    blocks = [
+        patient_block(p, i, today, anfrage_id=offer_anfrage_id, link_now=link_now)
+        for i, p in enumerate(alternatives[:limit], start=1)
+    ]
+    return {
+        "offer_ref": f"A{offer_anfrage_id}" if offer_anfrage_id is not None else None,
+        "blocks": blocks,
+        "singular": len(blocks) == 1,
+        "form_lines": (
+            [answer_form.form_line(b["position"], b["patient_id"]) for b in blocks]
+            if offer_anfrage_id is not None
+            else []
+        ),
+    }
+
+
+def _offer_headers(offer_anfrage_id: int, answered_anfrage_id: int | None) -> dict[str, str]:
+    """An email carrying an offered Anfrage is that Anfrage's inquiry: its Message-ID and
+    signed reply address name it (replies are recorded against it); it threads under the
+    inquiry the therapist answered."""
+    headers = {
+        "Message-ID": email_headers.message_id("anfrage", offer_anfrage_id),
+        "Reply-To": tokens.reply_address(offer_anfrage_id),
+    }
+    if answered_anfrage_id:
+        original = email_headers.message_id("anfrage", answered_anfrage_id)
+        headers.update({"In-Reply-To": original, "References": original})
+    return headers
+
+
 def render_conflict(
     anfrage_id: int,
     therapist: TherapistInfo,
@@ -354,15 +393,7 @@ def render_conflict(
     like any reply to an inquiry), and it threads under the original inquiry."""
     if not placed_patient_ids:
         raise ValueError("a conflict notice names at least one placed patient")
-    if offer_anfrage_id is not None and not alternatives:
-        raise ValueError("an offered Anfrage needs its alternatives")
     today = today or local_today()
-    limit = settings.get().MAX_ANFRAGE_SIZE
-    blocks = [
-        patient_block(p, i, today, anfrage_id=offer_anfrage_id, link_now=link_now)
-        for i, p in enumerate(alternatives[:limit], start=1)
-    ]
-    ref = f"A{offer_anfrage_id}" if offer_anfrage_id is not None else f"A{anfrage_id}"
     email = _email(
         "konflikt",
         anfrage_id,
@@ -370,35 +401,31 @@ def render_conflict(
         "conflict",
         {
             "ref": f"A{anfrage_id}",
-            "offer_ref": ref if offer_anfrage_id is not None else None,
             "salutation": therapist_salutation(therapist),
             "placed": list(placed_patient_ids),
             "placed_text": german_join(placed_patient_ids),
-            "blocks": blocks,
-            "singular": len(blocks) == 1,
-            "form_lines": (
-                [answer_form.form_line(b["position"], b["patient_id"]) for b in blocks]
-                if offer_anfrage_id is not None
-                else []
-            ),
+            **_offer_context(alternatives, offer_anfrage_id, today, link_now),
         },
         to_email=therapist.email,
         to_name=therapist_name(therapist),
     )
     if offer_anfrage_id is None:
         return email
-    original = email_headers.message_id("anfrage", anfrage_id)
-    headers = {
-        "Message-ID": email_headers.message_id("anfrage", offer_anfrage_id),
-        "Reply-To": tokens.reply_address(offer_anfrage_id),
-        "In-Reply-To": original,
-        "References": original,
-    }
-    return dataclasses.replace(email, headers=headers)
+    return dataclasses.replace(email, headers=_offer_headers(offer_anfrage_id, anfrage_id))
 
 
 def _reassignment_email(
-    kind, suffix, template, subject, anfrage_id, therapist, patient_id, search_id, number
+    kind,
+    suffix,
+    template,
+    subject,
+    anfrage_id,
+    therapist,
+    patient_id,
+    search_id,
+    number,
+    extra=None,
+    headers=None,
 ) -> RenderedEmail:
     """The emails of a conflict reassignment (operations/conflicts.py): keyed per search,
     therapist and reassignment number, so each reassignment sends each of them once."""
@@ -409,19 +436,22 @@ def _reassignment_email(
             "ref": f"A{anfrage_id}" if anfrage_id else None,
             "salutation": therapist_salutation(therapist),
             "patient_id": patient_id,
+            **(extra or {}),
         },
     )
     domain = settings.get().REPLY_DOMAIN.lower()
+    if headers is None:
+        headers = {
+            "Message-ID": f"<platzsuche-{int(search_id)}.t{int(therapist.therapist_id)}"
+            f".{suffix}{int(number)}@{domain}>"
+        }
     return RenderedEmail(
         kind=kind,
         reference_id=anfrage_id or search_id,
         subject=subject,
         text=text,
         html=html,
-        headers={
-            "Message-ID": f"<platzsuche-{int(search_id)}.t{int(therapist.therapist_id)}"
-            f".{suffix}{int(number)}@{domain}>"
-        },
+        headers=headers,
         to_email=therapist.email,
         to_name=therapist_name(therapist),
         idempotency_key=f"umzuweisung_{suffix}:{int(search_id)}.{int(number)}",
@@ -446,10 +476,23 @@ def render_reassignment_confirmation(
 
 
 def render_reassignment_withdrawal(
-    anfrage_id: int | None, therapist: TherapistInfo, patient_id: int, search_id: int, number: int
+    anfrage_id: int | None,
+    therapist: TherapistInfo,
+    patient_id: int,
+    search_id: int,
+    number: int,
+    *,
+    alternatives: list[PatientInfo] = (),
+    offer_anfrage_id: int | None = None,
+    today: dt.date | None = None,
+    link_now: dt.datetime | None = None,
 ) -> RenderedEmail:
-    """To the former therapist: the patient goes elsewhere, the confirmation is void."""
-    ref = f" - Ref: A{anfrage_id}" if anfrage_id else ""
+    """To the former therapist: the patient goes elsewhere, the confirmation is void; like a
+    conflict notice it offers alternatives, as the Anfrage ``offer_anfrage_id`` when given
+    (then it is that Anfrage's inquiry, see ``render_conflict``)."""
+    ref = f" - Ref: A{offer_anfrage_id or anfrage_id}" if (offer_anfrage_id or anfrage_id) else ""
+    extra = _offer_context(list(alternatives), offer_anfrage_id, today or local_today(), link_now)
+    headers = _offer_headers(offer_anfrage_id, anfrage_id) if offer_anfrage_id else None
     return _reassignment_email(
         "konflikt",
         "ruecknahme",
@@ -460,6 +503,8 @@ def render_reassignment_withdrawal(
         patient_id,
         search_id,
         number,
+        extra=extra,
+        headers=headers,
     )
 
 

@@ -419,6 +419,14 @@ def test_reassignment_sends_each_one_the_email_of_the_final_state(conflict):
     assert withdrawal.art == "konflikt"
     assert "nicht mehr gültig" in withdrawal.inhalt.inhalt_text
     assert "wird nun an Sie vermittelt" not in withdrawal.inhalt.inhalt_text
+    # Erste has a free place again: the withdrawal offers E as a real Anfrage (D she
+    # declined, C and N are at the parallel cap)
+    offer = Therapeutenanfrage.get(Therapeutenanfrage.konflikt_anfrage_id == c["a1"])
+    assert [line.patient_id for line in offer.zeilen] == [c["e"].patient_id]
+    assert (offer.therapist_id, offer.email_id) == (c["erste"].id, withdrawal.id)
+    assert offer.gesendet_datum is not None and withdrawal.therapeutenanfrage_id == offer.id
+    assert f"Antwort zu Ref: A{offer.id}" in withdrawal.inhalt.inhalt_text
+    assert withdrawal.betreff.endswith(f"Ref: A{offer.id}")
     placement = Email.get(Email.idempotenz_schluessel == f"vermittlung:{x.id}.{c['zweite'].id}")
     text = placement.inhalt.inhalt_text
     assert "Berta Zweite" in text and "ersetzt unsere frühere Nachricht" in text
