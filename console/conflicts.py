@@ -27,6 +27,7 @@ from psymatch.domain import vocab
 from . import queries
 from .common import StatusLine, esc, frozen, run_action, staff_name, table
 
+PAGE_SIZE = 20
 FILTERS = [("Offen", "offen"), ("Erledigt", "erledigt"), ("Alle", "alle")]
 LINE_STATUS = {
     "anstehend": "wartet auf Antwort",
@@ -211,6 +212,11 @@ class ConflictsPanel(widgets.VBox):
         self.refresh_button = widgets.Button(description="Aktualisieren", icon="refresh")
         self.refresh_button.on_click(lambda _: self.refresh())
         self.count = widgets.HTML()
+        self.page = 0
+        self.previous_button = widgets.Button(description="Zurück", icon="chevron-left")
+        self.next_button = widgets.Button(description="Weiter", icon="chevron-right")
+        self.previous_button.on_click(lambda _: self.turn(-1))
+        self.next_button.on_click(lambda _: self.turn(1))
         self.rows_box = widgets.VBox()
         self.status = StatusLine()
         super().__init__(
@@ -218,7 +224,7 @@ class ConflictsPanel(widgets.VBox):
                 widgets.HTML("<h3>Konflikte</h3>"),
                 widgets.HBox([self.filter, self.refresh_button]),
                 self.status,
-                self.count,
+                widgets.HBox([self.count, self.previous_button, self.next_button]),
                 self.rows_box,
             ],
             **kwargs,
@@ -236,11 +242,25 @@ class ConflictsPanel(widgets.VBox):
     def refresh(self) -> None:
         with frozen(self.refresh_button, self.filter):
             self.conflicts = queries.conflicts(self.filter.value)
+        self._show()
+
+    def turn(self, step: int) -> None:
+        self.page += step
+        self._show()
+
+    def _show(self) -> None:
+        """The current page (``PAGE_SIZE`` conflicts, oldest first) of the loaded list."""
+        pages = max(1, -(-len(self.conflicts) // PAGE_SIZE))
+        self.page = min(max(self.page, 0), pages - 1)
         label = {"offen": "offen", "erledigt": "erledigt", "alle": "insgesamt"}[self.filter.value]
-        self.count.value = f"{len(self.conflicts)} Konflikt(e) {label}"
-        self.rows_box.children = [
-            ConflictRow(c, self.reassign, self.settle) for c in self.conflicts
-        ]
+        text = f"{len(self.conflicts)} Konflikt(e) {label}"
+        if pages > 1:
+            text += f" – Seite {self.page + 1} von {pages}"
+        self.count.value = text
+        self.previous_button.disabled = self.page == 0
+        self.next_button.disabled = self.page >= pages - 1
+        shown = self.conflicts[self.page * PAGE_SIZE : (self.page + 1) * PAGE_SIZE]
+        self.rows_box.children = [ConflictRow(c, self.reassign, self.settle) for c in shown]
 
     def _act(self, row: ConflictRow, button, action, success):
         """Run one action of a row, at most once: a click while the row is acting (the

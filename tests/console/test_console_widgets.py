@@ -550,6 +550,25 @@ def test_conflicts_panel_refuses_override_of_a_successful_search(clean_db):
     assert not row.reassign_button.disabled
 
 
+def test_conflicts_panel_pages_long_lists(clean_db, monkeypatch):
+    import console.conflicts as panel_module
+
+    monkeypatch.setattr(panel_module, "PAGE_SIZE", 1)
+    _, _, shared = make_conflict()
+    other_first, other_second = f.therapist(), f.therapist(plz="10117")
+    other = f.search(days_waiting=90)
+    bundles = [sent_bundle(therapist)[0] for therapist in (other_first, other_second)]
+    for anfrage in bundles:
+        record_response(anfrage.id, {other.patient_id: "angenommen"})
+    panel = ConflictsPanel()
+    assert "2 Konflikt(e) offen – Seite 1 von 2" in panel.count.value
+    assert [r.conflict["patient_id"] for r in panel.rows] == [shared]
+    assert panel.previous_button.disabled and not panel.next_button.disabled
+    panel.next_button.click()
+    assert [r.conflict["patient_id"] for r in panel.rows] == [other.patient_id]
+    assert "Seite 2 von 2" in panel.count.value and panel.next_button.disabled
+
+
 def test_conflicts_panel_empty(clean_db):
     panel = ConflictsPanel()
     assert panel.rows == [] and "0 Konflikt(e) offen" in panel.count.value
