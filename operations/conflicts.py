@@ -26,6 +26,7 @@ from db.models import (
     Email,
     EmailInhalt,
     KonfliktErledigung,
+    OutboxItem,
     Patient,
     Platzsuche,
     TherapeutAnfragePatient,
@@ -33,6 +34,7 @@ from db.models import (
     Therapist,
     utcnow,
 )
+from operations.emailing import headers as email_headers
 from operations.emailing import render
 from operations.emailing.data import patient_info, therapist_info
 from operations.emailing.headers import outbox_key, placement_key
@@ -459,6 +461,9 @@ def reassign_conflict(
                 now=now,
             )
             withdrawn = _withdraw_unsent_placement_email(search.id, former, now)
+        notice_withdrawn = _withdraw_unsent_notice(
+            new_line.therapeutenanfrage_id, search.patient_id, now
+        )
         outbox.put_again(
             "send_placement_email",
             {"platzsuche_id": search.id, "therapist_id": therapist_id, "replaces": former},
@@ -477,6 +482,7 @@ def reassign_conflict(
                 "lines_withdrawn": [line.id for line in former_lines],
                 "line_accepted": new_line.id,
                 "unsent_placement_email_withdrawn": withdrawn,
+                "unsent_conflict_notice_withdrawn": notice_withdrawn,
             },
             notiz,
             at=now,
@@ -509,6 +515,42 @@ def _withdraw_unsent_placement_email(search_id: int, therapist_id: int, now) -> 
     outbox.mark_done(outbox_key(key), now=now)
     EmailInhalt.delete().where(EmailInhalt.email == email.id).execute()
     Email.delete().where(Email.id == email.id).execute()
+    return email.id
+
+
+def _withdraw_unsent_notice(anfrage_id: int, patient_id: int, now) -> int | None:
+    """The new therapist's conflict notice ("placed elsewhere"), if rendered but not sent
+    yet: it is removed with the alternatives Anfrage it carried (unsent to the therapist,
+    so nobody can have answered it), and queued again for the other patients it named, if
+    any. A notice not rendered yet leaves this patient out by itself."""
+    key = email_headers.email_key("konflikt", anfrage_id)
+    email = Email.get_or_none(
+        (Email.idempotenz_schluessel == key) & Email.status.in_(("Entwurf", "In_Warteschlange"))
+    )
+    if email is None:
+        return None
+    offer = Therapeutenanfrage.get_or_none(
+        (Therapeutenanfrage.email == email.id) & Therapeutenanfrage.antwort_datum.is_null()
+    )
+    if offer is not None:
+        TherapeutAnfragePatient.delete().where(
+            TherapeutAnfragePatient.therapeutenanfrage == offer.id
+        ).execute()
+        Therapeutenanfrage.delete().where(Therapeutenanfrage.id == offer.id).execute()
+    outbox.mark_done(outbox_key(key), now=now)
+    EmailInhalt.delete().where(EmailInhalt.email == email.id).execute()
+    Email.delete().where(Email.id == email.id).execute()
+    item_key = outbox.key("konflikt", anfrage_id)
+    item = OutboxItem.get_or_none(OutboxItem.dedupe_key == item_key)
+    named = list((item.payload or {}).get("patient_ids", [])) if item is not None else []
+    remaining = [p for p in named if p != patient_id]
+    if remaining:
+        outbox.put_again(
+            "send_conflict_notice",
+            {"anfrage_id": anfrage_id, "patient_ids": remaining},
+            item_key,
+            now=now,
+        )
     return email.id
 
 

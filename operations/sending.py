@@ -370,6 +370,23 @@ def mark_offer_sent(offer_id: int, email: Email, answered_anfrage_id: int | None
     offer.save()
 
 
+def _still_placed_elsewhere(anfrage: Therapeutenanfrage, patient_ids) -> list[int]:
+    """Those of ``patient_ids`` whose search is not placed with the Anfrage's therapist now
+    (a conflict staff reassigned to this therapist before the notice went out is no news
+    of a placement elsewhere)."""
+    mine = {
+        patient_id
+        for (patient_id,) in TherapeutAnfragePatient.select(TherapeutAnfragePatient.patient)
+        .join(Platzsuche)
+        .where(
+            (TherapeutAnfragePatient.therapeutenanfrage == anfrage.id)
+            & (Platzsuche.vermittelter_therapeut == anfrage.therapist_id)
+        )
+        .tuples()
+    }
+    return [p for p in patient_ids if p not in mine]
+
+
 def queue_conflict_notice(anfrage_id: int, patient_ids: list[int], *, now=None) -> Email | None:
     """The conflict notice of docs/domain.md §10: one per answered Anfrage, naming every patient
     that had found a place meanwhile, with the best alternatives for this therapist.
@@ -394,6 +411,9 @@ def queue_conflict_notice(anfrage_id: int, patient_ids: list[int], *, now=None) 
         therapist = Therapist.get_by_id(anfrage.therapist_id)
         if not normalize_email(therapist.email):
             return None  # phone-only: staff tell them during the next call (listed as conflict)
+        patient_ids = _still_placed_elsewhere(anfrage, patient_ids)
+        if not patient_ids:
+            return None  # staff gave them to this therapist meanwhile: a confirmation went
         offer_id, offered = create_offer(therapist.id, now)
         rendered = render.render_conflict(
             anfrage.id,

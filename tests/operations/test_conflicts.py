@@ -377,10 +377,7 @@ def test_reassignment_sends_each_one_the_email_of_the_final_state(conflict):
     c = conflict
     run_outbox()  # the emails of the answers: confirmations, placement email, notice
     x = c["x"]
-    placement_to_erste = Email.get(
-        Email.idempotenz_schluessel == f"vermittlung:{x.id}.{c['erste'].id}"
-    )
-    Email.update(status="Gesendet").where(Email.id == placement_to_erste.id).execute()
+    Email.update(status="Gesendet").execute()  # they went out (the placement one too)
     zweite_before = {e.art for e in emails_to(c["zweite"])}
     assert "konflikt" in zweite_before  # she was told the patient is placed elsewhere
     result = ops.reassign_conflict(
@@ -470,6 +467,47 @@ def test_an_unsent_placement_email_naming_the_former_therapist_is_withdrawn(conf
     run_outbox()
     placement = Email.get(Email.idempotenz_schluessel == f"vermittlung:{x.id}.{c['zweite'].id}")
     assert "ersetzt" not in placement.inhalt.inhalt_text  # the patient never heard of the other
+
+
+def _reassign_before_the_notice_left(c, *, rendered: bool) -> None:
+    from operations.sending import queue_acceptance_confirmation as thanks
+
+    thanks(c["a1"], now=LATER)
+    queue_placement_email(c["x"].id, therapist_id=c["erste"].id, now=LATER)
+    if rendered:
+        notice = queue_conflict_notice(c["a2"], [c["x"].patient_id], now=LATER)
+        assert notice.status == "In_Warteschlange" and notice.therapeutenanfrage_id != c["a2"]
+    OutboxItem.update(status="erledigt").where(
+        OutboxItem.task.in_(
+            ["send_acceptance_confirmation", "send_placement_email"]
+            + (["send_conflict_notice"] if rendered else [])
+        )
+    ).execute()
+    ops.reassign_conflict(
+        c["x"].id, c["zweite"].id, shown_therapist_id=c["erste"].id, actor="anna", now=LATER
+    )
+    run_outbox()
+    kinds = [e.art for e in emails_to(c["zweite"])]
+    assert kinds == ["annahme_bestaetigung"]  # never "placed elsewhere" after the fact
+    # no alternatives Anfrage for Zweite is left (Erste's withdrawal offers hers)
+    assert (
+        not Therapeutenanfrage.select()
+        .where(
+            (Therapeutenanfrage.therapist == c["zweite"].id)
+            & Therapeutenanfrage.konflikt_anfrage_id.is_null(False)
+        )
+        .exists()
+    )
+
+
+def test_a_notice_not_rendered_yet_is_not_sent_after_the_reassignment(conflict):
+    _reassign_before_the_notice_left(conflict, rendered=False)
+
+
+def test_an_unsent_notice_and_its_offer_are_withdrawn_by_the_reassignment(conflict):
+    _reassign_before_the_notice_left(conflict, rendered=True)
+    audit = AuditLog.get(AuditLog.action == "reassign_conflict")
+    assert audit.details["unsent_conflict_notice_withdrawn"] is not None
 
 
 def test_back_and_forth_sends_only_what_matches_the_final_state(conflict):
