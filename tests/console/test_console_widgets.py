@@ -161,7 +161,9 @@ def test_searches_panel_filters_and_sorts(clean_db):
     assert munich.id not in [r["search_id"] for r in panel.rows]
     panel.status_filter.value = ("pausiert",)
     assert [r["search_id"] for r in panel.rows] == [paused.id]
+    assert panel.selected_search_id is None  # the filtered-out selection is not replaced
     panel.status_filter.value = ("aktiv",)
+    panel.search_select.value = berlin_old.id
     panel.sort.value = False
     assert [r["search_id"] for r in panel.rows] == [berlin_new.id, berlin_old.id]
     assert panel.selected_search_id == berlin_old.id  # a listed selection is kept
@@ -178,14 +180,40 @@ def test_searches_panel_pause_resume_cancel(clean_db):
     panel.pause_button.click()  # a no-op, still fine
     panel.resume_button.click()
     assert Platzsuche.get_by_id(search.id).status == "aktiv"
-    panel.cancel_button.click()
+    panel.cancel_button.click()  # asks first, naming the search
+    assert Platzsuche.get_by_id(search.id).status == "aktiv"
+    assert panel.confirmation.pending and f"Suche {search.id}" in panel.confirmation.question.value
+    panel.confirmation.yes_button.click()
     assert Platzsuche.get_by_id(search.id).status == "abgebrochen"
+    panel.confirmation.yes_button.click()  # a second click finds nothing pending
+    assert panel.selected_search_id is None  # the selection does not jump to a neighbour
     panel.status_filter.value = ()  # "alle": the cancelled search is listed again
     panel.search_select.value = search.id
     panel.resume_button.click()
     assert "INVALID_TRANSITION" in panel.status.value
     assert Platzsuche.get_by_id(search.id).status == "abgebrochen"
     assert not any(b.disabled for b in panel.action_controls)
+
+
+def test_searches_panel_double_click_on_cancel_cancels_exactly_one_search(clean_db):
+    """The list's next search (who waited longest) must survive a double-click."""
+    first, second = f.search(), f.search()
+    panel = SearchesPanel(today=TODAY)
+    panel.search_select.value = first.id
+    panel.cancel_button.click()
+    panel.confirmation.yes_button.click()
+    before = snapshot()
+    panel.cancel_button.click()  # the second click of the double-click
+    panel.confirmation.yes_button.click()
+    assert "Keine Suche ausgewählt" in panel.status.value and not panel.confirmation.pending
+    assert snapshot() == before
+    assert Platzsuche.get_by_id(first.id).status == "abgebrochen"
+    assert Platzsuche.get_by_id(second.id).status == "aktiv"
+    # choosing another search drops a pending question about the former one
+    panel.search_select.value = second.id
+    panel.cancel_button.click()
+    panel.search_select.value = None
+    assert not panel.confirmation.pending
 
 
 def test_searches_panel_opens_a_search_or_names_the_invalid_field(clean_db):
