@@ -105,13 +105,21 @@ def test_today_panel_lists_what_needs_action(clean_db):
 
     panel = TodayPanel(today=TODAY)
     counts = panel.counts()
-    assert counts == {"calls": 2, "reviews": 1, "conflicts": 0, "unsent": 1, "waiting": 1}
+    assert counts == {
+        "calls": 2,
+        "answers": 0,
+        "reviews": 1,
+        "conflicts": 0,
+        "placements": 0,
+        "unsent": 1,
+        "waiting": 1,
+    }
     assert [c["ueberfaellig"] for c in panel.summary["calls"]] == [True, False]
     assert panel.summary["waiting"][0]["search_id"] == waiting.id
     assert panel.summary["waiting"][0]["wartetage"] == 40
-    assert "Anrufe fällig: 2" in panel.content.value
-    assert "030 123" in panel.content.value
-    assert "Antwort nicht eindeutig" in panel.content.value
+    assert "Anrufe fällig: 2" in panel.text()
+    assert "030 123" in panel.text()
+    assert "Antwort nicht eindeutig" in panel.text()
 
     f.mark_sent(unsent)
     panel.refresh_button.click()
@@ -137,7 +145,7 @@ def test_today_panel_shows_conflicts(clean_db):
     panel = TodayPanel(today=TODAY)
     assert panel.counts()["conflicts"] == 1
     assert panel.summary["conflicts"][0]["winner"] == first_t.id
-    assert "Konflikte: 1" in panel.content.value
+    assert "Konflikte: 1" in panel.text()
 
 
 # --- Searches panel ------------------------------------------------------------------------------
@@ -480,8 +488,8 @@ def test_today_panel_lists_link_clicks_in_review(bundle):
     click = clicked_in_review(anfrage.id, patients[0], "angenommen")
     panel = TodayPanel(today=TODAY)
     assert panel.counts()["reviews"] == 1
-    assert f"Klick {click.id}" in panel.content.value
-    assert "Link-Klick" in panel.content.value
+    assert f"Klick {click.id}" in panel.text()
+    assert "Link-Klick" in panel.text()
 
 
 # --- Conflicts panel ---------------------------------------------------------------------------
