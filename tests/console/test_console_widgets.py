@@ -305,7 +305,7 @@ def test_response_panel_records_an_answer(bundle):
     panel.form.set_outcome(patients[2], "abgelehnt_Kapazitaet")
     panel.notes.value = "telefonisch"
     panel.save_button.click()
-    assert "teilweise_Annahme" in panel.status.value and "✓" in panel.status.value
+    assert "teilweise Annahme" in panel.status.value and "✓" in panel.status.value
     anfrage = Therapeutenanfrage.get_by_id(anfrage.id)
     assert (anfrage.antworttyp, anfrage.angenommen_anzahl, anfrage.abgelehnt_anzahl) == (
         "teilweise_Annahme",
@@ -356,7 +356,7 @@ def test_review_queue_decides_per_patient(bundle):
     for pid in patients[1:]:
         panel.form.set_outcome(pid, "abgelehnt_sonstiges")
     panel.decide_button.click()
-    assert "✓" in panel.status.value and "teilweise_Annahme" in panel.status.value
+    assert "✓" in panel.status.value and "teilweise Annahme" in panel.status.value
     assert InboundMessage.get_by_id(item.id).status == "verarbeitet"
     assert Therapeutenanfrage.get_by_id(anfrage.id).antworttyp == "teilweise_Annahme"
     assert panel.items == [] and panel.selected_inbound_id is None
@@ -389,7 +389,7 @@ def test_review_queue_unrecognised_anfrage_needs_an_id(bundle):
     for pid in patients:
         panel.form.set_outcome(pid, "abgelehnt_Kapazitaet")
     panel.decide_button.click()
-    assert "vollstaendige_Ablehnung" in panel.status.value
+    assert "vollständige Ablehnung" in panel.status.value
     row = InboundMessage.get_by_id(item.id)
     assert (row.status, row.therapeutenanfrage_id) == ("verarbeitet", anfrage.id)
 
@@ -426,7 +426,7 @@ def test_review_queue_shows_and_decides_a_link_click(bundle):
     for pid in patients[1:]:
         panel.form.set_outcome(pid, "abgelehnt_sonstiges")
     panel.decide_button.click()
-    assert f"Klick {click.id}" in panel.status.value and "teilweise_Annahme" in panel.status.value
+    assert f"Klick {click.id}" in panel.status.value and "teilweise Annahme" in panel.status.value
     row = LinkKlick.get_by_id(click.id)
     assert (row.status, row.result["decided_by"]) == ("verarbeitet", panel.actor)
     assert Therapeutenanfrage.get_by_id(anfrage.id).antworttyp == "teilweise_Annahme"
@@ -477,7 +477,7 @@ def test_review_queue_prefills_the_clicked_answers(clean_db):
     assert "ANFRAGE_NOT_SENT" in panel.status.value
     f.mark_sent(anfrage_id, f.NOW)
     panel.decide_button.click()
-    assert "✓" in panel.status.value and "teilweise_Annahme" in panel.status.value
+    assert "✓" in panel.status.value and "teilweise Annahme" in panel.status.value
     statuses = sorted(c.status for c in LinkKlick.select())
     assert statuses == ["ignoriert", "ignoriert", "verarbeitet"] and panel.items == []
 
@@ -528,3 +528,26 @@ def test_conflicts_panel_refuses_override_of_a_successful_search(clean_db):
 def test_conflicts_panel_empty(clean_db):
     panel = ConflictsPanel()
     assert panel.rows == [] and "0 Konflikt" in panel.count.value
+
+
+def test_review_queue_decides_some_patients_and_keeps_the_item_for_the_others(bundle):
+    """ "1 ja, bei den anderen unsicher": the one is recorded, the reply stays in review."""
+    _, anfrage, patients = bundle
+    inbound = review_item(anfrage.id)
+    panel = ReviewQueuePanel(actor="anna")
+    panel.item_select.value = ("email", inbound.id)
+    panel.form.set_outcome(patients[0], "angenommen")
+    panel.decide_button.click()  # without "partial" every open patient needs an answer
+    assert "MISSING_RESPONSES" in panel.status.value
+    panel.partial.value = True
+    panel.decide_button.click()
+    assert "2 bleiben offen" in panel.status.value and "✓" in panel.status.value
+    assert InboundMessage.get_by_id(inbound.id).status == "pruefung"
+    assert panel.form.dropdowns[patients[0]].disabled  # decided: shown, not editable
+    assert not panel.partial.value
+    for pid in patients[1:]:
+        panel.form.set_outcome(pid, "abgelehnt_Kapazitaet")
+    panel.decide_button.click()
+    assert "teilweise Annahme" in panel.status.value
+    assert InboundMessage.get_by_id(inbound.id).status == "verarbeitet"
+    assert [i for i in panel.items if i.get("inbound_id") == inbound.id] == []
