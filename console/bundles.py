@@ -11,6 +11,7 @@ import datetime as dt
 import ipywidgets as widgets
 import traitlets
 
+from db.models import Patient, utcnow
 from operations.bundles import (
     create_anfrage,
     list_selectable_therapists,
@@ -19,43 +20,83 @@ from operations.bundles import (
 )
 from operations.sending import request_send
 
-from . import queries
+from . import fmt, queries
 from .common import Confirmation, StatusLine, choose, esc, frozen, run_action, staff_name, table
 
 PATIENT_HEADERS = [
     "Pos.",
-    "Suche",
-    "Patient-ID",
-    "Entfernung (km)",
-    "Wartetage",
-    "weiche Filter erfüllt",
-    "Lockerung",
+    "Patient:in",
+    "Alter",
+    "Symptome",
+    "Entfernung",
+    "Wartezeit",
+    "Warum ausgewählt",
 ]
+# the soft filters (docs/domain.md §0 point 2) in plain German
+SOFT_FILTERS = {
+    "S1": "Zeiten passen zu den Sprechzeiten",
+    "S2": "Symptome passen zum Schwerpunkt",
+    "S3": "Alter im Wunschbereich der Praxis",
+    "S4": "passt zur Gruppentherapie",
+}
 
 
 def relaxation(level: int) -> str:
-    """The soft filters applied to a whole bundle (4 = none relaxed)."""
-    return f"S1–S{level} angewandt" if level else "ohne weiche Filter"
+    """Which wishes of the practice had to be relaxed for the whole bundle (4 = none)."""
+    relaxed = [SOFT_FILTERS[f"S{k}"] for k in range(level + 1, 5)]
+    if not relaxed:
+        return "alle Wünsche der Praxis berücksichtigt"
+    return "gelockert, weil zu wenige passten: " + "; ".join(relaxed)
+
+
+def reason(p) -> str:
+    """Why this patient was chosen, in one German sentence part."""
+    passed = [SOFT_FILTERS[code] for code in p.soft_passed if code in SOFT_FILTERS]
+    text = f"wartet {p.waiting_days} Tage, {fmt.number_de(p.distance_km, 1)} km entfernt"
+    return text + (f"; {', '.join(passed)}" if passed else "")
+
+
+def _age(birth: dt.date | None, today: dt.date) -> str:
+    if birth is None:
+        return "–"
+    years = today.year - birth.year - ((today.month, today.day) < (birth.month, birth.day))
+    return str(years)
 
 
 def explain(selection, names: dict[int, str] | None = None, title: str = "") -> str:
-    """One bundle as HTML: therapist heading and a row per patient with its explanation."""
+    """One bundle as HTML: therapist heading and a row per patient with age, symptoms,
+    distance, waiting time and the plain-German reason for the choice."""
     names = names or {}
     name = names.get(selection.therapist_id, "")
     heading = f"<b>{esc(title)}Therapeut {selection.therapist_id}</b> {esc(name)}"
-    rows = [
-        [
-            p.position,
-            p.search_id,
-            p.patient_id,
-            f"{p.distance_km:.1f}",
-            p.waiting_days,
-            ", ".join(p.soft_passed) or "–",
-            relaxation(p.relaxation_level),
-        ]
-        for p in selection.patients
-    ]
-    return f"<div>{heading}{table(PATIENT_HEADERS, rows)}</div>"
+    ids = [p.patient_id for p in selection.patients]
+    people = {
+        p.id: p
+        for p in Patient.select(
+            Patient.id, Patient.vorname, Patient.nachname, Patient.geburtsdatum, Patient.symptome
+        ).where(Patient.id.in_(ids))
+    }
+    today = fmt.local(utcnow()).date()
+    rows = []
+    for p in selection.patients:
+        person = people.get(p.patient_id)
+        rows.append(
+            [
+                p.position,
+                f"{queries.person(person)} (Suche {p.search_id})" if person else p.search_id,
+                _age(person.geburtsdatum, today) if person else "–",
+                ", ".join(person.symptome or []) if person else "",
+                f"{fmt.number_de(p.distance_km, 1)} km",
+                f"{p.waiting_days} Tage",
+                reason(p),
+            ]
+        )
+    note = (
+        f"<small>{esc(relaxation(selection.patients[0].relaxation_level))}</small>"
+        if (selection.patients)
+        else ""
+    )
+    return f"<div>{heading}{table(PATIENT_HEADERS, rows)}{note}</div>"
 
 
 def _round_summary(result) -> str:

@@ -51,8 +51,15 @@ def test_simulated_round_stores_nothing_and_explains_each_patient(clean_db):
     shown = panel.round_output.value
     assert f"Therapeut {therapist.id}" in shown and therapist.nachname in shown
     for search in waiting:
-        assert f"<td style='padding:0 8px'>{search.id}</td>" in shown
-    assert "S1, S2, S3, S4" in shown and "S1–S4 angewandt" in shown
+        assert f"(Suche {search.id})" in shown and search.patient.nachname in shown
+    # each patient's age, symptoms, distance and the reason in plain German, no codes
+    assert "wartet 13 Tage" in shown and " km entfernt" in shown
+    age = dt.date.today().year - 1990  # born 1.1.1990 (factory)
+    assert f"<td style='padding:0 8px'>{age}</td>" in shown
+    assert "Schlafstörungen" in shown
+    assert "Symptome passen zum Schwerpunkt" in shown
+    assert "alle Wünsche der Praxis berücksichtigt" in shown
+    assert "S1" not in shown and "S4" not in shown
     assert "Erstellte Anfragen" not in shown
     assert not panel.simulate_button.disabled and not panel.run_button.disabled
 
@@ -108,7 +115,7 @@ def test_composition_lists_previews_and_creates(clean_db):
     assert counts() == (0, 0, 0)
     assert ok(panel) and "Vorschau: 3 Patienten" in panel.status.value
     assert "Vorschau – " in panel.preview_output.value
-    assert "Wartetage" in panel.preview_output.value
+    assert "Wartezeit" in panel.preview_output.value
 
     panel.create_button.click()
     anfrage = Therapeutenanfrage.get()
