@@ -14,8 +14,9 @@ import traitlets
 
 from operations.calls import reschedule, set_call_status
 
-from . import queries
+from . import fmt, queries
 from .common import StatusLine, choose, esc, frozen, run_action, staff_name, table
+from .inputs import bounded_text
 from .responses import PatientOutcomeForm
 
 STATUS_TEXT = {
@@ -147,14 +148,14 @@ class CallsPanel(widgets.VBox):
         return self.selected_call_id
 
     def _set(self, call_id: int, status: str, responses: dict | None):
-        ergebnis = self.ergebnis.value.strip() or None
+        typed = self.ergebnis.value
 
         def success(result) -> str:
             text = f"Anruf {call_id}: {STATUS_TEXT[status]}"
             answer = result["response"]
             if answer:
                 text += (
-                    f", Antwort gespeichert: {answer['antworttyp']} "
+                    f", Antwort gespeichert: {fmt.label(answer['antworttyp'], 'ANTWORTTYP')} "
                     f"({answer['angenommen_anzahl']} angenommen, "
                     f"{answer['abgelehnt_anzahl']} abgelehnt)"
                 )
@@ -166,7 +167,7 @@ class CallsPanel(widgets.VBox):
             lambda: set_call_status(
                 call_id,
                 status,
-                ergebnis=ergebnis,
+                ergebnis=bounded_text(typed, field="Ergebnis") or None,
                 responses=responses or None,
                 actor=self.actor,
                 now=self.now,

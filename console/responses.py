@@ -23,6 +23,7 @@ from psymatch.domain import vocab
 
 from . import fmt, queries
 from .common import StatusLine, esc, frozen, run_action, staff_name, table
+from .inputs import bounded_text
 
 OUTCOMES = list(vocab.THERAPEUTENANTWORTEN)
 NO_ENTRY = "—"
@@ -207,7 +208,10 @@ class ResponsePanel(widgets.VBox):
             self.status,
             (self.save_button, self.load_button),
             lambda: record_response(
-                anfrage_id, responses, self.notes.value or None, actor=self.actor
+                anfrage_id,
+                responses,
+                bounded_text(self.notes.value, field="Notizen", limit=2000) or None,
+                actor=self.actor,
             ),
             _summary,
         )
@@ -422,7 +426,7 @@ class ReviewQueuePanel(widgets.VBox):
         result = run_action(
             self.status,
             self._controls(),
-            lambda: dismiss(item_id, self.actor, reason),
+            lambda: dismiss(item_id, self.actor, bounded_text(reason, field="Grund")),
             lambda _: f"{label} verworfen",
         )
         if result is not None:

@@ -35,6 +35,7 @@ from .common import (
     staff_name,
     table,
 )
+from .inputs import bounded_text
 
 STATUS_FILTERS = [
     ("aktiv + pausiert", ("aktiv", "pausiert")),
@@ -226,7 +227,9 @@ class SearchesPanel(widgets.VBox):
         result = run_action(
             self.status,
             self.action_controls,
-            lambda: remove_exclusion(search_id, therapist_id, reason, actor=self.actor),
+            lambda: remove_exclusion(
+                search_id, therapist_id, bounded_text(reason, field="Grund"), actor=self.actor
+            ),
             lambda _: f"Ausschluss von Therapeut {therapist_id} für Suche {search_id} aufgehoben",
         )
         if result is not None:
@@ -283,7 +286,10 @@ class SearchesPanel(widgets.VBox):
             self.status,
             self.action_controls,
             lambda: exclude_therapist(
-                search_id, therapist_id, self.exclusion_reason.value, actor=self.actor
+                search_id,
+                therapist_id,
+                bounded_text(self.exclusion_reason.value, field="Grund"),
+                actor=self.actor,
             ),
             lambda added: (
                 f"Therapeut {therapist_id} für Suche {search_id} ausgeschlossen"
@@ -324,7 +330,8 @@ class SearchesPanel(widgets.VBox):
         def action():
             if not self.erase_confirm.value:
                 raise OperationError("CONFIRMATION_REQUIRED", "Löschung bitte bestätigen")
-            return erase_patient(patient_id, self.erase_actor.value, self.erase_reason.value)
+            reason = bounded_text(self.erase_reason.value, field="Grund")
+            return erase_patient(patient_id, self.erase_actor.value, reason)
 
         result = run_action(
             self.status,

@@ -224,6 +224,19 @@ def test_searches_panel_double_click_on_cancel_cancels_exactly_one_search(clean_
     assert not panel.confirmation.pending
 
 
+def test_over_long_text_is_refused_in_german_and_writes_nothing(clean_db):
+    search = f.search()
+    therapist = f.therapist()
+    panel = SearchesPanel(today=TODAY)
+    panel.search_select.value = search.id
+    panel.therapist_id.value = therapist.id
+    panel.exclusion_reason.value = "zu lang " * 100
+    before = snapshot()
+    panel.exclude_button.click()
+    assert "TEXT_TOO_LONG" in panel.status.value and "erlaubt sind 500" in panel.status.value
+    assert snapshot() == before
+
+
 def test_searches_panel_opens_a_search_or_names_the_invalid_field(clean_db):
     good = f.patient()
     bad = f.patient(krankenkasse=None)
