@@ -135,3 +135,185 @@ MAX_SYMPTOME = 6
 # reads; ``team`` does the daily work; ``admin`` also switches feature flags, erases
 # patients' data and rotates keys.
 STAFF_ROLES = ("lesen", "team", "admin")
+
+# --- German labels for staff (console Personen, issue 15.2): no raw enum code is shown ---
+
+PATIENTENSTATUS_LABELS = {
+    "offen": "offen",
+    "auf_der_Suche": "auf der Suche",
+    "in_Therapie": "in Therapie",
+    "Therapie_abgeschlossen": "Therapie abgeschlossen",
+    "Suche_abgebrochen": "Suche abgebrochen",
+    "Therapie_abgebrochen": "Therapie abgebrochen",
+}
+THERAPEUTENSTATUS_LABELS = {"aktiv": "aktiv", "gesperrt": "gesperrt", "inaktiv": "inaktiv"}
+SUCHSTATUS_LABELS = {
+    "aktiv": "aktiv",
+    "erfolgreich": "erfolgreich",
+    "pausiert": "pausiert",
+    "abgebrochen": "abgebrochen",
+}
+ANTWORTTYP_LABELS = {
+    "vollstaendige_Annahme": "alle angenommen",
+    "teilweise_Annahme": "teilweise angenommen",
+    "vollstaendige_Ablehnung": "alle abgelehnt",
+    "keine_Antwort": "ohne Antwort geschlossen",
+}
+ANFRAGE_PATIENT_STATUS_LABELS = {
+    "anstehend": "offen",
+    "angenommen": "angenommen",
+    "abgelehnt": "abgelehnt",
+    "keine_antwort": "keine Antwort",
+    "anderweitig_vermittelt": "anderweitig vermittelt",
+}
+EMAILSTATUS_LABELS = {
+    "Entwurf": "Entwurf",
+    "In_Warteschlange": "in Warteschlange",
+    "Wird_gesendet": "wird gesendet",
+    "Gesendet": "gesendet",
+    "Fehlgeschlagen": "fehlgeschlagen",
+}
+EMAIL_ART_LABELS = {
+    "anfrage": "Anfrage",
+    "erinnerung": "Erinnerung",
+    "annahme_bestaetigung": "Annahmebestätigung",
+    "konflikt": "Konflikthinweis",
+    "vermittlung": "Vermittlungsmail",
+    "sonstige": "sonstige",
+}
+TELEFONANRUFSTATUS_LABELS = {
+    "geplant": "geplant",
+    "abgeschlossen": "erreicht",
+    "fehlgeschlagen": "nicht erreicht",
+    "abgebrochen": "abgesagt",
+}
+INBOUND_STATUS_LABELS = {
+    "neu": "neu",
+    "verarbeitet": "verarbeitet",
+    "pruefung": "zur Prüfung",
+    "ignoriert": "ignoriert",
+    "fehler": "Fehler",
+}
+ANREDE_LABELS = {"Herr": "Herr", "Frau": "Frau"}
+GESCHLECHT_LABELS = {
+    "männlich": "männlich",
+    "weiblich": "weiblich",
+    "divers": "divers",
+    "keine_Angabe": "keine Angabe",
+}
+THERAPEUTENGESCHLECHT_PRAEFERENZ_LABELS = {
+    "Männlich": "männlich",
+    "Weiblich": "weiblich",
+    "Egal": "egal",
+}
+THERAPIEVERFAHREN_LABELS = {
+    "egal": "egal",
+    "Verhaltenstherapie": "Verhaltenstherapie",
+    "tiefenpsychologisch_fundierte_Psychotherapie": "tiefenpsychologisch fundierte Psychotherapie",
+}
+VERKEHRSMITTEL_LABELS = {"Auto": "Auto", "ÖPNV": "ÖPNV"}
+AUSLOESER_LABELS = {"runde": "automatische Runde", "personal": "vom Team zusammengestellt"}
+# Enum fields of patients and therapists and their labels (for forms and the record view).
+ENUM_FIELD_LABELS = {
+    "anrede": ANREDE_LABELS,
+    "geschlecht": GESCHLECHT_LABELS,
+    "geschlechtspraeferenz": THERAPEUTENGESCHLECHT_PRAEFERENZ_LABELS,
+    "bevorzugtes_therapeutengeschlecht": THERAPEUTENGESCHLECHT_PRAEFERENZ_LABELS,
+    "psychotherapieverfahren": THERAPIEVERFAHREN_LABELS,
+    "bevorzugtes_therapieverfahren": THERAPIEVERFAHREN_LABELS,
+    "verkehrsmittel": VERKEHRSMITTEL_LABELS,
+}
+FIELD_LABELS = {
+    "external_id": "Externe ID",
+    "anrede": "Anrede",
+    "geschlecht": "Geschlecht",
+    "titel": "Titel",
+    "vorname": "Vorname",
+    "nachname": "Nachname",
+    "strasse": "Straße",
+    "plz": "PLZ",
+    "ort": "Ort",
+    "email": "E-Mail",
+    "telefon": "Telefon",
+    "fax": "Fax",
+    "webseite": "Webseite",
+    "kassensitz": "Kassensitz",
+    "telefonische_erreichbarkeit": "Telefonische Erreichbarkeit",
+    "arbeitszeiten": "Arbeitszeiten",
+    "fremdsprachen": "Fremdsprachen",
+    "psychotherapieverfahren": "Psychotherapieverfahren",
+    "zusatzqualifikationen": "Zusatzqualifikationen",
+    "besondere_leistungsangebote": "Besondere Leistungsangebote",
+    "letzter_kontakt_email": "Letzter Kontakt per E-Mail",
+    "letzter_kontakt_telefon": "Letzter Kontakt per Telefon",
+    "letztes_persoenliches_gespraech": "Letztes persönliches Gespräch",
+    "potenziell_verfuegbar": "Potenziell verfügbar",
+    "potenziell_verfuegbar_notizen": "Notizen zur Verfügbarkeit",
+    "ueber_curavani_informiert": "Über Curavani informiert",
+    "bevorzugte_diagnosen": "Bevorzugte Diagnosen (ICD-10)",
+    "bevorzugte_symptome": "Bevorzugte Symptome",
+    "alter_min": "Mindestalter",
+    "alter_max": "Höchstalter",
+    "geschlechtspraeferenz": "Bevorzugtes Geschlecht der Patient/innen",
+    "bevorzugt_gruppentherapie": "Bevorzugt Gruppentherapie",
+    "status": "Status",
+    "sperrgrund": "Sperrgrund",
+    "sperrdatum": "Sperrdatum",
+    "naechster_kontakt_moeglich": "Nächster Kontakt möglich ab",
+    "hausarzt": "Hausarzt/Hausärztin",
+    "krankenkasse": "Krankenkasse",
+    "krankenversicherungsnummer": "Versichertennummer",
+    "geburtsdatum": "Geburtsdatum",
+    "symptome": "Symptome",
+    "erfahrung_mit_psychotherapie": "Erfahrung mit Psychotherapie",
+    "letzte_sitzung_vorherige_psychotherapie": "Letzte Sitzung der vorherigen Therapie",
+    "vertraege_unterschrieben": "Verträge unterschrieben",
+    "zahlungsreferenz": "Zahlungsreferenz",
+    "zahlung_eingegangen": "Zahlung eingegangen",
+    "startdatum": "Startdatum",
+    "zeitliche_verfuegbarkeit": "Zeitliche Verfügbarkeit",
+    "raeumliche_verfuegbarkeit": "Maximale Entfernung (km)",
+    "offen_fuer_gruppentherapie": "Offen für Gruppentherapie",
+    "offen_fuer_diga": "Offen für DiGA",
+    "ausgeschlossene_therapeuten": "Dauerhaft ausgeschlossene Therapeut/innen (IDs)",
+    "bevorzugtes_therapeutengeschlecht": "Bevorzugtes Geschlecht der Therapeut/in",
+    "bevorzugtes_therapieverfahren": "Bevorzugtes Therapieverfahren",
+    "letzter_kontakt": "Letzter Kontakt",
+    "verkehrsmittel": "Verkehrsmittel",
+    "erster_therapieplatz_am": "Erster Therapieplatz am",
+    "funktionierender_therapieplatz_am": "Funktionierender Therapieplatz am",
+    "empfehler_der_unterstuetzung": "Empfohlen durch",
+}
+# Audit actions as staff read them in a person's timeline.
+AUDIT_ACTION_LABELS = {
+    "create_platzsuche": "Suche eröffnet",
+    "update_platzsuche": "Suche geändert",
+    "exclude_therapist": "Therapeut/in ausgeschlossen",
+    "remove_exclusion": "Ausschluss aufgehoben",
+    "record_response": "Antwort erfasst",
+    "record_patient_outcome": "Ergebnis nach Annahme erfasst",
+    "close_without_response": "Anfrage ohne Antwort geschlossen",
+    "record_placement_outcome": "Rückmeldung zur Vermittlung erfasst",
+    "placement_reminder": "Erinnerung zur Vermittlung",
+    "request_placement_email": "Vermittlungsmail angefordert",
+    "conflict_notice": "Konflikthinweis",
+    "send_anfrage": "Anfrage gesendet",
+    "request_send": "Anfrage zum Versand eingeplant",
+    "create_anfrage": "Anfrage erstellt",
+    "follow_up": "Nachfassen",
+    "set_call_status": "Anrufstatus gesetzt",
+    "reschedule_call": "Anruf verschoben",
+    "resend_email": "E-Mail erneut gesendet",
+    "override_cooling": "Abkühlung überschrieben",
+    "confirm_sender": "Absender bestätigt",
+    "patient_exported": "Daten exportiert",
+    "patient_erased": "Daten gelöscht",
+    "edit_patient": "Daten geändert",
+    "edit_therapist": "Daten geändert",
+    "set_potenziell_verfuegbar": "Verfügbarkeit geändert",
+    "set_therapist_status": "Status geändert",
+    "decide_reply": "Antwort entschieden",
+    "dismiss_reply": "Antwort verworfen",
+    "decide_link_klick": "Klick entschieden",
+    "dismiss_link_klick": "Klick verworfen",
+}
