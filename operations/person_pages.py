@@ -1,0 +1,461 @@
+"""What the console shows about one person (issue 15.2, spec §0 point 13): the record and
+ONE timeline of everything that happened to it, newest first, in local time.
+
+A patient's timeline: its searches (opened, placed, successful), the bundle lines that
+offered it (created, sent, the therapist's answer per patient), the emails to it, the
+inbound email replies and link clicks about its bundles, the calls about it or its
+bundles, the staff notes of its searches, and the audit rows of the patient, its searches,
+its emails and calls (placement steps among them). A therapist's: its Anfragen (created,
+sent, reminded, answered), its emails, replies and clicks, its calls, its notes and those
+of its Anfragen, the placements with it, and the audit rows of the therapist, its Anfragen,
+emails and calls, and of the placement steps naming it.
+
+Reads only. Every entry is a dict: ``at`` (naive UTC, for ordering), ``zeit`` (local
+``TT.MM.JJJJ HH:MM``), ``art`` (German kind), ``text`` (German). Codes: ``PATIENT_NOT_FOUND``
+/ ``THERAPIST_NOT_FOUND`` (404), ``INVALID_PAGE``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from zoneinfo import ZoneInfo
+
+from db.models import (
+    AuditLog,
+    Email,
+    InboundMessage,
+    LinkKlick,
+    Patient,
+    Platzsuche,
+    Telefonanruf,
+    TherapeutAnfragePatient,
+    Therapeutenanfrage,
+    Therapist,
+)
+from psymatch import settings
+from psymatch.domain import vocab
+
+from .errors import OperationError
+
+PAGE_SIZE = 20
+MAX_PAGE_SIZE = 200
+
+_NOTE = re.compile(r"\[(\d{4}-\d{2}-\d{2} \d{2}:\d{2}) \(([^)]*)\)\] ?(.*)")
+
+
+def _zone() -> ZoneInfo:
+    return ZoneInfo(settings.get().TIMEZONE)
+
+
+def local_text(at: dt.datetime | None) -> str:
+    """A naive-UTC time as local ``TT.MM.JJJJ HH:MM``; '' for none."""
+    if at is None:
+        return ""
+    return at.replace(tzinfo=dt.UTC).astimezone(_zone()).strftime("%d.%m.%Y %H:%M")
+
+
+def date_text(day: dt.date | None) -> str:
+    return day.strftime("%d.%m.%Y") if day else ""
+
+
+def _entry(at, art: str, text: str) -> dict | None:
+    if at is None:
+        return None
+    if isinstance(at, dt.date) and not isinstance(at, dt.datetime):
+        at = dt.datetime.combine(at, dt.time())
+    return {"at": at, "zeit": local_text(at), "art": art, "text": text}
+
+
+def _label(labels: dict, value) -> str:
+    return labels.get(value, "" if value is None else str(value).replace("_", " "))
+
+
+def _person_name(*parts) -> str:
+    return " ".join(p for p in parts if p)
+
+
+def note_entries(text: str | None, where: str) -> list[dict]:
+    """The lines ``[YYYY-MM-DD HH:MM (author)] text`` of a staff log (local time)."""
+    out = []
+    for line in (text or "").splitlines():
+        match = _NOTE.fullmatch(line.strip())
+        if not match:
+            continue
+        local = dt.datetime.strptime(match.group(1), "%Y-%m-%d %H:%M").replace(tzinfo=_zone())
+        at = local.astimezone(dt.UTC).replace(tzinfo=None)
+        out.append(_entry(at, "Notiz", f"{where}: {match.group(3)} ({match.group(2)})"))
+    return out
+
+
+def _audit_entries(keys: dict[str, list], keep=None) -> list[dict]:
+    """Audit rows of the given (entity -> ids), optionally filtered by ``keep(row)``."""
+    out = []
+    for entity, ids in keys.items():
+        ids = [str(i) for i in ids]
+        for start in range(0, len(ids), 500):
+            rows = AuditLog.select().where(
+                (AuditLog.entity == entity) & AuditLog.entity_id.in_(ids[start : start + 500])
+            )
+            for row in rows:
+                if keep is not None and not keep(row):
+                    continue
+                text = vocab.AUDIT_ACTION_LABELS.get(row.action, row.action.replace("_", " "))
+                details = row.details if isinstance(row.details, dict) else {}
+                if row.action == "record_placement_outcome" and details.get("outcome"):
+                    text += ": " + _label(vocab.VERMITTLUNGSERGEBNIS_LABELS, details["outcome"])
+                if row.action in ("edit_patient", "edit_therapist", "set_potenziell_verfuegbar"):
+                    names = [vocab.FIELD_LABELS.get(f, f) for f in details.get("fields", [])]
+                    text += ": " + ", ".join(names)
+                if row.action == "set_therapist_status":
+                    text += (
+                        f": {_label(vocab.THERAPEUTENSTATUS_LABELS, details.get('before'))} → "
+                        f"{_label(vocab.THERAPEUTENSTATUS_LABELS, details.get('after'))}"
+                    )
+                text += f" (von {row.actor})"
+                if row.reason:
+                    text += f" – Grund: {row.reason}"
+                out.append(_entry(row.at, "Protokoll", text))
+    return out
+
+
+def _email_entries(emails) -> list[dict]:
+    out = []
+    for email in emails:
+        at = email.gesendet_am or email.in_warteschlange_am or email.created_at
+        text = (
+            f"{_label(vocab.EMAIL_ART_LABELS, email.art)} "
+            f"({_label(vocab.EMAILSTATUS_LABELS, email.status)}): {email.betreff}"
+        )
+        out.append(_entry(at, "E-Mail", text))
+        if email.antwort_erhalten and email.antwortdatum:
+            out.append(_entry(email.antwortdatum, "E-Mail", f"Antwort auf „{email.betreff}“"))
+    return out
+
+
+def _call_entries(calls, names: dict[int, str]) -> list[dict]:
+    out = []
+    for call in calls:
+        who = names.get(call.therapist_id, "") if call.therapist_id else "Patient/in"
+        about = f" zu Anfrage {call.therapeutenanfrage_id}" if call.therapeutenanfrage_id else ""
+        text = (
+            f"Anruf bei {who}{about} am {date_text(call.geplantes_datum)} "
+            f"{call.geplante_zeit}: {_label(vocab.TELEFONANRUFSTATUS_LABELS, call.status)}"
+        )
+        if call.ergebnis:
+            text += f" – {call.ergebnis}"
+        at = call.created_at
+        if call.status != "geplant":
+            at = call.updated_at
+            if call.tatsaechliches_datum and call.tatsaechliche_zeit:
+                local = dt.datetime.combine(
+                    call.tatsaechliches_datum,
+                    dt.datetime.strptime(call.tatsaechliche_zeit, "%H:%M").time(),
+                    tzinfo=_zone(),
+                )
+                at = local.astimezone(dt.UTC).replace(tzinfo=None)
+        out.append(_entry(at, "Anruf", text))
+    return out
+
+
+def _reply_entries(anfrage_ids: list[int], patient_id: int | None = None) -> list[dict]:
+    out = []
+    if not anfrage_ids:
+        return out
+    for inbound in InboundMessage.select(
+        InboundMessage.id,
+        InboundMessage.received_at,
+        InboundMessage.status,
+        InboundMessage.therapeutenanfrage,
+    ).where(InboundMessage.therapeutenanfrage.in_(anfrage_ids)):
+        out.append(
+            _entry(
+                inbound.received_at,
+                "Antwort",
+                f"E-Mail-Antwort zu Anfrage {inbound.therapeutenanfrage_id} "
+                f"({_label(vocab.INBOUND_STATUS_LABELS, inbound.status)})",
+            )
+        )
+    clicks = LinkKlick.select().where(LinkKlick.therapeutenanfrage.in_(anfrage_ids))
+    if patient_id is not None:
+        clicks = clicks.where(LinkKlick.patient == patient_id)
+    for click in clicks:
+        out.append(
+            _entry(
+                click.clicked_at,
+                "Antwort",
+                f"Klick zu Anfrage {click.therapeutenanfrage_id}, Patient/in "
+                f"{click.patient_id}: {_label(vocab.ANTWORT_LABELS, click.answer)} "
+                f"({_label(vocab.INBOUND_STATUS_LABELS, click.status)})",
+            )
+        )
+    return out
+
+
+def _therapist_names(ids) -> dict[int, str]:
+    ids = sorted({i for i in ids if i is not None})
+    if not ids:
+        return {}
+    rows = Therapist.select(
+        Therapist.id, Therapist.titel, Therapist.vorname, Therapist.nachname
+    ).where(Therapist.id.in_(ids))
+    return {t.id: _person_name(t.titel, t.vorname, t.nachname) for t in rows}
+
+
+def _sorted(entries) -> list[dict]:
+    return sorted((e for e in entries if e), key=lambda e: e["at"], reverse=True)
+
+
+def patient_timeline_entries(patient_id: int) -> list[dict]:
+    """Every timeline entry of one patient, newest first."""
+    searches = list(Platzsuche.select().where(Platzsuche.patient == patient_id))
+    lines = list(
+        TherapeutAnfragePatient.select(TherapeutAnfragePatient, Therapeutenanfrage)
+        .join(Therapeutenanfrage)
+        .where(TherapeutAnfragePatient.patient == patient_id)
+    )
+    anfrage_ids = sorted({line.therapeutenanfrage_id for line in lines})
+    calls = list(
+        Telefonanruf.select().where(
+            (Telefonanruf.patient == patient_id)
+            | (Telefonanruf.therapeutenanfrage.in_(anfrage_ids or [0]))
+        )
+    )
+    names = _therapist_names(
+        [line.therapeutenanfrage.therapist_id for line in lines]
+        + [s.vermittelter_therapeut_id for s in searches]
+        + [c.therapist_id for c in calls]
+    )
+    out: list = []
+    for search in searches:
+        out.append(_entry(search.created_at, "Suche", f"Suche {search.id} eröffnet"))
+        if search.erfolgreiche_vermittlung_datum:
+            out.append(
+                _entry(
+                    search.erfolgreiche_vermittlung_datum,
+                    "Vermittlung",
+                    f"Suche {search.id} erfolgreich: vermittelt an "
+                    f"{names.get(search.vermittelter_therapeut_id, '')}",
+                )
+            )
+        out += note_entries(search.notizen, f"Suche {search.id}")
+    for line in lines:
+        anfrage = line.therapeutenanfrage
+        who = names.get(anfrage.therapist_id, "")
+        out.append(
+            _entry(
+                anfrage.erstellt_datum,
+                "Anfrage",
+                f"In Anfrage {anfrage.id} an {who} aufgenommen (Suche {line.platzsuche_id}, "
+                f"Platz {line.position_in_anfrage})",
+            )
+        )
+        out.append(
+            _entry(anfrage.gesendet_datum, "Anfrage", f"Anfrage {anfrage.id} an {who} gesendet")
+        )
+        if line.antwortergebnis:
+            answer = line.antwortergebnis
+            if answer in vocab.NACH_ANNAHME:  # the acceptance, and what became of it
+                answer_text = (
+                    f"{vocab.ANTWORT_LABELS[vocab.ANGENOMMEN]} "
+                    f"(danach: {_label(vocab.ANTWORT_LABELS, answer)})"
+                )
+            else:
+                answer_text = _label(vocab.ANTWORT_LABELS, answer)
+            text = f"Antwort von {who} (Anfrage {anfrage.id}): {answer_text}"
+            if line.antwortnotizen:
+                text += f" – {line.antwortnotizen}"
+            out.append(_entry(anfrage.antwort_datum or line.updated_at, "Antwort", text))
+        elif line.status != "anstehend":
+            out.append(
+                _entry(
+                    line.updated_at,
+                    "Anfrage",
+                    f"Anfrage {anfrage.id} an {who}: "
+                    f"{_label(vocab.ANFRAGE_PATIENT_STATUS_LABELS, line.status)}",
+                )
+            )
+    emails = list(Email.select().where(Email.patient == patient_id))
+    out += _email_entries(emails)
+    out += _reply_entries(anfrage_ids, patient_id)
+    out += _call_entries(calls, names)
+    out += _audit_entries(
+        {
+            "patient": [patient_id],
+            "platzsuche": [s.id for s in searches],
+            "email": [e.id for e in emails],
+            "telefonanruf": [c.id for c in calls if c.patient_id == patient_id],
+        }
+    )
+    return _sorted(out)
+
+
+def therapist_timeline_entries(therapist_id: int) -> list[dict]:
+    """Every timeline entry of one therapist, newest first."""
+    therapist = Therapist.get_by_id(therapist_id)
+    anfragen = list(Therapeutenanfrage.select().where(Therapeutenanfrage.therapist == therapist_id))
+    anfrage_ids = [a.id for a in anfragen]
+    calls = list(Telefonanruf.select().where(Telefonanruf.therapist == therapist_id))
+    out: list = []
+    for anfrage in anfragen:
+        how = _label(vocab.AUSLOESER_LABELS, anfrage.ausloeser)
+        out.append(
+            _entry(
+                anfrage.erstellt_datum,
+                "Anfrage",
+                f"Anfrage {anfrage.id} erstellt ({anfrage.anfragegroesse} Patient/innen, {how})",
+            )
+        )
+        out.append(_entry(anfrage.gesendet_datum, "Anfrage", f"Anfrage {anfrage.id} gesendet"))
+        out.append(
+            _entry(
+                anfrage.erinnerung_gesendet_datum,
+                "Anfrage",
+                f"Erinnerung zu Anfrage {anfrage.id} gesendet",
+            )
+        )
+        if anfrage.antworttyp:
+            out.append(
+                _entry(
+                    anfrage.antwort_datum,
+                    "Antwort",
+                    f"Anfrage {anfrage.id}: {_label(vocab.ANTWORTTYP_LABELS, anfrage.antworttyp)} "
+                    f"({anfrage.angenommen_anzahl} angenommen, "
+                    f"{anfrage.abgelehnt_anzahl} abgelehnt)",
+                )
+            )
+        out += note_entries(anfrage.notizen, f"Anfrage {anfrage.id}")
+    # placements with this therapist: searches placed now, and those of accepted lines
+    placed = {
+        s.id: s
+        for s in Platzsuche.select().where(Platzsuche.vermittelter_therapeut == therapist_id)
+    }
+    for search in placed.values():
+        if search.erfolgreiche_vermittlung_datum:
+            out.append(
+                _entry(
+                    search.erfolgreiche_vermittlung_datum,
+                    "Vermittlung",
+                    f"Vermittlung erfolgreich (Suche {search.id}, Patient/in {search.patient_id})",
+                )
+            )
+    accepted = [
+        line.platzsuche_id
+        for line in TherapeutAnfragePatient.select(TherapeutAnfragePatient.platzsuche).where(
+            TherapeutAnfragePatient.therapeutenanfrage.in_(anfrage_ids or [0])
+            & TherapeutAnfragePatient.antwortergebnis.in_(vocab.ANNAHME_ERGEBNISSE)
+        )
+    ]
+    placement_searches = sorted(set(placed) | set(accepted))
+    emails = list(Email.select().where(Email.therapist == therapist_id))
+    out += _email_entries(emails)
+    out += _reply_entries(anfrage_ids)
+    out += _call_entries(
+        calls, {therapist_id: _person_name(therapist.titel, therapist.vorname, therapist.nachname)}
+    )
+    out += note_entries(therapist.notizen, "Therapeut/in")
+    out += _audit_entries(
+        {
+            "therapist": [therapist_id],
+            "therapeutenanfrage": anfrage_ids,
+            "email": [e.id for e in emails],
+            "telefonanruf": [c.id for c in calls],
+        }
+    )
+    out += _audit_entries(
+        {"platzsuche": placement_searches},
+        keep=lambda row: (
+            isinstance(row.details, dict) and row.details.get("therapist_id") == therapist_id
+        ),
+    )
+    return _sorted(out)
+
+
+def page_of(entries: list, page: int, page_size: int = PAGE_SIZE) -> dict:
+    """One page (1-based) of a list: ``eintraege``, ``seite``, ``seiten``, ``gesamt``.
+    A page past the end gives the last one; ``INVALID_PAGE`` for a page below 1 or a size
+    outside 1..MAX_PAGE_SIZE."""
+    if not isinstance(page, int) or isinstance(page, bool) or page < 1:
+        raise OperationError("INVALID_PAGE", f"Ungültige Seite {page!r}")
+    if not isinstance(page_size, int) or isinstance(page_size, bool):
+        raise OperationError("INVALID_PAGE", f"Ungültige Seitengröße {page_size!r}")
+    if not 1 <= page_size <= MAX_PAGE_SIZE:
+        raise OperationError("INVALID_PAGE", f"Seitengröße 1 bis {MAX_PAGE_SIZE}")
+    pages = max(1, -(-len(entries) // page_size))
+    page = min(page, pages)
+    start = (page - 1) * page_size
+    return {
+        "eintraege": entries[start : start + page_size],
+        "seite": page,
+        "seiten": pages,
+        "gesamt": len(entries),
+    }
+
+
+def _patient(patient_id) -> Patient:
+    patient = Patient.get_or_none(Patient.id == patient_id)
+    if patient is None:
+        raise OperationError(
+            "PATIENT_NOT_FOUND", f"Patient/in {patient_id} nicht gefunden", status=404
+        )
+    return patient
+
+
+def _therapist(therapist_id) -> Therapist:
+    therapist = Therapist.get_or_none(Therapist.id == therapist_id)
+    if therapist is None:
+        raise OperationError(
+            "THERAPIST_NOT_FOUND", f"Therapeut/in {therapist_id} nicht gefunden", status=404
+        )
+    return therapist
+
+
+def patient_timeline(patient_id: int, page: int = 1, page_size: int = PAGE_SIZE) -> dict:
+    _patient(patient_id)
+    return page_of(patient_timeline_entries(patient_id), page, page_size)
+
+
+def therapist_timeline(therapist_id: int, page: int = 1, page_size: int = PAGE_SIZE) -> dict:
+    _therapist(therapist_id)
+    return page_of(therapist_timeline_entries(therapist_id), page, page_size)
+
+
+def patient_page(patient_id: int, page_size: int = PAGE_SIZE) -> dict:
+    """A patient's record, searches and the first page of its timeline."""
+    patient = _patient(patient_id)
+    searches = list(
+        Platzsuche.select().where(Platzsuche.patient == patient_id).order_by(Platzsuche.id.desc())
+    )
+    active = [s.id for s in searches if s.status == "aktiv"]
+    return {
+        "art": "patient",
+        "id": patient.id,
+        "name": _person_name(patient.vorname, patient.nachname),
+        "status": patient.status,
+        "record": patient,
+        "suchen": [
+            {
+                "id": s.id,
+                "status": s.status,
+                "eroeffnet": local_text(s.created_at),
+                "vermittelter_therapeut_id": s.vermittelter_therapeut_id,
+            }
+            for s in searches
+        ],
+        # the search the Searches panel should open: the aktiv one, else the newest
+        "suche_id": active[0] if active else (searches[0].id if searches else None),
+        "timeline": page_of(patient_timeline_entries(patient_id), 1, page_size),
+    }
+
+
+def therapist_page(therapist_id: int, page_size: int = PAGE_SIZE) -> dict:
+    """A therapist's record and the first page of its timeline."""
+    therapist = _therapist(therapist_id)
+    return {
+        "art": "therapeut",
+        "id": therapist.id,
+        "name": _person_name(therapist.titel, therapist.vorname, therapist.nachname),
+        "status": therapist.status,
+        "record": therapist,
+        "timeline": page_of(therapist_timeline_entries(therapist_id), 1, page_size),
+    }
