@@ -67,6 +67,7 @@ def test_there_are_the_console_notebooks():
         "Dashboard.ipynb",
         "Settings.ipynb",
         "Audit.ipynb",
+        "Personen.ipynb",
     } <= names
 
 

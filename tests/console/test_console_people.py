@@ -1,0 +1,249 @@
+"""The Personen panel, driven in-process: search, paged results, a person's page with its
+timeline, edits as ``team`` audited with the signed-in person, refusals that write nothing,
+and a page that acts only on the record it was opened for."""
+
+from __future__ import annotations
+
+import pytest
+
+from console.people import PeoplePanel, field_label, input_text, open_search_in, people_app
+from console.searches import SearchesPanel
+from db.models import AuditLog, Patient, Therapist
+from operations import people, staff
+from tests import factories as f
+
+PASSWORD = "ein-langes-passwort"
+
+
+@pytest.fixture
+def signed_in(clean_db, monkeypatch):
+    def sign_in(username: str, role: str):
+        staff.create(username, username.title(), role, PASSWORD, actor="test")
+        monkeypatch.setenv("JUPYTERHUB_USER", username)
+        return username
+
+    return sign_in
+
+
+def snapshot():
+    return [
+        [tuple(r.__data__.items()) for r in model.select().order_by(model.id)]
+        for model in (Patient, Therapist, AuditLog)
+    ]
+
+
+def indexed_patient(**fields):
+    patient = f.patient(**fields)
+    people.refresh_index([patient.id])
+    return patient
+
+
+def search_and_open(panel, text, art, record_id):
+    panel.query.value = text
+    panel.search_button.click()
+    assert "✓" in panel.status.value, panel.status.value
+    panel.result_select.value = (art, record_id)
+    panel.open_button.click()
+    return panel.person
+
+
+def test_results_are_paged_twenty_at_a_time(signed_in):
+    signed_in("erika", "lesen")
+    for _ in range(25):
+        f.therapist(nachname="Musterfrau")
+    panel = PeoplePanel()
+    panel.query.value = "musterfrau"
+    panel.search_button.click()
+    assert "25 Treffer" in panel.status.value
+    assert len(panel.result_select.options) == 20
+    assert panel.results_label.value == "Seite 1 von 2 (25 Treffer)"
+    assert panel.prev_button.disabled and not panel.next_button.disabled
+    panel.next_button.click()
+    assert len(panel.result_select.options) == 5 and panel.next_button.disabled
+    assert panel.results_table.value.count("<tr>") == 6  # header + 5
+    assert "Therapeut/in" in panel.results_table.value
+    panel.query.value = "  "
+    panel.search_button.click()
+    assert "Bitte Name, E-Mail, Telefonnummer oder PLZ eingeben [INVALID_SEARCH]" in (
+        panel.status.value
+    )
+
+
+def test_team_corrects_a_patient_after_a_phone_call(signed_in):
+    signed_in("erika", "team")
+    patient = indexed_patient(vorname="Greta", nachname="Gans", telefon="030 1")
+    search = f.search(patient_obj=patient)
+    panel = PeoplePanel()
+    page = search_and_open(panel, "Greta Gans", "patient", patient.id)
+    assert "Patient/in Greta Gans" in page.header.value
+    assert f"Suche {search.id} eröffnet" in page.timeline.value
+    assert page.timeline_label.value == "Seite 1 von 1 (1 Eintrag)"
+    page.edit_field.value = "telefon"
+    assert page.edit_text.value == "030 1"
+    page.edit_text.value = "0171 555 666"
+    page.edit_reason.value = "Anruf"
+    page.edit_button.click()
+    assert "✓ Gespeichert: Telefon" in page.status.value, page.status.value
+    assert Patient.get_by_id(patient.id).telefon == "0171 555 666"
+    (row,) = AuditLog.select().where(AuditLog.action == "edit_patient")
+    assert (row.actor, row.entity_id, row.reason) == ("erika", str(patient.id), "Anruf")
+    assert "Daten geändert: Telefon (von erika)" in page.timeline.value
+    # a repeated click changes nothing and says so
+    page.edit_button.click()
+    assert "Keine Änderung" in page.status.value
+    assert AuditLog.select().where(AuditLog.action == "edit_patient").count() == 1
+    # a bad value: refused with the field's German name, nothing written
+    before = snapshot()
+    page.edit_field.value = "geburtsdatum"
+    page.edit_text.value = "31.02.1990"
+    page.edit_button.click()
+    assert "✗ Geburtsdatum: Ungültiger Wert" in page.status.value
+    assert "[FIELD_INVALID]" in page.status.value
+    assert snapshot() == before
+
+
+def test_enum_fields_are_german_choices_and_no_code_is_shown(signed_in):
+    signed_in("erika", "team")
+    patient = indexed_patient(vorname="Kim", nachname="Divers", geschlecht="keine_Angabe")
+    page = PeoplePanel().open_person("patient", patient.id)
+    assert "keine_Angabe" not in page.details.value and "keine Angabe" in page.details.value
+    page.edit_field.value = "geschlecht"
+    assert page.edit_text.layout.display == "none" and page.edit_choice.layout.display is None
+    assert ("keine Angabe", "keine_Angabe") in page.edit_choice.options
+    page.edit_choice.value = "divers"
+    page.edit_button.click()
+    assert Patient.get_by_id(patient.id).geschlecht == "divers"
+    assert field_label("raeumliche_verfuegbarkeit.max_km") == "Maximale Entfernung (km) (max_km)"
+    assert input_text("arbeitszeiten", {"montag": ["09:00-12:00"]}) == "Mo 09:00-12:00"
+
+
+def test_team_blocks_and_reactivates_a_therapist_with_confirmation(signed_in):
+    signed_in("jonas", "team")
+    therapist = f.therapist(vorname="Hans", nachname="Sperling")
+    panel = PeoplePanel()
+    page = search_and_open(panel, "Sperling", "therapeut", therapist.id)
+    assert [v for _, v in page.status_action.options] == ["gesperrt", "inaktiv"]
+    page.status_action.value = "gesperrt"
+    page.status_reason.value = "möchte keine Anfragen mehr"
+    before = snapshot()
+    page.status_button.click()  # not confirmed
+    assert "Bitte zuerst bestätigen" in page.status.value and snapshot() == before
+    assert "Hans Sperling" in page.status_confirm.description
+    page.status_confirm.value = True
+    page.status_button.click()
+    assert "Status aktiv → gesperrt" in page.status.value, page.status.value
+    stored = Therapist.get_by_id(therapist.id)
+    assert (stored.status, stored.sperrgrund) == ("gesperrt", "möchte keine Anfragen mehr")
+    assert "gesperrt seit" in page.header.value
+    assert not page.status_confirm.value  # a second click needs a new confirmation
+    assert [v for _, v in page.status_action.options] == ["inaktiv", "aktiv"]
+    page.status_action.value = "aktiv"
+    page.status_reason.value = ""
+    page.status_confirm.value = True
+    before = snapshot()
+    page.status_button.click()
+    assert "Bitte einen Grund angeben [REASON_REQUIRED]" in page.status.value
+    assert snapshot() == before
+    page.status_reason.value = "hat sich gemeldet"
+    page.status_confirm.value = True
+    page.status_button.click()
+    assert Therapist.get_by_id(therapist.id).status == "aktiv"
+    rows = AuditLog.select().where(AuditLog.action == "set_therapist_status")
+    assert [r.actor for r in rows] == ["jonas", "jonas"]
+    assert "Status geändert: gesperrt → aktiv (von jonas)" in page.timeline.value
+
+
+def test_preferences_and_availability(signed_in):
+    signed_in("jonas", "team")
+    therapist = f.therapist()
+    page = PeoplePanel().open_person("therapeut", therapist.id)
+    page.pref_symptoms.value = ("Zwänge",)
+    page.pref_age_min.value = "18"
+    page.pref_gender.value = "Weiblich"
+    page.pref_hours.value = "Mo 08:00-12:00"
+    page.pref_flags["ueber_curavani_informiert"].value = True
+    page.pref_button.click()
+    assert "✓ Gespeichert" in page.status.value, page.status.value
+    stored = Therapist.get_by_id(therapist.id)
+    assert stored.bevorzugte_symptome == ["Zwänge"] and stored.alter_min == 18
+    assert stored.geschlechtspraeferenz == "Weiblich" and stored.ueber_curavani_informiert
+    assert page.pref_hours.value == "Mo 08:00-12:00"  # shown as saved, in the input form
+    page.pref_age_max.value = "10"  # below the minimum: refused
+    before = snapshot()
+    page.pref_button.click()
+    assert "[FIELD_INVALID]" in page.status.value and snapshot() == before
+    page.available.value = True
+    page.available_notes.value = "ab März"
+    page.available_button.click()
+    stored = Therapist.get_by_id(therapist.id)
+    assert stored.potenziell_verfuegbar and stored.potenziell_verfuegbar_notizen == "ab März"
+
+
+def test_a_page_acts_only_on_the_record_it_shows(signed_in):
+    signed_in("erika", "team")
+    first = f.therapist(nachname="Erster")
+    second = f.therapist(nachname="Erster")
+    panel = PeoplePanel()
+    page = search_and_open(panel, "Erster", "therapeut", first.id)
+    panel.result_select.value = ("therapeut", second.id)  # chosen, not opened
+    page.edit_field.value = "ort"
+    page.edit_text.value = "Potsdam"
+    page.edit_button.click()
+    page.edit_button.click()  # a double click: the second changes nothing
+    assert Therapist.get_by_id(first.id).ort == "Potsdam"
+    assert Therapist.get_by_id(second.id).ort is None
+    assert AuditLog.select().where(AuditLog.action == "edit_therapist").count() == 1
+
+
+def test_a_reader_may_look_but_not_change(signed_in):
+    signed_in("lea", "lesen")
+    therapist = f.therapist(nachname="Lesbar")
+    page = search_and_open(PeoplePanel(), "Lesbar", "therapeut", therapist.id)
+    before = snapshot()
+    page.edit_field.value = "ort"
+    page.edit_text.value = "Bonn"
+    page.edit_button.click()
+    assert "FORBIDDEN" in page.status.value
+    page.status_action.value = "inaktiv"
+    page.status_reason.value = "x"
+    page.status_confirm.value = True
+    page.status_button.click()
+    assert "FORBIDDEN" in page.status.value
+    assert snapshot() == before
+
+
+def test_the_patient_page_opens_its_search_in_the_searches_panel(signed_in):
+    signed_in("erika", "team")
+    patient = indexed_patient(vorname="Suse", nachname="Sucher", plz="80331")
+    other = f.search()
+    search = f.search(patient_obj=patient, status="pausiert")
+    searches = SearchesPanel()
+    searches.status_filter.value = ("aktiv",)
+    searches.plz_prefix.value = "10"
+    searches.refresh()
+    assert searches.selected_search_id == other.id
+    opened = []
+    panel = PeoplePanel(on_open_search=lambda sid: opened.append(open_search_in(searches, sid)))
+    page = panel.open_person("patient", patient.id)
+    page.open_search_button.click()
+    assert opened == [True] and searches.selected_search_id == search.id
+    assert f"Suche {search.id} geöffnet" in page.status.value
+    # a patient without a search: the button is off and the action refused
+    lonely = PeoplePanel().open_person("patient", f.patient().id)
+    assert lonely.open_search_button.disabled
+    lonely.open_search()
+    assert "keine Suche" in lonely.status.value
+
+
+def test_the_app_opens_the_search_below(signed_in):
+    signed_in("erika", "team")
+    patient = indexed_patient(vorname="Ada", nachname="App")
+    search = f.search(patient_obj=patient)
+    app = people_app()
+    panel, searches_box = app.children
+    assert searches_box.children == ()  # no Searches panel until it is needed
+    page = panel.open_person("patient", patient.id)
+    page.open_search_button.click()
+    (searches,) = searches_box.children
+    assert isinstance(searches, SearchesPanel) and searches.selected_search_id == search.id
+    assert "✓" in page.status.value
