@@ -148,6 +148,9 @@ def test_refusals_by_field_name_and_actor(clean_db):
     refused("ACTOR_REQUIRED", lambda: edit(patient.id, {"ort": "Bonn"}, actor=" "))
     refused("ACTOR_REQUIRED", lambda: edit(patient.id, {"ort": "Bonn"}, actor="x" * 101))
     refused("PATIENT_NOT_FOUND", lambda: edit(patient.id + 999, {"ort": "Bonn"}, actor="e"))
+    refused(
+        "REASON_TOO_LONG", lambda: edit(patient.id, {"ort": "Bonn"}, actor="e", reason="x" * 1001)
+    )
     tedit = person_edit.edit_therapist
     refused("FIELD_NOT_EDITABLE", lambda: tedit(therapist.id, {"status": "inaktiv"}, actor="e"))
     refused("FIELD_NOT_EDITABLE", lambda: tedit(therapist.id, {"sperrgrund": "x"}, actor="e"))
