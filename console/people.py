@@ -18,6 +18,7 @@ open the person's page with its timeline, and correct it.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Callable
 
 import ipywidgets as widgets
@@ -52,6 +53,57 @@ CODE_TEXTS = {
 }
 
 
+# The validation's reasons (English, shared with the import report) in German for staff.
+_REASONS = [
+    (r"impossible date '(.*)'", "unmögliches Datum „{0}“"),
+    (
+        r"expected a date YYYY-MM-DD or DD\.MM\.YYYY, got '(.*)'",
+        "bitte ein Datum TT.MM.JJJJ, nicht „{0}“",
+    ),
+    (r"(\S+) lies in the future", "liegt in der Zukunft"),
+    (r"not a valid email address: '(.*)'", "keine gültige E-Mail-Adresse: „{0}“"),
+    (
+        r"the part before '@' is longer than 64 characters",
+        "der Teil vor dem @ ist länger als 64 Zeichen",
+    ),
+    (r"postal code must be .*five digits.*", "die PLZ hat genau fünf Ziffern"),
+    (r"unknown postal code '(.*)'", "unbekannte PLZ {0}"),
+    (r"too long \((\d+) characters, at most (\d+)\)", "zu lang ({0} Zeichen, höchstens {1})"),
+    (r"must be a single line without control characters", "bitte nur eine Zeile"),
+    (r"unknown value '(.*?)' .*", "unbekannter Wert „{0}“"),
+    (r"expected true/false.*", "bitte ja oder nein"),
+    (r"expected a whole number, got (.*)", "bitte eine ganze Zahl, nicht {0}"),
+    (r"expected a number, got (.*)", "bitte eine Zahl, nicht {0}"),
+    (r"must be 0 or more, got (.*)", "darf nicht negativ sein ({0})"),
+    (r"must be greater than 0, got (.*)", "muss größer als 0 sein ({0})"),
+    (r"unknown symptom '(.*?)'.*", "unbekanntes Symptom „{0}“"),
+    (r"symptom '(.*)' listed twice", "Symptom „{0}“ doppelt"),
+    (r"needs (\d+) to (\d+) symptoms, got (\d+)", "{0} bis {1} Symptome nötig, angegeben {2}"),
+    (r"'(.*)' is not an ICD-10 code.*", "„{0}“ ist kein ICD-10-Code wie F32 oder F41.1"),
+    (r"therapist ids are 1 or more, got (.*)", "Therapeuten-Nummern sind 1 oder größer ({0})"),
+    (
+        r"alter_min (\d+) is greater than alter_max (\d+)",
+        "Mindestalter {0} ist größer als Höchstalter {1}",
+    ),
+    (r"unknown weekday '(.*)'", "unbekannter Wochentag „{0}“"),
+    (r"malformed time range '(.*)'.*", "Zeitraum „{0}“ bitte als HH:MM-HH:MM"),
+    (r"malformed schedule part '(.*?)'.*", "Angabe „{0}“ bitte wie „Mo 09:00-12:00, 14:00-16:00“"),
+    (r"impossible time in range '(.*)'", "unmögliche Uhrzeit in „{0}“"),
+    (r"time range '(.*)' must start before it ends", "Zeitraum „{0}“ endet vor seinem Beginn"),
+    (r"schedule needs at least one time range", "mindestens ein Zeitraum nötig"),
+    (r"entries must be non-empty text.*", "leere Einträge sind nicht erlaubt"),
+]
+
+
+def german_reason(reason: str) -> str:
+    """The validation's reason in German (the original text if no rule matches)."""
+    for pattern, german in _REASONS:
+        match = re.fullmatch(pattern, reason or "", re.DOTALL)
+        if match:
+            return german.format(*match.groups())
+    return reason
+
+
 def field_label(name: str | None) -> str:
     if not name:
         return ""
@@ -66,6 +118,8 @@ class PeopleStatus(StatusLine):
         if isinstance(error, OperationError):
             field = error.details.get("field")
             message = CODE_TEXTS.get(error.code, error.message)
+            if error.code == "FIELD_INVALID" and error.details.get("reason"):
+                message = f"Ungültiger Wert: {german_reason(error.details['reason'])}"
             where = f"{field_label(field)}: " if field else ""
             text = f"{where}{message} [{error.code}]"
             self.value = f"<span style='color:#b3261e'>✗ {esc(text)}</span>"

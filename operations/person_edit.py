@@ -74,7 +74,7 @@ def _field_error(kind: str, error: RowError) -> OperationError:
         if code == "FIELD_REQUIRED"
         else f"Ungültiger Wert: {error.reason}"
     )
-    return OperationError(code, message, details={"field": error.field})
+    return OperationError(code, message, details={"field": error.field, "reason": error.reason})
 
 
 def _check_names(kind: str, changes) -> None:

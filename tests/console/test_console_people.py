@@ -4,12 +4,22 @@ and a page that acts only on the record it was opened for."""
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 
-from console.people import PeoplePanel, field_label, input_text, open_search_in, people_app
+from console.people import (
+    PeoplePanel,
+    field_label,
+    german_reason,
+    input_text,
+    open_search_in,
+    people_app,
+)
 from console.searches import SearchesPanel
 from db.models import AuditLog, Patient, Therapist
 from operations import people, staff
+from psymatch.domain import validation
 from tests import factories as f
 
 PASSWORD = "ein-langes-passwort"
@@ -97,7 +107,7 @@ def test_team_corrects_a_patient_after_a_phone_call(signed_in):
     page.edit_field.value = "geburtsdatum"
     page.edit_text.value = "31.02.1990"
     page.edit_button.click()
-    assert "✗ Geburtsdatum: Ungültiger Wert" in page.status.value
+    assert "✗ Geburtsdatum: Ungültiger Wert: unmögliches Datum „31.02.1990“" in page.status.value
     assert "[FIELD_INVALID]" in page.status.value
     assert snapshot() == before
 
@@ -247,3 +257,39 @@ def test_the_app_opens_the_search_below(signed_in):
     (searches,) = searches_box.children
     assert isinstance(searches, SearchesPanel) and searches.selected_search_id == search.id
     assert "✓" in page.status.value
+
+
+GERMAN_CASES = [
+    ("patients", "email", "kein-at"),
+    ("patients", "plz", "1011"),
+    ("patients", "geburtsdatum", "31.02.1990"),
+    ("patients", "geburtsdatum", "morgen"),
+    ("patients", "geburtsdatum", "2999-01-01"),
+    ("patients", "symptome", ["Gibt es nicht"]),
+    ("patients", "symptome", ["Zwänge", "Zwänge"]),
+    ("patients", "anrede", "herr"),
+    ("patients", "vorname", "x" * 101),
+    ("patients", "vorname", "a\nb"),
+    ("patients", "zeitliche_verfuegbarkeit", "Mo 17:00-09:00"),
+    ("patients", "zeitliche_verfuegbarkeit", "Xy 09:00-10:00"),
+    ("patients", "zeitliche_verfuegbarkeit", "Mo 9-10"),
+    ("patients", "zeitliche_verfuegbarkeit", "Mo 25:00-26:00"),
+    ("patients", "raeumliche_verfuegbarkeit", "-5"),
+    ("patients", "raeumliche_verfuegbarkeit", "weit"),
+    ("patients", "offen_fuer_diga", "vielleicht"),
+    ("patients", "ausgeschlossene_therapeuten", "0"),
+    ("therapists", "alter_min", "-1"),
+    ("therapists", "alter_min", "1,5"),
+    ("therapists", "bevorzugte_diagnosen", "Depression"),
+]
+
+
+@pytest.mark.parametrize(("kind", "field", "value"), GERMAN_CASES)
+def test_every_validation_reason_staff_meet_reads_german(kind, field, value):
+    with pytest.raises(validation.RowError) as caught:
+        validation.validate_changes(kind, {field: value}, today=dt.date(2026, 12, 1))
+    reason = caught.value.reason
+    assert german_reason(reason) != reason, reason
+    assert german_reason("alter_min 30 is greater than alter_max 20") == (
+        "Mindestalter 30 ist größer als Höchstalter 20"
+    )
