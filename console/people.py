@@ -45,6 +45,11 @@ STATUS_ACTIONS = {
     "inaktiv": ("Deaktivieren", "deaktivieren"),
     "aktiv": ("Reaktivieren", "reaktivieren"),
 }
+# fields psymatch maintains itself, shown read-only below the editable ones
+SHOWN_MAINTAINED = {
+    "patients": ("startdatum", "erster_therapieplatz_am", "funktionierender_therapieplatz_am"),
+    "therapists": ("naechster_kontakt_moeglich",),
+}
 PREFERENCE_FLAGS = ("ueber_curavani_informiert", "bevorzugt_gruppentherapie", "kassensitz")
 _DAY_ABBREVIATIONS = dict(zip(WEEKDAYS, ("Mo", "Di", "Mi", "Do", "Fr", "Sa", "So"), strict=True))
 CODE_TEXTS = {
@@ -339,7 +344,7 @@ class PersonPage(widgets.VBox):
             f"<h3>{esc(ART_LABELS[self.art])} {esc(data['name'])} "
             f"<small>(Nr. {self.record_id}, {esc(status)}){extra}</small></h3>"
         )
-        fields = validation.FIELDS[self.kind]
+        fields = [*validation.FIELDS[self.kind], *SHOWN_MAINTAINED[self.kind]]
         rows = [[field_label(n), shown_value(n, getattr(record, n, None))] for n in fields]
         self.details.value = table(["Feld", "Wert"], rows, css="psymatch-table psymatch-details")
         self._show_page(data["timeline"])

@@ -133,6 +133,7 @@ def test_team_blocks_and_reactivates_a_therapist_with_confirmation(signed_in):
     panel = PeoplePanel()
     page = search_and_open(panel, "Sperling", "therapeut", therapist.id)
     assert [v for _, v in page.status_action.options] == ["gesperrt", "inaktiv"]
+    assert "Nächster Kontakt möglich ab" in page.details.value
     page.status_action.value = "gesperrt"
     page.status_reason.value = "möchte keine Anfragen mehr"
     before = snapshot()
