@@ -88,35 +88,87 @@ def note_entries(text: str | None, where: str) -> list[dict]:
     return out
 
 
-def _audit_entries(keys: dict[str, list], keep=None) -> list[dict]:
-    """Audit rows of the given (entity -> ids), optionally filtered by ``keep(row)``."""
-    out = []
+# audit actions whose details the timeline shows; the others' details are not decrypted
+DETAIL_ACTIONS = (
+    "record_placement_outcome",
+    "edit_patient",
+    "edit_therapist",
+    "set_potenziell_verfuegbar",
+    "set_therapist_status",
+)
+
+
+def _audit_rows(keys: dict[str, list], keep=None) -> list:
+    """Audit rows of the given (entity -> ids); ``details`` read (and decrypted) only for
+    ``DETAIL_ACTIONS`` and for rows ``keep(row)`` has to look at (it filters them)."""
+    columns = (
+        AuditLog.id,
+        AuditLog.at,
+        AuditLog.actor,
+        AuditLog.action,
+        AuditLog.entity,
+        AuditLog.entity_id,
+        AuditLog.reason,
+    )
+    rows = []
     for entity, ids in keys.items():
         ids = [str(i) for i in ids]
         for start in range(0, len(ids), 500):
-            rows = AuditLog.select().where(
-                (AuditLog.entity == entity) & AuditLog.entity_id.in_(ids[start : start + 500])
+            where = (AuditLog.entity == entity) & AuditLog.entity_id.in_(ids[start : start + 500])
+            if keep is not None:
+                rows += [r for r in AuditLog.select().where(where) if keep(r)]
+                continue
+            found = list(AuditLog.select(*columns).where(where))
+            wanted = [r.id for r in found if r.action in DETAIL_ACTIONS]
+            details = (
+                dict(
+                    AuditLog.select(AuditLog.id, AuditLog.details)
+                    .where(AuditLog.id.in_(wanted))
+                    .tuples()
+                )
+                if wanted
+                else {}
             )
-            for row in rows:
-                if keep is not None and not keep(row):
-                    continue
-                text = vocab.AUDIT_ACTION_LABELS.get(row.action, row.action.replace("_", " "))
-                details = row.details if isinstance(row.details, dict) else {}
-                if row.action == "record_placement_outcome" and details.get("outcome"):
-                    text += ": " + _label(vocab.VERMITTLUNGSERGEBNIS_LABELS, details["outcome"])
-                if row.action in ("edit_patient", "edit_therapist", "set_potenziell_verfuegbar"):
-                    names = [vocab.FIELD_LABELS.get(f, f) for f in details.get("fields", [])]
-                    text += ": " + ", ".join(names)
-                if row.action == "set_therapist_status":
-                    text += (
-                        f": {_label(vocab.THERAPEUTENSTATUS_LABELS, details.get('before'))} → "
-                        f"{_label(vocab.THERAPEUTENSTATUS_LABELS, details.get('after'))}"
-                    )
-                text += f" (von {row.actor})"
-                if row.reason:
-                    text += f" – Grund: {row.reason}"
-                out.append(_entry(row.at, "Protokoll", text))
+            for row in found:
+                row.details = details.get(row.id)
+            rows += found
+    return rows
+
+
+def _audit_entries(keys: dict[str, list], keep=None) -> list[dict]:
+    """Audit rows of the given (entity -> ids), optionally filtered by ``keep(row)``."""
+    out = []
+    for row in _audit_rows(keys, keep):
+        text = vocab.AUDIT_ACTION_LABELS.get(row.action, row.action.replace("_", " "))
+        details = row.details if isinstance(row.details, dict) else {}
+        if row.action == "record_placement_outcome" and details.get("outcome"):
+            text += ": " + _label(vocab.VERMITTLUNGSERGEBNIS_LABELS, details["outcome"])
+        if row.action in ("edit_patient", "edit_therapist", "set_potenziell_verfuegbar"):
+            names = [vocab.FIELD_LABELS.get(f, f) for f in details.get("fields", [])]
+            text += ": " + ", ".join(names)
+        if row.action == "set_therapist_status":
+            text += (
+                f": {_label(vocab.THERAPEUTENSTATUS_LABELS, details.get('before'))} → "
+                f"{_label(vocab.THERAPEUTENSTATUS_LABELS, details.get('after'))}"
+            )
+        text += f" (von {row.actor})"
+        if row.reason:
+            text += f" – Grund: {row.reason}"
+        out.append(_entry(row.at, "Protokoll", text))
     return out
+
+
+EMAIL_COLUMNS = (
+    Email.id,
+    Email.art,
+    Email.status,
+    Email.betreff,
+    Email.gesendet_am,
+    Email.in_warteschlange_am,
+    Email.created_at,
+    Email.antwort_erhalten,
+    Email.antwortdatum,
+)
 
 
 def _email_entries(emails) -> list[dict]:
@@ -275,7 +327,7 @@ def patient_timeline_entries(patient_id: int) -> list[dict]:
                     f"{_label(vocab.ANFRAGE_PATIENT_STATUS_LABELS, line.status)}",
                 )
             )
-    emails = list(Email.select().where(Email.patient == patient_id))
+    emails = list(Email.select(*EMAIL_COLUMNS).where(Email.patient == patient_id))
     out += _email_entries(emails)
     out += _reply_entries(anfrage_ids, patient_id)
     out += _call_entries(calls, names)
@@ -347,7 +399,7 @@ def therapist_timeline_entries(therapist_id: int) -> list[dict]:
         )
     ]
     placement_searches = sorted(set(placed) | set(accepted))
-    emails = list(Email.select().where(Email.therapist == therapist_id))
+    emails = list(Email.select(*EMAIL_COLUMNS).where(Email.therapist == therapist_id))
     out += _email_entries(emails)
     out += _reply_entries(anfrage_ids)
     out += _call_entries(
