@@ -124,6 +124,8 @@ def test_the_therapist_timeline(story):
     assert "Therapeut/in: Status aktiv → gesperrt: keine Kapazität mehr (erika)" in joined
     assert "Anruf bei Dr. Erika Muster" in joined
     assert "Daten geändert: Telefon" not in joined  # the patient's edit is not the therapist's
+    for code in ("vollstaendige_Annahme", "set_therapist_status", "personal)", "runde)"):
+        assert code not in joined
     assert entries[0]["zeit"] == person_pages.local_text(NOW + dt.timedelta(days=4))
 
 
