@@ -224,6 +224,11 @@ LABELS: dict[str, dict[str, str]] = {
         "dismiss_link_klick": "Link-Klick verworfen",
         "resend_email": "E-Mail erneut gesendet",
         "confirm_sender": "Absender bestätigt",
+        "edit_patient": "Daten geändert",
+        "edit_therapist": "Daten geändert",
+        "set_potenziell_verfuegbar": "Verfügbarkeit geändert",
+        "set_therapist_status": "Status geändert",
+        "create_anfrage": "Anfrage erstellt",
     },
     # ... and to what kind of record
     "AUDIT_ENTITY": {

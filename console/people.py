@@ -1,18 +1,20 @@
 """The Personen panel (issue 15.2): find a patient or therapist by name, email, phone or PLZ,
 open the person's page with its timeline, and correct it.
 
-- Search box and results (``operations.people.find_people``; at most ``MAX_RESULTS``, 20 a
-  page). **Öffnen** shows the chosen person's page below.
+- Search box, then the results (``operations.people.find_people``; at most
+  ``MAX_RESULTS``) in a paged, filterable table with the selection and **Öffnen** on top.
 - A page is bound to the one record it was opened for: every button on it acts on that
   record, whatever the results list shows meanwhile. Actions sit at the top: for a
-  therapist the status (sperren, deaktivieren, reaktivieren: reason and a confirmation
-  naming the therapist), *potenziell verfügbar* with its notes; for a patient **Suche
-  öffnen** (``on_open_search``, see ``open_search_in``). Then the edit form (one field at a
-  time, enum fields as German choices), for therapists the preferences, the record, and the
-  timeline (20 a page).
+  therapist the status (sperren, deaktivieren, reaktivieren: reason required, then a
+  confirmation naming the therapist and what follows), *potenziell verfügbar* with its
+  notes; for a patient **Suche öffnen** (``on_open_search``, see ``open_search_in``). Then
+  the timeline (paged, filterable), the edit form (one field at a time, enum fields as
+  German choices), for therapists the preferences, and the record.
 - Reading needs the role ``lesen``, every change ``team``; changes go through
-  ``operations.person_edit`` (the import's validation; refused: nothing written, the
-  reason shown in German with its outcome code) and are audited with the signed-in person.
+  ``operations.person_edit`` (the import's validation; refused: nothing written, the reason
+  shown in German with its outcome code) and are audited with the signed-in person.
+
+The operations hand the timeline over as events with codes; ``entry_text`` words them.
 """
 
 from __future__ import annotations
@@ -23,27 +25,30 @@ from collections.abc import Callable
 
 import ipywidgets as widgets
 
+from db.models import Patient, Platzsuche
 from operations import person_edit, person_pages
 from operations.errors import OperationError
 from operations.people import find_people
 from psymatch.domain import validation, vocab
 from psymatch.domain.schedule import WEEKDAYS
 
-from .common import StatusLine, esc, run_action, staff_name, table
+from . import fmt
+from .common import Confirmation, StatusLine, choose, esc, run_action, staff_name, table
+from .inputs import bounded_text
+from .messages import german
+from .paging import PagedTable
 
 PAGE_SIZE = 20
 MAX_RESULTS = 100
+NOTES_MAX = 2000
 ART_LABELS = {"patient": "Patient/in", "therapeut": "Therapeut/in"}
-STATUS_LABELS = {
-    "patient": vocab.PATIENTENSTATUS_LABELS,
-    "therapeut": vocab.THERAPEUTENSTATUS_LABELS,
-}
+STATUS_KIND = {"patient": "PATIENTENSTATUS", "therapeut": "THERAPEUTENSTATUS"}
 KIND = {"patient": "patients", "therapeut": "therapists"}
-# therapist status actions: (label, target status, button text)
+# therapist status actions: target status -> (choice, verb, what follows)
 STATUS_ACTIONS = {
-    "gesperrt": ("Sperren", "sperren"),
-    "inaktiv": ("Deaktivieren", "deaktivieren"),
-    "aktiv": ("Reaktivieren", "reaktivieren"),
+    "gesperrt": ("Sperren", "sperren", "sie/er wird nicht mehr angefragt"),
+    "inaktiv": ("Deaktivieren", "deaktivieren", "sie/er wird nicht mehr angefragt"),
+    "aktiv": ("Reaktivieren", "reaktivieren", "sie/er kann wieder angefragt werden"),
 }
 # fields psymatch maintains itself, shown read-only below the editable ones
 SHOWN_MAINTAINED = {
@@ -51,12 +56,95 @@ SHOWN_MAINTAINED = {
     "therapists": ("naechster_kontakt_moeglich",),
 }
 PREFERENCE_FLAGS = ("ueber_curavani_informiert", "bevorzugt_gruppentherapie", "kassensitz")
+SCHEDULE_FIELDS = ("zeitliche_verfuegbarkeit", "arbeitszeiten", "telefonische_erreichbarkeit")
 _DAY_ABBREVIATIONS = dict(zip(WEEKDAYS, ("Mo", "Di", "Mi", "Do", "Fr", "Sa", "So"), strict=True))
+# enum fields of patients and therapists: the vocabulary of console.fmt that words them
+ENUM_FIELDS = {
+    "anrede": "ANREDE",
+    "geschlecht": "GESCHLECHT",
+    "geschlechtspraeferenz": "THERAPEUTENGESCHLECHT_PRAEFERENZ",
+    "bevorzugtes_therapeutengeschlecht": "THERAPEUTENGESCHLECHT_PRAEFERENZ",
+    "psychotherapieverfahren": "THERAPIEVERFAHREN",
+    "bevorzugtes_therapieverfahren": "THERAPIEVERFAHREN",
+    "verkehrsmittel": "VERKEHRSMITTEL",
+}
+FIELD_LABELS = {
+    "external_id": "Externe ID",
+    "anrede": "Anrede",
+    "geschlecht": "Geschlecht",
+    "titel": "Titel",
+    "vorname": "Vorname",
+    "nachname": "Nachname",
+    "strasse": "Straße",
+    "plz": "PLZ",
+    "ort": "Ort",
+    "email": "E-Mail",
+    "telefon": "Telefon",
+    "fax": "Fax",
+    "webseite": "Webseite",
+    "kassensitz": "Kassensitz",
+    "telefonische_erreichbarkeit": "Telefonische Erreichbarkeit",
+    "arbeitszeiten": "Arbeitszeiten",
+    "fremdsprachen": "Fremdsprachen",
+    "psychotherapieverfahren": "Psychotherapieverfahren",
+    "zusatzqualifikationen": "Zusatzqualifikationen",
+    "besondere_leistungsangebote": "Besondere Leistungsangebote",
+    "letzter_kontakt_email": "Letzter Kontakt per E-Mail",
+    "letzter_kontakt_telefon": "Letzter Kontakt per Telefon",
+    "letztes_persoenliches_gespraech": "Letztes persönliches Gespräch",
+    "potenziell_verfuegbar": "Potenziell verfügbar",
+    "potenziell_verfuegbar_notizen": "Notizen zur Verfügbarkeit",
+    "ueber_curavani_informiert": "Über Curavani informiert",
+    "bevorzugte_diagnosen": "Bevorzugte Diagnosen (ICD-10)",
+    "bevorzugte_symptome": "Bevorzugte Symptome",
+    "alter_min": "Mindestalter",
+    "alter_max": "Höchstalter",
+    "geschlechtspraeferenz": "Bevorzugtes Geschlecht der Patient/innen",
+    "bevorzugt_gruppentherapie": "Bevorzugt Gruppentherapie",
+    "status": "Status",
+    "sperrgrund": "Sperrgrund",
+    "sperrdatum": "Sperrdatum",
+    "naechster_kontakt_moeglich": "Nächster Kontakt möglich ab",
+    "hausarzt": "Hausarzt/Hausärztin",
+    "krankenkasse": "Krankenkasse",
+    "krankenversicherungsnummer": "Versichertennummer",
+    "geburtsdatum": "Geburtsdatum",
+    "symptome": "Symptome",
+    "erfahrung_mit_psychotherapie": "Erfahrung mit Psychotherapie",
+    "letzte_sitzung_vorherige_psychotherapie": "Letzte Sitzung der vorherigen Therapie",
+    "vertraege_unterschrieben": "Verträge unterschrieben",
+    "zahlungsreferenz": "Zahlungsreferenz",
+    "zahlung_eingegangen": "Zahlung eingegangen",
+    "startdatum": "Startdatum",
+    "zeitliche_verfuegbarkeit": "Zeitliche Verfügbarkeit",
+    "raeumliche_verfuegbarkeit": "Maximale Entfernung (km)",
+    "offen_fuer_gruppentherapie": "Offen für Gruppentherapie",
+    "offen_fuer_diga": "Offen für DiGA",
+    "ausgeschlossene_therapeuten": "Dauerhaft ausgeschlossene Therapeut/innen (Nr.)",
+    "bevorzugtes_therapeutengeschlecht": "Bevorzugtes Geschlecht der Therapeut/in",
+    "bevorzugtes_therapieverfahren": "Bevorzugtes Therapieverfahren",
+    "letzter_kontakt": "Letzter Kontakt",
+    "verkehrsmittel": "Verkehrsmittel",
+    "erster_therapieplatz_am": "Erster Therapieplatz am",
+    "funktionierender_therapieplatz_am": "Funktionierender Therapieplatz am",
+    "empfehler_der_unterstuetzung": "Empfohlen durch",
+}
+# German texts of the codes the people operations answer with (console/messages.py has
+# the codes shared with other panels)
 CODE_TEXTS = {
     "INVALID_SEARCH": "Bitte Name, E-Mail, Telefonnummer oder PLZ eingeben",
-    "INVALID_LIMIT": "Ungültige Trefferzahl",
+    "NO_CHANGES": "Keine Änderung angegeben",
+    "UNKNOWN_FIELD": "Dieses Feld gibt es nicht",
+    "FIELD_MAINTAINED": "Dieses Feld pflegt psymatch selbst",
+    "FIELD_NOT_EDITABLE": "Dieses Feld lässt sich hier nicht ändern",
+    "FIELD_REQUIRED": "Pflichtfeld: darf nicht leer sein",
+    "FIELD_INVALID": "Ungültiger Wert",
+    "PATIENT_ERASED": "Die Daten dieser Person wurden gelöscht",
+    "REASON_TOO_LONG": "Der Grund ist zu lang (höchstens 1.000 Zeichen)",
+    "INVALID_DATE": "Ungültiges Sperrdatum (TT.MM.JJJJ, nicht in der Zukunft)",
+    "STATUS_UNCHANGED": "Diesen Status hat die Person bereits; nichts geändert",
+    "INVALID_PAGE": "Diese Seite gibt es nicht",
 }
-
 
 # The validation's reasons (English, shared with the import report) in German for staff.
 _REASONS = [
@@ -102,10 +190,10 @@ _REASONS = [
 
 def german_reason(reason: str) -> str:
     """The validation's reason in German (the original text if no rule matches)."""
-    for pattern, german in _REASONS:
+    for pattern, words in _REASONS:
         match = re.fullmatch(pattern, reason or "", re.DOTALL)
         if match:
-            return german.format(*match.groups())
+            return words.format(*match.groups())
     return reason
 
 
@@ -113,23 +201,28 @@ def field_label(name: str | None) -> str:
     if not name:
         return ""
     base, _, rest = name.partition(".")
-    return vocab.FIELD_LABELS.get(base, base) + (f" ({rest})" if rest else "")
+    return FIELD_LABELS.get(base, base) + (f" ({rest})" if rest else "")
 
 
 class PeopleStatus(StatusLine):
-    """The status line with German field names instead of model field names."""
+    """The status line, with the German texts of the people operations' codes and the
+    fields' German names; other codes as every panel shows them."""
 
     def error(self, error: OperationError | str) -> None:
-        if isinstance(error, OperationError):
-            field = error.details.get("field")
-            message = CODE_TEXTS.get(error.code, error.message)
-            if error.code == "FIELD_INVALID" and error.details.get("reason"):
-                message = f"Ungültiger Wert: {german_reason(error.details['reason'])}"
-            where = f"{field_label(field)}: " if field else ""
-            text = f"{where}{message} [{error.code}]"
-            self.value = f"<span style='color:#b3261e'>✗ {esc(text)}</span>"
-        else:
+        if not isinstance(error, OperationError) or (
+            error.code not in CODE_TEXTS and not error.details.get("field")
+        ):
             super().error(error)
+            return
+        field = error.details.get("field")
+        text = CODE_TEXTS.get(error.code) or german(error.code, error.message)
+        if error.code == "FIELD_INVALID" and error.details.get("reason"):
+            text += f": {german_reason(error.details['reason'])}"
+        where = f"{field_label(field)}: " if field else ""
+        self.value = (
+            f"<span style='color:#b3261e'>✗ {esc(where + text)} "
+            f"<small style='color:#777'>{esc(error.code)}</small></span>"
+        )
 
 
 # --- showing values -------------------------------------------------------------------------
@@ -151,11 +244,11 @@ def input_text(name: str, value) -> str:
     if isinstance(value, bool):
         return "ja" if value else "nein"
     if isinstance(value, dt.date):
-        return value.strftime("%d.%m.%Y")
-    if name in ("zeitliche_verfuegbarkeit", "arbeitszeiten", "telefonische_erreichbarkeit"):
+        return fmt.date_de(value)
+    if name in SCHEDULE_FIELDS:
         return schedule_text(value)
     if name == "raeumliche_verfuegbarkeit":
-        return "" if value.get("max_km") is None else f"{value['max_km']:g}".replace(".", ",")
+        return "" if value.get("max_km") is None else fmt.number_de(value["max_km"])
     if isinstance(value, list):
         return "; ".join(str(v) for v in value)
     if isinstance(value, dict):
@@ -165,11 +258,130 @@ def input_text(name: str, value) -> str:
 
 def shown_value(name: str, value) -> str:
     """A stored value for reading: enum values as German labels, '—' for none."""
-    labels = vocab.ENUM_FIELD_LABELS.get(name)
-    if labels is not None and value is not None:
-        return labels.get(value, str(value))
+    if name in ENUM_FIELDS and value is not None:
+        return fmt.label(value, ENUM_FIELDS[name])
+    if name == "status":
+        return fmt.label(value)
     text = input_text(name, value)
     return text if text else "—"
+
+
+# --- the timeline in German ------------------------------------------------------------------
+
+KIND_LABELS = {
+    "search": "Suche",
+    "anfrage": "Anfrage",
+    "reply": "Antwort",
+    "email": "E-Mail",
+    "call": "Anruf",
+    "note": "Notiz",
+    "audit": "Protokoll",
+    "placement": "Vermittlung",
+}
+TRIGGER_LABELS = {"runde": "automatische Runde", "personal": "vom Team zusammengestellt"}
+NOTE_PLACES = {"search": "Suche", "anfrage": "Anfrage", "therapist": "Therapeut/in"}
+
+
+def _answer(code) -> str:
+    if code in vocab.NACH_ANNAHME:  # the acceptance, and what became of it
+        return f"angenommen (danach: {fmt.label(code, 'PATIENTENERGEBNIS')})"
+    return fmt.label(code, "PATIENTENERGEBNIS")
+
+
+def _audit_text(e: dict) -> str:
+    text = fmt.label(e["event"], "AUDIT_ACTION")
+    details = e.get("details") or {}
+    if details.get("outcome"):
+        text += ": " + fmt.label(details["outcome"], "VERMITTLUNGSERGEBNISSE")
+    if details.get("fields"):
+        text += ": " + ", ".join(field_label(f) for f in details["fields"])
+    if "before" in details and "after" in details:
+        text += (
+            f": {fmt.label(details['before'], 'THERAPEUTENSTATUS')} → "
+            f"{fmt.label(details['after'], 'THERAPEUTENSTATUS')}"
+        )
+    text += f" (von {e['actor']})"
+    if e.get("reason"):
+        text += f" – Grund: {e['reason']}"
+    return text
+
+
+def entry_text(e: dict) -> str:
+    """One timeline entry (``operations.person_pages``) in German."""
+    event = e["event"]
+    to = f" an {e['therapist']}" if e.get("therapist") else ""
+    if e["kind"] == "audit":
+        return _audit_text(e)
+    if event == "search_opened":
+        return f"Suche {e['search_id']} eröffnet"
+    if event == "search_successful":
+        return f"Suche {e['search_id']} erfolgreich: vermittelt{to}"
+    if event == "placement_successful":
+        return f"Vermittlung erfolgreich (Suche {e['search_id']}, Patient/in {e['patient_id']})"
+    if event == "note":
+        where = NOTE_PLACES.get(e["where"], e["where"])
+        number = f" {e['where_id']}" if e["where"] != "therapist" else ""
+        return f"{where}{number}: {e['text']} ({e['author']})"
+    if event == "line_added":
+        return (
+            f"In Anfrage {e['anfrage_id']}{to} aufgenommen "
+            f"(Suche {e['search_id']}, Platz {e['position']})"
+        )
+    if event == "anfrage_sent":
+        return f"Anfrage {e['anfrage_id']}{to} gesendet"
+    if event == "anfrage_created":
+        return (
+            f"Anfrage {e['anfrage_id']} erstellt ({fmt.number_de(e['size'])} Patient/innen, "
+            f"{TRIGGER_LABELS.get(e['trigger'], fmt.label(e['trigger']))})"
+        )
+    if event == "reminder_sent":
+        return f"Erinnerung zu Anfrage {e['anfrage_id']} gesendet"
+    if event == "answer":
+        who = f" von {e['therapist']}" if e.get("therapist") else ""
+        text = f"Antwort{who} (Anfrage {e['anfrage_id']}): {_answer(e['answer'])}"
+        return text + (f" – {e['notes']}" if e.get("notes") else "")
+    if event == "line_status":
+        return f"Anfrage {e['anfrage_id']}{to}: {fmt.label(e['status'], 'ANFRAGE_PATIENT_STATUS')}"
+    if event == "anfrage_answered":
+        return (
+            f"Anfrage {e['anfrage_id']}: {fmt.label(e['answer_type'], 'ANTWORTTYP')} "
+            f"({e['accepted']} angenommen, {e['declined']} abgelehnt)"
+        )
+    if event == "email":
+        return (
+            f"{fmt.label(e['art'], 'EMAIL_ART')} ({fmt.label(e['status'], 'EMAILSTATUS')}): "
+            f"{e['subject']}"
+        )
+    if event == "email_answered":
+        return f"Antwort auf „{e['subject']}“"
+    if event == "inbound":
+        return (
+            f"E-Mail-Antwort zu Anfrage {e['anfrage_id']} "
+            f"({fmt.label(e['status'], 'INBOUND_STATUS')})"
+        )
+    if event == "click":
+        return (
+            f"Klick zu Anfrage {e['anfrage_id']}, Patient/in {e['patient_id']}: "
+            f"{vocab.ANTWORT_LABELS.get(e['answer'], fmt.label(e['answer']))} "
+            f"({fmt.label(e['status'], 'INBOUND_STATUS')})"
+        )
+    if event == "call":
+        who = e["therapist"] or "Patient/in"
+        about = f" zu Anfrage {e['anfrage_id']}" if e.get("anfrage_id") else ""
+        text = (
+            f"Anruf bei {who}{about} am {fmt.date_de(e['day'])} {e['time']}: "
+            f"{fmt.label(e['status'], 'TELEFONANRUFSTATUS')}"
+        )
+        return text + (f" – {e['result']}" if e.get("result") else "")
+    return fmt.label(event)
+
+
+def timeline_rows(entries: list[dict]) -> list[list[str]]:
+    """Table rows (Zeit, Art, Eintrag) of timeline entries."""
+    return [
+        [fmt.datetime_de(e["at"]), KIND_LABELS.get(e["kind"], e["kind"]), entry_text(e)]
+        for e in entries
+    ]
 
 
 # --- the person's page ----------------------------------------------------------------------
@@ -193,16 +405,15 @@ class PersonPage(widgets.VBox):
         self.actor = actor if actor is not None else staff_name()
         self.on_open_search = on_open_search
         self.data: dict = {}
-        self.timeline_page = 1
         self.status = PeopleStatus()
         self.header = widgets.HTML()
         self.details = widgets.HTML()
-        self.timeline = widgets.HTML()
-        self.timeline_label = widgets.Label()
-        self.timeline_prev = widgets.Button(description="Zurück", icon="arrow-left")
-        self.timeline_next = widgets.Button(description="Weiter", icon="arrow-right")
-        self.timeline_prev.on_click(lambda _: self.show_timeline(self.timeline_page - 1))
-        self.timeline_next.on_click(lambda _: self.show_timeline(self.timeline_page + 1))
+        self.timeline = PagedTable(
+            ["Zeit", "Art", "Eintrag"],
+            page_size=PAGE_SIZE,
+            filter_placeholder="Verlauf filtern (z. B. E-Mail, Anfrage 12)",
+            css="psymatch-table psymatch-timeline",
+        )
 
         # edit one field
         editable = [
@@ -229,14 +440,12 @@ class PersonPage(widgets.VBox):
             self.status_date = widgets.Text(
                 description="Sperrdatum", placeholder="TT.MM.JJJJ (leer: heute)"
             )
-            self.status_confirm = widgets.Checkbox(
-                description="", indent=False, layout=widgets.Layout(width="auto")
-            )
             self.status_button = widgets.Button(
-                description="Status ändern", button_style="warning", icon="ban"
+                description="Status ändern …", button_style="warning", icon="ban"
             )
-            self.status_action.observe(lambda _: self._confirm_text(), names="value")
-            self.status_button.on_click(lambda _: self.change_status())
+            self.confirmation = Confirmation()
+            self.status_action.observe(lambda _: self.confirmation.cancel(), names="value")
+            self.status_button.on_click(lambda _: self.ask_status())
             self.available = widgets.Checkbox(description="potenziell verfügbar", indent=False)
             self.available_notes = widgets.Textarea(
                 description="Notizen", placeholder="z. B. ab März zwei Plätze", rows=2
@@ -250,11 +459,7 @@ class PersonPage(widgets.VBox):
             self.pref_age_max = widgets.Text(description="Alter bis", placeholder="leer: egal")
             self.pref_gender = widgets.Dropdown(
                 description="Geschlecht",
-                options=[("—", None)]
-                + [
-                    (vocab.THERAPEUTENGESCHLECHT_PRAEFERENZ_LABELS[v], v)
-                    for v in vocab.THERAPEUTENGESCHLECHT_PRAEFERENZ
-                ],
+                options=[("—", None), *fmt.options("THERAPEUTENGESCHLECHT_PRAEFERENZ")],
             )
             self.pref_hours = widgets.Text(
                 description="Arbeitszeiten", placeholder="Mo 09:00-12:00; Di 14:00-18:00"
@@ -271,10 +476,10 @@ class PersonPage(widgets.VBox):
             for w in (self.pref_hours, self.pref_phone, self.status_reason, self.status_date):
                 w.style = {"description_width": "initial"}
             actions = [
-                widgets.HTML("<b>Status</b>"),
-                widgets.HBox([self.status_action, self.status_reason, self.status_date]),
-                widgets.HBox([self.status_confirm, self.status_button]),
-                widgets.HTML("<b>Verfügbarkeit</b>"),
+                widgets.HBox(
+                    [self.status_action, self.status_reason, self.status_date, self.status_button]
+                ),
+                self.confirmation,
                 widgets.HBox([self.available, self.available_notes, self.available_button]),
             ]
         else:
@@ -283,6 +488,7 @@ class PersonPage(widgets.VBox):
             actions = [self.open_search_button]
 
         children = [self.header, *actions, self.status]
+        children += [widgets.HTML("<b>Verlauf</b>"), self.timeline]
         children += [
             widgets.HTML("<b>Feld ändern</b>"),
             widgets.HBox([self.edit_field, self.edit_text, self.edit_choice]),
@@ -296,13 +502,7 @@ class PersonPage(widgets.VBox):
                 widgets.HBox([self.pref_hours, self.pref_phone]),
                 self.pref_button,
             ]
-        children += [
-            widgets.HTML("<b>Verlauf</b>"),
-            widgets.HBox([self.timeline_prev, self.timeline_label, self.timeline_next]),
-            self.timeline,
-            widgets.HTML("<b>Stammdaten</b>"),
-            self.details,
-        ]
+        children += [widgets.HTML("<b>Stammdaten</b>"), self.details]
         super().__init__(children, **kwargs)
         self.add_class("psymatch-person")
         self.reload()
@@ -323,17 +523,24 @@ class PersonPage(widgets.VBox):
         return self.data.get("record")
 
     def reload(self) -> None:
-        """Read the record and the first timeline page again (after every change)."""
-        load = person_pages.patient_page if self.art == "patient" else person_pages.therapist_page
-        data = run_action(
-            self.status, (), lambda: load(self.record_id, PAGE_SIZE), lambda d: "", needs="lesen"
-        )
+        """Read the record and its whole timeline again (after every change)."""
+
+        def load():
+            if self.art == "patient":
+                page = person_pages.patient_page(self.record_id)
+                entries = person_pages.patient_timeline_entries(self.record_id)
+            else:
+                page = person_pages.therapist_page(self.record_id)
+                entries = person_pages.therapist_timeline_entries(self.record_id)
+            return {**page, "entries": entries}
+
+        data = run_action(self.status, (), load, lambda d: "", needs="lesen")
         if data is None:
             return
         self.status.clear()
         self.data = data
         record = data["record"]
-        status = STATUS_LABELS[self.art].get(data["status"], data["status"])
+        status = fmt.label(data["status"], STATUS_KIND[self.art])
         extra = ""
         if self.art == "therapeut" and record.status == "gesperrt":
             extra = (
@@ -347,7 +554,7 @@ class PersonPage(widgets.VBox):
         fields = [*validation.FIELDS[self.kind], *SHOWN_MAINTAINED[self.kind]]
         rows = [[field_label(n), shown_value(n, getattr(record, n, None))] for n in fields]
         self.details.value = table(["Feld", "Wert"], rows, css="psymatch-table psymatch-details")
-        self._show_page(data["timeline"])
+        self.timeline.set_rows(timeline_rows(data["entries"]))
         self._prefill()
         if self.art == "therapeut":
             self._fill_therapist(record)
@@ -361,13 +568,14 @@ class PersonPage(widgets.VBox):
 
     def _fill_therapist(self, record) -> None:
         self.status_action.options = [
-            (label, status)
-            for status, (label, _) in STATUS_ACTIONS.items()
+            (choice, status)
+            for status, (choice, _, _) in STATUS_ACTIONS.items()
             if status != record.status
         ]
+        self.status_action.value = None
         self.status_reason.value = ""
         self.status_date.value = ""
-        self._confirm_text()
+        self.confirmation.cancel()
         self.available.value = bool(record.potenziell_verfuegbar)
         self.available_notes.value = record.potenziell_verfuegbar_notizen or ""
         self.pref_symptoms.value = tuple(
@@ -381,81 +589,22 @@ class PersonPage(widgets.VBox):
         for name, box in self.pref_flags.items():
             box.value = bool(getattr(record, name))
 
-    def _confirm_text(self) -> None:
-        self.status_confirm.value = False
-        target = self.status_action.value
-        if target is None:
-            self.status_confirm.description = ""
-            return
-        verb = STATUS_ACTIONS[target][1]
-        self.status_confirm.description = (
-            f"Ja, {self.data.get('name', '')} (Nr. {self.record_id}) {verb}"
-            + (": wird nicht mehr angefragt" if target != "aktiv" else "")
-        )
-
-    def _show_page(self, page: dict) -> None:
-        self.timeline_page = page["seite"]
-        self.timeline_label.value = (
-            f"Seite {page['seite']} von {page['seiten']} "
-            f"({page['gesamt']} {'Eintrag' if page['gesamt'] == 1 else 'Einträge'})"
-        )
-        self.timeline_prev.disabled = page["seite"] <= 1
-        self.timeline_next.disabled = page["seite"] >= page["seiten"]
-        self.timeline.value = table(
-            ["Zeit", "Art", "Eintrag"],
-            [[e["zeit"], e["art"], e["text"]] for e in page["eintraege"]],
-            css="psymatch-table psymatch-timeline",
-        )
-
-    def show_timeline(self, page: int) -> None:
-        load = (
-            person_pages.patient_timeline
-            if self.art == "patient"
-            else person_pages.therapist_timeline
-        )
-        result = run_action(
-            self.status,
-            (self.timeline_prev, self.timeline_next),
-            lambda: load(self.record_id, max(1, page), PAGE_SIZE),
-            lambda p: f"Verlauf Seite {p['seite']}",
-            needs="lesen",
-        )
-        if result is not None:
-            self._show_page(result)
-
     def _prefill(self) -> None:
         name = self.edit_field.value
-        labels = vocab.ENUM_FIELD_LABELS.get(name)
-        enum_values = dict(
-            anrede=vocab.ANREDE,
-            geschlecht=vocab.GESCHLECHT,
-            geschlechtspraeferenz=vocab.THERAPEUTENGESCHLECHT_PRAEFERENZ,
-            bevorzugtes_therapeutengeschlecht=vocab.THERAPEUTENGESCHLECHT_PRAEFERENZ,
-            psychotherapieverfahren=vocab.THERAPIEVERFAHREN,
-            bevorzugtes_therapieverfahren=vocab.THERAPIEVERFAHREN,
-            verkehrsmittel=vocab.VERKEHRSMITTEL,
-        ).get(name)
+        kind = ENUM_FIELDS.get(name)
         value = getattr(self.record, name, None) if name and self.record is not None else None
-        if enum_values:
-            self.edit_choice.options = [("—", None)] + [(labels[v], v) for v in enum_values]
-            self.edit_choice.value = value if value in enum_values else None
-        self.edit_choice.layout.display = None if enum_values else "none"
-        self.edit_text.layout.display = "none" if enum_values else None
-        self.edit_text.value = "" if enum_values or not name else input_text(name, value)
+        if kind:
+            self.edit_choice.options = [("—", None), *fmt.options(kind)]
+            self.edit_choice.value = value if value in getattr(vocab, kind) else None
+        self.edit_choice.layout.display = None if kind else "none"
+        self.edit_text.layout.display = "none" if kind else None
+        self.edit_text.value = "" if kind or not name else input_text(name, value)
 
     # --- changes -----------------------------------------------------------------------------
 
-    def _edit(self, changes: dict, reason=None, call=None):
-        """Save ``changes`` to this page's record (or run ``call(record_id)``), then reload."""
+    def _edit(self, call):
+        """Run ``call(record_id)`` for this page's record, then reload and say what changed."""
         record_id = self.record_id
-        if call is None:
-            operation = (
-                person_edit.edit_patient if self.art == "patient" else person_edit.edit_therapist
-            )
-
-            def call(record_id):
-                return operation(record_id, changes, actor=self.actor, reason=reason)
-
         result = run_action(
             self.status, self.action_controls, lambda: call(record_id), lambda r: ""
         )
@@ -470,16 +619,25 @@ class PersonPage(widgets.VBox):
         self.status.ok(message)
         return result
 
+    def _operation(self):
+        return person_edit.edit_patient if self.art == "patient" else person_edit.edit_therapist
+
     def save_field(self):
         name = self.edit_field.value
         if name is None:
-            self.status.error("Bitte ein Feld wählen")
+            self.status.error("Bitte ein Feld wählen; es wurde nichts geändert")
             return None
         if self.edit_choice.layout.display != "none":
             value = self.edit_choice.value
         else:
             value = self.edit_text.value
-        return self._edit({name: value}, self.edit_reason.value or None)
+        reason_text, operation = self.edit_reason.value, self._operation()
+
+        def call(record_id):
+            reason = bounded_text(reason_text, field="Anlass") or None
+            return operation(record_id, {name: value}, actor=self.actor, reason=reason)
+
+        return self._edit(call)
 
     def save_preferences(self):
         changes = {
@@ -491,27 +649,45 @@ class PersonPage(widgets.VBox):
             "telefonische_erreichbarkeit": self.pref_phone.value,
             **{name: box.value for name, box in self.pref_flags.items()},
         }
-        return self._edit(changes)
+        return self._edit(
+            lambda record_id: person_edit.edit_therapist(record_id, changes, actor=self.actor)
+        )
 
     def save_available(self):
         value, notes = self.available.value, self.available_notes.value
-        return self._edit(
-            {},
-            call=lambda record_id: person_edit.set_potenziell_verfuegbar(
-                record_id, value, notes, actor=self.actor
-            ),
-        )
 
-    def change_status(self):
+        def call(record_id):
+            text = bounded_text(notes, field="Notizen", limit=NOTES_MAX)
+            return person_edit.set_potenziell_verfuegbar(record_id, value, text, actor=self.actor)
+
+        return self._edit(call)
+
+    def ask_status(self):
+        """Check the input, then ask for confirmation naming the therapist and the effect;
+        the confirmed action is bound to what was shown when staff clicked."""
         target = self.status_action.value
         if target is None:
-            self.status.error("Bitte eine Statusänderung wählen")
+            self.status.error("Bitte eine Statusänderung wählen; es wurde nichts geändert")
             return None
-        if not self.status_confirm.value:
-            self.status.error("Bitte zuerst bestätigen (Häkchen setzen); es wurde nichts geändert")
+        try:
+            reason = bounded_text(self.status_reason.value, field="Grund")
+        except OperationError as error:
+            self.status.error(error)
             return None
-        record_id = self.record_id
-        reason, day = self.status_reason.value, self.status_date.value
+        if not reason:
+            self.status.error(OperationError("REASON_REQUIRED", "a reason is required"))
+            return None
+        record_id, day = self.record_id, self.status_date.value
+        choice, verb, effect = STATUS_ACTIONS[target]
+        self.status.clear()
+        self.confirmation.ask(
+            f"{self.data.get('name', '')} (Nr. {record_id}) {verb}: {effect}. Grund: {reason}",
+            f"Ja, {verb}",
+            lambda: self._change_status(record_id, target, reason, day),
+        )
+        return target
+
+    def _change_status(self, record_id: int, target: str, reason: str, day: str):
         result = run_action(
             self.status,
             self.action_controls,
@@ -528,9 +704,8 @@ class PersonPage(widgets.VBox):
             return None
         self.reload()
         self.status.ok(
-            f"{self.data['name']}: Status "
-            f"{vocab.THERAPEUTENSTATUS_LABELS[result['before']]} → "
-            f"{vocab.THERAPEUTENSTATUS_LABELS[result['after']]}"
+            f"{self.data['name']}: Status {fmt.label(result['before'], 'THERAPEUTENSTATUS')} → "
+            f"{fmt.label(result['after'], 'THERAPEUTENSTATUS')}"
         )
         return result
 
@@ -553,7 +728,7 @@ class PersonPage(widgets.VBox):
 
 
 class PeoplePanel(widgets.VBox):
-    """Search box, paged results and the page of the person opened from them."""
+    """Search box, paged results with the selection on top, and the opened person's page."""
 
     def __init__(
         self,
@@ -564,41 +739,41 @@ class PeoplePanel(widgets.VBox):
         self.actor = actor
         self.on_open_search = on_open_search
         self.results: list[dict] = []
-        self.results_page = 1
         self.person: PersonPage | None = None
         self.status = PeopleStatus()
         self.query = widgets.Text(
             description="Suche",
             placeholder="Name, E-Mail, Telefon oder PLZ",
-            continuous_update=False,
+            layout=widgets.Layout(width="28em"),
         )
         self.search_button = widgets.Button(description="Suchen", icon="search")
-        self.results_table = widgets.HTML()
-        self.results_label = widgets.Label()
-        self.prev_button = widgets.Button(description="Zurück", icon="arrow-left")
-        self.next_button = widgets.Button(description="Weiter", icon="arrow-right")
-        self.result_select = widgets.Dropdown(description="Person", options=[])
+        self.result_select = widgets.Dropdown(
+            description="Person", options=[], layout=widgets.Layout(width="34em")
+        )
         self.open_button = widgets.Button(description="Öffnen", icon="user")
+        self.pager = PagedTable(
+            ["Art", "Nr.", "Name", "PLZ", "Ort", "E-Mail", "Telefon", "Status"],
+            actions=[self.result_select, self.open_button],
+            page_size=PAGE_SIZE,
+            filter_placeholder="Treffer filtern",
+            css="psymatch-table psymatch-people-results",
+        )
         self.person_box = widgets.VBox()
         self.search_button.on_click(lambda _: self.search())
-        self.prev_button.on_click(lambda _: self.show_results(self.results_page - 1))
-        self.next_button.on_click(lambda _: self.show_results(self.results_page + 1))
         self.open_button.on_click(lambda _: self.open_selected())
-        self.result_select.layout.width = "32em"
+        self.pager.observe(lambda change: self._offer(change["new"]), names="visible_keys")
         super().__init__(
             [
                 widgets.HTML("<h3>Personen</h3>"),
                 widgets.HBox([self.query, self.search_button]),
                 self.status,
-                widgets.HBox([self.result_select, self.open_button]),
-                widgets.HBox([self.prev_button, self.results_label, self.next_button]),
-                self.results_table,
+                self.pager,
                 self.person_box,
             ],
             **kwargs,
         )
         self.add_class("psymatch-people")
-        self.show_results(1)
+        self._offer([])
 
     def search(self):
         text = self.query.value
@@ -607,27 +782,16 @@ class PeoplePanel(widgets.VBox):
             (self.search_button,),
             lambda: find_people(text, MAX_RESULTS),
             lambda f: (
-                f"{len(f)} Treffer"
-                + (" (mehr gibt es: bitte genauer suchen)" if len(f) >= MAX_RESULTS else "")
+                f"{fmt.number_de(len(f))} Treffer"
+                + (" – es gibt mehr: bitte genauer suchen" if len(f) >= MAX_RESULTS else "")
             ),
             needs="lesen",
         )
         if found is None:
             return None
         self.results = found
-        self.show_results(1)
-        return found
-
-    def show_results(self, page: int) -> None:
-        data = person_pages.page_of(self.results, max(1, page), PAGE_SIZE)
-        self.results_page = data["seite"]
-        self.results_label.value = (
-            f"Seite {data['seite']} von {data['seiten']} ({data['gesamt']} Treffer)"
-        )
-        self.prev_button.disabled = data["seite"] <= 1
-        self.next_button.disabled = data["seite"] >= data["seiten"]
-        self.results_table.value = table(
-            ["Art", "Nr.", "Name", "PLZ", "Ort", "E-Mail", "Telefon", "Status"],
+        self.pager.filter.value = ""
+        self.pager.set_rows(
             [
                 [
                     ART_LABELS[r["art"]],
@@ -637,20 +801,29 @@ class PeoplePanel(widgets.VBox):
                     r["ort"] or "",
                     r["email"] or "",
                     r["telefon"] or "",
-                    STATUS_LABELS[r["art"]].get(r["status"], r["status"]),
+                    fmt.label(r["status"], STATUS_KIND[r["art"]]),
                 ]
-                for r in data["eintraege"]
+                for r in found
             ],
-            css="psymatch-table psymatch-people-results",
+            keys=[(r["art"], r["id"]) for r in found],
         )
-        self.result_select.options = [
+        self.pager.page = 0
+        self._offer(self.pager.visible_keys)
+        return found
+
+    def _offer(self, keys) -> None:
+        """Offer exactly the rows of the page shown; nothing selected after a new list."""
+        by_key = {(r["art"], r["id"]): r for r in self.results}
+        options = [
             (
-                f"{ART_LABELS[r['art']]} {r['name']} (Nr. {r['id']}, {r['plz'] or '—'})",
-                (r["art"], r["id"]),
+                f"{ART_LABELS[art]} {by_key[(art, rid)]['name']} "
+                f"(Nr. {rid}, {by_key[(art, rid)]['plz'] or '—'})",
+                (art, rid),
             )
-            for r in data["eintraege"]
+            for art, rid in keys
+            if (art, rid) in by_key
         ]
-        self.result_select.value = None
+        choose(self.result_select, options, self.result_select.value)
 
     def open_selected(self):
         chosen = self.result_select.value
@@ -670,11 +843,13 @@ class PeoplePanel(widgets.VBox):
 
 
 def open_search_in(searches_panel, search_id: int) -> bool:
-    """Show ``search_id`` in a Searches panel (console/searches.py): every status, no PLZ
-    filter, the search selected. For the lead to wire the Personen page's **Suche öffnen**
-    to the panel where staff work on searches; True if the search is now selected."""
+    """Show ``search_id`` in a Searches panel (console/searches.py): every status, the PLZ
+    of its patient as filter (a short list even with 20,000 searches), the search selected.
+    For the lead to wire the Personen page's **Suche öffnen** to the panel where staff work
+    on searches; True if the search is now selected."""
+    plz = Platzsuche.select(Patient.plz).join(Patient).where(Platzsuche.id == search_id).scalar()
+    searches_panel.plz_prefix.value = plz or ""  # first: the next line lists all statuses
     searches_panel.status_filter.value = ()
-    searches_panel.plz_prefix.value = ""
     searches_panel.refresh()
     ids = [value for _, value in searches_panel.search_select.options]
     if search_id not in ids:

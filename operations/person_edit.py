@@ -44,7 +44,7 @@ SEARCH_FIELDS = {"vorname", "nachname", "email", "telefon"}
 ADDRESS_FIELDS = {"plz", "strasse", "ort"}
 MODELS = {"patients": Patient, "therapists": Therapist}
 NOT_FOUND = {"patients": "PATIENT_NOT_FOUND", "therapists": "THERAPIST_NOT_FOUND"}
-WHO = {"patients": "Patient/in", "therapists": "Therapeut/in"}
+WHO = {"patients": "patient", "therapists": "therapist"}
 
 
 def _actor(actor) -> str:
@@ -52,17 +52,17 @@ def _actor(actor) -> str:
         return audit.actor_name(actor)
     except ValueError as error:
         raise OperationError(
-            "ACTOR_REQUIRED", f"Name der Mitarbeiterin / des Mitarbeiters fehlt: {error}"
+            "ACTOR_REQUIRED", f"the staff member's name is required: {error}"
         ) from None
 
 
 def _reason(reason) -> str:
     text = reason.strip() if isinstance(reason, str) else ""
     if not text:
-        raise OperationError("REASON_REQUIRED", "Bitte einen Grund angeben")
+        raise OperationError("REASON_REQUIRED", "a reason is required")
     if len(text) > REASON_MAX:
         raise OperationError(
-            "REASON_TOO_LONG", f"Der Grund hat {len(text)} Zeichen, höchstens {REASON_MAX}"
+            "REASON_TOO_LONG", f"the reason has {len(text)} characters, at most {REASON_MAX}"
         )
     return text
 
@@ -70,9 +70,9 @@ def _reason(reason) -> str:
 def _field_error(kind: str, error: RowError) -> OperationError:
     code = "FIELD_REQUIRED" if error.reason == "required field missing" else "FIELD_INVALID"
     message = (
-        "Pflichtfeld darf nicht leer sein"
+        "a required field cannot be cleared"
         if code == "FIELD_REQUIRED"
-        else f"Ungültiger Wert: {error.reason}"
+        else f"invalid value: {error.reason}"
     )
     return OperationError(code, message, details={"field": error.field, "reason": error.reason})
 
@@ -80,27 +80,27 @@ def _field_error(kind: str, error: RowError) -> OperationError:
 def _check_names(kind: str, changes) -> None:
     """Refusals by field name, with their own codes, before any value is parsed."""
     if not isinstance(changes, Mapping) or not changes:
-        raise OperationError("NO_CHANGES", "Keine Änderung angegeben")
+        raise OperationError("NO_CHANGES", "no field to change")
     fields = validation.FIELDS[kind]
     for name in changes:
         if not isinstance(name, str) or (
             name not in fields and name not in validation.MAINTAINED[kind]
         ):
             raise OperationError(
-                "UNKNOWN_FIELD", f"Unbekanntes Feld {name!r}", details={"field": str(name)}
+                "UNKNOWN_FIELD", f"unknown field {name!r}", details={"field": str(name)}
             )
         if name in validation.MAINTAINED[kind]:
             raise OperationError(
                 "FIELD_MAINTAINED",
-                f"{name} pflegt psymatch selbst ({validation.MAINTAINED[kind][name]})",
+                f"{name} is maintained by psymatch ({validation.MAINTAINED[kind][name]})",
                 details={"field": name},
             )
         if name in NOT_EDITABLE[kind]:
             raise OperationError(
                 "FIELD_NOT_EDITABLE",
-                f"{name} lässt sich hier nicht ändern"
+                f"{name} cannot be edited"
                 + (
-                    " (Status: sperren, deaktivieren, reaktivieren)" if kind == "therapists" else ""
+                    " (status: set_therapist_status, with a reason)" if kind == "therapists" else ""
                 ),
                 details={"field": name},
             )
@@ -113,7 +113,7 @@ def _cleared_value(model, name: str):
         return field.default() if callable(field.default) else field.default
     if not field.null or name == "symptome":  # a patient has at least one symptom
         raise OperationError(
-            "FIELD_REQUIRED", "Dieses Feld darf nicht leer sein", details={"field": name}
+            "FIELD_REQUIRED", "this field cannot be cleared", details={"field": name}
         )
     return None
 
@@ -161,11 +161,11 @@ def _edit(kind: str, record_id: int, changes, *, actor, reason, now, action: str
         record = locked(model.select().where(model.id == record_id)).first()
         if record is None:
             raise OperationError(
-                NOT_FOUND[kind], f"{WHO[kind]} {record_id} nicht gefunden", status=404
+                NOT_FOUND[kind], f"no {WHO[kind]} {record_id}", status=404
             )
         if kind == "patients" and (record.external_id or "").startswith(ERASED):
             raise OperationError(
-                "PATIENT_ERASED", f"Die Daten von Patient/in {record_id} sind gelöscht", status=409
+                "PATIENT_ERASED", f"patient {record_id} was erased", status=409
             )
         new = dict(values)
         for name in cleared:
@@ -241,7 +241,7 @@ def set_potenziell_verfuegbar(
     if value is None or (isinstance(value, str) and not value.strip()):
         raise OperationError(
             "FIELD_INVALID",
-            "Bitte ja oder nein angeben",
+            "expected true or false",
             details={"field": "potenziell_verfuegbar"},
         )
     if notizen is not None:
@@ -255,9 +255,6 @@ def set_potenziell_verfuegbar(
         now=now,
         action="set_potenziell_verfuegbar",
     )
-
-
-STATUS_LABELS = {"aktiv": "aktiv", "gesperrt": "gesperrt", "inaktiv": "inaktiv"}
 
 
 def set_therapist_status(
@@ -279,7 +276,7 @@ def set_therapist_status(
     if status not in vocab.THERAPEUTENSTATUS:
         raise OperationError(
             "INVALID_STATUS",
-            f"Unbekannter Status {status!r}",
+            f"unknown status {status!r}",
             details={"valid": list(vocab.THERAPEUTENSTATUS)},
         )
     reason = _reason(reason)
@@ -287,19 +284,19 @@ def set_therapist_status(
     day = None
     if sperrdatum is not None and not (isinstance(sperrdatum, str) and not sperrdatum.strip()):
         if status != "gesperrt":
-            raise OperationError("INVALID_DATE", "Ein Sperrdatum gibt es nur beim Sperren")
+            raise OperationError("INVALID_DATE", "a block date only goes with gesperrt")
         try:
             day = validation.date("sperrdatum", sperrdatum)
         except RowError:
             raise OperationError(
                 "INVALID_DATE",
-                f"Ungültiges Datum {sperrdatum!r} (TT.MM.JJJJ)",
+                f"invalid date {sperrdatum!r} (DD.MM.YYYY)",
                 details={"field": "sperrdatum"},
             ) from None
         if day > local_today():
             raise OperationError(
                 "INVALID_DATE",
-                "Das Sperrdatum liegt in der Zukunft",
+                "the block date lies in the future",
                 details={"field": "sperrdatum"},
             )
     with write_transaction():
@@ -307,13 +304,13 @@ def set_therapist_status(
         therapist = locked(Therapist.select().where(Therapist.id == therapist_id)).first()
         if therapist is None:
             raise OperationError(
-                "THERAPIST_NOT_FOUND", f"Therapeut/in {therapist_id} nicht gefunden", status=404
+                "THERAPIST_NOT_FOUND", f"no therapist {therapist_id}", status=404
             )
         before = therapist.status
         if before == status:
             raise OperationError(
                 "STATUS_UNCHANGED",
-                f"Therapeut/in {therapist_id} ist bereits {STATUS_LABELS[status]}",
+                f"therapist {therapist_id} is {status} already",
                 status=409,
             )
         therapist.status = status
@@ -327,7 +324,7 @@ def set_therapist_status(
             therapist.notizen,
             now,
             actor,
-            f"Status {STATUS_LABELS[before]} → {STATUS_LABELS[status]}: {reason}",
+            f"Status {before} → {status}: {reason}",
         )
         therapist.updated_at = now
         therapist.save()

@@ -11,8 +11,12 @@ of its Anfragen, the placements with it, and the audit rows of the therapist, it
 emails and calls, and of the placement steps naming it.
 
 Reads only. Every entry is a dict: ``at`` (naive UTC, for ordering), ``zeit`` (local
-``TT.MM.JJJJ HH:MM``), ``art`` (German kind), ``text`` (German). Codes: ``PATIENT_NOT_FOUND``
-/ ``THERAPIST_NOT_FOUND`` (404), ``INVALID_PAGE``.
+``TT.MM.JJJJ HH:MM``), ``kind`` (``search``, ``anfrage``, ``reply``, ``email``, ``call``,
+``note``, ``audit``, ``placement``), ``event`` (what happened: ``search_opened``,
+``line_added``, ``anfrage_sent``, ``answer``, ...; for ``audit`` the audit action) and the
+event's data (ids, names, enum codes, texts). The console words them in German
+(``console/people.py``); the codes stay codes here. Codes: ``PATIENT_NOT_FOUND`` /
+``THERAPIST_NOT_FOUND`` (404), ``INVALID_PAGE``.
 """
 
 from __future__ import annotations
@@ -59,24 +63,22 @@ def date_text(day: dt.date | None) -> str:
     return day.strftime("%d.%m.%Y") if day else ""
 
 
-def _entry(at, art: str, text: str) -> dict | None:
+def _entry(at, kind: str, event: str, **params) -> dict | None:
+    """One timeline entry; None when the event has no time (it did not happen)."""
     if at is None:
         return None
     if isinstance(at, dt.date) and not isinstance(at, dt.datetime):
         at = dt.datetime.combine(at, dt.time())
-    return {"at": at, "zeit": local_text(at), "art": art, "text": text}
-
-
-def _label(labels: dict, value) -> str:
-    return labels.get(value, "" if value is None else str(value).replace("_", " "))
+    return {"at": at, "zeit": local_text(at), "kind": kind, "event": event, **params}
 
 
 def _person_name(*parts) -> str:
     return " ".join(p for p in parts if p)
 
 
-def note_entries(text: str | None, where: str) -> list[dict]:
-    """The lines ``[YYYY-MM-DD HH:MM (author)] text`` of a staff log (local time)."""
+def note_entries(text: str | None, where: str, where_id=None) -> list[dict]:
+    """The lines ``[YYYY-MM-DD HH:MM (author)] text`` of a staff log (written in local
+    time) as ``note`` entries; ``where`` is ``search``, ``anfrage`` or ``therapist``."""
     out = []
     for line in (text or "").splitlines():
         match = _NOTE.fullmatch(line.strip())
@@ -84,7 +86,17 @@ def note_entries(text: str | None, where: str) -> list[dict]:
             continue
         local = dt.datetime.strptime(match.group(1), "%Y-%m-%d %H:%M").replace(tzinfo=_zone())
         at = local.astimezone(dt.UTC).replace(tzinfo=None)
-        out.append(_entry(at, "Notiz", f"{where}: {match.group(3)} ({match.group(2)})"))
+        out.append(
+            _entry(
+                at,
+                "note",
+                "note",
+                where=where,
+                where_id=where_id,
+                author=match.group(2),
+                text=match.group(3),
+            )
+        )
     return out
 
 
@@ -136,25 +148,26 @@ def _audit_rows(keys: dict[str, list], keep=None) -> list:
 
 
 def _audit_entries(keys: dict[str, list], keep=None) -> list[dict]:
-    """Audit rows of the given (entity -> ids), optionally filtered by ``keep(row)``."""
+    """``audit`` entries: action, actor, reason, the record, and what the timeline shows of
+    the details (placement outcome, changed field names, status before and after)."""
     out = []
     for row in _audit_rows(keys, keep):
-        text = vocab.AUDIT_ACTION_LABELS.get(row.action, row.action.replace("_", " "))
         details = row.details if isinstance(row.details, dict) else {}
-        if row.action == "record_placement_outcome" and details.get("outcome"):
-            text += ": " + _label(vocab.VERMITTLUNGSERGEBNIS_LABELS, details["outcome"])
-        if row.action in ("edit_patient", "edit_therapist", "set_potenziell_verfuegbar"):
-            names = [vocab.FIELD_LABELS.get(f, f) for f in details.get("fields", [])]
-            text += ": " + ", ".join(names)
-        if row.action == "set_therapist_status":
-            text += (
-                f": {_label(vocab.THERAPEUTENSTATUS_LABELS, details.get('before'))} → "
-                f"{_label(vocab.THERAPEUTENSTATUS_LABELS, details.get('after'))}"
+        shown = {k: details[k] for k in ("outcome", "fields", "before", "after") if k in details}
+        if row.action not in DETAIL_ACTIONS:
+            shown = {}
+        out.append(
+            _entry(
+                row.at,
+                "audit",
+                row.action,
+                actor=row.actor,
+                reason=row.reason,
+                entity=row.entity,
+                entity_id=row.entity_id,
+                details=shown,
             )
-        text += f" (von {row.actor})"
-        if row.reason:
-            text += f" – Grund: {row.reason}"
-        out.append(_entry(row.at, "Protokoll", text))
+        )
     return out
 
 
@@ -175,27 +188,33 @@ def _email_entries(emails) -> list[dict]:
     out = []
     for email in emails:
         at = email.gesendet_am or email.in_warteschlange_am or email.created_at
-        text = (
-            f"{_label(vocab.EMAIL_ART_LABELS, email.art)} "
-            f"({_label(vocab.EMAILSTATUS_LABELS, email.status)}): {email.betreff}"
+        out.append(
+            _entry(
+                at,
+                "email",
+                "email",
+                email_id=email.id,
+                art=email.art,
+                status=email.status,
+                subject=email.betreff,
+            )
         )
-        out.append(_entry(at, "E-Mail", text))
         if email.antwort_erhalten and email.antwortdatum:
-            out.append(_entry(email.antwortdatum, "E-Mail", f"Antwort auf „{email.betreff}“"))
+            out.append(
+                _entry(
+                    email.antwortdatum,
+                    "email",
+                    "email_answered",
+                    email_id=email.id,
+                    subject=email.betreff,
+                )
+            )
     return out
 
 
 def _call_entries(calls, names: dict[int, str]) -> list[dict]:
     out = []
     for call in calls:
-        who = names.get(call.therapist_id, "") if call.therapist_id else "Patient/in"
-        about = f" zu Anfrage {call.therapeutenanfrage_id}" if call.therapeutenanfrage_id else ""
-        text = (
-            f"Anruf bei {who}{about} am {date_text(call.geplantes_datum)} "
-            f"{call.geplante_zeit}: {_label(vocab.TELEFONANRUFSTATUS_LABELS, call.status)}"
-        )
-        if call.ergebnis:
-            text += f" – {call.ergebnis}"
         at = call.created_at
         if call.status != "geplant":
             at = call.updated_at
@@ -206,7 +225,20 @@ def _call_entries(calls, names: dict[int, str]) -> list[dict]:
                     tzinfo=_zone(),
                 )
                 at = local.astimezone(dt.UTC).replace(tzinfo=None)
-        out.append(_entry(at, "Anruf", text))
+        out.append(
+            _entry(
+                at,
+                "call",
+                "call",
+                call_id=call.id,
+                therapist=names.get(call.therapist_id) if call.therapist_id else None,
+                anfrage_id=call.therapeutenanfrage_id,
+                day=call.geplantes_datum,
+                time=call.geplante_zeit,
+                status=call.status,
+                result=call.ergebnis,
+            )
+        )
     return out
 
 
@@ -223,9 +255,10 @@ def _reply_entries(anfrage_ids: list[int], patient_id: int | None = None) -> lis
         out.append(
             _entry(
                 inbound.received_at,
-                "Antwort",
-                f"E-Mail-Antwort zu Anfrage {inbound.therapeutenanfrage_id} "
-                f"({_label(vocab.INBOUND_STATUS_LABELS, inbound.status)})",
+                "reply",
+                "inbound",
+                anfrage_id=inbound.therapeutenanfrage_id,
+                status=inbound.status,
             )
         )
     clicks = LinkKlick.select().where(LinkKlick.therapeutenanfrage.in_(anfrage_ids))
@@ -235,10 +268,12 @@ def _reply_entries(anfrage_ids: list[int], patient_id: int | None = None) -> lis
         out.append(
             _entry(
                 click.clicked_at,
-                "Antwort",
-                f"Klick zu Anfrage {click.therapeutenanfrage_id}, Patient/in "
-                f"{click.patient_id}: {_label(vocab.ANTWORT_LABELS, click.answer)} "
-                f"({_label(vocab.INBOUND_STATUS_LABELS, click.status)})",
+                "reply",
+                "click",
+                anfrage_id=click.therapeutenanfrage_id,
+                patient_id=click.patient_id,
+                answer=click.answer,
+                status=click.status,
             )
         )
     return out
@@ -280,52 +315,45 @@ def patient_timeline_entries(patient_id: int) -> list[dict]:
     )
     out: list = []
     for search in searches:
-        out.append(_entry(search.created_at, "Suche", f"Suche {search.id} eröffnet"))
-        if search.erfolgreiche_vermittlung_datum:
-            out.append(
-                _entry(
-                    search.erfolgreiche_vermittlung_datum,
-                    "Vermittlung",
-                    f"Suche {search.id} erfolgreich: vermittelt an "
-                    f"{names.get(search.vermittelter_therapeut_id, '')}",
-                )
+        out.append(_entry(search.created_at, "search", "search_opened", search_id=search.id))
+        out.append(
+            _entry(
+                search.erfolgreiche_vermittlung_datum,
+                "placement",
+                "search_successful",
+                search_id=search.id,
+                therapist=names.get(search.vermittelter_therapeut_id, ""),
             )
-        out += note_entries(search.notizen, f"Suche {search.id}")
+        )
+        out += note_entries(search.notizen, "search", search.id)
     for line in lines:
         anfrage = line.therapeutenanfrage
-        who = names.get(anfrage.therapist_id, "")
+        about = {"anfrage_id": anfrage.id, "therapist": names.get(anfrage.therapist_id, "")}
         out.append(
             _entry(
                 anfrage.erstellt_datum,
-                "Anfrage",
-                f"In Anfrage {anfrage.id} an {who} aufgenommen (Suche {line.platzsuche_id}, "
-                f"Platz {line.position_in_anfrage})",
+                "anfrage",
+                "line_added",
+                search_id=line.platzsuche_id,
+                position=line.position_in_anfrage,
+                **about,
             )
         )
-        out.append(
-            _entry(anfrage.gesendet_datum, "Anfrage", f"Anfrage {anfrage.id} an {who} gesendet")
-        )
+        out.append(_entry(anfrage.gesendet_datum, "anfrage", "anfrage_sent", **about))
         if line.antwortergebnis:
-            answer = line.antwortergebnis
-            if answer in vocab.NACH_ANNAHME:  # the acceptance, and what became of it
-                answer_text = (
-                    f"{vocab.ANTWORT_LABELS[vocab.ANGENOMMEN]} "
-                    f"(danach: {_label(vocab.ANTWORT_LABELS, answer)})"
-                )
-            else:
-                answer_text = _label(vocab.ANTWORT_LABELS, answer)
-            text = f"Antwort von {who} (Anfrage {anfrage.id}): {answer_text}"
-            if line.antwortnotizen:
-                text += f" – {line.antwortnotizen}"
-            out.append(_entry(anfrage.antwort_datum or line.updated_at, "Antwort", text))
-        elif line.status != "anstehend":
             out.append(
                 _entry(
-                    line.updated_at,
-                    "Anfrage",
-                    f"Anfrage {anfrage.id} an {who}: "
-                    f"{_label(vocab.ANFRAGE_PATIENT_STATUS_LABELS, line.status)}",
+                    anfrage.antwort_datum or line.updated_at,
+                    "reply",
+                    "answer",
+                    answer=line.antwortergebnis,
+                    notes=line.antwortnotizen,
+                    **about,
                 )
+            )
+        elif line.status != "anstehend":
+            out.append(
+                _entry(line.updated_at, "anfrage", "line_status", status=line.status, **about)
             )
     emails = list(Email.select(*EMAIL_COLUMNS).where(Email.patient == patient_id))
     out += _email_entries(emails)
@@ -350,47 +378,53 @@ def therapist_timeline_entries(therapist_id: int) -> list[dict]:
     calls = list(Telefonanruf.select().where(Telefonanruf.therapist == therapist_id))
     out: list = []
     for anfrage in anfragen:
-        how = _label(vocab.AUSLOESER_LABELS, anfrage.ausloeser)
         out.append(
             _entry(
                 anfrage.erstellt_datum,
-                "Anfrage",
-                f"Anfrage {anfrage.id} erstellt ({anfrage.anfragegroesse} Patient/innen, {how})",
+                "anfrage",
+                "anfrage_created",
+                anfrage_id=anfrage.id,
+                size=anfrage.anfragegroesse,
+                trigger=anfrage.ausloeser,
             )
         )
-        out.append(_entry(anfrage.gesendet_datum, "Anfrage", f"Anfrage {anfrage.id} gesendet"))
+        out.append(_entry(anfrage.gesendet_datum, "anfrage", "anfrage_sent", anfrage_id=anfrage.id))
         out.append(
             _entry(
                 anfrage.erinnerung_gesendet_datum,
-                "Anfrage",
-                f"Erinnerung zu Anfrage {anfrage.id} gesendet",
+                "anfrage",
+                "reminder_sent",
+                anfrage_id=anfrage.id,
             )
         )
         if anfrage.antworttyp:
             out.append(
                 _entry(
                     anfrage.antwort_datum,
-                    "Antwort",
-                    f"Anfrage {anfrage.id}: {_label(vocab.ANTWORTTYP_LABELS, anfrage.antworttyp)} "
-                    f"({anfrage.angenommen_anzahl} angenommen, "
-                    f"{anfrage.abgelehnt_anzahl} abgelehnt)",
+                    "reply",
+                    "anfrage_answered",
+                    anfrage_id=anfrage.id,
+                    answer_type=anfrage.antworttyp,
+                    accepted=anfrage.angenommen_anzahl,
+                    declined=anfrage.abgelehnt_anzahl,
                 )
             )
-        out += note_entries(anfrage.notizen, f"Anfrage {anfrage.id}")
+        out += note_entries(anfrage.notizen, "anfrage", anfrage.id)
     # placements with this therapist: searches placed now, and those of accepted lines
     placed = {
         s.id: s
         for s in Platzsuche.select().where(Platzsuche.vermittelter_therapeut == therapist_id)
     }
     for search in placed.values():
-        if search.erfolgreiche_vermittlung_datum:
-            out.append(
-                _entry(
-                    search.erfolgreiche_vermittlung_datum,
-                    "Vermittlung",
-                    f"Vermittlung erfolgreich (Suche {search.id}, Patient/in {search.patient_id})",
-                )
+        out.append(
+            _entry(
+                search.erfolgreiche_vermittlung_datum,
+                "placement",
+                "placement_successful",
+                search_id=search.id,
+                patient_id=search.patient_id,
             )
+        )
     accepted = [
         line.platzsuche_id
         for line in TherapeutAnfragePatient.select(TherapeutAnfragePatient.platzsuche).where(
@@ -405,7 +439,7 @@ def therapist_timeline_entries(therapist_id: int) -> list[dict]:
     out += _call_entries(
         calls, {therapist_id: _person_name(therapist.titel, therapist.vorname, therapist.nachname)}
     )
-    out += note_entries(therapist.notizen, "Therapeut/in")
+    out += note_entries(therapist.notizen, "therapist", therapist_id)
     out += _audit_entries(
         {
             "therapist": [therapist_id],
@@ -428,11 +462,11 @@ def page_of(entries: list, page: int, page_size: int = PAGE_SIZE) -> dict:
     A page past the end gives the last one; ``INVALID_PAGE`` for a page below 1 or a size
     outside 1..MAX_PAGE_SIZE."""
     if not isinstance(page, int) or isinstance(page, bool) or page < 1:
-        raise OperationError("INVALID_PAGE", f"Ungültige Seite {page!r}")
+        raise OperationError("INVALID_PAGE", f"invalid page {page!r}")
     if not isinstance(page_size, int) or isinstance(page_size, bool):
-        raise OperationError("INVALID_PAGE", f"Ungültige Seitengröße {page_size!r}")
+        raise OperationError("INVALID_PAGE", f"invalid page size {page_size!r}")
     if not 1 <= page_size <= MAX_PAGE_SIZE:
-        raise OperationError("INVALID_PAGE", f"Seitengröße 1 bis {MAX_PAGE_SIZE}")
+        raise OperationError("INVALID_PAGE", f"page size must be 1 to {MAX_PAGE_SIZE}")
     pages = max(1, -(-len(entries) // page_size))
     page = min(page, pages)
     start = (page - 1) * page_size
@@ -448,7 +482,7 @@ def _patient(patient_id) -> Patient:
     patient = Patient.get_or_none(Patient.id == patient_id)
     if patient is None:
         raise OperationError(
-            "PATIENT_NOT_FOUND", f"Patient/in {patient_id} nicht gefunden", status=404
+            "PATIENT_NOT_FOUND", f"no patient {patient_id}", status=404
         )
     return patient
 
@@ -457,7 +491,7 @@ def _therapist(therapist_id) -> Therapist:
     therapist = Therapist.get_or_none(Therapist.id == therapist_id)
     if therapist is None:
         raise OperationError(
-            "THERAPIST_NOT_FOUND", f"Therapeut/in {therapist_id} nicht gefunden", status=404
+            "THERAPIST_NOT_FOUND", f"no therapist {therapist_id}", status=404
         )
     return therapist
 

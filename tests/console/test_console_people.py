@@ -15,12 +15,14 @@ from console.people import (
     input_text,
     open_search_in,
     people_app,
+    timeline_rows,
 )
 from console.searches import SearchesPanel
 from db.models import AuditLog, Patient, Therapist
-from operations import people, staff
+from operations import people, person_pages, staff
 from psymatch.domain import validation
 from tests import factories as f
+from tests.operations.test_person_pages import build_story
 
 PASSWORD = "ein-langes-passwort"
 
@@ -65,18 +67,17 @@ def test_results_are_paged_twenty_at_a_time(signed_in):
     panel.query.value = "musterfrau"
     panel.search_button.click()
     assert "25 Treffer" in panel.status.value
-    assert len(panel.result_select.options) == 20
-    assert panel.results_label.value == "Seite 1 von 2 (25 Treffer)"
-    assert panel.prev_button.disabled and not panel.next_button.disabled
-    panel.next_button.click()
-    assert len(panel.result_select.options) == 5 and panel.next_button.disabled
-    assert panel.results_table.value.count("<tr>") == 6  # header + 5
-    assert "Therapeut/in" in panel.results_table.value
+    assert len(panel.result_select.options) == 20 and panel.result_select.value is None
+    assert "Seite 1 von 2 · 25 Einträge" in panel.pager.info.value
+    assert panel.pager.prev_button.disabled and not panel.pager.next_button.disabled
+    panel.pager.next_button.click()
+    assert len(panel.result_select.options) == 5 and panel.pager.next_button.disabled
+    assert panel.pager.output.value.count("<tr>") == 6  # header + 5
+    assert "Therapeut/in" in panel.pager.output.value
     panel.query.value = "  "
     panel.search_button.click()
-    assert "Bitte Name, E-Mail, Telefonnummer oder PLZ eingeben [INVALID_SEARCH]" in (
-        panel.status.value
-    )
+    assert "Bitte Name, E-Mail, Telefonnummer oder PLZ eingeben" in panel.status.value
+    assert "INVALID_SEARCH" in panel.status.value
 
 
 def test_team_corrects_a_patient_after_a_phone_call(signed_in):
@@ -86,8 +87,8 @@ def test_team_corrects_a_patient_after_a_phone_call(signed_in):
     panel = PeoplePanel()
     page = search_and_open(panel, "Greta Gans", "patient", patient.id)
     assert "Patient/in Greta Gans" in page.header.value
-    assert f"Suche {search.id} eröffnet" in page.timeline.value
-    assert page.timeline_label.value == "Seite 1 von 1 (1 Eintrag)"
+    assert f"Suche {search.id} eröffnet" in page.timeline.output.value
+    assert "Seite 1 von 1 · 1 Eintrag" in page.timeline.info.value
     page.edit_field.value = "telefon"
     assert page.edit_text.value == "030 1"
     page.edit_text.value = "0171 555 666"
@@ -97,7 +98,7 @@ def test_team_corrects_a_patient_after_a_phone_call(signed_in):
     assert Patient.get_by_id(patient.id).telefon == "0171 555 666"
     (row,) = AuditLog.select().where(AuditLog.action == "edit_patient")
     assert (row.actor, row.entity_id, row.reason) == ("erika", str(patient.id), "Anruf")
-    assert "Daten geändert: Telefon (von erika)" in page.timeline.value
+    assert "Daten geändert: Telefon (von erika)" in page.timeline.output.value
     # a repeated click changes nothing and says so
     page.edit_button.click()
     assert "Keine Änderung" in page.status.value
@@ -108,7 +109,7 @@ def test_team_corrects_a_patient_after_a_phone_call(signed_in):
     page.edit_text.value = "31.02.1990"
     page.edit_button.click()
     assert "✗ Geburtsdatum: Ungültiger Wert: unmögliches Datum „31.02.1990“" in page.status.value
-    assert "[FIELD_INVALID]" in page.status.value
+    assert "FIELD_INVALID" in page.status.value
     assert snapshot() == before
 
 
@@ -137,31 +138,52 @@ def test_team_blocks_and_reactivates_a_therapist_with_confirmation(signed_in):
     page.status_action.value = "gesperrt"
     page.status_reason.value = "möchte keine Anfragen mehr"
     before = snapshot()
-    page.status_button.click()  # not confirmed
-    assert "Bitte zuerst bestätigen" in page.status.value and snapshot() == before
-    assert "Hans Sperling" in page.status_confirm.description
-    page.status_confirm.value = True
-    page.status_button.click()
+    page.status_button.click()  # asks first, names the therapist and the effect
+    assert page.confirmation.pending and snapshot() == before
+    question = page.confirmation.question.value
+    assert "Hans Sperling" in question and "sperren" in question
+    assert "nicht mehr angefragt" in question and "möchte keine Anfragen mehr" in question
+    page.confirmation.yes_button.click()
     assert "Status aktiv → gesperrt" in page.status.value, page.status.value
     stored = Therapist.get_by_id(therapist.id)
     assert (stored.status, stored.sperrgrund) == ("gesperrt", "möchte keine Anfragen mehr")
     assert "gesperrt seit" in page.header.value
-    assert not page.status_confirm.value  # a second click needs a new confirmation
+    page.confirmation.yes_button.click()  # a second click: nothing pending, nothing changes
+    assert AuditLog.select().where(AuditLog.action == "set_therapist_status").count() == 1
     assert [v for _, v in page.status_action.options] == ["inaktiv", "aktiv"]
     page.status_action.value = "aktiv"
     page.status_reason.value = ""
-    page.status_confirm.value = True
     before = snapshot()
     page.status_button.click()
-    assert "Bitte einen Grund angeben [REASON_REQUIRED]" in page.status.value
+    assert "Bitte einen Grund angeben" in page.status.value and not page.confirmation.pending
+    page.status_reason.value = "x" * 501
+    page.status_button.click()
+    assert "TEXT_TOO_LONG" in page.status.value and not page.confirmation.pending
     assert snapshot() == before
     page.status_reason.value = "hat sich gemeldet"
-    page.status_confirm.value = True
     page.status_button.click()
+    page.confirmation.no_button.click()  # changed one's mind
+    assert snapshot() == before
+    page.status_button.click()
+    page.confirmation.yes_button.click()
     assert Therapist.get_by_id(therapist.id).status == "aktiv"
     rows = AuditLog.select().where(AuditLog.action == "set_therapist_status")
     assert [r.actor for r in rows] == ["jonas", "jonas"]
-    assert "Status geändert: gesperrt → aktiv (von jonas)" in page.timeline.value
+    assert "Status geändert: gesperrt → aktiv (von jonas)" in page.timeline.output.value
+
+
+def test_a_status_change_confirmed_late_acts_on_what_was_asked(signed_in):
+    """The confirmation is bound to the therapist, status and reason shown at the click."""
+    signed_in("jonas", "team")
+    therapist = f.therapist()
+    page = PeoplePanel().open_person("therapeut", therapist.id)
+    page.status_action.value = "inaktiv"
+    page.status_reason.value = "Praxis geschlossen"
+    page.status_button.click()
+    page.status_reason.value = "etwas anderes"  # typed after the question
+    page.confirmation.yes_button.click()
+    (row,) = AuditLog.select().where(AuditLog.action == "set_therapist_status")
+    assert (row.details["after"], row.reason) == ("inaktiv", "Praxis geschlossen")
 
 
 def test_preferences_and_availability(signed_in):
@@ -182,7 +204,8 @@ def test_preferences_and_availability(signed_in):
     page.pref_age_max.value = "10"  # below the minimum: refused
     before = snapshot()
     page.pref_button.click()
-    assert "[FIELD_INVALID]" in page.status.value and snapshot() == before
+    assert "Mindestalter 18 ist größer als Höchstalter 10" in page.status.value
+    assert "FIELD_INVALID" in page.status.value and snapshot() == before
     page.available.value = True
     page.available_notes.value = "ab März"
     page.available_button.click()
@@ -217,8 +240,8 @@ def test_a_reader_may_look_but_not_change(signed_in):
     assert "FORBIDDEN" in page.status.value
     page.status_action.value = "inaktiv"
     page.status_reason.value = "x"
-    page.status_confirm.value = True
     page.status_button.click()
+    page.confirmation.yes_button.click()
     assert "FORBIDDEN" in page.status.value
     assert snapshot() == before
 
@@ -294,3 +317,47 @@ def test_every_validation_reason_staff_meet_reads_german(kind, field, value):
     assert german_reason("alter_min 30 is greater than alter_max 20") == (
         "Mindestalter 30 ist größer als Höchstalter 20"
     )
+
+
+def test_the_timeline_reads_german_without_codes(clean_db):
+    """The operations' events (tests/operations/test_person_pages.py's story) in German."""
+    patient, therapist, search, anfrage_id = build_story()
+    rows = timeline_rows(person_pages.patient_timeline_entries(patient.id))
+    joined = "\n".join(" | ".join(row) for row in rows)
+    for text in [
+        f"Suche | Suche {search.id} eröffnet",
+        f"In Anfrage {anfrage_id} an Dr. Erika Muster aufgenommen (Suche {search.id}, Platz 1)",
+        f"Anfrage {anfrage_id} an Dr. Erika Muster gesendet",
+        f"Antwort von Dr. Erika Muster (Anfrage {anfrage_id}): angenommen (danach: in Sitzungen)",
+        "Vermittlungsmail (gesendet): Ihr Therapieplatz",
+        f"E-Mail-Antwort zu Anfrage {anfrage_id} (verarbeitet)",
+        f"Anruf bei Dr. Erika Muster zu Anfrage {anfrage_id} am 01.12.2026 08:05: abgebrochen",
+        f"30.11.2026 09:00 | Notiz | Suche {search.id}: Rückruf erbeten (jonas)",
+        "Rückmeldung zur Vermittlung erfasst: Erstgespräch hat stattgefunden, ich beginne "
+        "(von erika)",
+        "Protokoll | Daten geändert: Telefon (von erika)",
+        f"Vermittlung | Suche {search.id} erfolgreich: vermittelt an Dr. Erika Muster",
+    ]:
+        assert text in joined, text
+    rows = timeline_rows(person_pages.therapist_timeline_entries(therapist.id))
+    joined += "\n" + "\n".join(" | ".join(row) for row in rows)
+    for text in [
+        f"Anfrage {anfrage_id} erstellt (1 Patient/innen, vom Team zusammengestellt)",
+        f"Anfrage {anfrage_id}: vollständige Annahme (1 angenommen, 0 abgelehnt)",
+        f"Vermittlung erfolgreich (Suche {search.id}, Patient/in {patient.id})",
+        "Status geändert: aktiv → gesperrt (von erika) – Grund: keine Kapazität mehr",
+        "Therapeut/in: Status aktiv → gesperrt: keine Kapazität mehr (erika)",
+        "Anfrage erstellt (von staff)",
+    ]:
+        assert text in joined, text
+    for code in (
+        "vollstaendige_Annahme",
+        "in_Sitzungen",
+        "Gesendet",
+        "record_placement_outcome",
+        "edit_patient",
+        "set_therapist_status",
+        "create_anfrage",
+        "personal",
+    ):
+        assert code not in joined, code

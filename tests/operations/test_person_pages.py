@@ -20,6 +20,10 @@ NOW = f.NOW  # 2026-11-30 08:00 UTC = 09:00 in Berlin
 
 @pytest.fixture
 def story(clean_db):
+    return build_story()
+
+
+def build_story():
     """One patient carried from search to a successful placement, with one of everything."""
     therapist = f.therapist(vorname="Erika", nachname="Muster", titel="Dr.")
     patient = f.patient(status="auf_der_Suche")
@@ -69,63 +73,88 @@ def story(clean_db):
     return patient, therapist, search, created.anfrage_id
 
 
-def texts(entries):
-    return [(e["art"], e["text"]) for e in entries]
+def events(entries):
+    return [(e["kind"], e["event"]) for e in entries]
 
 
 def test_the_patient_timeline_tells_the_whole_story(story):
     patient, therapist, search, anfrage_id = story
     entries = person_pages.patient_timeline_entries(patient.id)
     assert [e["at"] for e in entries] == sorted((e["at"] for e in entries), reverse=True)
-    kinds = {e["art"] for e in entries}
-    assert kinds == {
-        "Suche",
-        "Anfrage",
-        "Antwort",
-        "E-Mail",
-        "Anruf",
-        "Notiz",
-        "Protokoll",
-        "Vermittlung",
+    assert {e["kind"] for e in entries} == {
+        "search",
+        "anfrage",
+        "reply",
+        "email",
+        "call",
+        "note",
+        "audit",
+        "placement",
     }
-    joined = "\n".join(e["text"] for e in entries)
-    assert f"Suche {search.id} eröffnet" in joined
-    assert f"In Anfrage {anfrage_id} an Dr. Erika Muster aufgenommen" in joined
-    assert f"Anfrage {anfrage_id} an Dr. Erika Muster gesendet" in joined
-    assert (
-        "Antwort von Dr. Erika Muster" in joined
-        and "Ja, ich kann ein Erstgespräch anbieten (danach: in Sitzungen)" in joined
+    found = events(entries)
+    for expected in [
+        ("search", "search_opened"),
+        ("anfrage", "line_added"),
+        ("anfrage", "anfrage_sent"),
+        ("reply", "answer"),
+        ("reply", "inbound"),
+        ("email", "email"),
+        ("call", "call"),
+        ("note", "note"),
+        ("audit", "update_platzsuche"),
+        ("audit", "record_placement_outcome"),
+        ("audit", "edit_patient"),
+        ("placement", "search_successful"),
+    ]:
+        assert expected in found, expected
+    (answer,) = [e for e in entries if e["event"] == "answer"]
+    assert (answer["anfrage_id"], answer["therapist"]) == (anfrage_id, "Dr. Erika Muster")
+    assert answer["answer"] == "in_Sitzungen"  # what became of the acceptance
+    (outcome,) = [e for e in entries if e["event"] == "record_placement_outcome"]
+    assert outcome["details"] == {"outcome": "stattgefunden"} and outcome["actor"] == "erika"
+    (edit,) = [e for e in entries if e["event"] == "edit_patient"]
+    assert edit["details"] == {"fields": ["telefon"]}
+    (mail,) = [e for e in entries if e["event"] == "email"]
+    assert (mail["art"], mail["status"], mail["subject"]) == (
+        "vermittlung",
+        "Gesendet",
+        "Ihr Therapieplatz",
     )
-    assert "Vermittlungsmail (gesendet): Ihr Therapieplatz" in joined
-    assert f"E-Mail-Antwort zu Anfrage {anfrage_id} (verarbeitet)" in joined
-    assert "Anruf bei Dr. Erika Muster" in joined and "01.12.2026 08:05: abgesagt" in joined
-    assert f"Suche {search.id}: Rückruf erbeten (jonas)" in joined
-    assert "Rückmeldung zur Vermittlung erfasst: Erstgespräch hat stattgefunden" in joined
-    assert "Daten geändert: Telefon (von erika)" in joined
-    assert f"Suche {search.id} erfolgreich: vermittelt an Dr. Erika Muster" in joined
-    # no raw codes: neither the enum values nor the audit action names
-    for code in ("angenommen\n", "record_placement_outcome", "edit_patient", "Gesendet"):
-        assert code not in joined + "\n"
-    # local time, German format: the note written at 08:00 UTC reads 09:00
-    (note,) = [e for e in entries if "Rückruf erbeten" in e["text"]]
+    # local time: the note written at 08:00 UTC reads 09:00 in Berlin
+    (note,) = [e for e in entries if e["event"] == "note" and e["author"] == "jonas"]
+    assert note["text"] == "Rückruf erbeten" and note["where_id"] == search.id
     assert note["zeit"] == "30.11.2026 09:00" and note["at"] == NOW
+    # the therapist's own status change is not the patient's
+    assert ("audit", "set_therapist_status") not in found
 
 
 def test_the_therapist_timeline(story):
     patient, therapist, search, anfrage_id = story
     entries = person_pages.therapist_timeline_entries(therapist.id)
-    joined = "\n".join(e["text"] for e in entries)
-    assert f"Anfrage {anfrage_id} erstellt (1 Patient/innen" in joined
-    assert f"Anfrage {anfrage_id} gesendet" in joined
-    assert f"Anfrage {anfrage_id}: alle angenommen (1 angenommen, 0 abgelehnt)" in joined
-    assert f"Vermittlung erfolgreich (Suche {search.id}, Patient/in {patient.id})" in joined
-    assert "Rückmeldung zur Vermittlung erfasst" in joined  # the placement step naming it
-    assert "Status geändert: aktiv → gesperrt (von erika) – Grund: keine Kapazität mehr" in joined
-    assert "Therapeut/in: Status aktiv → gesperrt: keine Kapazität mehr (erika)" in joined
-    assert "Anruf bei Dr. Erika Muster" in joined
-    assert "Daten geändert: Telefon" not in joined  # the patient's edit is not the therapist's
-    for code in ("vollstaendige_Annahme", "set_therapist_status", "personal)", "runde)"):
-        assert code not in joined
+    found = events(entries)
+    for expected in [
+        ("anfrage", "anfrage_created"),
+        ("anfrage", "anfrage_sent"),
+        ("reply", "anfrage_answered"),
+        ("reply", "inbound"),
+        ("placement", "placement_successful"),
+        ("audit", "record_placement_outcome"),  # the placement step naming it
+        ("audit", "set_therapist_status"),
+        ("audit", "create_anfrage"),
+        ("audit", "record_response"),
+        ("note", "note"),
+        ("call", "call"),
+    ]:
+        assert expected in found, expected
+    assert ("audit", "edit_patient") not in found  # the patient's edit is not the therapist's
+    (status,) = [e for e in entries if e["event"] == "set_therapist_status"]
+    assert status["details"] == {"before": "aktiv", "after": "gesperrt"}
+    assert status["reason"] == "keine Kapazität mehr"
+    (answered,) = [e for e in entries if e["event"] == "anfrage_answered"]
+    assert (answered["answer_type"], answered["accepted"]) == ("vollstaendige_Annahme", 1)
+    # audit details the timeline does not show are not even read
+    (created,) = [e for e in entries if e["event"] == "create_anfrage"]
+    assert created["details"] == {}
     assert entries[0]["zeit"] == person_pages.local_text(NOW + dt.timedelta(days=4))
 
 
