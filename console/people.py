@@ -525,16 +525,10 @@ class PersonPage(widgets.VBox):
     def reload(self) -> None:
         """Read the record and its whole timeline again (after every change)."""
 
-        def load():
-            if self.art == "patient":
-                page = person_pages.patient_page(self.record_id)
-                entries = person_pages.patient_timeline_entries(self.record_id)
-            else:
-                page = person_pages.therapist_page(self.record_id)
-                entries = person_pages.therapist_timeline_entries(self.record_id)
-            return {**page, "entries": entries}
-
-        data = run_action(self.status, (), load, lambda d: "", needs="lesen")
+        load = person_pages.patient_page if self.art == "patient" else person_pages.therapist_page
+        data = run_action(
+            self.status, (), lambda: load(self.record_id, PAGE_SIZE), lambda d: "", needs="lesen"
+        )
         if data is None:
             return
         self.status.clear()

@@ -481,18 +481,14 @@ def page_of(entries: list, page: int, page_size: int = PAGE_SIZE) -> dict:
 def _patient(patient_id) -> Patient:
     patient = Patient.get_or_none(Patient.id == patient_id)
     if patient is None:
-        raise OperationError(
-            "PATIENT_NOT_FOUND", f"no patient {patient_id}", status=404
-        )
+        raise OperationError("PATIENT_NOT_FOUND", f"no patient {patient_id}", status=404)
     return patient
 
 
 def _therapist(therapist_id) -> Therapist:
     therapist = Therapist.get_or_none(Therapist.id == therapist_id)
     if therapist is None:
-        raise OperationError(
-            "THERAPIST_NOT_FOUND", f"no therapist {therapist_id}", status=404
-        )
+        raise OperationError("THERAPIST_NOT_FOUND", f"no therapist {therapist_id}", status=404)
     return therapist
 
 
@@ -506,8 +502,14 @@ def therapist_timeline(therapist_id: int, page: int = 1, page_size: int = PAGE_S
     return page_of(therapist_timeline_entries(therapist_id), page, page_size)
 
 
+def _timeline(entries: list[dict], page_size: int) -> dict:
+    """The whole timeline (``entries``, for a console that pages it itself) and its first
+    page (``timeline``)."""
+    return {"entries": entries, "timeline": page_of(entries, 1, page_size)}
+
+
 def patient_page(patient_id: int, page_size: int = PAGE_SIZE) -> dict:
-    """A patient's record, searches and the first page of its timeline."""
+    """A patient's record, searches and its timeline (all entries and the first page)."""
     patient = _patient(patient_id)
     searches = list(
         Platzsuche.select().where(Platzsuche.patient == patient_id).order_by(Platzsuche.id.desc())
@@ -530,12 +532,12 @@ def patient_page(patient_id: int, page_size: int = PAGE_SIZE) -> dict:
         ],
         # the search the Searches panel should open: the aktiv one, else the newest
         "suche_id": active[0] if active else (searches[0].id if searches else None),
-        "timeline": page_of(patient_timeline_entries(patient_id), 1, page_size),
+        **_timeline(patient_timeline_entries(patient_id), page_size),
     }
 
 
 def therapist_page(therapist_id: int, page_size: int = PAGE_SIZE) -> dict:
-    """A therapist's record and the first page of its timeline."""
+    """A therapist's record and its timeline (all entries and the first page)."""
     therapist = _therapist(therapist_id)
     return {
         "art": "therapeut",
@@ -543,5 +545,5 @@ def therapist_page(therapist_id: int, page_size: int = PAGE_SIZE) -> dict:
         "name": _person_name(therapist.titel, therapist.vorname, therapist.nachname),
         "status": therapist.status,
         "record": therapist,
-        "timeline": page_of(therapist_timeline_entries(therapist_id), 1, page_size),
+        **_timeline(therapist_timeline_entries(therapist_id), page_size),
     }

@@ -164,6 +164,7 @@ def test_pages_and_their_refusals(story):
     total = page["timeline"]["gesamt"]
     assert total > 6 and page["suche_id"] == search.id
     assert page["timeline"]["seiten"] == -(-total // 3) and len(page["timeline"]["eintraege"]) == 3
+    assert page["entries"] == person_pages.patient_timeline_entries(patient.id)
     last = person_pages.patient_timeline(patient.id, page=99, page_size=3)
     assert last["seite"] == last["seiten"] and 1 <= len(last["eintraege"]) <= 3
     all_entries = person_pages.patient_timeline_entries(patient.id)
