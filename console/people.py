@@ -210,7 +210,7 @@ class PeopleStatus(StatusLine):
 
     def error(self, error: OperationError | str) -> None:
         if not isinstance(error, OperationError) or (
-            error.code not in CODE_TEXTS and not error.details.get("field")
+            error.code not in CODE_TEXTS and error.details.get("field") not in FIELD_LABELS
         ):
             super().error(error)
             return
@@ -806,7 +806,8 @@ class PeoplePanel(widgets.VBox):
         return found
 
     def _offer(self, keys) -> None:
-        """Offer exactly the rows of the page shown; nothing selected after a new list."""
+        """Offer exactly the rows of the page shown; the chosen person stays chosen while
+        listed, else nothing is (the choice never jumps to a neighbour)."""
         by_key = {(r["art"], r["id"]): r for r in self.results}
         options = [
             (

@@ -159,6 +159,8 @@ def test_team_blocks_and_reactivates_a_therapist_with_confirmation(signed_in):
     page.status_reason.value = "x" * 501
     page.status_button.click()
     assert "TEXT_TOO_LONG" in page.status.value and not page.confirmation.pending
+    assert "Grund hat 501 Zeichen, erlaubt sind 500" in page.status.value
+    assert "Grund: Grund" not in page.status.value
     assert snapshot() == before
     page.status_reason.value = "hat sich gemeldet"
     page.status_button.click()
