@@ -46,7 +46,9 @@ class AuditPanel(widgets.VBox):
     """Filters (Mitarbeiter/in, Objekt) and the latest matching audit rows, paged."""
 
     def __init__(self, page_size: int = 25, **kwargs):
-        self.actor = widgets.Text(description="Mitarbeiter/in", placeholder="alle")
+        self.actor = widgets.Text(
+            description="Mitarbeiter/in", placeholder="alle", style={"description_width": "initial"}
+        )
         self.entity = widgets.Dropdown(
             description="Objekt",
             options=[("alle", ""), *sorted(fmt.options("AUDIT_ENTITY"))],
