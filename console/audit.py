@@ -77,7 +77,7 @@ class AuditPanel(widgets.VBox):
             (self.show_button,),
             lambda: entries(self.actor.value, self.entity.value),
             lambda found: (
-                f"{fmt.number_de(len(found))} Einträge"
+                f"{fmt.number_de(len(found))} {'Eintrag' if len(found) == 1 else 'Einträge'}"
                 + (f" (die neuesten {fmt.number_de(LIMIT)})" if len(found) >= LIMIT else "")
             ),
             needs="lesen",

@@ -86,7 +86,11 @@ class PlacementsPanel(widgets.VBox):
         )
         self.meeting_date = widgets.DatePicker(description="Termin am")
         self.meeting_time = widgets.Text(description="Uhrzeit", placeholder="HH:MM")
-        self.send_button = widgets.Button(description="Vermittlungsmail senden", icon="envelope")
+        self.send_button = widgets.Button(
+            description="Vermittlungsmail senden",
+            icon="envelope",
+            layout=widgets.Layout(width="auto"),
+        )
 
         self.refresh_button.on_click(lambda _: self.refresh())
         for outcome, button in self.outcome_buttons.items():
