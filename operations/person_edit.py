@@ -160,13 +160,9 @@ def _edit(kind: str, record_id: int, changes, *, actor, reason, now, action: str
             bundling_lock(shared=True)  # preferences and flags feed the selection
         record = locked(model.select().where(model.id == record_id)).first()
         if record is None:
-            raise OperationError(
-                NOT_FOUND[kind], f"no {WHO[kind]} {record_id}", status=404
-            )
+            raise OperationError(NOT_FOUND[kind], f"no {WHO[kind]} {record_id}", status=404)
         if kind == "patients" and (record.external_id or "").startswith(ERASED):
-            raise OperationError(
-                "PATIENT_ERASED", f"patient {record_id} was erased", status=409
-            )
+            raise OperationError("PATIENT_ERASED", f"patient {record_id} was erased", status=409)
         new = dict(values)
         for name in cleared:
             new[name] = _cleared_value(model, name)
@@ -303,9 +299,7 @@ def set_therapist_status(
         bundling_lock(shared=True)
         therapist = locked(Therapist.select().where(Therapist.id == therapist_id)).first()
         if therapist is None:
-            raise OperationError(
-                "THERAPIST_NOT_FOUND", f"no therapist {therapist_id}", status=404
-            )
+            raise OperationError("THERAPIST_NOT_FOUND", f"no therapist {therapist_id}", status=404)
         before = therapist.status
         if before == status:
             raise OperationError(
