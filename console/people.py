@@ -485,7 +485,9 @@ class PersonPage(widgets.VBox):
         else:
             self.open_search_button = widgets.Button(description="Suche öffnen", icon="search")
             self.open_search_button.on_click(lambda _: self.open_search())
-            actions = [self.open_search_button]
+            self.new_search_button = widgets.Button(description="Suche eröffnen", icon="plus")
+            self.new_search_button.on_click(lambda _: self.start_search())
+            actions = [widgets.HBox([self.open_search_button, self.new_search_button])]
 
         children = [self.header, *actions, self.status]
         children += [widgets.HTML("<b>Verlauf</b>"), self.timeline]
@@ -515,7 +517,7 @@ class PersonPage(widgets.VBox):
         if self.art == "therapeut":
             controls += [self.status_button, self.available_button, self.pref_button]
         else:
-            controls.append(self.open_search_button)
+            controls += [self.open_search_button, self.new_search_button]
         return controls
 
     @property
@@ -553,6 +555,9 @@ class PersonPage(widgets.VBox):
         if self.art == "therapeut":
             self._fill_therapist(record)
         else:
+            running = any(x["status"] in ("aktiv", "pausiert") for x in data["suchen"])
+            # a new search only when none runs (one aktiv search per patient, domain §3)
+            self.new_search_button.layout.display = "none" if running else ""
             self.open_search_button.disabled = data["suche_id"] is None
             self.open_search_button.tooltip = (
                 f"Suche {data['suche_id']} im Such-Panel öffnen"
@@ -702,6 +707,26 @@ class PersonPage(widgets.VBox):
             f"{fmt.label(result['after'], 'THERAPEUTENSTATUS')}"
         )
         return result
+
+    def start_search(self):
+        """Open a new Platzsuche for this patient (same validation as the Searches panel),
+        then show it where staff work on searches."""
+        from operations.searches import create_platzsuche
+
+        patient_id = self.record_id
+        created = run_action(
+            self.status,
+            self.action_controls,
+            lambda: create_platzsuche(patient_id, actor=self.actor),
+            lambda s: f"Suche {s.id} für {self.data.get('name', '')} eröffnet",
+        )
+        if created is None:
+            return None
+        self.reload()
+        if self.on_open_search is not None:
+            self.on_open_search(created.id)
+        self.status.ok(f"Suche {created.id} für {self.data.get('name', '')} eröffnet")
+        return created
 
     def open_search(self):
         search_id = self.data.get("suche_id")

@@ -18,7 +18,7 @@ from console.people import (
     timeline_rows,
 )
 from console.searches import SearchesPanel
-from db.models import AuditLog, Patient, Therapist
+from db.models import AuditLog, Patient, Platzsuche, Therapist
 from operations import people, person_pages, staff
 from psymatch.domain import validation
 from tests import factories as f
@@ -363,3 +363,25 @@ def test_the_timeline_reads_german_without_codes(clean_db):
         "personal",
     ):
         assert code not in joined, code
+
+
+def test_a_patient_without_a_running_search_gets_one_from_the_page(signed_in):
+    """Look the patient up, open a search for them, see it in the Searches panel below."""
+    signed_in("erika", "team")
+    patient = indexed_patient(vorname="Nele", nachname="Neu")
+    app = people_app()
+    panel, searches_box = app.children
+    page = search_and_open(panel, "Nele Neu", "patient", patient.id)
+    assert page.new_search_button.layout.display == ""
+    page.new_search_button.click()
+    search = Platzsuche.get(Platzsuche.patient == patient.id)
+    assert search.status == "aktiv" and f"Suche {search.id} für Nele Neu eröffnet" in (
+        page.status.value
+    )
+    assert AuditLog.get(AuditLog.action == "create_platzsuche").actor == "erika"
+    (searches,) = searches_box.children
+    assert searches.selected_search_id == search.id
+    assert page.new_search_button.layout.display == "none"  # one running search at a time
+    page.start_search()  # a repeated click: refused by the operation, nothing written
+    assert "ACTIVE_SEARCH_EXISTS" in page.status.value
+    assert Platzsuche.select().where(Platzsuche.patient == patient.id).count() == 1
