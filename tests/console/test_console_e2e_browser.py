@@ -262,7 +262,9 @@ def test_one_patient_from_import_to_erfolgreich_through_the_ui(browser, stack):
 
     # 5. Dashboard: the placement is counted.
     flow.app.open("Dashboard.ipynb")
-    act(page, "Anwenden", r"✓ Kennzahlen .*: \d+ Anfragen, 1 Vermittlungen")
+    flow.expect(page.locator(".psymatch-status").first).to_contain_text(", 1 Vermittlungen")
+    row = page.locator("table.psymatch-dashboard tr", has_text="Vermittlungen").first
+    flow.expect(row.locator("td").nth(1)).to_have_text("1")
     flow.shot("dashboard")
 
     # 6. Mara's therapist never answers: staff close the Anfrage, Mara is back in the pool.
