@@ -19,7 +19,7 @@ from operations.emails_admin import failed_emails, resend_email
 from operations.errors import OperationError
 
 from . import fmt
-from .common import StatusLine, esc, frozen, run_action, staff_name
+from .common import StatusLine, choose, esc, frozen, run_action, staff_name
 from .paging import PagedTable
 
 HEADERS = ["E-Mail", "Art", "Empfänger", "Anfrage", "Betreff", "Fehler", "Fehlgeschlagen am"]
@@ -109,9 +109,10 @@ class FailedEmailsPanel(widgets.VBox):
             for r in self.rows
             if r["email_id"] in shown
         ]
-        self.email_select.options = options
-        ids = [value for _, value in options]
-        self.email_select.value = previous if previous in ids else (ids[0] if ids else None)
+        # the first time the first row; later a vanished selection is not replaced
+        # by a neighbour (a repeated click must not act on another record)
+        choose(self.email_select, options, previous, first=not getattr(self, "_offered", False))
+        self._offered = True
         self._show_selected()
 
     def _row(self) -> dict | None:

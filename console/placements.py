@@ -25,7 +25,7 @@ from psymatch.domain import vocab
 from psymatch.domain.searches import EMAIL_TEMPLATES
 
 from . import fmt
-from .common import StatusLine, frozen, run_action, staff_name
+from .common import StatusLine, choose, frozen, run_action, staff_name
 from .paging import PagedTable
 
 HEADERS = ["Suche", "Patient", "Therapeut", "Vermittlungsmail", "gesendet am", "Tage", "Erinnerung"]
@@ -173,9 +173,10 @@ class PlacementsPanel(widgets.VBox):
             for r in self.rows
             if r["platzsuche_id"] in shown
         ]
-        self.search_select.options = options
-        ids = [value for _, value in options]
-        self.search_select.value = previous if previous in ids else (ids[0] if ids else None)
+        # the first time the first row; later a vanished selection is not replaced
+        # by a neighbour (a repeated click must not act on another record)
+        choose(self.search_select, options, previous, first=not getattr(self, "_offered", False))
+        self._offered = True
 
     def _need_search(self) -> int | None:
         if self.selected_search_id is None:
