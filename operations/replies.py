@@ -56,10 +56,11 @@ from db.models import (
     WebhookReplayMarker,
     utcnow,
 )
-from operations import audit, outbox
+from operations import audit, auto_replies, outbox
 from operations.errors import OperationError
 from operations.responses import record_response
 from operations.senders import practice_addresses, sender_address
+from psymatch.domain import auto_replies as auto_reply_rules
 from psymatch.domain import reply_parse
 
 TASK = "process_reply"
@@ -337,13 +338,20 @@ def _process_email(inbound: InboundMessage, now) -> str:
         message = stored_message(inbound)
         if message is None:
             return _finish(inbound, "fehler", now, reason=inbound.review_reason or UNREADABLE)
-        auto = parse.is_auto_reply(message)
-        ref = None if auto else parse.locate_anfrage(message)
+        bounce = auto_reply_rules.bounce_of(message)
+        auto = None if bounce else parse.is_auto_reply(message)
+        ref = None if bounce else parse.locate_anfrage(message)
         sender = sender_address(message.sender) or sender_address(inbound.sender)
     except Exception as exc:  # an unreadable message is data, not a reason to retry
         return _finish(inbound, "fehler", now, reason=f"{UNREADABLE}: {exc!r}")
+    if bounce is not None:
+        status, reason, result = auto_replies.apply_bounce(bounce, now)
+        named = auto_replies.anfragen_named(bounce)
+        if named and Therapeutenanfrage.get_or_none(Therapeutenanfrage.id == named[0]):
+            inbound.therapeutenanfrage = named[0]
+        return _finish(inbound, status, now, reason=reason, result=result)
     if auto:
-        return _finish(inbound, "ignoriert", now, reason=f"Automatische Antwort: {auto}")
+        return _absence(inbound, message, ref, auto, now)
     if sender is not None:
         inbound.sender = _safe(sender)[:254]
     anfrage = Therapeutenanfrage.get_or_none(Therapeutenanfrage.id == ref.anfrage_id)
@@ -380,6 +388,24 @@ def _process_email(inbound: InboundMessage, now) -> str:
     result["response"] = response.as_dict()
     _retire_clicks(anfrage.id, now, "Anfrage per E-Mail beantwortet")
     return _finish(inbound, "verarbeitet", now, result=result)
+
+
+def _absence(inbound: InboundMessage, message, ref, auto: str, now) -> str:
+    """An automatic reply: an out-of-office note moves the follow-up of the Anfrage it
+    answers (signed reference only: a subject is guessable); anything else is ignored."""
+    day = auto_replies.reference_day(message, inbound.received_at or now)
+    absence = auto_reply_rules.absence_of(message, day, auto)
+    if absence is None:
+        return _finish(inbound, "ignoriert", now, reason=f"Automatische Antwort: {auto}")
+    anfrage = None
+    if ref is not None and ref.signed:
+        anfrage = locked(
+            Therapeutenanfrage.select().where(Therapeutenanfrage.id == ref.anfrage_id)
+        ).first()
+    if anfrage is not None:
+        inbound.therapeutenanfrage = anfrage.id
+    status, reason, result = auto_replies.apply_absence(anfrage, absence, now)
+    return _finish(inbound, status, now, reason=reason, result=result)
 
 
 def _retire_clicks(anfrage_id: int, now, reason: str) -> None:

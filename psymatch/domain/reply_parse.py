@@ -70,6 +70,10 @@ class Message:
     auto_submitted: str | None
     text: str  # the text/plain part, else text derived from the HTML part
     headers: dict[str, str] = field(default_factory=dict)
+    # A delivery report's fields (``delivery_report``; provider bounce events): failed
+    # ``recipients``, original ``message_ids``, ``status``, ``action``, ``diagnostic``,
+    # ``permanent`` (a provider's own verdict). Empty for every other message.
+    report: dict = field(default_factory=dict)
 
     def header(self, name: str) -> str | None:
         """A header value by case-insensitive name."""
@@ -214,6 +218,7 @@ def message_from_email(msg: email.message.EmailMessage) -> Message:
     for name in _RECIPIENT_HEADERS:
         for value in msg.get_all(name) or []:
             recipients.extend(addr for _, addr in getaddresses([str(value)]) if addr)
+    report = delivery_report(msg)
     return Message(
         subject=str(msg.get("Subject", "") or ""),
         sender=str(msg.get("From", "") or ""),
@@ -224,7 +229,46 @@ def message_from_email(msg: email.message.EmailMessage) -> Message:
         auto_submitted=str(msg["Auto-Submitted"]).strip() if msg["Auto-Submitted"] else None,
         text=text.replace("\r\n", "\n"),
         headers=headers,
+        report=report,
     )
+
+
+def delivery_report(msg: email.message.EmailMessage) -> dict:
+    """The fields of a ``multipart/report`` delivery status notification (RFC 3464): the
+    per-recipient blocks of its ``message/delivery-status`` part and the Message-ID of
+    the returned original (``message/rfc822`` or ``text/rfc822-headers``). Empty when
+    the message is no such report."""
+    if msg.get_content_type() != "multipart/report":
+        return {}
+    report: dict = {"recipients": [], "message_ids": []}
+    for part in msg.walk():
+        kind = part.get_content_type()
+        if kind == "message/delivery-status":
+            for block in part.get_payload() or []:
+                if not hasattr(block, "get"):
+                    continue
+                for name in ("Final-Recipient", "Original-Recipient"):
+                    value = str(block.get(name) or "")
+                    if value:
+                        address = value.split(";", 1)[-1].strip().strip("<>").lower()
+                        if "@" in address and address not in report["recipients"]:
+                            report["recipients"].append(address)
+                for name, key in (("Action", "action"), ("Status", "status")):
+                    if block.get(name) and key not in report:
+                        report[key] = str(block.get(name)).strip().split()[0].lower()
+                if block.get("Diagnostic-Code") and "diagnostic" not in report:
+                    value = str(block.get("Diagnostic-Code"))
+                    report["diagnostic"] = value.split(";", 1)[-1].strip()[:500]
+        elif kind in ("message/rfc822", "text/rfc822-headers"):
+            if kind == "message/rfc822":
+                payload = part.get_payload()
+                original = payload[0] if isinstance(payload, list) and payload else None
+                value = original.get("Message-ID") if original is not None else None
+            else:
+                found = re.search(r"^message-id:\s*(\S+)", _decode_part(part), re.I | re.M)
+                value = found.group(1) if found else None
+            report["message_ids"].extend(_message_ids(str(value)) if value else [])
+    return report
 
 
 def message_from_parts(
@@ -238,6 +282,7 @@ def message_from_parts(
     message_id: str | None = None,
     in_reply_to: Iterable[str] | str = (),
     references: Iterable[str] | str = (),
+    report: dict | None = None,
 ) -> Message:
     """A Message from provider payload fields (Mailgun, Postmark ...)."""
     headers = {str(k): str(v) for k, v in (headers or {}).items()}
@@ -265,6 +310,7 @@ def message_from_parts(
         auto_submitted=auto.strip() if auto else None,
         text=body.replace("\r\n", "\n"),
         headers=headers,
+        report=dict(report or {}),
     )
 
 
