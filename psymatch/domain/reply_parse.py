@@ -432,29 +432,24 @@ def is_auto_reply(message: Message) -> str | None:
 
 # --- quoted original and signature ------------------------------------------------------------
 
+# What mail-parser-reply leaves: the inquiry pasted without quoting, mobile signatures,
+# a German or English closing formula (the library cuts signatures it recognises only).
 _CUT_LINE = [
     re.compile(p, re.IGNORECASE)
     for p in (
+        # a separator line without the header block the library looks for
         r"^\s*-{2,}\s*(ursprüngliche nachricht|original message|weitergeleitete nachricht|"
         r"forwarded message|nachricht weitergeleitet)\s*-*\s*$",
         r"^\s*(begin forwarded message|anfang der weitergeleiteten nachricht)\s*:?\s*$",
-        r"^\s*_{10,}\s*$",
-        r"^\s*am\s.{3,200}\sschrieb\s.{0,200}:\s*$",
-        r"^\s*on\s.{3,200}\swrote\s*:\s*$",
-        r"^\s*.{0,120}\s(schrieb|wrote)\s*:\s*$",
-        # the inquiry itself pasted without quoting
         r"^\s*wir suchen für .{0,60}(patient|person).{0,80}psychotherapieplatz",
         r"^\s*die patient(in|innen)? .{0,40}im überblick",
         r"^\s*so antworten sie am schnellsten",
         r"^\s*antwort mit einem klick",
         r"^\s*(gesendet|sent) (von|from|mit|with) .{0,60}$",
         r"^\s*von meinem \w+ gesendet\s*$",
+        r"^\s*_{10,}\s*$",
     )
 ]
-_HEADER_BLOCK_START = re.compile(r"^\s*\*?(von|from)\s*:\*?\s", re.IGNORECASE)
-_HEADER_BLOCK_NEXT = re.compile(
-    r"^\s*\*?(gesendet|sent|datum|date|an|to|betreff|subject|cc)\s*:", re.IGNORECASE
-)
 _SIG_DASHES = re.compile(r"^\s*--\s*$")
 _CLOSER = re.compile(
     r"^\s*(mit\s+)?(freundlichen|besten|herzlichen|lieben|kollegialen|vielen|schönen|"
@@ -470,39 +465,42 @@ _CLOSER_LINE_MAX = 60
 def _cut_index(lines: list[str]) -> int:
     for i, line in enumerate(lines):
         stripped = line.strip()
-        if _SIG_DASHES.match(line):
+        if _SIG_DASHES.match(line) or any(p.search(line) for p in _CUT_LINE):
             return i
-        if any(p.search(line) for p in _CUT_LINE):
-            return i
-        if (
-            stripped.lower().startswith("am ")
-            and i + 1 < len(lines)
-            and re.search(r"\sschrieb\b|\bschrieb\s", f"{line} {lines[i + 1]}", re.I)
-            and re.search(r":\s*$", lines[i + 1] if "schrieb" not in line else line + lines[i + 1])
-        ):
-            return i
-        if (
-            stripped.lower().startswith("on ")
-            and i + 1 < len(lines)
-            and re.search(r"\bwrote:\s*$", lines[i + 1], re.I)
-        ):
-            return i
-        if _HEADER_BLOCK_START.match(line):
-            following = [ln for ln in lines[i + 1 : i + 6] if ln.strip()]
-            if sum(bool(_HEADER_BLOCK_NEXT.match(ln)) for ln in following) >= 2:
-                return i
         if len(stripped) <= _CLOSER_LINE_MAX and _CLOSER.match(stripped):
             return i
     return len(lines)
 
 
+_REPLY_PARSER = None
+
+
+def _reply_parser():
+    """``mail-parser-reply``'s parser for German and English mail clients (built once)."""
+    global _REPLY_PARSER
+    if _REPLY_PARSER is None:
+        from mailparser_reply import EmailReplyParser
+
+        _REPLY_PARSER = EmailReplyParser(languages=["de", "en"])
+    return _REPLY_PARSER
+
+
 def strip_quoted(text: str) -> str:
     """The therapist's own words: quoted original, forwarded blocks and signature removed.
 
-    Idempotent: stripping stripped text changes nothing.
+    The maintained library ``mail-parser-reply`` splits the mail into its replies (Outlook,
+    Gmail, Apple Mail, Thunderbird headers in German and English) and cuts the signature of
+    the newest one; psymatch's rules on top only remove what the library does not know:
+    ``>`` lines, the inquiry pasted without quoting, "Gesendet von meinem iPhone" and a
+    German closing formula. Idempotent: stripping stripped text changes nothing.
     """
-    lines = (text or "").replace("\r\n", "\n").replace("\r", "\n").split("\n")
-    lines = [ln for ln in lines if not ln.lstrip().startswith(">")]
+    text = (text or "").replace("\r\n", "\n").replace("\r", "\n")
+    try:
+        replies = _reply_parser().read(text).replies
+        own = replies[0].body if replies else text
+    except Exception:  # the library failing on odd input must not lose the reply
+        own = text
+    lines = [ln for ln in own.split("\n") if not ln.lstrip().startswith(">")]
     lines = lines[: _cut_index(lines)]
     return "\n".join(lines).strip()
 
