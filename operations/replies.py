@@ -56,7 +56,7 @@ from db.models import (
     WebhookReplayMarker,
     utcnow,
 )
-from operations import audit, auto_replies, outbox
+from operations import audit, auto_replies, notes, outbox
 from operations.errors import OperationError
 from operations.responses import record_response
 from operations.senders import practice_addresses, sender_address
@@ -386,8 +386,24 @@ def _process_email(inbound: InboundMessage, now) -> str:
         reason = f"{error.code}: {error.message}"
         return _finish(inbound, "pruefung", now, reason=reason, result=result)
     result["response"] = response.as_dict()
+    _note_logistics(anfrage.id, decision, inbound, now, result)
     _retire_clicks(anfrage.id, now, "Anfrage per E-Mail beantwortet")
     return _finish(inbound, "verarbeitet", now, result=result)
+
+
+def _note_logistics(anfrage_id: int, decision, inbound: InboundMessage, now, result) -> None:
+    """What the reply says besides the decision (phone window, proposed date, a question)
+    goes into the Anfrage's notes; questions become open questions (``open_questions``)."""
+    if not getattr(decision, "logistics", None):
+        return
+    anfrage = Therapeutenanfrage.get_by_id(anfrage_id)
+    text = " / ".join(line.replace(reply_parse._QMARK, "?").strip() for line in decision.logistics)
+    anfrage.notizen = notes.append(
+        anfrage.notizen, now, "email", f"Hinweis aus der Antwort: {_safe(text)[:1000]}"
+    )
+    anfrage.save()
+    if decision.questions:
+        result["offene_fragen"] = [_safe(q)[:500] for q in decision.questions]
 
 
 def _absence(inbound: InboundMessage, message, ref, auto: str, now) -> str:
@@ -619,3 +635,74 @@ def dismiss_click_review(klick_id: int, actor: str, reason: str, *, now: dt.date
             at=now,
         )
         return click
+
+
+# --- open questions (issue 17.3) ---------------------------------------------------------------
+
+OPEN_QUESTION_DAYS = 60  # how far back ``open_questions`` looks
+
+
+def open_questions(now: dt.datetime | None = None, days: int = OPEN_QUESTION_DAYS) -> list[dict]:
+    """Questions therapists asked beside a decision recorded automatically ("Wann können
+    Sie anrufen?"), not yet marked done, newest last: rows with ``inbound_id``,
+    ``anfrage_id``, ``therapist_id``, ``therapist`` (name), ``text`` and ``received_at``.
+    For the staff's Today list; ``close_open_question`` marks one done."""
+    now = now or utcnow()
+    since = now - dt.timedelta(days=days)
+    rows = (
+        InboundMessage.select(InboundMessage, Therapeutenanfrage, Therapist)
+        .join(Therapeutenanfrage)
+        .join(Therapist)
+        .where((InboundMessage.status == "verarbeitet") & (InboundMessage.received_at >= since))
+        .order_by(InboundMessage.received_at, InboundMessage.id)
+    )
+    found = []
+    for row in rows:
+        result = row.result or {}
+        if not result.get("offene_fragen") or result.get("frage_erledigt"):
+            continue
+        therapist = row.therapeutenanfrage.therapist
+        found.append(
+            {
+                "inbound_id": row.id,
+                "anfrage_id": row.therapeutenanfrage_id,
+                "therapist_id": therapist.id,
+                "therapist": " ".join(
+                    p for p in (therapist.titel, therapist.vorname, therapist.nachname) if p
+                ),
+                "text": " / ".join(result["offene_fragen"]),
+                "received_at": row.received_at,
+            }
+        )
+    return found
+
+
+def close_open_question(inbound_id: int, actor: str, *, now: dt.datetime | None = None) -> dict:
+    """Staff answered a therapist's open question; it leaves ``open_questions``.
+    ``NOT_FOUND`` (404) for an unknown reply or one without an open question,
+    ``ALREADY_PROCESSED`` when it was marked done before; an audit row names ``actor``."""
+    try:
+        actor = audit.actor_name(actor)
+    except ValueError as exc:
+        raise OperationError("ACTOR_REQUIRED", str(exc)) from None
+    now = now or utcnow()
+    with write_transaction():
+        row = locked(InboundMessage.select().where(InboundMessage.id == inbound_id)).first()
+        result = (row.result or {}) if row is not None else {}
+        if row is None or not result.get("offene_fragen"):
+            raise OperationError("NOT_FOUND", f"no open question in reply {inbound_id}", status=404)
+        if result.get("frage_erledigt"):
+            raise OperationError(
+                "ALREADY_PROCESSED", f"reply {inbound_id}: question done already", status=409
+            )
+        row.result = {**result, "frage_erledigt": {"by": actor, "at": now.isoformat()}}
+        row.save()
+        audit.record(
+            actor,
+            "close_open_question",
+            "inbound_message",
+            row.id,
+            {"anfrage_id": row.therapeutenanfrage_id},
+            at=now,
+        )
+        return {"inbound_id": row.id, "anfrage_id": row.therapeutenanfrage_id}

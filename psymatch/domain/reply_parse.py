@@ -513,6 +513,12 @@ class Decision:
     decisions: dict[int, str]  # patient_id -> outcome
     review: bool
     reason: str
+    # Why: the therapist's words that decided each outcome (or sent the reply to review).
+    evidence: list[str] = field(default_factory=list)
+    # Logistics beside the decision (phone windows, proposed dates, contact wishes) and the
+    # questions among them: for the Anfrage's notes and the staff's open questions.
+    logistics: list[str] = field(default_factory=list)
+    questions: list[str] = field(default_factory=list)
 
 
 ACCEPT, REFUSE, HEDGE = "accept", "refuse", "hedge"
@@ -618,7 +624,12 @@ _REF_PRONOUN_SINGLE = re.compile(
 
 _HEDGE = re.compile(
     r"\b(?:vielleicht|eventuell|evtl|ggf|gegebenenfalls|möglicherweise|unter umständen|"
-    r"u\.\s?u\.|könnte|könnten|würde|würden|wäre|wären|hätte|sofern|falls|vorausgesetzt|"
+    r"u\.\s?u\.|sofern|falls|wenn|vorausgesetzt|bräuchte|vorher|zuvor|zunächst|"
+    r"(?:ab|im|in|nach|bis)\s+(?:dem\s+)?(?:januar|februar|märz|april|mai|juni|juli|august|"
+    r"september|oktober|november|dezember|frühjahr|frühling|sommer|herbst|winter|neuen jahr)|"
+    r"nächste[nsr]?\s+(?:jahr|monat|quartal)|später|demnächst|"
+    r"nachdenken|denke\s+(?:\w+\s+){0,2}nach|in frage|infrage|käme|kämen|"
+    r"bevor|ehe|mehr (?:über|zu|von)|näheres|erfahren|"
     r"voraussetzung|unter der bedingung|je nachdem|mal sehen|mal schauen|"
     r"muss (?:erst|noch) (?:prüfen|schauen|klären|sehen|nachsehen)|prüfe|kläre|überlege|"
     r"rufen sie mich|rufen mich|rufen sie bitte|bitte (?:um )?(?:rückruf|anruf)|rückruf|"
@@ -627,7 +638,8 @@ _HEDGE = re.compile(
     r"nähere informationen|genauere informationen|weitere angaben|mehr angaben|"
     r"rücksprache|nachfrage|unsicher|nicht sicher|weiß (?:ich )?(?:noch )?nicht|"
     r"warteliste|wartezeit|erst (?:im|ab|in)\s+\w+|frühestens|"
-    r"maybe|perhaps|possibly|might|could|would|if\b|provided|depending|not sure|"
+    r"maybe|perhaps|possibly|might|if\b|provided|depending|not sure|check my|whether|"
+    r"next (?:year|month)|later|before|more about|"
     r"call me|give me a call|get back to you|let me (?:check|know|think)|more information|"
     r"waiting list|wait list)\b|\u2047",
     re.IGNORECASE,
@@ -650,8 +662,10 @@ _UNSUITABLE = re.compile(
     r"nicht\s+(?:ganz\s+)?geeignet|ungeeignet|passt\s+(?:leider\s+|fachlich\s+|inhaltlich\s+)?"
     r"nicht|passen\s+(?:leider\s+|fachlich\s+)?nicht|nicht\s+(?:\w+\s+)?passend|schwerpunkt|"
     r"fachgebiet|nicht mein(?:em)?\s+(?:bereich|spektrum|gebiet)|außerhalb meine|"
-    r"behandle\s+(?:ich\s+)?(?:leider\s+)?(?:keine|nicht|nur)|behandeln\s+(?:wir\s+)?"
-    r"(?:leider\s+)?(?:keine|nicht|nur)|nur\s+(?:kinder|jugendliche|erwachsene|privat)|"
+    r"behandle\s+(?:ich\s+)?(?:leider\s+)?(?:keine|nicht|nur|ausschließlich)|behandeln\s+(?:wir\s+)?"
+    r"(?:leider\s+)?(?:keine|nicht|nur|ausschließlich)|"
+    r"(?:nur|ausschließlich)\s+(?:kinder|jugendliche|erwachsene|privat)|"
+    r"nicht\s+(?:die|der)\s+richtige|"
     r"keine\s+(?:kassenzulassung|kinder|jugendlichen|erwachsenen|suchtpatient)|"
     r"nicht\s+indiziert|nicht\s+zu\s+meinem|andere\s+(?:therapie)?richtung|fachfremd|"
     r"(?:spezialisiert|spezialisierung)|not\s+(?:a\s+)?(?:good\s+)?(?:suitable|fit|match)|"
@@ -687,8 +701,11 @@ _ACCEPT = re.compile(
     r"\b(?:kann|können)\s+(?:\w+\s+){0,4}?(?:kommen|vorbeikommen|sich melden|melden|"
     r"anrufen|vereinbaren)\b|\bsich\s+(?:\w+\s+){0,3}?melden\b|"
     r"\bkontaktdaten\b|\bzusage\b|\bpasst\b|\bpasst gut\b|"
+    r"\bkennenlernen\b|\beinladen\b|\blade\b.{0,60}\bein\b|\bvorstellen\b|"
+    r"\b(?:habe|hätte|ist)\s+(?:\w+\s+){0,4}?(?:einen\s+)?(?:freien\s+)?platz(?:\s+frei)?\b|"
     r"\b(?:yes|sure|gladly|happy to|glad to|i can take|i can offer|i can see|i'?ll take|"
-    r"i will take|i can accept|accept|take on)\b",
+    r"i will take|i can accept|accept|take on|could take|would take|can take|could offer|"
+    r"can offer|see)\b",
     re.IGNORECASE,
 )
 _JA = re.compile(r"\b(?:ja|jawohl|jep|yes)\b", re.IGNORECASE)
@@ -897,7 +914,8 @@ def _polarity(text: str, clause: _Clause) -> None:
 
 _SENTENCE_SPLIT = re.compile(
     r"(?<!\bnr)(?<!\bno)(?<!\bz\.b)(?<!\bz\. b)(?<!\bdr)(?<!\bca)(?<!\bggf)(?<!\bevtl)(?<!\bbzw)"
-    r"(?<!\bu)(?<!\bpat)[.!?;]+(?=\s|$)|\n",
+    r"(?<!\bu)(?<!\bpat)(?<!\btel)(?<!\bstr)(?<!\bmo)(?<!\bdi)(?<!\bmi)(?<!\bdo)(?<!\bfr)"
+    r"[.!?;]+(?=\s|$)|\n",
     re.IGNORECASE,
 )
 _CLAUSE_SPLIT = re.compile(
@@ -907,7 +925,10 @@ _CLAUSE_SPLIT = re.compile(
     r"(?:die|den|der|dem|alle|the|patient|pat|nr|nummer|#|p\d|\d|leider|unfortunately|"
     r"ja\b|nein\b|gerne?\b|yes\b|no\b|beide|keine|erst|zweit|dritt|letzt|first|second|third))"
     r"|\s+(?:und|and)\s+(?=(?:für\s+|bei\s+)?(?:die|den|der|the)\s+(?:anderen|übrigen|rest|others))"
-    r"|\s*:\s+(?=(?:ja|nein|gerne?|leider|yes|no)\b)",
+    r"|\s*:\s+(?=(?:ja|nein|gerne?|leider|yes|no)\b)"
+    # compact lists "1 ja 2 ja 3 nein": a new item after an answer word
+    r"|(?:(?<=\bja)|(?<=\bnein)|(?<=\bgern)|(?<=\bgerne)|(?<=\byes)|(?<=\bno)|(?<=\bnicht))"
+    r"\s+(?=\d{1,2}\s*[:.)]?\s*(?:ja|nein|gerne?|leider|yes|no)\b)",
     re.IGNORECASE,
 )
 
@@ -967,6 +988,44 @@ def _clauses(text: str, patient_ids: Sequence[int]) -> list[list[_Clause]]:
     return result
 
 
+# Beside a decision: how and when to get in touch. A hedge or question made only of such
+# words is logistics (notes, open question), not doubt about the decision.
+_LOGISTICS = re.compile(
+    r"\b(?:anruf\w*|anrufen|rufen|rückruf|erreichbar|erreichen|telefon\w*|tel|"
+    r"sprechstunde|sprechzeit\w*|termin\w*|uhrzeit|uhr|wann|kontakt\w*|nummer|adresse|"
+    r"e-?mail|melden|mo|di|mi|do|fr|montag\w*|dienstag\w*|mittwoch\w*|donnerstag\w*|"
+    r"freitag\w*|morgens|vormittags?|nachmittags?|abends|kommen|vorbeikommen|passt das|"
+    r"call|phone|reach|contact|when|appointment|schedule|come in|monday|tuesday|wednesday|"
+    r"thursday|friday|mornings?|afternoons?|evenings?)\b|\d{1,2}(?:[:.]\d{2})?\s*(?:–|-|bis)\s*\d",
+    re.IGNORECASE,
+)
+# Doubt about the decision itself: never logistics.
+_UNSURE = re.compile(
+    r"\b(?:vielleicht|eventuell|evtl|ggf|gegebenenfalls|möglicherweise|unter umständen|"
+    r"sofern|falls|wenn|ob|vorausgesetzt|voraussetzung|bedingung|je nachdem|mal sehen|"
+    r"mal schauen|prüfen|prüfe|klären|kläre|überlege\w*|nachdenken|besprechen|unsicher|"
+    r"sicher|weiß|warteliste|wartezeit|erst|frühestens|später|vorher|zuvor|zunächst|"
+    r"informationen|angaben|erfahren|melde mich|melde ich mich|melden uns|melden wir uns|"
+    r"zurück\w*|bescheid|rücksprache|soll|sollen|diagnose\w*|symptom\w*|"
+    r"maybe|perhaps|possibly|might|if|whether|provided|depending|sure|waiting|wait|"
+    r"information|get back|let me|first|before|later|should|check)\b",
+    re.IGNORECASE,
+)
+
+
+_THIRD_PARTY = re.compile(r"\b(?:kolleg\w*|colleague\w*|andere[nr]? praxis|other practice)", re.I)
+
+
+def _logistics_only(clause: _Clause) -> bool:
+    """A hedged or asking clause that only arranges contact, names no patient and doubts
+    nothing (``_UNSURE``): "Wann können Sie anrufen?", "ich bin Di 8-9 erreichbar"."""
+    if any(isinstance(r, int) for r in clause.refs) or clause.not_all or clause.unknown:
+        return False
+    if _UNSURE.search(clause.text):
+        return False
+    return bool(_LOGISTICS.search(clause.text))
+
+
 def _describe(decisions: dict[int, str]) -> str:
     return ", ".join(f"{pid}={outcome}" for pid, outcome in decisions.items())
 
@@ -999,6 +1058,7 @@ def decide(text: str, patient_ids: list[int]) -> Decision:
     own = "\n".join(own_lines).strip()
     sentences = _clauses(own, ids)
     clauses = [c for s in sentences for c in s]
+    sentence_of = {id(c): " ".join(x.text for x in s) for s in sentences for c in s}
 
     problems: list[str] = []
     explicit: dict[int, set[tuple[str, str | None]]] = {}
@@ -1006,16 +1066,30 @@ def decide(text: str, patient_ids: list[int]) -> Decision:
     everyone: list[_Clause] = []
     global_: list[_Clause] = []
     hedged = False
+    logistics: list[_Clause] = []  # hedges / questions that only arrange contact
+    offers: list[_Clause] = []  # hedges that are no polite "maybe another time"
+    evidence: list[str] = []
     for clause in clauses:
         if clause.unknown and clause.polarity not in (None, "absorbed"):
             problems.append(f"reference {', '.join(map(str, clause.unknown))} is not in the bundle")
         if clause.not_all:
             problems.append(f"'{clause.text}' (not all)")
-        if clause.hedge and clause.polarity != REFUSE:
-            hedged = True
-            problems.append(f"hedged: '{clause.text}'")
+        if (clause.hedge or clause.question) and clause.polarity != REFUSE:
+            if _logistics_only(clause):
+                logistics.append(clause)
+                if clause.polarity != ACCEPT:
+                    continue  # "Passt das?": no decision in it
+            elif clause.hedge:
+                hedged = True
+                problems.append(f"hedged: '{clause.text}'")
+                # "eventuell in meiner Gruppe" offers something; "vielleicht wieder" and a
+                # colleague who "hat vielleicht etwas frei" do not
+                context = sentence_of.get(id(clause), clause.text)
+                if not (_FUTURE.search(clause.text) or _THIRD_PARTY.search(context)):
+                    offers.append(clause)
         if clause.polarity in (None, "absorbed"):
             continue
+        evidence.append(f"'{clause.text}': {_evidence_label(clause)}")
         if clause.polarity == "mixed":
             problems.append(f"acceptance and refusal in one clause: '{clause.text}'")
             continue
@@ -1116,35 +1190,85 @@ def decide(text: str, patient_ids: list[int]) -> Decision:
                 decisions[pid] = reason
         how.append("refusal for the rest" if explicit or form_answers else "refusal of all")
 
-    # 3. combine form and text
+    # 3. combine form and text: any disagreement about acceptance goes to review (issue 17:
+    # a form ticking "ja" above "no one can be taken at the moment" was an acceptance)
+    text_refuses_all = [c for c in everyone + refuses_global if c.polarity != ACCEPT]
+    text_accepts_all = [c for c in everyone + accepts_global if c.polarity == ACCEPT]
     for pid, outcome in form_answers.items():
         said = decisions.get(pid)
         conflict = said is not None and (said == ANGENOMMEN) != (outcome == ANGENOMMEN)
-        if conflict and pid in explicit:
+        if outcome == ANGENOMMEN and text_refuses_all and said != ANGENOMMEN:
+            conflict, said = True, f"'{text_refuses_all[0].text}'"
+        if (
+            outcome != ANGENOMMEN
+            and pid not in explicit
+            and [c for c in text_accepts_all if ALL in c.refs]
+        ):
+            conflict, said = True, f"'{text_accepts_all[0].text}'"
+        if conflict:
             problems.append(f"patient {pid}: form says {outcome}, text says {said}")
             continue
         decisions[pid] = outcome
+        evidence.insert(0, f"Antwortformular: Patient {pid} = {outcome}")
     if form_answers:
         how.insert(0, "answer form")
 
     accepted = [pid for pid, outcome in decisions.items() if outcome == ANGENOMMEN]
     if hedged and (accepted or len(decisions) < len(ids)):
         return Decision(
-            {}, True, "; ".join(dict.fromkeys(p for p in problems if p.startswith("hedged")))
+            {},
+            True,
+            "; ".join(dict.fromkeys(p for p in problems if p.startswith("hedged"))),
+            evidence=evidence,
         )
-    questions = [c.text for c in clauses if c.question]
-    if questions:
-        problems.append(f"the therapist asks: '{questions[0]}'")
+    if offers and not accepted:  # a refusal beside an uncertain offer: staff decide
+        problems.append(f"uncertain offer beside the refusal: '{offers[0].text}'")
+    asked = [c for c in clauses if c.question and c not in logistics]
+    if asked:
+        problems.append(f"the therapist asks: '{asked[0].text}'")
     hard = [p for p in problems if not p.startswith("hedged")]
     if hard:
-        return Decision({}, True, "; ".join(dict.fromkeys(hard)))
+        return Decision({}, True, "; ".join(dict.fromkeys(hard)), evidence=evidence)
     missing = [pid for pid in ids if pid not in decisions]
+    if missing and any(d == ANGENOMMEN for d in decisions.values()):
+        # domain §0.14: an acceptance that says nothing about the others declines them
+        # (a reply announcing a later answer for them is a hedge and went to review above)
+        for pid in missing:
+            decisions[pid] = KAPAZITAET
+        evidence.append(
+            f"keine Aussage zu Patient {', '.join(map(str, missing))}: {KAPAZITAET} (§0.14)"
+        )
+        how.append("silence on the others")
+        missing = []
     if missing:
         if not decisions:
-            return Decision({}, True, "no answer recognised")
-        return Decision({}, True, f"no answer for patient(s) {', '.join(map(str, missing))}")
+            return Decision({}, True, "no answer recognised", evidence=evidence)
+        return Decision(
+            {},
+            True,
+            f"no answer for patient(s) {', '.join(map(str, missing))}",
+            evidence=evidence,
+        )
     ordered = {pid: decisions[pid] for pid in ids}
-    return Decision(ordered, False, f"{' + '.join(dict.fromkeys(how))}: {_describe(ordered)}")
+    notes = [c.text for c in logistics]
+    return Decision(
+        ordered,
+        False,
+        f"{' + '.join(dict.fromkeys(how))}: {_describe(ordered)}",
+        evidence=evidence,
+        logistics=notes,
+        questions=[c.text.replace(_QMARK, "?").strip() for c in logistics if c.question],
+    )
+
+
+def _evidence_label(clause: _Clause) -> str:
+    """The clause's meaning as read: polarity, reason, whom it names."""
+    whom = sorted(str(r) for r in clause.refs) or ["(niemand genannt)"]
+    what = {ACCEPT: "Annahme", REFUSE: "Ablehnung", "weak_refuse": "Ablehnung"}.get(
+        clause.polarity, clause.polarity or "?"
+    )
+    reason = f" ({clause.reason})" if clause.reason and clause.polarity != ACCEPT else ""
+    return f"{what}{reason} für {', '.join(whom)}"
 
 
 def _pick_reason(reasons: set[str | None]) -> str:

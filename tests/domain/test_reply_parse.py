@@ -149,7 +149,8 @@ def test_signature_digits_are_not_patient_references():
 
 def test_quoted_inquiry_is_not_read_as_answers():
     decision = parse.decide(QUOTED, [123, 456])
-    assert decision.review  # patient 2 of [123, 456] is 456; 123 got no answer
+    # patient 2 of [123, 456] is 456; 123 is not mentioned: declined (domain §0.14)
+    assert decision.decisions == {123: K, 456: A}
     assert parse.decide(QUOTED, [2]).decisions == {2: A}
 
 
@@ -164,6 +165,13 @@ def test_quoted_inquiry_is_not_read_as_answers():
         ("#22 gerne, #11 passt nicht zu meinem Schwerpunkt.", [11, 22], {11: N, 22: A}),
         ("Den ersten und dritten gerne, den zweiten nicht.", [7, 8, 9], {7: A, 8: S, 9: A}),
         ("Alle drei gerne!", [7, 8, 9], {7: A, 8: A, 9: A}),
+        # domain §0.14: an acceptance silent on the others declines them for capacity
+        ("Patient 2 nehme ich.", [1, 2, 3], {1: K, 2: A, 3: K}),
+        # issue 17: conditional offers, compact lists, logistics beside the decision
+        ("Ich könnte Patient 2 ein Erstgespräch anbieten.", [1, 2], {1: K, 2: A}),
+        ("1 ja 2 ja 3 nein", [7, 8, 9], {7: A, 8: A, 9: S}),
+        ("1+3 ja", [7, 8, 9], {7: A, 8: K, 9: A}),
+        ("Gerne beide! Wann können Sie anrufen? Ich bin Di 8–9 erreichbar.", [4, 5], {4: A, 5: A}),
         ("Ja gerne!", [555], {555: A}),
         ("Leidr keine Kapazitat.", [555], {555: K}),
         ("Ich gehe in den Ruhestand, leider nicht.", [5, 6], {5: S, 6: S}),
@@ -187,7 +195,6 @@ def test_decided(text, ids, expected):
         ("Die Frau nehme ich gerne, den Herrn nicht.", [1, 2]),
         ("Ich kann nicht alle nehmen.", [1, 2, 3]),
         ("Patient 9 gerne.", [1, 2]),
-        ("Patient 2 nehme ich.", [1, 2, 3]),
         ("Ist Patient 2 auch vormittags verfügbar?", [1, 2]),
         ("", [1]),
         ("1) Patient 1: [x] ja  [x] keine Kapazität  [ ] nicht geeignet", [1]),
