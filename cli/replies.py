@@ -75,6 +75,7 @@ def cmd_parse(args) -> int:
         text = message.text
     else:
         auto, text = None, raw.decode("utf-8", errors="replace")
+    why, logistics = [], []
     if auto:
         result = {"decisions": {}, "review": True, "reason": f"auto-reply: {auto}"}
     else:
@@ -84,6 +85,7 @@ def cmd_parse(args) -> int:
             "review": decision.review,
             "reason": decision.reason,
         }
+        why, logistics = decision.evidence, decision.logistics
     if getattr(args, "json", False):
         print(json.dumps(result, ensure_ascii=False))
         return 0
@@ -94,6 +96,10 @@ def cmd_parse(args) -> int:
         for pid, outcome in result["decisions"].items():
             print(f"  Patient {pid}: {outcome}")
         print(f"({result['reason']})")
+    for line in why:
+        print(f"  weil: {line}")
+    for line in logistics:
+        print(f"  Hinweis (Notiz, keine Entscheidung): {line}")
     own = strip_quoted(text)
     if own:
         print("Reply text read:")

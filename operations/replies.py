@@ -397,7 +397,7 @@ def _note_logistics(anfrage_id: int, decision, inbound: InboundMessage, now, res
     if not getattr(decision, "logistics", None):
         return
     anfrage = Therapeutenanfrage.get_by_id(anfrage_id)
-    text = " / ".join(line.replace(reply_parse._QMARK, "?").strip() for line in decision.logistics)
+    text = " / ".join(decision.logistics)
     anfrage.notizen = notes.append(
         anfrage.notizen, now, "email", f"Hinweis aus der Antwort: {_safe(text)[:1000]}"
     )

@@ -754,6 +754,7 @@ class _Clause:
     not_all: bool = False
     question: bool = False
     unknown: list = field(default_factory=list)  # numbers that are no patient of the bundle
+    sentence: str = ""  # the sentence as written, for notes
 
 
 def _num(token: str) -> int:
@@ -954,7 +955,7 @@ def _clauses(text: str, patient_ids: Sequence[int]) -> list[list[_Clause]]:
         for part in _CLAUSE_SPLIT.split(fixed):
             if not part or not part.strip(" ,"):
                 continue
-            clause = _Clause(part.strip(" ,"))
+            clause = _Clause(part.strip(" ,"), sentence=sentence)
             _references(clause.text, patient_ids, clause)
             _polarity(clause.text, clause)
             clauses.append(clause)
@@ -1058,7 +1059,6 @@ def decide(text: str, patient_ids: list[int]) -> Decision:
     own = "\n".join(own_lines).strip()
     sentences = _clauses(own, ids)
     clauses = [c for s in sentences for c in s]
-    sentence_of = {id(c): " ".join(x.text for x in s) for s in sentences for c in s}
 
     problems: list[str] = []
     explicit: dict[int, set[tuple[str, str | None]]] = {}
@@ -1077,16 +1077,18 @@ def decide(text: str, patient_ids: list[int]) -> Decision:
         if (clause.hedge or clause.question) and clause.polarity != REFUSE:
             if _logistics_only(clause):
                 logistics.append(clause)
-                if clause.polarity != ACCEPT:
-                    continue  # "Passt das?": no decision in it
+                if clause.question or clause.polarity != ACCEPT:
+                    continue  # "Wann können Sie anrufen?", "Passt das?": no decision in it
             elif clause.hedge:
                 hedged = True
                 problems.append(f"hedged: '{clause.text}'")
                 # "eventuell in meiner Gruppe" offers something; "vielleicht wieder" and a
                 # colleague who "hat vielleicht etwas frei" do not
-                context = sentence_of.get(id(clause), clause.text)
+                context = clause.sentence or clause.text
                 if not (_FUTURE.search(clause.text) or _THIRD_PARTY.search(context)):
                     offers.append(clause)
+        elif clause.polarity is None and _logistics_only(clause):
+            logistics.append(clause)  # "Ich bin Di 8-9 erreichbar": a note, no decision
         if clause.polarity in (None, "absorbed"):
             continue
         evidence.append(f"'{clause.text}': {_evidence_label(clause)}")
@@ -1250,15 +1252,22 @@ def decide(text: str, patient_ids: list[int]) -> Decision:
             evidence=evidence,
         )
     ordered = {pid: decisions[pid] for pid in ids}
-    notes = [c.text for c in logistics]
+    notes = list(dict.fromkeys(_plain(c.sentence or c.text) for c in logistics))
     return Decision(
         ordered,
         False,
         f"{' + '.join(dict.fromkeys(how))}: {_describe(ordered)}",
         evidence=evidence,
         logistics=notes,
-        questions=[c.text.replace(_QMARK, "?").strip() for c in logistics if c.question],
+        questions=list(
+            dict.fromkeys(_plain(c.sentence or c.text) for c in logistics if c.question)
+        ),
     )
+
+
+def _plain(text: str) -> str:
+    """A clause as the therapist wrote it (the question mark back in place)."""
+    return re.sub(r"\s*\u2047", "?", text).strip()
 
 
 def _evidence_label(clause: _Clause) -> str:

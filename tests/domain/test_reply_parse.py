@@ -305,3 +305,40 @@ def test_cmd_parse_human_output_and_errors(capsys, tmp_path):
     args = argparse.Namespace(patients="1", json=True, file=str(tmp_path / "missing.eml"))
     assert cmd_parse(args) == 1
     assert capsys.readouterr().err.startswith("psymatch: error: cannot read")
+
+
+def test_cmd_parse_shows_why_and_the_logistics(capsys, tmp_path):
+    text = "Gerne beide! Wann können Sie anrufen? Ich bin Di 8–9 erreichbar."
+    code, out = run(capsys, tmp_path, text, as_json=False)
+    assert code == 0 and out.out.startswith("Decided automatically:")
+    assert "weil: 'Gerne beide': Annahme für all" in out.out
+    assert "Hinweis (Notiz, keine Entscheidung): Wann können Sie anrufen?" in out.out
+    code, out = run(capsys, tmp_path, text)
+    assert set(json.loads(out.out)) == {"decisions", "review", "reason"}  # contract unchanged
+
+
+def test_cmd_stats_counts_a_directory_with_expectations(capsys, tmp_path):
+    from cli.replies import cmd_stats
+
+    (tmp_path / "a.txt").write_text("Patient 11 gerne, 22 leider nicht.", encoding="utf-8")
+    (tmp_path / "b.txt").write_text("Vielleicht im Frühjahr.", encoding="utf-8")
+    (tmp_path / "c.txt").write_text("Ja, beide gerne.", encoding="utf-8")
+    expected = {
+        "a.txt": {"patients": [11, 22], "expected": {"11": A, "22": S}},
+        "b.txt": {"patients": [11, 22], "expected": "review"},
+        "c.txt": {"patients": [11, 22], "expected": {"11": K, "22": K}},  # a wrong key
+    }
+    (tmp_path / "expected.json").write_text(json.dumps(expected), encoding="utf-8")
+    files = [str(tmp_path / n) for n in ("a.txt", "b.txt", "c.txt", "expected.json")]
+    assert cmd_stats(argparse.Namespace(patients=None, files=files)) == 0
+    stats = json.loads(capsys.readouterr().out)
+    assert (stats["files"], stats["decided"], stats["review"]) == (3, 2, 1)
+    assert stats["review_reasons"] == {"hedged": 1}
+    assert (stats["clear"], stats["clear_correct"], stats["hedges_to_review"]) == (2, 1, 1)
+    assert stats["wrong_acceptances"] == 2 and stats["misses"] == ["c.txt"]
+    # a file nobody describes needs --patients
+    (tmp_path / "d.txt").write_text("Nein.", encoding="utf-8")
+    assert cmd_stats(argparse.Namespace(patients=None, files=[str(tmp_path / "d.txt")])) == 1
+    assert "give --patients" in capsys.readouterr().err
+    assert cmd_stats(argparse.Namespace(patients="5", files=[str(tmp_path / "d.txt")])) == 0
+    assert json.loads(capsys.readouterr().out)["decided"] == 1
