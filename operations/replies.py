@@ -359,8 +359,12 @@ def _process_email(inbound: InboundMessage, now) -> str:
         return _finish(inbound, "pruefung", now, reason="Anfrage nicht erkannt")
     inbound.therapeutenanfrage = anfrage.id
     lines = _lines(anfrage.id)
+    # after a partial answer (§0.14) the reply is about the patients still open
+    rest = anfrage.antwort_datum is None and any(line.antwortergebnis for line in lines)
+    if rest:
+        lines = [line for line in lines if not line.antwortergebnis]
     try:
-        decision = parse.understand(message, [line.patient_id for line in lines])
+        decision = parse.understand(message, [line.patient_id for line in lines], rest=rest)
     except Exception as exc:
         return _finish(inbound, "fehler", now, reason=f"Antwort nicht auswertbar: {exc!r}")
     result = {"decision": _decision_dict(decision), "erkannt_ueber": ref.via, "absender": sender}
@@ -380,6 +384,7 @@ def _process_email(inbound: InboundMessage, now) -> str:
             now=now,
             source="email",
             sender=sender,
+            leave_pending=bool(getattr(decision, "pending", None)),
         )
     except OperationError as error:
         result["error"] = error.as_dict()

@@ -137,13 +137,15 @@ class ResponseResult:
         }
 
 
-def _validate(anfrage: Therapeutenanfrage, rows, entries: dict[int, str]) -> None:
+def _validate(
+    anfrage: Therapeutenanfrage, rows, entries: dict[int, str], leave_pending: bool = False
+) -> None:
     if anfrage.gesendet_datum is None:
         raise OperationError("ANFRAGE_NOT_SENT", f"A{anfrage.id} has not been sent yet")
     if anfrage.antwort_datum is not None and anfrage.antworttyp != "keine_Antwort":
         raise OperationError("ALREADY_ANSWERED", f"A{anfrage.id} was answered already", status=409)
     needed = {r.patient_id for r in rows if r.status in ("anstehend", "keine_antwort")}
-    missing = sorted(needed - set(entries))
+    missing = [] if leave_pending else sorted(needed - set(entries))
     if missing or not entries:
         raise OperationError(
             "MISSING_RESPONSES",
@@ -168,10 +170,17 @@ def record_response(
     now: dt.datetime | None = None,
     source: str = "manual",
     sender: str | None = None,
+    leave_pending: bool = False,
 ) -> ResponseResult:
     """Record a therapist's answer to an Anfrage (docs/domain.md §9.1).
 
-    ``sender``: the From address of the email reply the answer came from (audit)."""
+    ``sender``: the From address of the email reply the answer came from (audit).
+    ``leave_pending`` (domain §0.14, a reply that accepts some patients and announces a
+    later answer for the others): patients without an entry are not ``MISSING_RESPONSES``
+    but stay ``anstehend``; while any does, the Anfrage stays pending (no answer date or
+    type, no cooling, its calls kept: the follow-up goes on) and the result's
+    ``antworttyp`` is ``"ausstehend"``. The later answer records the rest; the counters
+    then count every row's outcome."""
     now = now or utcnow()
     with write_transaction():
         bundling_lock(shared=True)
@@ -182,7 +191,7 @@ def record_response(
             .where(TherapeutAnfragePatient.therapeutenanfrage == anfrage.id)
             .order_by(TherapeutAnfragePatient.position_in_anfrage)
         )
-        _validate(anfrage, rows, entries)
+        _validate(anfrage, rows, entries, leave_pending)
         therapist_id = anfrage.therapist_id
         row_by_patient = {r.patient_id: r for r in rows}
         search_ids = sorted(row_by_patient[p].platzsuche_id for p in entries)
@@ -212,10 +221,23 @@ def record_response(
                     )
                     search.save()
             row.save()
-        accepted = sum(1 for a in entries.values() if a == "angenommen")
+        # every row's outcome counts (an earlier partial answer's acceptances included)
+        answered = {r.patient_id: r.antwortergebnis for r in rows if r.antwortergebnis}
+        answered.update(entries)
+        accepted = sum(1 for a in answered.values() if a == "angenommen")
+        pending = [
+            r.patient_id
+            for r in rows
+            if r.status in ("anstehend", "keine_antwort") and r.patient_id not in entries
+        ]
+        summary = ", ".join(f"{p}: {a}" for p, a in entries.items())
+        if pending:  # leave_pending: a later answer is announced for these
+            return _record_partial(
+                anfrage, entries, pending, result, summary, now, actor, source, sender
+            )
         anfrage.angenommen_anzahl = accepted
-        anfrage.abgelehnt_anzahl = len(entries) - accepted
-        anfrage.keine_antwort_anzahl = len(rows) - len(entries)
+        anfrage.abgelehnt_anzahl = len(answered) - accepted
+        anfrage.keine_antwort_anzahl = len(rows) - len(answered)
         anfrage.antworttyp = (
             "vollstaendige_Annahme"
             if accepted == anfrage.anfragegroesse
@@ -224,7 +246,6 @@ def record_response(
             else "vollstaendige_Ablehnung"
         )
         anfrage.antwort_datum = now
-        summary = ", ".join(f"{p}: {a}" for p, a in entries.items())
         anfrage.notizen = notes.append(
             anfrage.notizen, now, actor, f"Antwort ({source}): {summary}"
         )
@@ -297,6 +318,46 @@ def _accept(row, search, anfrage, therapist_id, now, actor, result) -> None:
             "anfrage_id": anfrage.id,
         }
     )
+
+
+def _record_partial(anfrage, entries, pending, result, summary, now, actor, source, sender):
+    """The part of ``record_response`` for a partial answer (``leave_pending``)."""
+    anfrage.notizen = notes.append(
+        anfrage.notizen,
+        now,
+        actor,
+        f"Teilantwort ({source}): {summary}; Antwort zu {', '.join(map(str, pending))} angekündigt",
+    )
+    anfrage.save()
+    result.antworttyp = "ausstehend"
+    result.keine_antwort_anzahl = len(pending)
+    result.angenommen_anzahl = sum(1 for a in entries.values() if a == "angenommen")
+    result.abgelehnt_anzahl = len(entries) - result.angenommen_anzahl
+    _queue_follow_up_emails(anfrage.id, result, now)
+    for accepted in result.accepted:
+        if accepted["placed"]:
+            outbox.put(
+                "send_placement_email",
+                {"platzsuche_id": accepted["platzsuche_id"], "therapist_id": anfrage.therapist_id},
+                outbox.key("vermittlung", f"{accepted['platzsuche_id']}.{anfrage.therapist_id}"),
+                now=now,
+            )
+    audit.record(
+        actor,
+        "record_response",
+        "therapeutenanfrage",
+        anfrage.id,
+        {
+            "source": source,
+            "responses": {str(k): v for k, v in entries.items()},
+            "antworttyp": "ausstehend",
+            "pending": pending,
+            "conflicts": result.conflicts,
+            **({"sender": sender} if sender is not None else {}),
+        },
+        at=now,
+    )
+    return result
 
 
 def _queue_follow_up_emails(anfrage_id: int, result: ResponseResult, now) -> None:

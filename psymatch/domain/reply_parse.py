@@ -519,6 +519,9 @@ class Decision:
     # questions among them: for the Anfrage's notes and the staff's open questions.
     logistics: list[str] = field(default_factory=list)
     questions: list[str] = field(default_factory=list)
+    # domain §0.14: patients the reply announces a later answer for (record the others,
+    # leave these pending: ``record_response(leave_pending=True)``)
+    pending: list[int] = field(default_factory=list)
 
 
 ACCEPT, REFUSE, HEDGE = "accept", "refuse", "hedge"
@@ -630,6 +633,7 @@ _HEDGE = re.compile(
     r"nächste[nsr]?\s+(?:jahr|monat|quartal)|später|demnächst|"
     r"nachdenken|denke\s+(?:\w+\s+){0,2}nach|in frage|infrage|käme|kämen|"
     r"bevor|ehe|mehr (?:über|zu|von)|näheres|erfahren|"
+    r"gebe\s+(?:ich\s+)?(?:ihnen\s+|euch\s+)?(?:\w+\s+){0,4}?bescheid|rückmeldung folgt|"
     r"voraussetzung|unter der bedingung|je nachdem|mal sehen|mal schauen|"
     r"muss (?:erst|noch) (?:prüfen|schauen|klären|sehen|nachsehen)|prüfe|kläre|überlege|"
     r"rufen sie mich|rufen mich|rufen sie bitte|bitte (?:um )?(?:rückruf|anruf)|rückruf|"
@@ -1014,6 +1018,17 @@ _UNSURE = re.compile(
 )
 
 
+# "zu den anderen melde ich mich noch": the rest will be answered later (domain §0.14)
+_LATER_OTHERS = re.compile(
+    r"\b(?:zu|für|wegen|bei|über|bezüglich|hinsichtlich)\s+(?:den|die|der|dem)\s+"
+    r"(?:anderen|übrigen|restlichen|weiteren)\b.{0,60}\b(?:melde|gebe|komme|schreibe|antworte|"
+    r"rückmeldung|bescheid)|"
+    r"\b(?:melde|gebe|komme|schreibe)\b.{0,40}\b(?:zu|für|wegen)\s+(?:den|die)\s+"
+    r"(?:anderen|übrigen|restlichen)\b|"
+    r"\b(?:the|for the)\s+(?:others|rest|other \w+)\b.{0,40}\b(?:get back|let you know|reply)|"
+    r"\b(?:get back to you|let you know)\b.{0,30}\b(?:the others|the rest|the other \w+)",
+    re.IGNORECASE,
+)
 _THIRD_PARTY = re.compile(r"\b(?:kolleg\w*|colleague\w*|andere[nr]? praxis|other practice)", re.I)
 
 
@@ -1031,8 +1046,11 @@ def _describe(decisions: dict[int, str]) -> str:
     return ", ".join(f"{pid}={outcome}" for pid, outcome in decisions.items())
 
 
-def decide(text: str, patient_ids: list[int]) -> Decision:
-    """Read a reply body for the patients of one Anfrage (bundle order)."""
+def decide(text: str, patient_ids: list[int], *, rest: bool = False) -> Decision:
+    """Read a reply body for the patients of one Anfrage (bundle order).
+
+    ``rest``: the patients are those left open by an earlier partial answer (domain §0.14),
+    so "die anderen" / "the others" means all of them."""
     ids = [int(p) for p in patient_ids]
     if not ids:
         return Decision({}, True, "no patients given")
@@ -1068,6 +1086,7 @@ def decide(text: str, patient_ids: list[int]) -> Decision:
     hedged = False
     logistics: list[_Clause] = []  # hedges / questions that only arrange contact
     offers: list[_Clause] = []  # hedges that are no polite "maybe another time"
+    hedges: list[_Clause] = []
     evidence: list[str] = []
     for clause in clauses:
         if clause.unknown and clause.polarity not in (None, "absorbed"):
@@ -1081,6 +1100,7 @@ def decide(text: str, patient_ids: list[int]) -> Decision:
                     continue  # "Wann können Sie anrufen?", "Passt das?": no decision in it
             elif clause.hedge:
                 hedged = True
+                hedges.append(clause)
                 problems.append(f"hedged: '{clause.text}'")
                 # "eventuell in meiner Gruppe" offers something; "vielleicht wieder" and a
                 # colleague who "hat vielleicht etwas frei" do not
@@ -1156,6 +1176,17 @@ def decide(text: str, patient_ids: list[int]) -> Decision:
             decisions.setdefault(pid, outcome)
         how.append("all patients")
     rest = [pid for pid in ids if pid not in decisions and pid not in form_answers]
+    if rest and not decisions and not form_answers:
+        everyone_others, others = others, []
+        for clause in everyone_others:
+            for pid in ids:
+                outcome = (
+                    clause.reason or fallback
+                    if clause.polarity == "weak_refuse"
+                    else outcome_of(clause.polarity, clause.reason)
+                )
+                decisions.setdefault(pid, outcome)
+            how.append("the rest left open before")
     for clause in others:
         if not decisions and not form_answers:
             problems.append(f"'the others' without a named patient: '{clause.text}'")
@@ -1216,6 +1247,13 @@ def decide(text: str, patient_ids: list[int]) -> Decision:
         how.insert(0, "answer form")
 
     accepted = [pid for pid, outcome in decisions.items() if outcome == ANGENOMMEN]
+    later = [c for c in hedges if _LATER_OTHERS.search(c.sentence or c.text)]
+    announced = bool(accepted) and bool(later) and len(later) == len(hedges)
+    if announced:  # "Patient 1 gerne, zu den anderen melde ich mich": not a doubt
+        hedged = False
+        problems = [p for p in problems if not p.startswith("hedged")]
+        offers = [o for o in offers if o not in later]
+        evidence.append(f"'{later[0].text}': weitere Antwort angekündigt (§0.14)")
     if hedged and (accepted or len(decisions) < len(ids)):
         return Decision(
             {},
@@ -1232,6 +1270,20 @@ def decide(text: str, patient_ids: list[int]) -> Decision:
     if hard:
         return Decision({}, True, "; ".join(dict.fromkeys(hard)), evidence=evidence)
     missing = [pid for pid in ids if pid not in decisions]
+    if missing and announced:
+        named = {pid: decisions[pid] for pid in ids if pid in decisions}
+        return Decision(
+            named,
+            False,
+            f"{' + '.join(dict.fromkeys(how))}: {_describe(named)}; "
+            f"weitere Antwort angekündigt für {', '.join(map(str, missing))}",
+            evidence=evidence,
+            logistics=list(dict.fromkeys(_plain(c.sentence or c.text) for c in logistics)),
+            questions=list(
+                dict.fromkeys(_plain(c.sentence or c.text) for c in logistics if c.question)
+            ),
+            pending=missing,
+        )
     if missing and any(d == ANGENOMMEN for d in decisions.values()):
         # domain §0.14: an acceptance that says nothing about the others declines them
         # (a reply announcing a later answer for them is a hedge and went to review above)
@@ -1287,9 +1339,9 @@ def _pick_reason(reasons: set[str | None]) -> str:
     return SONSTIGES
 
 
-def understand(message: Message, patient_ids: list[int]) -> Decision:
+def understand(message: Message, patient_ids: list[int], *, rest: bool = False) -> Decision:
     """Auto-replies give an empty, non-review Decision (record nothing); else ``decide``."""
     auto = is_auto_reply(message)
     if auto:
         return Decision({}, False, f"auto-reply: {auto}")
-    return decide(message.text, patient_ids)
+    return decide(message.text, patient_ids, rest=rest)
