@@ -654,6 +654,7 @@ _CAPACITY = re.compile(
     r"keine (?:freien )?termine|keine zeit|\bvoll\b|ausgebucht|ausgelastet|vollständig belegt|"
     r"alle plätze|belegt|aufnahmestopp|aufnahmesperre|warteliste (?:ist )?(?:geschlossen|voll)|"
     r"keine neuen|keine weiteren|no (?:capacity|space|spaces|places|openings|availability|room)|"
+    r"(?:waiting|wait) list (?:is )?(?:closed|full)|"
     r"fully booked|\bfull\b|at capacity|not taking (?:on )?new|not accepting new|"
     r"no free (?:slots|places)|my caseload",
     re.IGNORECASE,
@@ -709,7 +710,7 @@ _ACCEPT = re.compile(
     r"\b(?:habe|hätte|ist)\s+(?:\w+\s+){0,4}?(?:einen\s+)?(?:freien\s+)?platz(?:\s+frei)?\b|"
     r"\b(?:yes|sure|gladly|happy to|glad to|i can take|i can offer|i can see|i'?ll take|"
     r"i will take|i can accept|accept|take on|could take|would take|can take|could offer|"
-    r"can offer|see)\b",
+    r"can offer|see|welcome)\b|\bwillkommen\b",
     re.IGNORECASE,
 )
 _JA = re.compile(r"\b(?:ja|jawohl|jep|yes)\b", re.IGNORECASE)
@@ -944,10 +945,13 @@ def _clauses(text: str, patient_ids: Sequence[int]) -> list[list[_Clause]]:
         if not line.strip() or answer_form.parse_line(line) is not None:
             continue
         if _PHONE_LINE.search(line):
-            if len(line.strip()) <= 60 and not re.search(
-                rf"{_PAT}|\b(?:nr|nummer|#)\b", line, re.IGNORECASE
+            contact = _PHONE_NUMBER.search(line) or re.search(r"@|www\.|https?://", line)
+            if (
+                contact
+                and len(line.strip()) <= 60
+                and not re.search(rf"{_PAT}|\b(?:nr|nummer|#)\b", line, re.IGNORECASE)
             ):
-                continue
+                continue  # a signature's contact line
             line = _PHONE_NUMBER.sub(" ", line)
         for sentence in _SENTENCE_SPLIT.split(line.replace("?", f" {_QMARK}.")):
             if sentence and sentence.strip():
