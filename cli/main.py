@@ -18,6 +18,7 @@ import json
 import sys
 
 from cli import anfragen as anfragen_cli
+from cli import placements as placements_cli
 from cli import staff as staff_cli
 from cli.options import add_actor_argument
 from psymatch import settings
@@ -745,6 +746,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     staff_cli.register(commands)
     anfragen_cli.register(commands)
+    placements_cli.register(commands)
 
     geo = commands.add_parser("geo", help="geo reference data")
     geo_commands = geo.add_subparsers(dest="geo_command", required=True, metavar="ACTION")

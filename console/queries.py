@@ -20,6 +20,7 @@ from db.models import (
     Therapist,
     utcnow,
 )
+from operations.placements import awaiting_confirmation
 from operations.replies import stored_message
 from operations.responses import list_conflicts
 
@@ -253,12 +254,64 @@ def _search_row(s: Platzsuche, today: dt.date | None) -> dict:
     }
 
 
-def today_summary(today: dt.date | None = None, limit: int = 10) -> dict:
+def new_answers(now: dt.datetime | None = None, hours: int = 48, limit: int = 50) -> list[dict]:
+    """Anfragen answered in the last ``hours`` (any channel), newest first."""
+    now = now or utcnow()
+    query = (
+        Therapeutenanfrage.select(Therapeutenanfrage, Therapist)
+        .join(Therapist)
+        .where(
+            Therapeutenanfrage.antwort_datum.is_null(False)
+            & (Therapeutenanfrage.antwort_datum >= now - dt.timedelta(hours=hours))
+            & (Therapeutenanfrage.antworttyp != "keine_Antwort")
+        )
+        .order_by(Therapeutenanfrage.antwort_datum.desc(), Therapeutenanfrage.id.desc())
+        .limit(limit)
+    )
+    return [
+        {
+            "anfrage_id": a.id,
+            "therapist_id": a.therapist_id,
+            "therapeut": person(a.therapist),
+            "antworttyp": a.antworttyp,
+            "angenommen": a.angenommen_anzahl,
+            "abgelehnt": a.abgelehnt_anzahl,
+            "beantwortet": a.antwort_datum,
+        }
+        for a in query
+    ]
+
+
+def placements_open(now: dt.datetime | None = None) -> list[dict]:
+    """Accepted patients whose initial-session outcome is not confirmed yet (§0.10)."""
+    rows = awaiting_confirmation(now)
+    patients = {
+        p.id: person(p)
+        for p in Patient.select(Patient.id, Patient.vorname, Patient.nachname).where(
+            Patient.id.in_([r["patient_id"] for r in rows])
+        )
+    }
+    names = therapist_names(r["therapist_id"] for r in rows)
+    return [
+        {
+            **r,
+            "patient": patients.get(r["patient_id"], ""),
+            "therapeut": names.get(r["therapist_id"], ""),
+        }
+        for r in rows
+    ]
+
+
+def today_summary(
+    today: dt.date | None = None, limit: int = 10, now: dt.datetime | None = None
+) -> dict:
     """Everything the Today panel shows, as plain data."""
     return {
         "calls": calls_due(today),
+        "answers": new_answers(now),
         "reviews": reviews(),
         "conflicts": conflicts(),
+        "placements": placements_open(now),
         "unsent": unsent_bundles(),
         "waiting": waiting_without_bundle(today, limit),
     }

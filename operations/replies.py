@@ -384,7 +384,7 @@ def _process_email(inbound: InboundMessage, now) -> str:
             now=now,
             source="email",
             sender=sender,
-            leave_pending=bool(getattr(decision, "pending", None)),
+            partial=bool(getattr(decision, "pending", None)),
         )
     except OperationError as error:
         result["error"] = error.as_dict()
@@ -530,11 +530,15 @@ def decide_review(
     anfrage_id: int | None = None,
     notizen: str | None = None,
     now: dt.datetime | None = None,
+    partial: bool = False,
 ):
     """Staff read a reply from the review queue and record its answer.
 
-    ``anfrage_id`` is needed when the reply's Anfrage was not recognised. Raises the
-    ``OperationError`` of ``record_response`` (nothing changed) when the answer is refused.
+    ``anfrage_id`` is needed when the reply's Anfrage was not recognised. ``partial``:
+    staff decide some patients and leave the others open ("1 ja, bei den anderen
+    unsicher"): the decided ones are recorded, and the reply stays in the queue until no
+    patient of its Anfrage is open. Raises the ``OperationError`` of ``record_response``
+    (nothing changed) when the answer is refused.
     """
     now = now or utcnow()
     with write_transaction():
@@ -550,8 +554,15 @@ def decide_review(
             now=now,
             source="email_review",
             sender=inbound.sender,
+            partial=partial,
         )
         inbound.therapeutenanfrage = target
+        earlier = (inbound.result or {}).get("partial_decisions", [])
+        if response.still_open:
+            decision = {"response": response.as_dict(), "decided_by": actor}
+            inbound.result = {**(inbound.result or {}), "partial_decisions": [*earlier, decision]}
+            inbound.save()
+            return response
         result = {**(inbound.result or {}), "response": response.as_dict(), "decided_by": actor}
         _retire_clicks(target, now, "Anfrage per E-Mail beantwortet (Prüfung)")
         _finish(inbound, "verarbeitet", now, result=result)

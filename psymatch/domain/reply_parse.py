@@ -520,7 +520,7 @@ class Decision:
     logistics: list[str] = field(default_factory=list)
     questions: list[str] = field(default_factory=list)
     # domain §0.14: patients the reply announces a later answer for (record the others,
-    # leave these pending: ``record_response(leave_pending=True)``)
+    # leave these pending: ``record_response(partial=True)``)
     pending: list[int] = field(default_factory=list)
 
 

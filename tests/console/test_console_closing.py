@@ -95,7 +95,7 @@ def test_resend_exactly_the_selected_failed_email_once(clean_db):
     assert {first.id, second.id} == {v for _, v in panel.email_select.options}
     assert "550 mailbox unavailable" in panel.table.value
     panel.email_select.value = second.id
-    assert f"Ja, E-Mail {second.id} (sonstige) erneut an Therapeut" in panel.confirm.description
+    assert f"Ja, E-Mail {second.id} (Sonstige) erneut an Therapeut" in panel.confirm.description
     before = written()
     panel.resend_button.click()
     assert "CONFIRMATION_REQUIRED" in panel.status.value and written() == before

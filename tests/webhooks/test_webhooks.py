@@ -357,6 +357,28 @@ def test_ambiguous_reply_goes_to_review(client, sent):
     assert error.value.code == "ALREADY_PROCESSED"
 
 
+def test_a_review_item_can_be_decided_for_some_patients_and_stay_open_for_the_others(client, sent):
+    """ "1 ja, bei den anderen unsicher": staff record the one and keep the reply in review."""
+    _, anfrage_id, patients = sent
+    text = wp.reply_text(patients, {patients[0]: "both", patients[1]: "ja", patients[2]: "ja"})
+    inbound_id = post(client, "postmark", wp.postmark(anfrage_id=anfrage_id, text=text)).get_json()[
+        "id"
+    ]
+    assert process_reply(inbound_id) == "pruefung"
+    first = ops.decide_review(
+        inbound_id, {patients[1]: "angenommen"}, "staff:anna", now=LATER, partial=True
+    )
+    assert first.still_open == 2
+    row = InboundMessage.get_by_id(inbound_id)
+    assert row.status == "pruefung" and len(row.result["partial_decisions"]) == 1
+    assert outcomes(anfrage_id)[patients[1]] == "angenommen"
+    assert Therapeutenanfrage.get_by_id(anfrage_id).antwort_datum is None
+    rest = {patients[0]: "abgelehnt_Kapazitaet", patients[2]: "angenommen"}
+    final = ops.decide_review(inbound_id, rest, "staff:bernd", now=LATER, partial=True)
+    assert final.still_open == 0 and final.antworttyp == "teilweise_Annahme"
+    assert InboundMessage.get_by_id(inbound_id).status == "verarbeitet"
+
+
 def test_dismiss_review(client):
     inbound_id = post(client, "raw", wp.raw(text="Werbung")).get_json()["id"]
     assert process_reply(inbound_id) == "pruefung"
