@@ -17,6 +17,9 @@
     ``INVALID_EMAIL`` (not an address), ``EMAIL_UNCHANGED`` (the same address, not marked
     invalid: nothing to do). Entering the same address while it is marked invalid is allowed:
     staff confirm that it works again.
+``email_replaced(therapist, before, after, actor, now)``
+    The person page's edit (``operations.person_edit.edit_therapist``) changed the address:
+    a new address clears the invalid mark the same way (note, audit row).
 """
 
 from __future__ import annotations
@@ -130,3 +133,31 @@ def set_therapist_email(
         "previous": previous,
         "was_invalid": was_invalid,
     }
+
+
+def email_replaced(
+    therapist: Therapist, before: str | None, after: str | None, *, actor: str, now: dt.datetime
+) -> bool:
+    """Clear the invalid mark when an edit put another address in; True when it did.
+    Runs inside the caller's transaction, after the edit saved the row."""
+    if therapist.email_ungueltig_seit is None:
+        return False
+    if not normalize_email(after) or normalize_email(after) == normalize_email(before):
+        return False
+    therapist.email_ungueltig_seit = None
+    therapist.notizen = notes.append(
+        therapist.notizen,
+        now,
+        actor,
+        f"Neue E-Mail-Adresse {after}: Markierung 'unzustellbar' aufgehoben",
+    )
+    therapist.save()
+    audit.record(
+        actor,
+        "email_invalid_cleared",
+        "therapist",
+        therapist.id,
+        {"previous": before, "email": after},
+        at=now,
+    )
+    return True

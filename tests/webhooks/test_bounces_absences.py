@@ -380,6 +380,19 @@ def test_set_therapist_email_refusals_change_nothing(clean_db, therapist_id, ema
     assert AuditLog.select().count() == 0
 
 
+def test_editing_the_address_on_the_person_page_clears_the_mark(clean_db):
+    from operations.person_edit import edit_therapist
+
+    therapist = f.therapist(email_ungueltig_seit=NOW)
+    edit_therapist(therapist.id, {"telefon": "030 1234567"}, actor="Anna", now=NOW)
+    assert Therapist.get_by_id(therapist.id).email_ungueltig_seit == NOW  # other field: kept
+    edit_therapist(therapist.id, {"email": "neu@example.org"}, actor="Anna", now=NOW + DAY)
+    fresh = Therapist.get_by_id(therapist.id)
+    assert fresh.email_ungueltig_seit is None and usable_email(fresh) == "neu@example.org"
+    [row] = AuditLog.select().where(AuditLog.action == "email_invalid_cleared")
+    assert row.actor == "Anna"
+
+
 def test_the_same_address_again_clears_the_mark(clean_db):
     therapist = f.therapist(email_ungueltig_seit=NOW)
     result = set_therapist_email(therapist.id, therapist.email, "Anna", now=NOW + DAY)
