@@ -65,11 +65,19 @@ def calls_due(today: dt.date | None = None) -> list[dict]:
     ]
 
 
+def review_evidence(message: InboundMessage) -> list[str]:
+    """Why a reply was read as it was: the clauses and what each said, as stored with the
+    message when it was processed (empty for replies processed before issue 17)."""
+    decision = (message.result or {}).get("decision") or {}
+    return list(decision.get("evidence") or [])
+
+
 def reviews() -> list[dict]:
     """Items waiting for staff (status ``pruefung``), oldest first: email replies
     (``kind`` ``"email"``, keyed by ``inbound_id``) and one-click link answers (``kind``
     ``"klick"``, keyed by ``klick_id``, with the patient and the clicked ``answer``).
-    ``received_at``, ``anfrage_id`` and ``reason`` are there for both kinds."""
+    ``received_at``, ``anfrage_id`` and ``reason`` are there for both kinds; email items
+    also carry ``evidence`` (the words the reading rests on, ``review_evidence``)."""
     emails = (
         InboundMessage.select()
         .where(InboundMessage.status == "pruefung")
@@ -84,6 +92,8 @@ def reviews() -> list[dict]:
             "subject": m.subject,
             "anfrage_id": m.therapeutenanfrage_id,
             "reason": m.review_reason,
+            # the therapist's words the reading rests on (reply_parse.Decision.evidence)
+            "evidence": review_evidence(m),
         }
         for m in emails
     ]

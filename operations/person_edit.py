@@ -32,6 +32,7 @@ from .errors import OperationError
 from .intake import local_today
 from .locks import bundling_lock
 from .privacy import ERASED
+from .therapist_contact import email_replaced
 
 REASON_MAX = 1000
 # The import's key of a record, and a therapist's status with its block reason and date
@@ -138,9 +139,10 @@ class _KnownPlz:
 def therapist_email_changed(
     therapist: Therapist, before: str | None, after: str | None, *, actor: str, now: dt.datetime
 ) -> None:
-    """HOOK for the lead: called in the edit's transaction when a therapist's email address
-    changes through ``edit_therapist``. ``set_therapist_email`` (another branch) clears the
-    address's bounce flag; join it here. Does nothing yet."""
+    """Called in the edit's transaction when a therapist's email address changes through
+    ``edit_therapist``: a new address clears its bounce mark (domain §0.12,
+    ``operations.therapist_contact.email_replaced``)."""
+    email_replaced(therapist, before, after, actor=actor, now=now)
 
 
 def _edit(kind: str, record_id: int, changes, *, actor, reason, now, action: str) -> dict:

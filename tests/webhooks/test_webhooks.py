@@ -321,7 +321,7 @@ def test_second_reply_to_an_answered_anfrage_goes_to_review(client, sent):
     assert InboundMessage.get_by_id(ids[1]).review_reason.startswith("ALREADY_ANSWERED")
 
 
-def test_auto_reply_is_ignored_and_the_anfrage_stays_pending(client, sent):
+def test_out_of_office_moves_the_follow_up_and_the_anfrage_stays_pending(client, sent):
     _, anfrage_id, patients = sent
     body = wp.mailgun(
         anfrage_id=anfrage_id,
@@ -330,8 +330,10 @@ def test_auto_reply_is_ignored_and_the_anfrage_stays_pending(client, sent):
         extra_headers=[["Auto-Submitted", "auto-replied"]],
     )
     inbound_id = post(client, "mailgun", body).get_json()["id"]
-    assert process_reply(inbound_id) == "ignoriert"
-    assert Therapeutenanfrage.get_by_id(anfrage_id).antwort_datum is None
+    # domain §0.12: the return date moves the follow-up; nothing is answered
+    assert process_reply(inbound_id) == "verarbeitet"
+    anfrage = Therapeutenanfrage.get_by_id(anfrage_id)
+    assert anfrage.antwort_datum is None and anfrage.nachverfolgung_ab is not None
     assert set(outcomes(anfrage_id).values()) == {None}
 
 
