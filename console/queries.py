@@ -21,7 +21,7 @@ from db.models import (
     utcnow,
 )
 from operations.placements import awaiting_confirmation
-from operations.replies import stored_message
+from operations.replies import open_questions, stored_message
 from operations.responses import list_conflicts
 
 
@@ -309,6 +309,7 @@ def today_summary(
     return {
         "calls": calls_due(today),
         "answers": new_answers(now),
+        "questions": open_questions(now),
         "reviews": reviews(),
         "conflicts": conflicts(),
         "placements": placements_open(now),

@@ -335,7 +335,9 @@ class ReviewQueuePanel(widgets.VBox):
             self.anfrage_input.disabled = False
             self.form.anfrage_id = None
             return
-        self.reason.value = f"<b>Grund:</b> {esc(item['reason'])}"
+        words = item.get("evidence") or []
+        why = "<br><b>Gelesen aus:</b> " + ", ".join(f"„{esc(w)}“" for w in words) if words else ""
+        self.reason.value = f"<b>Grund:</b> {esc(item['reason'])}{why}"
         if item["kind"] == "klick":
             self._show_click(item)
             return

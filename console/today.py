@@ -1,6 +1,7 @@
 """The Today panel: what needs staff action now, each row with its next action as a button.
 
-Sections: calls due, answers that arrived, replies in review, conflicts, accepted patients
+Sections: calls due, answers that arrived, questions practices asked beside a decision,
+replies in review, conflicts, accepted patients
 whose first session is not confirmed yet, bundles ready to send, and the searches waiting
 longest without an open Anfrage. A row's button opens the matching panel below the list,
 focused on exactly that record (the call, the reply, the search ...); sending asks first.
@@ -18,6 +19,7 @@ import ipywidgets as widgets
 import traitlets
 
 from db.models import utcnow
+from operations.replies import close_open_question
 from operations.sending import request_send
 from psymatch import settings
 
@@ -27,6 +29,7 @@ from .common import Confirmation, StatusLine, esc, run_action, staff_name
 SECTION_TITLES = {
     "calls": "Anrufe fällig",
     "answers": "Neue Antworten (48 Stunden)",
+    "questions": "Offene Fragen von Praxen",
     "reviews": "Antworten in Prüfung",
     "conflicts": "Konflikte",
     "placements": "Vermittelt, Erstgespräch nicht bestätigt",
@@ -48,6 +51,13 @@ def _answer_text(a: dict) -> str:
         f"Anfrage {a['anfrage_id']} – {a['therapeut']}: {fmt.label(a['antworttyp'])} "
         f"({a['angenommen']} angenommen, {a['abgelehnt']} abgelehnt), "
         f"{fmt.datetime_de(a['beantwortet'])}"
+    )
+
+
+def _question_text(q: dict) -> str:
+    return (
+        f"{q['therapist']} (Anfrage {q['anfrage_id']}), {fmt.datetime_de(q['received_at'])}: "
+        f"{q['text']}"
     )
 
 
@@ -90,6 +100,7 @@ def _waiting_text(w: dict) -> str:
 ROWS = {
     "calls": (_call_text, "Anruf erfassen", "call_id"),
     "answers": (_answer_text, "Antwort ansehen", "anfrage_id"),
+    "questions": (_question_text, "Erledigt", "inbound_id"),
     "reviews": (_review_text, "Prüfen", None),
     "conflicts": (_conflict_text, "Konflikt klären", "patient_id"),
     "placements": (_placement_text, "Ergebnis erfassen", "platzsuche_id"),
@@ -274,6 +285,18 @@ class TodayPanel(widgets.VBox):
         for dropdown in form.dropdowns.values():
             dropdown.disabled = True  # recorded already: shown, not edited here
         return self._open(f"Antwort auf Anfrage {anfrage_id}", form)
+
+    def _act_questions(self, inbound_id: int):
+        """Staff answered the practice's question (by phone or email): mark it done."""
+        result = run_action(
+            self.status,
+            (self.refresh_button,),
+            lambda: close_open_question(inbound_id, self.actor, now=self.now),
+            lambda _: "Frage als erledigt markiert",
+        )
+        if result is not None:
+            self.refresh()
+        return result
 
     def _act_reviews(self, key):
         from .responses import ReviewQueuePanel

@@ -108,6 +108,7 @@ def test_today_panel_lists_what_needs_action(clean_db):
     assert counts == {
         "calls": 2,
         "answers": 0,
+        "questions": 0,
         "reviews": 1,
         "conflicts": 0,
         "placements": 0,

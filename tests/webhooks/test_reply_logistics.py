@@ -145,3 +145,31 @@ def test_a_later_answer_announced_records_the_acceptance_and_leaves_the_rest_ope
     assert anfrage.antworttyp == "teilweise_Annahme"
     assert (anfrage.angenommen_anzahl, anfrage.abgelehnt_anzahl) == (1, 2)
     assert anfrage.keine_antwort_anzahl == 0
+
+
+def test_today_lists_the_open_question_and_marks_it_done(client, sent):
+    from console.today import TodayPanel
+
+    anfrage_id, _ = sent
+    row = deliver(client, anfrage_id, "Gerne beide! Wann können Sie anrufen?")
+    panel = TodayPanel(today=LATER.date(), now=LATER, actor="anna", refresh_seconds=0)
+    assert panel.counts()["questions"] == 1
+    assert "Wann können Sie anrufen?" in panel.text()
+    panel.buttons[("questions", row.id)].click()
+    assert "Frage als erledigt markiert" in panel.status.value
+    assert panel.counts()["questions"] == 0
+    assert AuditLog.get(AuditLog.action == "close_open_question").actor == "anna"
+
+
+def test_the_review_queue_shows_the_words_a_reading_rests_on(client, sent):
+    from console.responses import ReviewQueuePanel
+
+    anfrage_id, _ = sent
+    row = deliver(client, anfrage_id, "Vielleicht kann ich ab Januar jemanden nehmen.")
+    assert row.status == "pruefung"
+    panel = ReviewQueuePanel(actor="anna")
+    panel.item_select.value = ("email", row.id)
+    words = row.result["decision"]["evidence"]
+    assert words and all(w in panel.reason.value or w.replace("'", "&#x27;") in panel.reason.value
+                          for w in words)  # fmt: skip
+    assert "Gelesen aus" in panel.reason.value
