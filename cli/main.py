@@ -18,6 +18,7 @@ import json
 import sys
 
 from cli import anfragen as anfragen_cli
+from cli import placements as placements_cli
 from cli import staff as staff_cli
 from cli.options import add_actor_argument
 from psymatch import settings
@@ -445,6 +446,12 @@ def _replies_parse(args) -> int:
     return cmd_parse(args)
 
 
+def _replies_stats(args) -> int:
+    from cli.replies import cmd_stats
+
+    return cmd_stats(args)
+
+
 def cmd_bench_emails(args) -> int:
     _as_local_tool("psymatch bench")
     from tools import bench
@@ -618,6 +625,12 @@ def build_parser() -> argparse.ArgumentParser:
     parse.add_argument("--json", action="store_true")
     parse.add_argument("file", help="a raw RFC 5322 message or plain text")
     parse.set_defaults(func=lambda args: _replies_parse(args))
+    stats = replies_commands.add_parser(
+        "stats", help="share decided automatically, sent to review and why (JSON)"
+    )
+    stats.add_argument("--patients", help="ids for files not listed in an expected.json")
+    stats.add_argument("files", nargs="+", metavar="FILE", help="replies (RFC 5322 or text)")
+    stats.set_defaults(func=lambda args: _replies_stats(args))
 
     box = commands.add_parser("outbox", help="work waiting to be enqueued")
     box_commands = box.add_subparsers(dest="outbox_command", required=True, metavar="ACTION")
@@ -733,6 +746,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     staff_cli.register(commands)
     anfragen_cli.register(commands)
+    placements_cli.register(commands)
 
     geo = commands.add_parser("geo", help="geo reference data")
     geo_commands = geo.add_subparsers(dest="geo_command", required=True, metavar="ACTION")

@@ -11,6 +11,11 @@ patient names) and therefore listens on 127.0.0.1 only: the web process (the
 Procfile's ``WEB_HOST``), the console (``console.server`` binds 127.0.0.1), the
 worker metrics and the mail sink (started only for a loopback ``SMTP_URL``).
 
+Once everything is started it prints the addresses to open, each only after it answered
+(HTTP 200): the console's app start page (Voilà) and JupyterLab, the demo mail page
+``/dev/mail/``, the web process's ``/status`` and the metrics. One that does not answer
+within ``URL_WAIT_S`` is named as not answering, without an address to click.
+
 The migrations and the demo data are audited under the staff member given as
 ``--actor`` (``scripts/run`` passes the login name), as ``psymatch db upgrade`` and
 ``psymatch demo-data`` are.
@@ -24,6 +29,8 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -34,6 +41,7 @@ from psymatch import settings
 PROCFILE_PROCESSES = ("web", "worker", "clock", "console")
 LOOPBACK = "127.0.0.1"
 STOP_TIMEOUT_S = 30
+URL_WAIT_S = 180  # a first console start on a small machine takes a while
 
 
 class Runner:
@@ -134,25 +142,59 @@ class Runner:
             for child in psutil.Process().children(recursive=True):
                 self.seen.setdefault(child.pid, child)
 
-    def print_urls(self) -> None:
+    def urls(self) -> list[tuple[str, str, str]]:
+        """(name, address, note) of every HTTP address the demo serves."""
         s = self.settings
-        print(
-            "\n".join(
-                [
-                    "",
-                    "psymatch is running (Ctrl-C stops everything):",
-                    f"  console   http://127.0.0.1:{s.CONSOLE_PORT}/lab",
-                    f"  webhooks  http://127.0.0.1:{s.PORT}/  (status: http://127.0.0.1:{s.PORT}/status)",
-                    f"  metrics   http://127.0.0.1:{s.PORT}/metrics  (workers: "
-                    f"http://{s.WORKER_METRICS_HOST}:{s.WORKER_METRICS_PORT}/metrics)",
-                    f"  mail sink {s.SMTP_URL}  -> {Path(s.VAR_DIR) / 'mail'}",
-                    f"  database  {s.DATABASE_URL}",
-                    f"  redis     {self.env.get('REDIS_URL')}",
-                    "",
-                ]
-            ),
-            flush=True,
-        )
+        web = f"http://127.0.0.1:{s.PORT}"
+        console = f"http://127.0.0.1:{s.CONSOLE_PORT}"
+        token_note = "  (Bearer-Token: METRICS_TOKEN)" if s.METRICS_TOKEN else ""
+        from console.lab_settings import APP_URL, LAB_URL
+
+        found = [
+            ("console", f"{console}{APP_URL}", "  (the staff console)"),
+            ("lab", f"{console}{LAB_URL}", "  (JupyterLab, for admins)"),
+            ("mail", f"{web}/dev/mail/", "  (what the demo sent)"),
+            ("status", f"{web}/status", token_note),
+            ("metrics", f"{web}/metrics", token_note),
+        ]
+        if s.WORKER_METRICS_PORT:
+            worker = f"http://{s.WORKER_METRICS_HOST}:{s.WORKER_METRICS_PORT}/metrics"
+            found.append(("workers", worker, token_note))
+        return found
+
+    def wait_for_urls(self, stopping=lambda: False) -> tuple[list, list]:
+        """(answering, silent) addresses after waiting up to ``URL_WAIT_S`` for all."""
+        token = self.settings.METRICS_TOKEN
+        pending = self.urls()
+        answering = []
+        deadline = time.monotonic() + URL_WAIT_S
+        while pending and time.monotonic() < deadline and not stopping():
+            still = []
+            for entry in pending:
+                (answering if _answers(entry[1], token) else still).append(entry)
+            pending = still
+            if pending:
+                time.sleep(0.5)
+        order = [name for name, _, _ in self.urls()]
+        answering.sort(key=lambda entry: order.index(entry[0]))
+        return answering, pending
+
+    def print_urls(self, stopping=lambda: False) -> None:
+        s = self.settings
+        answering, silent = self.wait_for_urls(stopping)
+        lines = ["", "psymatch is running (Ctrl-C stops everything):"]
+        lines += [f"  {name:<9} {url}{note}" for name, url, note in answering]
+        lines += [
+            f"  {name:<9} not answering after {URL_WAIT_S} s (see its log lines above)"
+            for name, _, _ in silent
+        ]
+        lines += [
+            f"  smtp      {s.SMTP_URL}  -> {Path(s.VAR_DIR) / 'mail'}",
+            f"  database  {s.DATABASE_URL}",
+            f"  redis     {self.env.get('REDIS_URL')}",
+            "",
+        ]
+        print("\n".join(lines), flush=True)
 
     def stop(self) -> None:
         self.remember_descendants()
@@ -195,7 +237,7 @@ class Runner:
                 self.start_embedded_redis()
             self.start_mail_sink()
             self.start_processes()
-            self.print_urls()
+            self.print_urls(lambda: bool(stop_requested) or self.honcho.poll() is not None)
             while not stop_requested and self.honcho.poll() is None:
                 self.remember_descendants()
                 time.sleep(0.5)
@@ -213,6 +255,16 @@ def _alive(process: psutil.Process) -> bool:
     try:
         return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
     except psutil.Error:
+        return False
+
+
+def _answers(url: str, token: str = "") -> bool:
+    """Whether ``url`` answers 200 (following redirects), with the metrics token if set."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=2) as r:
+            return r.status == 200
+    except (urllib.error.URLError, OSError, ValueError):
         return False
 
 

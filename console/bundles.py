@@ -11,6 +11,7 @@ import datetime as dt
 import ipywidgets as widgets
 import traitlets
 
+from db.models import Patient, utcnow
 from operations.bundles import (
     create_anfrage,
     list_selectable_therapists,
@@ -19,43 +20,83 @@ from operations.bundles import (
 )
 from operations.sending import request_send
 
-from . import queries
-from .common import StatusLine, esc, frozen, run_action, staff_name, table
+from . import fmt, queries
+from .common import Confirmation, StatusLine, choose, esc, frozen, run_action, staff_name, table
 
 PATIENT_HEADERS = [
     "Pos.",
-    "Suche",
-    "Patient-ID",
-    "Entfernung (km)",
-    "Wartetage",
-    "weiche Filter erfüllt",
-    "Lockerung",
+    "Patient:in",
+    "Alter",
+    "Symptome",
+    "Entfernung",
+    "Wartezeit",
+    "Warum ausgewählt",
 ]
+# the soft filters (docs/domain.md §0 point 2) in plain German
+SOFT_FILTERS = {
+    "S1": "Zeiten passen zu den Sprechzeiten",
+    "S2": "Symptome passen zum Schwerpunkt",
+    "S3": "Alter im Wunschbereich der Praxis",
+    "S4": "passt zur Gruppentherapie",
+}
 
 
 def relaxation(level: int) -> str:
-    """The soft filters applied to a whole bundle (4 = none relaxed)."""
-    return f"S1–S{level} angewandt" if level else "ohne weiche Filter"
+    """Which wishes of the practice had to be relaxed for the whole bundle (4 = none)."""
+    relaxed = [SOFT_FILTERS[f"S{k}"] for k in range(level + 1, 5)]
+    if not relaxed:
+        return "alle Wünsche der Praxis berücksichtigt"
+    return "gelockert, weil zu wenige passten: " + "; ".join(relaxed)
+
+
+def reason(p) -> str:
+    """Why this patient was chosen, in one German sentence part."""
+    passed = [SOFT_FILTERS[code] for code in p.soft_passed if code in SOFT_FILTERS]
+    text = f"wartet {p.waiting_days} Tage, {fmt.number_de(p.distance_km, 1)} km entfernt"
+    return text + (f"; {', '.join(passed)}" if passed else "")
+
+
+def _age(birth: dt.date | None, today: dt.date) -> str:
+    if birth is None:
+        return "–"
+    years = today.year - birth.year - ((today.month, today.day) < (birth.month, birth.day))
+    return str(years)
 
 
 def explain(selection, names: dict[int, str] | None = None, title: str = "") -> str:
-    """One bundle as HTML: therapist heading and a row per patient with its explanation."""
+    """One bundle as HTML: therapist heading and a row per patient with age, symptoms,
+    distance, waiting time and the plain-German reason for the choice."""
     names = names or {}
     name = names.get(selection.therapist_id, "")
     heading = f"<b>{esc(title)}Therapeut {selection.therapist_id}</b> {esc(name)}"
-    rows = [
-        [
-            p.position,
-            p.search_id,
-            p.patient_id,
-            f"{p.distance_km:.1f}",
-            p.waiting_days,
-            ", ".join(p.soft_passed) or "–",
-            relaxation(p.relaxation_level),
-        ]
-        for p in selection.patients
-    ]
-    return f"<div>{heading}{table(PATIENT_HEADERS, rows)}</div>"
+    ids = [p.patient_id for p in selection.patients]
+    people = {
+        p.id: p
+        for p in Patient.select(
+            Patient.id, Patient.vorname, Patient.nachname, Patient.geburtsdatum, Patient.symptome
+        ).where(Patient.id.in_(ids))
+    }
+    today = fmt.local(utcnow()).date()
+    rows = []
+    for p in selection.patients:
+        person = people.get(p.patient_id)
+        rows.append(
+            [
+                p.position,
+                f"{queries.person(person)} (Suche {p.search_id})" if person else p.search_id,
+                _age(person.geburtsdatum, today) if person else "–",
+                ", ".join(person.symptome or []) if person else "",
+                f"{fmt.number_de(p.distance_km, 1)} km",
+                f"{p.waiting_days} Tage",
+                reason(p),
+            ]
+        )
+    note = (
+        f"<small>{esc(relaxation(selection.patients[0].relaxation_level))}</small>"
+        if (selection.patients)
+        else ""
+    )
+    return f"<div>{heading}{table(PATIENT_HEADERS, rows)}{note}</div>"
 
 
 def _round_summary(result) -> str:
@@ -105,12 +146,17 @@ class BundlesPanel(widgets.VBox):
         self.send_button = widgets.Button(description="Senden", icon="paper-plane")
 
         self.simulate_button.on_click(lambda _: self.simulate())
-        self.run_button.on_click(lambda _: self.run_round())
+        self.run_button.on_click(lambda _: self.ask_round())
+        self.round_confirmation = Confirmation()
+        self.create_confirmation = Confirmation()
+        self.send_confirmation = Confirmation()
         self.list_button.on_click(lambda _: self.list_therapists())
         self.preview_button.on_click(lambda _: self.preview())
-        self.create_button.on_click(lambda _: self.create())
+        self.create_button.on_click(lambda _: self.ask_create())
         self.refresh_button.on_click(lambda _: self.refresh())
-        self.send_button.on_click(lambda _: self.send())
+        self.send_button.on_click(lambda _: self.ask_send())
+        self.observe(lambda _: self.send_confirmation.cancel(), names="selected_anfrage_id")
+        self.observe(lambda _: self.create_confirmation.cancel(), names="selected_therapist_id")
         traitlets.link((self.therapist_select, "value"), (self, "selected_therapist_id"))
         traitlets.link((self.anfrage_select, "value"), (self, "selected_anfrage_id"))
 
@@ -119,22 +165,25 @@ class BundlesPanel(widgets.VBox):
                 widgets.HTML("<h3>Bündel</h3>"),
                 widgets.HTML("<h4>Automatische Runde</h4>"),
                 widgets.HBox([self.simulate_button, self.run_button]),
+                self.round_confirmation,
                 self.round_output,
                 widgets.HTML("<h4>Anfrage zusammenstellen</h4>"),
                 widgets.HBox([self.plz_prefix, self.list_button]),
                 widgets.HBox([self.therapist_select, self.preview_button]),
                 widgets.HBox([self.send_now, self.create_button]),
+                self.create_confirmation,
                 self.preview_output,
                 widgets.HTML("<h4>Offene (ungesendete) Bündel</h4>"),
                 self.refresh_button,
                 self.unsent_table,
                 widgets.HBox([self.anfrage_select, self.send_button]),
+                self.send_confirmation,
                 self.status,
             ],
             **kwargs,
         )
         self.add_class("psymatch-bundles")  # a stable handle for the browser test
-        self.refresh()
+        self.refresh(initial=True)
 
     @property
     def action_controls(self):
@@ -184,6 +233,19 @@ class BundlesPanel(widgets.VBox):
     def simulate(self):
         """Dry run: shows the bundles a round would create, stores nothing."""
         return self._round(dry_run=True)
+
+    def ask_round(self) -> None:
+        """A round contacts every contactable practice: ask first, saying how many bundles
+        the dry run finds (the confirmation then runs the round itself)."""
+        preview = self.simulate()
+        if preview is None or preview.disabled:
+            return
+        self.round_confirmation.ask(
+            f"Runde jetzt ausführen? Sie erstellt etwa {len(preview.bundles)} Anfrage(n) mit "
+            f"{preview.patients_offered} Patient:innen, die danach versendet werden.",
+            "Ja, Runde ausführen",
+            self.run_round,
+        )
 
     def run_round(self):
         """Commit a round: creates the Anfragen (sending is queued by the round)."""
@@ -240,11 +302,28 @@ class BundlesPanel(widgets.VBox):
         )
         return selection
 
-    def create(self):
+    def ask_create(self):
+        """Creating without sending acts at once; with "sofort senden" it asks first,
+        naming the therapist the email goes to."""
         therapist_id = self._need_therapist()
         if therapist_id is None:
             return None
-        prefix, send_now = self._prefix(), self.send_now.value
+        if not self.send_now.value:
+            return self.create(therapist_id)
+        name = queries.therapist_names([therapist_id]).get(therapist_id, "")
+        self.create_confirmation.ask(
+            f"Anfrage für Therapeut {therapist_id} {name} erstellen und sofort senden?",
+            "Ja, erstellen und senden",
+            lambda: self.create(therapist_id, send_now=True),
+        )
+        return None
+
+    def create(self, therapist_id: int | None = None, send_now: bool | None = None):
+        therapist_id = therapist_id if therapist_id is not None else self._need_therapist()
+        if therapist_id is None:
+            return None
+        prefix = self._prefix()
+        send_now = self.send_now.value if send_now is None else send_now
 
         def success(created) -> str:
             text = f"Anfrage {created.anfrage_id} erstellt ({len(created.selection.patients)} P.)"
@@ -278,7 +357,7 @@ class BundlesPanel(widgets.VBox):
 
     # --- open bundles ---------------------------------------------------------------------
 
-    def refresh(self) -> None:
+    def refresh(self, initial: bool = False) -> None:
         with frozen(self.refresh_button):
             self.unsent = queries.unsent_bundles()
         self.unsent_table.value = table(
@@ -288,14 +367,25 @@ class BundlesPanel(widgets.VBox):
                 for u in self.unsent
             ],
         )
-        previous = self.selected_anfrage_id
         options = [(f"{u['anfrage_id']} – {u['therapeut']}", u["anfrage_id"]) for u in self.unsent]
-        self.anfrage_select.options = options
-        ids = [v for _, v in options]
-        self.anfrage_select.value = previous if previous in ids else (ids[0] if ids else None)
+        choose(self.anfrage_select, options, self.selected_anfrage_id, first=initial)
 
-    def send(self):
+    def ask_send(self) -> None:
+        """Sending reaches a practice: ask first, naming the Anfrage and its therapist."""
         anfrage_id = self.selected_anfrage_id
+        if anfrage_id is None:
+            self.status.error("Keine Anfrage ausgewählt")
+            return
+        row = next((u for u in self.unsent if u["anfrage_id"] == anfrage_id), None)
+        who = f" an {row['therapeut']} ({row['groesse']} Patient:innen)" if row else ""
+        self.send_confirmation.ask(
+            f"Anfrage {anfrage_id}{who} jetzt senden?",
+            f"Ja, Anfrage {anfrage_id} senden",
+            lambda: self.send(anfrage_id),
+        )
+
+    def send(self, anfrage_id: int | None = None):
+        anfrage_id = anfrage_id if anfrage_id is not None else self.selected_anfrage_id
         if anfrage_id is None:
             self.status.error("Keine Anfrage ausgewählt")
             return None

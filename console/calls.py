@@ -14,8 +14,9 @@ import traitlets
 
 from operations.calls import reschedule, set_call_status
 
-from . import queries
-from .common import StatusLine, esc, frozen, run_action, staff_name, table
+from . import fmt, queries
+from .common import StatusLine, choose, esc, frozen, run_action, staff_name, table
+from .inputs import bounded_text
 from .responses import PatientOutcomeForm
 
 STATUS_TEXT = {
@@ -84,7 +85,7 @@ class CallsPanel(widgets.VBox):
             ],
             **kwargs,
         )
-        self.refresh()
+        self.refresh(initial=True)
 
     @property
     def action_controls(self):
@@ -96,7 +97,8 @@ class CallsPanel(widgets.VBox):
             self.reschedule_button,
         )
 
-    def refresh(self) -> None:
+    def refresh(self, initial: bool = False) -> None:
+        """Reload the due calls; a call that left the list is not replaced by the next one."""
         with frozen(self.refresh_button):
             self.calls = queries.calls_due(self.today)
         self.calls_table.value = table(
@@ -114,14 +116,11 @@ class CallsPanel(widgets.VBox):
                 for c in self.calls
             ],
         )
-        previous = self.selected_call_id
         options = [
             (f"{c['call_id']} – {c['datum']} {c['zeit'] or ''} {c['therapeut']}", c["call_id"])
             for c in self.calls
         ]
-        self.call_select.options = options
-        ids = [v for _, v in options]
-        self.call_select.value = previous if previous in ids else (ids[0] if ids else None)
+        choose(self.call_select, options, self.selected_call_id, first=initial)
         self.show_call()
 
     def _call(self) -> dict | None:
@@ -149,14 +148,14 @@ class CallsPanel(widgets.VBox):
         return self.selected_call_id
 
     def _set(self, call_id: int, status: str, responses: dict | None):
-        ergebnis = self.ergebnis.value.strip() or None
+        typed = self.ergebnis.value
 
         def success(result) -> str:
             text = f"Anruf {call_id}: {STATUS_TEXT[status]}"
             answer = result["response"]
             if answer:
                 text += (
-                    f", Antwort gespeichert: {answer['antworttyp']} "
+                    f", Antwort gespeichert: {fmt.label(answer['antworttyp'], 'ANTWORTTYP')} "
                     f"({answer['angenommen_anzahl']} angenommen, "
                     f"{answer['abgelehnt_anzahl']} abgelehnt)"
                 )
@@ -168,7 +167,7 @@ class CallsPanel(widgets.VBox):
             lambda: set_call_status(
                 call_id,
                 status,
-                ergebnis=ergebnis,
+                ergebnis=bounded_text(typed, field="Ergebnis") or None,
                 responses=responses or None,
                 actor=self.actor,
                 now=self.now,
@@ -186,7 +185,14 @@ class CallsPanel(widgets.VBox):
         call_id = self._need_call()
         if call_id is None:
             return None
-        return self._set(call_id, "abgeschlossen", self.form.responses())
+        responses = self.form.responses()
+        if self.form.dropdowns and not responses:  # "reached" must record something
+            self.status.error(
+                "Bitte für mindestens eine Patientin / einen Patienten die Antwort wählen "
+                "(sonst „Nicht erreicht“); es wurde nichts gespeichert"
+            )
+            return None
+        return self._set(call_id, "abgeschlossen", responses)
 
     def finish(self, status: str):
         """Not reached (``fehlgeschlagen``) or cancelled (``abgebrochen``): no answer."""

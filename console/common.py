@@ -12,6 +12,8 @@ from operations import staff
 from operations.errors import OperationError
 from psymatch import settings
 
+from .messages import german
+
 DEMO_STAFF = "demo"
 
 
@@ -105,13 +107,21 @@ class StatusLine(widgets.HTML):
         self.value = f"<span style='color:#1a7f37'>✓ {esc(text)}</span>"
 
     def error(self, error: OperationError | str) -> None:
+        """The German text of the outcome, its code small beside it (for support)."""
         if isinstance(error, OperationError):
             field = error.details.get("field")
             code = f"{error.code} ({field})" if field else error.code
-            text = f"{code}: {error.message}"
-        else:
-            text = str(error)
-        self.value = f"<span style='color:#b3261e'>✗ {esc(text)}</span>"
+            ids = error.details.get("ids")
+            text = german(error.code, error.message)
+            if text != error.message:
+                text += f" (Nr. {', '.join(str(i) for i in ids)})" if ids else ""
+                text += f" – Feld „{field}“" if field else ""
+            self.value = (
+                f"<span style='color:#b3261e'>✗ {esc(text)} "
+                f"<small style='color:#777'>{esc(code)}</small></span>"
+            )
+            return
+        self.value = f"<span style='color:#b3261e'>✗ {esc(str(error))}</span>"
 
     def clear(self) -> None:
         self.value = ""
@@ -149,3 +159,61 @@ def run_action(
             return None
         status.ok(success(result))
         return result
+
+
+def choose(dropdown: widgets.Dropdown, options: list, previous, *, first: bool = False) -> None:
+    """Give ``dropdown`` new options and keep ``previous`` selected while it is listed.
+
+    When the previous record is gone (an action moved it out of the list) nothing is
+    selected: the selection never jumps to a neighbour, so a repeated click cannot act on a
+    record nobody looked at. ``first`` selects the first option when nothing was selected
+    before (a panel's initial load)."""
+    dropdown.options = options
+    values = [value for _, value in options]
+    if previous in values:
+        dropdown.value = previous
+    elif first and previous is None and values:
+        dropdown.value = values[0]
+    else:
+        dropdown.value = None
+
+
+class Confirmation(widgets.VBox):
+    """Asks before an irreversible or wide action, naming exactly what will happen.
+
+    ``ask(text, yes_label, action)`` shows the question; "Ja" runs ``action`` once (a
+    second click finds nothing pending), "Nein" or ``cancel()`` (e.g. on another selection)
+    drops it. The action is a closure over the record shown when staff clicked, never the
+    selection at the time of the confirmation."""
+
+    def __init__(self, **kwargs):
+        self.question = widgets.HTML()
+        self.yes_button = widgets.Button(description="Ja", button_style="danger", icon="check")
+        self.no_button = widgets.Button(description="Nein, zurück", icon="undo")
+        self.yes_button.layout.width = "auto"
+        self._pending = None
+        self.yes_button.on_click(lambda _: self.confirm())
+        self.no_button.on_click(lambda _: self.cancel())
+        super().__init__([self.question, widgets.HBox([self.yes_button, self.no_button])], **kwargs)
+        self.add_class("psymatch-confirmation")  # a stable handle for the browser test
+        self.layout.display = "none"
+
+    @property
+    def pending(self) -> bool:
+        return self._pending is not None
+
+    def ask(self, text: str, yes_label: str, action) -> None:
+        self._pending = action
+        self.question.value = f"<b style='color:#8a1c00'>⚠ {esc(text)}</b>"
+        self.yes_button.description = yes_label
+        self.layout.display = ""
+
+    def cancel(self) -> None:
+        self._pending = None
+        self.question.value = ""
+        self.layout.display = "none"
+
+    def confirm(self):
+        action, self._pending = self._pending, None
+        self.cancel()
+        return action() if action is not None else None

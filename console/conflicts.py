@@ -14,17 +14,15 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
-from zoneinfo import ZoneInfo
 
 import ipywidgets as widgets
 import traitlets
 
 from operations.conflicts import reassign_conflict, settle_conflict
 from operations.errors import OperationError
-from psymatch import settings
 from psymatch.domain import vocab
 
-from . import queries
+from . import fmt, queries
 from .common import StatusLine, esc, frozen, run_action, staff_name, table
 
 PAGE_SIZE = 20
@@ -40,35 +38,33 @@ LINE_STATUS = {
 
 def local_time(value) -> str:
     """``30.11.2026 09:00`` in the platform's time zone, for a naive-UTC timestamp."""
-    if not isinstance(value, dt.datetime):
-        return ""
-    zone = ZoneInfo(settings.get().TIMEZONE)
-    return value.replace(tzinfo=dt.UTC).astimezone(zone).strftime("%d.%m.%Y %H:%M")
+    return fmt.datetime_de(value) if isinstance(value, dt.datetime) else ""
 
 
 def age(birth, today: dt.date | None = None) -> str:
     if not isinstance(birth, dt.date):
         return "unbekannt"
-    today = today or dt.datetime.now(ZoneInfo(settings.get().TIMEZONE)).date()
+    today = today or fmt.local(dt.datetime.now(dt.UTC)).date()
     years = today.year - birth.year - ((today.month, today.day) < (birth.month, birth.day))
     return f"{years} Jahre"
 
 
 def distance(km) -> str:
-    return "unbekannt" if km is None else f"{km:.1f} km".replace(".", ",")
+    return "unbekannt" if km is None else f"{fmt.number_de(km, 1)} km"
 
 
 def waiting(days) -> str:
     if days is None:
         return "unbekannt"
-    return "1 Tag" if days == 1 else f"{days} Tage"
+    return "1 Tag" if days == 1 else f"{fmt.number_de(days)} Tage"
 
 
 def line_state(row: dict) -> str:
+    """What became of an offered line, in German (the answer when there is one)."""
     answer = row.get("antwortergebnis")
     if answer:
-        return vocab.ANTWORT_LABELS.get(answer, answer)
-    return LINE_STATUS.get(row["status"], row["status"])
+        return vocab.ANTWORT_LABELS.get(answer, fmt.label(answer))
+    return LINE_STATUS.get(row["status"], fmt.label(row["status"], "ANFRAGE_PATIENT_STATUS"))
 
 
 def settlement_text(conflict: dict) -> str:

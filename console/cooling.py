@@ -18,9 +18,11 @@ import traitlets  # noqa: E402
 
 from db.models import utcnow  # noqa: E402
 from operations.cooling import override_cooling  # noqa: E402
+from operations.errors import OperationError  # noqa: E402
 
 from . import queries  # noqa: E402
 from .common import StatusLine, frozen, png, run_action, staff_name, table  # noqa: E402
+from .inputs import bounded_text, date_within  # noqa: E402
 
 PLOT_ROWS = 40  # bars in the timeline: the soonest contactable again
 TABLE_ROWS = 200  # rows in the table below it
@@ -69,7 +71,8 @@ class CoolingPanel(widgets.VBox):
         self.plot = widgets.Image(format="png")
         self.cooling_table = widgets.HTML()
         self.therapist_id = widgets.IntText(description="Therapeut-ID")
-        self.new_date = widgets.DatePicker(description="Neues Datum")
+        self.new_date = widgets.Text(description="Neues Datum", placeholder="TT.MM.JJJJ")
+        self.immediately = widgets.Checkbox(description="sofort kontaktierbar", indent=False)
         self.reason = widgets.Text(description="Grund", placeholder="Pflichtfeld")
         self.override_button = widgets.Button(
             description="Überschreiben", icon="edit", button_style="warning"
@@ -83,10 +86,10 @@ class CoolingPanel(widgets.VBox):
                 self.plot,
                 self.cooling_table,
                 widgets.HTML(
-                    "<h4>Abkühlung überschreiben</h4><small>Leeres Datum = sofort wieder "
-                    "kontaktierbar; ein Grund ist Pflicht.</small>"
+                    "<h4>Abkühlung überschreiben</h4><small>Neues Datum (TT.MM.JJJJ) oder "
+                    "„sofort kontaktierbar“; ein Grund ist Pflicht.</small>"
                 ),
-                widgets.HBox([self.therapist_id, self.new_date]),
+                widgets.HBox([self.therapist_id, self.new_date, self.immediately]),
                 widgets.HBox([self.reason, self.override_button]),
                 self.status,
             ],
@@ -116,21 +119,35 @@ class CoolingPanel(widgets.VBox):
         ) + (f"<p>… und {more} weitere in der Abkühlphase</p>" if more > 0 else "")
 
     def override(self):
+        """Apply the typed date (or "sofort" when ticked); an unreadable, past or missing
+        date is refused with a German message and nothing is written."""
         therapist_id = self.therapist_id.value
-        new_date = self.new_date.value
-        reason = self.reason.value
+        typed, immediately = self.new_date.value.strip(), self.immediately.value
+        shown: list[str] = []
+
+        def action():
+            if immediately and typed:
+                raise OperationError(
+                    "INVALID_DATE", "Entweder ein Datum oder „sofort kontaktierbar“, nicht beides"
+                )
+            if not immediately and not typed:
+                raise OperationError(
+                    "INVALID_DATE", "Bitte ein Datum (TT.MM.JJJJ) oder „sofort kontaktierbar“"
+                )
+            new_date = None if immediately else date_within(typed, self._day(), field="Datum")
+            reason = bounded_text(self.reason.value, field="Grund")
+            shown.append(f"{new_date:%d.%m.%Y}" if new_date else "sofort")
+            return override_cooling(therapist_id, new_date, reason, actor=self.actor, now=self.now)
+
         result = run_action(
             self.status,
             (self.override_button, self.refresh_button),
-            lambda: override_cooling(
-                therapist_id, new_date, reason, actor=self.actor, now=self.now
-            ),
-            lambda t: (
-                f"Therapeut {t.id}: kontaktierbar ab "
-                + (new_date.isoformat() if new_date else "sofort")
-            ),
+            action,
+            lambda t: f"Therapeut {t.id}: kontaktierbar ab {shown[0]}",
         )
         if result is not None:
             self.reason.value = ""
+            self.new_date.value = ""
+            self.immediately.value = False
             self.refresh()
         return result

@@ -31,7 +31,7 @@ from psymatch import settings  # noqa: E402
 from psymatch.domain import metrics  # noqa: E402
 
 from . import metrics_queries  # noqa: E402
-from .common import StatusLine, esc, frozen, png  # noqa: E402
+from .common import StatusLine, esc, frozen, png, table  # noqa: E402
 
 DEFAULT_DAYS = 90
 
@@ -62,7 +62,23 @@ def figures_html(report: metrics.Report) -> str:
         "Kennzahl</th><th style='padding:0 8px'>Wert</th><th style='text-align:left;"
         "padding:0 8px'>Basis</th></tr>"
     )
-    return head + "".join(rows) + "</table>"
+    return head + "".join(rows) + "</table>" + staff_weeks_html(report)
+
+
+def staff_weeks_html(report: metrics.Report) -> str:
+    """Staff actions per week and per placement (every action is an audit row)."""
+    rows = [
+        [
+            f"{w['woche']:%d.%m.%Y}",
+            w["aktionen"],
+            w["vermittlungen"],
+            _number(w["je_vermittlung"].value, "Aktionen") if w["vermittlungen"] else "–",
+        ]
+        for w in report.staff_weekly
+    ]
+    return "<b>Mitarbeiteraktionen je Woche</b>" + table(
+        ["Woche ab", "Aktionen", "Vermittlungen", "Aktionen je Vermittlung"], rows
+    )
 
 
 def plots_png(report: metrics.Report) -> bytes:

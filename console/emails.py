@@ -4,11 +4,13 @@
 The console renders and sends nothing itself (a kernel holds no ``SIGNING_KEY``): the
 operation puts the email back into the queue and its sending into the outbox, and the
 workers send it. A repeated click is refused with ``EMAIL_NOT_FAILED``.
+
+The list is paged and filterable with the selection and "Erneut senden" above it
+(``console.paging``); the selection offers the emails of the page shown. Kinds of email in
+German, times in local time (``console.fmt``).
 """
 
 from __future__ import annotations
-
-import datetime as dt
 
 import ipywidgets as widgets
 import traitlets
@@ -16,13 +18,15 @@ import traitlets
 from operations.emails_admin import failed_emails, resend_email
 from operations.errors import OperationError
 
-from .common import StatusLine, esc, frozen, run_action, staff_name, table
+from . import fmt
+from .common import StatusLine, choose, esc, frozen, run_action, staff_name
+from .paging import PagedTable
+
+HEADERS = ["E-Mail", "Art", "Empfänger", "Anfrage", "Betreff", "Fehler", "Fehlgeschlagen am"]
 
 
-def _fmt(value) -> str:
-    if isinstance(value, dt.datetime):
-        return value.strftime("%Y-%m-%d %H:%M")
-    return "" if value is None else str(value)
+def _art(row: dict) -> str:
+    return fmt.label(row["art"], "EMAIL_ART")
 
 
 class FailedEmailsPanel(widgets.VBox):
@@ -31,18 +35,36 @@ class FailedEmailsPanel(widgets.VBox):
     selected_email_id = traitlets.Int(allow_none=True)
     rows = traitlets.List()
 
-    def __init__(self, actor: str | None = None, limit: int = 200, **kwargs):
+    def __init__(self, actor: str | None = None, limit: int = 1000, page_size: int = 25, **kwargs):
         self.actor = actor if actor is not None else staff_name()
         self.limit = limit
         self.refresh_button = widgets.Button(description="Aktualisieren", icon="refresh")
-        self.table = widgets.HTML()
-        self.email_select = widgets.Dropdown(description="E-Mail", options=[])
+        self.email_select = widgets.Dropdown(
+            description="E-Mail", options=[], layout=widgets.Layout(width="520px")
+        )
         self.details = widgets.HTML()
         self.confirm = widgets.Checkbox(description="", indent=False)
         self.resend_button = widgets.Button(
             description="Erneut senden", icon="paper-plane", button_style="warning"
         )
         self.status = StatusLine()
+        self.pager = PagedTable(
+            HEADERS,
+            actions=[
+                widgets.VBox(
+                    [
+                        widgets.HBox([self.refresh_button, self.email_select]),
+                        self.details,
+                        widgets.HBox([self.confirm, self.resend_button]),
+                        self.status,
+                    ]
+                )
+            ],
+            page_size=page_size,
+            filter_placeholder="Empfänger, Art, Fehler …",
+        )
+        self.table = self.pager.output
+        self.pager.observe(lambda _: self._offer(), names="visible_keys")
         self.refresh_button.on_click(lambda _: self.refresh())
         self.resend_button.on_click(lambda _: self.resend())
         traitlets.link((self.email_select, "value"), (self, "selected_email_id"))
@@ -50,12 +72,7 @@ class FailedEmailsPanel(widgets.VBox):
         super().__init__(
             [
                 widgets.HTML("<h3>Fehlgeschlagene E-Mails</h3>"),
-                self.refresh_button,
-                self.table,
-                self.email_select,
-                self.details,
-                widgets.HBox([self.confirm, self.resend_button]),
-                self.status,
+                self.pager,
             ],
             **kwargs,
         )
@@ -65,28 +82,37 @@ class FailedEmailsPanel(widgets.VBox):
     def refresh(self) -> None:
         with frozen(self.refresh_button):
             self.rows = failed_emails(self.limit)
-        self.table.value = table(
-            ["E-Mail", "Art", "Empfänger", "Anfrage", "Betreff", "Fehler", "Fehlgeschlagen am"],
+        self.pager.set_rows(
             [
                 [
                     r["email_id"],
-                    r["art"],
+                    _art(r),
                     f"{r['empfaenger']} {r['empfaenger_name']}".strip(),
                     r["anfrage_id"] or "",
                     r["betreff"],
                     r["fehlermeldung"],
-                    _fmt(r["fehlgeschlagen_am"]),
+                    fmt.datetime_de(r["fehlgeschlagen_am"]),
                 ]
                 for r in self.rows
             ],
+            keys=[r["email_id"] for r in self.rows],
         )
+        self._offer()
+
+    def _offer(self) -> None:
+        """The selection offers the emails of the page shown; the selected one stays
+        selected while it is there."""
         previous = self.selected_email_id
+        shown = set(self.pager.visible_keys)
         options = [
-            (f"{r['email_id']} – {r['art']} an {r['empfaenger']}", r["email_id"]) for r in self.rows
+            (f"{r['email_id']} – {_art(r)} an {r['empfaenger']}", r["email_id"])
+            for r in self.rows
+            if r["email_id"] in shown
         ]
-        self.email_select.options = options
-        ids = [value for _, value in options]
-        self.email_select.value = previous if previous in ids else (ids[0] if ids else None)
+        # the first time the first row; later a vanished selection is not replaced
+        # by a neighbour (a repeated click must not act on another record)
+        choose(self.email_select, options, previous, first=not getattr(self, "_offered", False))
+        self._offered = True
         self._show_selected()
 
     def _row(self) -> dict | None:
@@ -103,10 +129,10 @@ class FailedEmailsPanel(widgets.VBox):
         self.details.value = (
             f"<b>Fehler:</b> {esc(row['fehlermeldung'])}<br>"
             f"<b>Versuche:</b> {esc(row['versuche'])}, "
-            f"<b>eingereiht am:</b> {esc(_fmt(row['eingereiht_am']))}"
+            f"<b>eingereiht am:</b> {esc(fmt.datetime_de(row['eingereiht_am']))}"
         )
         self.confirm.description = (
-            f"Ja, E-Mail {row['email_id']} ({row['art']}) erneut an {row['empfaenger']} senden"
+            f"Ja, E-Mail {row['email_id']} ({_art(row)}) erneut an {row['empfaenger']} senden"
         )
 
     def resend(self):

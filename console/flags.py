@@ -3,7 +3,7 @@
 Saving goes through ``operations.flags.set_auto_rounds`` (flag and audit row in
 one transaction). The panel insists on a staff name and a reason; without them, or with
 an invalid share, it shows the error and writes nothing. Staff composition is never
-affected by this flag.
+affected by this flag. Times of the history in local time (``console.fmt``).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from db.models import AuditLog
 from operations import flags
 from operations.errors import OperationError
 
+from . import fmt
 from .common import StatusLine, esc, run_action, signed_in_user, staff_name, table
 
 
@@ -39,7 +40,7 @@ def history(limit: int = 5) -> list[list]:
     )
     return [
         [
-            row.at.strftime("%Y-%m-%d %H:%M"),
+            fmt.datetime_de(row.at),
             row.actor,
             "an" if (row.details or {}).get("enabled") else "aus",
             f"{(row.details or {}).get('rollout_percent')} %",
@@ -90,7 +91,7 @@ class FlagsPanel(widgets.VBox):
         self.current.value = (
             f"<b>Aktuell:</b> automatische Runden {esc(state)}, Anteil "
             f"{flag.rollout_percent} %"
-            + table(["Zeit (UTC)", "Wer", "Runden", "Anteil", "Grund"], history())
+            + table(["Zeit", "Wer", "Runden", "Anteil", "Grund"], history())
         )
         return flag
 

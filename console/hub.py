@@ -7,10 +7,11 @@ calls ``configure`` below. What it sets up:
   (``psymatch staff add``; Argon2id hashes in the ``mitarbeiter`` table,
   ``operations/staff.py``). Deactivated accounts cannot sign in, and a session already
   open is ended at the next check (``auth_refresh_age``).
-* **Each staff member's own JupyterLab** (``StaffSpawner``), started on demand with the
-  console notebooks as its folder. JupyterHub sets ``JUPYTERHUB_USER`` in it: the
-  console's panels write that name into every audit row and look the account's role up
-  before every action (``console/common.py``).
+* **Each staff member's own Jupyter server** (``StaffSpawner``), started on demand with the
+  console notebooks as its (read-only) folder, opening on Voilà's list of console pages
+  (JupyterLab stays at ``/lab``; ``console/lab_settings.py``). JupyterHub sets
+  ``JUPYTERHUB_USER`` in it: the console's panels write that name into every audit row and
+  look the account's role up before every action (``console/common.py``).
 * **What a kernel gets**: the settings minus ``KERNEL_WITHHELD`` (webhook secrets, the
   signing key, the mail relay URL), which are set empty so a ``.env`` file cannot supply
   them either (``settings.kernel_environ``). Terminals are off.
@@ -39,7 +40,7 @@ from db import database
 from operations import staff
 from psymatch import settings
 
-from .lab_settings import write_lab_defaults
+from .lab_settings import APP_URL, SERVER_ARGS, write_lab_defaults
 
 PROXY = (
     settings.PROJECT_ROOT
@@ -135,11 +136,11 @@ def configure(c, s: settings.Settings | None = None) -> None:
     c.JupyterHub.spawner_class = StaffSpawner
     c.StaffSpawner.home_dir_template = str(state / "home" / "{username}")
     c.Spawner.cmd = [str(Path(sys.executable).with_name("jupyterhub-singleuser"))]
-    c.Spawner.default_url = "/lab"
+    c.Spawner.default_url = APP_URL
     c.Spawner.notebook_dir = s.CONSOLE_NOTEBOOK_DIR
     # Only what a JupyterLab needs to run; psymatch's settings come from get_env.
     c.Spawner.env_keep = ["PATH", "LANG", "LC_ALL", "VIRTUAL_ENV", "PYTHONPATH", "TZ"]
-    c.Spawner.args = ["--ServerApp.terminals_enabled=False"]
+    c.Spawner.args = list(SERVER_ARGS)
     if os.geteuid() == 0:  # containers and CI machines run everything as root
         c.Spawner.args.append("--ServerApp.allow_root=True")
     c.Spawner.start_timeout = 120

@@ -90,7 +90,14 @@ def load() -> metrics.MetricData:
         key = groups.get(int(entity_id)) if entity_id and entity_id.isdigit() else None
         if key:
             overrides.setdefault(key, []).append(at)
-    return metrics.MetricData(anfragen, lines, searches, overrides)
+    staff_query = AuditLog.select(AuditLog.at).where(
+        AuditLog.actor.not_in(sorted(metrics.AUTOMATIC_ACTORS))
+        & AuditLog.action.not_in(sorted(metrics.NOT_STAFF_ACTIONS))
+        & AuditLog.actor.is_null(False)
+        & (AuditLog.actor != "")
+    )
+    staff_actions = tuple(at for (at,) in staff_query.tuples())
+    return metrics.MetricData(anfragen, lines, searches, overrides, staff_actions)
 
 
 def report(start: dt.date, end: dt.date, now: dt.datetime) -> metrics.Report:

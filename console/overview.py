@@ -1,7 +1,6 @@
 """The overview panel: how much is in the system right now.
 
-The full staff console (today's calls, review queue, conflicts ...) follows
-with the console issue; this panel is the start page's first building block.
+Counts in German number format and the local time they were read at (``console.fmt``).
 """
 
 from __future__ import annotations
@@ -11,7 +10,9 @@ import html
 import ipywidgets as widgets
 from peewee import fn
 
-from db.models import Patient, Platzsuche, Therapeutenanfrage, Therapist
+from db.models import Patient, Platzsuche, Therapeutenanfrage, Therapist, utcnow
+
+from . import fmt
 
 
 def counts() -> dict[str, int]:
@@ -33,12 +34,14 @@ def counts() -> dict[str, int]:
     }
 
 
-def render_table(values: dict[str, int]) -> str:
+def render_table(values: dict[str, int], at=None) -> str:
     rows = "".join(
-        f"<tr><td>{html.escape(label)}</td><td style='text-align:right'>{value:,}</td></tr>"
+        f"<tr><td>{html.escape(label)}</td>"
+        f"<td style='text-align:right'>{html.escape(fmt.number_de(value))}</td></tr>"
         for label, value in values.items()
     )
-    return f"<table class='psymatch-overview'>{rows}</table>"
+    stand = f"<small>Stand: {html.escape(fmt.datetime_de(at))} Uhr</small>" if at else ""
+    return f"<table class='psymatch-overview'>{rows}</table>{stand}"
 
 
 class OverviewPanel(widgets.VBox):
@@ -56,6 +59,6 @@ class OverviewPanel(widgets.VBox):
     def refresh(self) -> None:
         self.refresh_button.disabled = True
         try:
-            self.table.value = render_table(counts())
+            self.table.value = render_table(counts(), utcnow())
         finally:
             self.refresh_button.disabled = False

@@ -6,6 +6,10 @@ email's links, through ``operations.placements.record_placement_outcome``, sourc
 ``staff``) and can queue a placement email with another template, e.g. a meeting
 confirmation. Nothing here renders an email: that needs the signing key, which only the
 workers have; the console writes outbox rows.
+
+The list is paged and filterable with the selection and the actions above it
+(``console.paging``); the selection offers the searches of the page shown. Dates in local
+time, German labels (``console.fmt``).
 """
 
 from __future__ import annotations
@@ -20,15 +24,17 @@ from operations import placements
 from psymatch.domain import vocab
 from psymatch.domain.searches import EMAIL_TEMPLATES
 
-from .common import StatusLine, frozen, run_action, staff_name, table
+from . import fmt
+from .common import StatusLine, choose, frozen, run_action, staff_name
+from .paging import PagedTable
 
-EMAIL_STATUS = {
-    None: "keine",
-    "In_Warteschlange": "in Warteschlange",
-    "Wird_gesendet": "wird gesendet",
-    "Gesendet": "gesendet",
-    "Fehlgeschlagen": "fehlgeschlagen",
-}
+HEADERS = ["Suche", "Patient", "Therapeut", "Vermittlungsmail", "gesendet am", "Tage", "Erinnerung"]
+
+
+def _email_status(value) -> str:
+    return "keine" if value is None else fmt.label(value, "EMAILSTATUS")
+
+
 TEMPLATE_LABELS = {
     "email_contact": "Kontakt per E-Mail",
     "phone_contact": "Kontakt per Telefon",
@@ -42,23 +48,27 @@ def _name(model, row_id) -> str:
     return " ".join(p for p in (row.vorname, row.nachname) if p) if row else ""
 
 
-def _date(value) -> str:
-    return value.strftime("%Y-%m-%d") if isinstance(value, dt.datetime) else ""
-
-
 class PlacementsPanel(widgets.VBox):
     """Placements awaiting confirmation; record an outcome or send another template."""
 
     rows = traitlets.List()
     selected_search_id = traitlets.Int(allow_none=True)
 
-    def __init__(self, now: dt.datetime | None = None, actor: str | None = None, **kwargs):
+    def __init__(
+        self,
+        now: dt.datetime | None = None,
+        actor: str | None = None,
+        page_size: int = 25,
+        **kwargs,
+    ):
         self.now = now
         self.actor = actor if actor is not None else staff_name()
+        self.names: dict[int, tuple[str, str]] = {}
         self.status = StatusLine()
         self.refresh_button = widgets.Button(description="Aktualisieren", icon="refresh")
-        self.listing = widgets.HTML()
-        self.search_select = widgets.Dropdown(description="Suche", options=[])
+        self.search_select = widgets.Dropdown(
+            description="Suche", options=[], layout=widgets.Layout(width="520px")
+        )
         self.outcome_buttons = {
             outcome: widgets.Button(
                 description=label,
@@ -76,26 +86,42 @@ class PlacementsPanel(widgets.VBox):
         )
         self.meeting_date = widgets.DatePicker(description="Termin am")
         self.meeting_time = widgets.Text(description="Uhrzeit", placeholder="HH:MM")
-        self.send_button = widgets.Button(description="Vermittlungsmail senden", icon="envelope")
+        self.send_button = widgets.Button(
+            description="Vermittlungsmail senden",
+            icon="envelope",
+            layout=widgets.Layout(width="auto"),
+        )
 
         self.refresh_button.on_click(lambda _: self.refresh())
         for outcome, button in self.outcome_buttons.items():
             button.on_click(lambda _, o=outcome: self.record(o))
         self.send_button.on_click(lambda _: self.send_email())
         traitlets.link((self.search_select, "value"), (self, "selected_search_id"))
+        self.pager = PagedTable(
+            HEADERS,
+            actions=[
+                widgets.VBox(
+                    [
+                        widgets.HBox([self.refresh_button, self.search_select]),
+                        widgets.HTML("<b>Rückmeldung nach Anruf erfassen</b>"),
+                        widgets.HBox(list(self.outcome_buttons.values())),
+                        widgets.HTML("<b>Vermittlungsmail mit anderer Vorlage</b>"),
+                        widgets.HBox([self.template, self.meeting_date, self.meeting_time]),
+                        self.send_button,
+                        self.status,
+                    ]
+                )
+            ],
+            page_size=page_size,
+            filter_placeholder="Name, Suche, Therapeut …",
+        )
+        self.listing = self.pager.output
+        self.pager.observe(lambda _: self._offer(), names="visible_keys")
 
         super().__init__(
             [
                 widgets.HTML("<h3>Vermittlungen (Rückmeldung der Patienten offen)</h3>"),
-                self.refresh_button,
-                self.listing,
-                self.search_select,
-                widgets.HTML("<b>Rückmeldung nach Anruf erfassen</b>"),
-                widgets.HBox(list(self.outcome_buttons.values())),
-                widgets.HTML("<b>Vermittlungsmail mit anderer Vorlage</b>"),
-                widgets.HBox([self.template, self.meeting_date, self.meeting_time]),
-                self.send_button,
-                self.status,
+                self.pager,
             ],
             **kwargs,
         )
@@ -109,37 +135,48 @@ class PlacementsPanel(widgets.VBox):
     def refresh(self) -> None:
         with frozen(self.refresh_button):
             self.rows = placements.awaiting_confirmation(self.now)
-        self.listing.value = table(
-            [
-                "Suche",
-                "Patient",
-                "Therapeut",
-                "Vermittlungsmail",
-                "gesendet am",
-                "Tage",
-                "Erinnerung",
-            ],
+        self.names = {
+            r["platzsuche_id"]: (
+                _name(Patient, r["patient_id"]),
+                _name(Therapist, r["therapist_id"]),
+            )
+            for r in self.rows
+        }
+        self.pager.set_rows(
             [
                 [
                     r["platzsuche_id"],
-                    f"{r['patient_id']} {_name(Patient, r['patient_id'])}",
-                    f"{r['therapist_id']} {_name(Therapist, r['therapist_id'])}",
-                    EMAIL_STATUS.get(r["email_status"], r["email_status"]),
-                    _date(r["sent_at"]),
-                    "" if r["days"] is None else r["days"],
-                    EMAIL_STATUS.get(r["reminder_status"], r["reminder_status"]),
+                    f"{r['patient_id']} {self.names[r['platzsuche_id']][0]}",
+                    f"{r['therapist_id']} {self.names[r['platzsuche_id']][1]}",
+                    _email_status(r["email_status"]),
+                    fmt.date_de(r["sent_at"]),
+                    "" if r["days"] is None else fmt.number_de(r["days"]),
+                    _email_status(r["reminder_status"]),
                 ]
                 for r in self.rows
             ],
+            keys=[r["platzsuche_id"] for r in self.rows],
         )
+        self._offer()
+
+    def _offer(self) -> None:
+        """The selection offers the searches of the page shown; the selected one stays
+        selected while it is there."""
         previous = self.selected_search_id
+        shown = set(self.pager.visible_keys)
         options = [
-            (f"{r['platzsuche_id']} – Therapeut {r['therapist_id']}", r["platzsuche_id"])
+            (
+                f"{r['platzsuche_id']} – {self.names[r['platzsuche_id']][0]} "
+                f"bei {self.names[r['platzsuche_id']][1]}",
+                r["platzsuche_id"],
+            )
             for r in self.rows
+            if r["platzsuche_id"] in shown
         ]
-        self.search_select.options = options
-        ids = [value for _, value in options]
-        self.search_select.value = previous if previous in ids else (ids[0] if ids else None)
+        # the first time the first row; later a vanished selection is not replaced
+        # by a neighbour (a repeated click must not act on another record)
+        choose(self.search_select, options, previous, first=not getattr(self, "_offered", False))
+        self._offered = True
 
     def _need_search(self) -> int | None:
         if self.selected_search_id is None:

@@ -21,7 +21,8 @@ from db.models import (
     utcnow,
 )
 from operations import conflicts as conflict_ops
-from operations.replies import stored_message
+from operations.placements import awaiting_confirmation
+from operations.replies import open_questions, stored_message
 
 
 def _today(today: dt.date | None) -> dt.date:
@@ -64,11 +65,19 @@ def calls_due(today: dt.date | None = None) -> list[dict]:
     ]
 
 
+def review_evidence(message: InboundMessage) -> list[str]:
+    """Why a reply was read as it was: the clauses and what each said, as stored with the
+    message when it was processed (empty for replies processed before issue 17)."""
+    decision = (message.result or {}).get("decision") or {}
+    return list(decision.get("evidence") or [])
+
+
 def reviews() -> list[dict]:
     """Items waiting for staff (status ``pruefung``), oldest first: email replies
     (``kind`` ``"email"``, keyed by ``inbound_id``) and one-click link answers (``kind``
     ``"klick"``, keyed by ``klick_id``, with the patient and the clicked ``answer``).
-    ``received_at``, ``anfrage_id`` and ``reason`` are there for both kinds."""
+    ``received_at``, ``anfrage_id`` and ``reason`` are there for both kinds; email items
+    also carry ``evidence`` (the words the reading rests on, ``review_evidence``)."""
     emails = (
         InboundMessage.select()
         .where(InboundMessage.status == "pruefung")
@@ -83,6 +92,8 @@ def reviews() -> list[dict]:
             "subject": m.subject,
             "anfrage_id": m.therapeutenanfrage_id,
             "reason": m.review_reason,
+            # the therapist's words the reading rests on (reply_parse.Decision.evidence)
+            "evidence": review_evidence(m),
         }
         for m in emails
     ]
@@ -247,12 +258,65 @@ def _search_row(s: Platzsuche, today: dt.date | None) -> dict:
     }
 
 
-def today_summary(today: dt.date | None = None, limit: int = 10) -> dict:
+def new_answers(now: dt.datetime | None = None, hours: int = 48, limit: int = 50) -> list[dict]:
+    """Anfragen answered in the last ``hours`` (any channel), newest first."""
+    now = now or utcnow()
+    query = (
+        Therapeutenanfrage.select(Therapeutenanfrage, Therapist)
+        .join(Therapist)
+        .where(
+            Therapeutenanfrage.antwort_datum.is_null(False)
+            & (Therapeutenanfrage.antwort_datum >= now - dt.timedelta(hours=hours))
+            & (Therapeutenanfrage.antworttyp != "keine_Antwort")
+        )
+        .order_by(Therapeutenanfrage.antwort_datum.desc(), Therapeutenanfrage.id.desc())
+        .limit(limit)
+    )
+    return [
+        {
+            "anfrage_id": a.id,
+            "therapist_id": a.therapist_id,
+            "therapeut": person(a.therapist),
+            "antworttyp": a.antworttyp,
+            "angenommen": a.angenommen_anzahl,
+            "abgelehnt": a.abgelehnt_anzahl,
+            "beantwortet": a.antwort_datum,
+        }
+        for a in query
+    ]
+
+
+def placements_open(now: dt.datetime | None = None) -> list[dict]:
+    """Accepted patients whose initial-session outcome is not confirmed yet (§0.10)."""
+    rows = awaiting_confirmation(now)
+    patients = {
+        p.id: person(p)
+        for p in Patient.select(Patient.id, Patient.vorname, Patient.nachname).where(
+            Patient.id.in_([r["patient_id"] for r in rows])
+        )
+    }
+    names = therapist_names(r["therapist_id"] for r in rows)
+    return [
+        {
+            **r,
+            "patient": patients.get(r["patient_id"], ""),
+            "therapeut": names.get(r["therapist_id"], ""),
+        }
+        for r in rows
+    ]
+
+
+def today_summary(
+    today: dt.date | None = None, limit: int = 10, now: dt.datetime | None = None
+) -> dict:
     """Everything the Today panel shows, as plain data."""
     return {
         "calls": calls_due(today),
+        "answers": new_answers(now),
+        "questions": open_questions(now),
         "reviews": reviews(),
         "conflicts": conflicts(),
+        "placements": placements_open(now),
         "unsent": unsent_bundles(),
         "waiting": waiting_without_bundle(today, limit),
     }

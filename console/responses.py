@@ -21,8 +21,9 @@ from operations.replies import (
 from operations.responses import close_without_response, record_response
 from psymatch.domain import vocab
 
-from . import queries
+from . import fmt, queries
 from .common import StatusLine, esc, frozen, run_action, staff_name, table
+from .inputs import bounded_text
 
 OUTCOMES = list(vocab.THERAPEUTENANTWORTEN)
 NO_ENTRY = "—"
@@ -49,21 +50,30 @@ class PatientOutcomeForm(widgets.VBox):
             )
             self.rows_box.children = []
             return None
-        state = data["antworttyp"] or ("gesendet" if data["gesendet"] else "nicht gesendet")
+        state = (
+            fmt.label(data["antworttyp"], "ANTWORTTYP")
+            if data["antworttyp"]
+            else ("gesendet" if data["gesendet"] else "nicht gesendet")
+        )
+        # an Anfrage closed without answer may still be answered: its lines stay editable
+        reopened = data["antworttyp"] == "keine_Antwort"
         self.info.value = (
             f"<b>Anfrage {data['anfrage_id']}</b> an {esc(data['therapeut'])} "
             f"(Therapeut {data['therapist_id']}) – {esc(state)}"
         )
         rows = []
         for line in data["lines"]:
+            decided = line["antwortergebnis"] in OUTCOMES
             dropdown = widgets.Dropdown(
-                options=[NO_ENTRY, *OUTCOMES],
-                value=line["antwortergebnis"] if line["antwortergebnis"] in OUTCOMES else NO_ENTRY,
+                options=[(NO_ENTRY, NO_ENTRY), *fmt.options("THERAPEUTENANTWORTEN", OUTCOMES)],
+                value=line["antwortergebnis"] if decided else NO_ENTRY,
                 description=f"Patient {line['patient_id']}",
                 style={"description_width": "initial"},
+                disabled=decided and not reopened,
             )
             self.dropdowns[line["patient_id"]] = dropdown
-            label = widgets.HTML(f"{esc(line['patient'])} <small>({esc(line['status'])})</small>")
+            status = fmt.label(line["status"], "ANFRAGE_PATIENT_STATUS")
+            label = widgets.HTML(f"{esc(line['patient'])} <small>({esc(status)})</small>")
             rows.append(widgets.HBox([dropdown, label]))
         self.rows_box.children = rows
         return data
@@ -72,12 +82,17 @@ class PatientOutcomeForm(widgets.VBox):
         self.dropdowns[patient_id].value = outcome
 
     def responses(self) -> dict[int, str]:
-        return {pid: d.value for pid, d in self.dropdowns.items() if d.value != NO_ENTRY}
+        """The answers entered; patients decided before (shown, disabled) are not part."""
+        return {
+            pid: d.value
+            for pid, d in self.dropdowns.items()
+            if d.value != NO_ENTRY and not d.disabled
+        }
 
 
 def _summary(result) -> str:
     return (
-        f"Antwort gespeichert: {result.antworttyp} "
+        f"Antwort gespeichert: {fmt.label(result.antworttyp, 'ANTWORTTYP')} "
         f"({result.angenommen_anzahl} angenommen, {result.abgelehnt_anzahl} abgelehnt"
         + (f", {len(result.conflicts)} Konflikt(e)" if result.conflicts else "")
         + ")"
@@ -193,7 +208,10 @@ class ResponsePanel(widgets.VBox):
             self.status,
             (self.save_button, self.load_button),
             lambda: record_response(
-                anfrage_id, responses, self.notes.value or None, actor=self.actor
+                anfrage_id,
+                responses,
+                bounded_text(self.notes.value, field="Notizen", limit=2000) or None,
+                actor=self.actor,
             ),
             _summary,
         )
@@ -228,6 +246,11 @@ class ReviewQueuePanel(widgets.VBox):
         self.decide_button = widgets.Button(
             description="Entscheiden", icon="check", button_style="primary"
         )
+        self.partial = widgets.Checkbox(
+            description="nur die gewählten Patient:innen entscheiden, die anderen bleiben offen",
+            indent=False,
+            layout=widgets.Layout(width="auto"),
+        )
         self.dismiss_reason = widgets.Text(description="Grund", placeholder="zum Verwerfen")
         self.dismiss_button = widgets.Button(description="Verwerfen", icon="trash")
         self.status = StatusLine()
@@ -248,7 +271,7 @@ class ReviewQueuePanel(widgets.VBox):
                     [
                         widgets.VBox([self.reason, self.reply], layout={"width": "50%"}),
                         widgets.VBox(
-                            [self.anfrage_input, self.form, self.decide_button],
+                            [self.anfrage_input, self.form, self.partial, self.decide_button],
                             layout={"width": "50%"},
                         ),
                     ]
@@ -312,7 +335,9 @@ class ReviewQueuePanel(widgets.VBox):
             self.anfrage_input.disabled = False
             self.form.anfrage_id = None
             return
-        self.reason.value = f"<b>Grund:</b> {esc(item['reason'])}"
+        words = item.get("evidence") or []
+        why = "<br><b>Gelesen aus:</b> " + ", ".join(f"„{esc(w)}“" for w in words) if words else ""
+        self.reason.value = f"<b>Grund:</b> {esc(item['reason'])}{why}"
         if item["kind"] == "klick":
             self._show_click(item)
             return
@@ -358,20 +383,35 @@ class ReviewQueuePanel(widgets.VBox):
             self.status.error("Kein Eingang ausgewählt")
             return None
         responses = self.form.responses()
+        partial = self.partial.value
         if kind == "klick":
+            if partial:
+                self.status.error("Link-Klicks werden für die ganze Anfrage entschieden")
+                return None
             action = lambda: decide_click_review(item_id, responses, self.actor)  # noqa: E731
             label = f"Klick {item_id}"
         else:
             anfrage_id = self.anfrage_input.value or None
             action = lambda: decide_review(  # noqa: E731
-                item_id, responses, self.actor, anfrage_id=anfrage_id
+                item_id, responses, self.actor, anfrage_id=anfrage_id, partial=partial
             )
             label = f"Eingang {item_id}"
-        result = run_action(
-            self.status, self._controls(), action, lambda r: f"{label}: " + _summary(r)
-        )
+
+        def success(r) -> str:
+            if r.still_open:
+                return (
+                    f"{label}: {len(responses)} Patient:in(nen) entschieden, "
+                    f"{r.still_open} bleiben offen; der Eingang bleibt in Prüfung"
+                )
+            return f"{label}: " + _summary(r)
+
+        result = run_action(self.status, self._controls(), action, success)
         if result is not None:
-            self.refresh()
+            self.partial.value = False
+            if result.still_open:
+                self.form.load()  # the decided patients now show their answer
+            else:
+                self.refresh()
         return result
 
     def dismiss(self):
@@ -388,7 +428,7 @@ class ReviewQueuePanel(widgets.VBox):
         result = run_action(
             self.status,
             self._controls(),
-            lambda: dismiss(item_id, self.actor, reason),
+            lambda: dismiss(item_id, self.actor, bounded_text(reason, field="Grund")),
             lambda _: f"{label} verworfen",
         )
         if result is not None:

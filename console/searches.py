@@ -24,7 +24,18 @@ from operations.searches import (
 )
 
 from . import queries
-from .common import StatusLine, esc, frozen, run_action, signed_in_user, staff_name, table
+from .common import (
+    Confirmation,
+    StatusLine,
+    choose,
+    esc,
+    frozen,
+    run_action,
+    signed_in_user,
+    staff_name,
+    table,
+)
+from .inputs import bounded_text
 
 STATUS_FILTERS = [
     ("aktiv + pausiert", ("aktiv", "pausiert")),
@@ -32,6 +43,12 @@ STATUS_FILTERS = [
     ("pausiert", ("pausiert",)),
     ("alle", ()),
 ]
+STATUS_TEXT = {
+    "aktiv": "aktiv",
+    "pausiert": "pausiert",
+    "abgebrochen": "abgebrochen",
+    "erfolgreich": "erfolgreich vermittelt",
+}
 SORTS = [("längste Wartezeit zuerst", True), ("kürzeste Wartezeit zuerst", False)]
 
 
@@ -87,7 +104,8 @@ class SearchesPanel(widgets.VBox):
         self.refresh_button.on_click(lambda _: self.refresh())
         self.pause_button.on_click(lambda _: self.set_status("pausiert"))
         self.resume_button.on_click(lambda _: self.set_status("aktiv"))
-        self.cancel_button.on_click(lambda _: self.set_status("abgebrochen"))
+        self.cancel_button.on_click(lambda _: self.ask_cancel())
+        self.confirmation = Confirmation()
         self.exclude_button.on_click(lambda _: self.exclude())
         self.lift_button.on_click(lambda _: self.lift_exclusion())
         self.open_button.on_click(lambda _: self.open_search())
@@ -97,6 +115,7 @@ class SearchesPanel(widgets.VBox):
         self.plz_prefix.observe(lambda _: self.refresh(), names="value")
         traitlets.link((self.search_select, "value"), (self, "selected_search_id"))
         self.observe(lambda _: self.show_exclusions(), names="selected_search_id")
+        self.observe(lambda _: self.confirmation.cancel(), names="selected_search_id")
 
         super().__init__(
             [
@@ -107,6 +126,7 @@ class SearchesPanel(widgets.VBox):
                 widgets.HTML("<h4>Ausgewählte Suche</h4>"),
                 widgets.HBox([self.search_select, self.pause_button, self.resume_button]),
                 self.cancel_button,
+                self.confirmation,
                 widgets.HBox([self.therapist_id, self.exclusion_reason, self.exclude_button]),
                 self.exclusions_table,
                 widgets.HBox([self.lift_select, self.lift_reason, self.lift_button]),
@@ -124,7 +144,7 @@ class SearchesPanel(widgets.VBox):
             **kwargs,
         )
         self.add_class("psymatch-searches")  # a stable handle for the browser test
-        self.refresh()
+        self.refresh(initial=True)
 
     @property
     def action_controls(self):
@@ -139,7 +159,9 @@ class SearchesPanel(widgets.VBox):
             self.refresh_button,
         )
 
-    def refresh(self) -> None:
+    def refresh(self, initial: bool = False) -> None:
+        """Reload the list; the selected search stays selected while it is listed, and
+        nothing is selected once it is gone (never a neighbour)."""
         with frozen(self.refresh_button):
             self.rows = queries.search_rows(
                 self.status_filter.value, self.plz_prefix.value, self.today, self.sort.value
@@ -159,14 +181,11 @@ class SearchesPanel(widgets.VBox):
                 for r in self.rows
             ],
         )
-        previous = self.selected_search_id
         options = [
             (f"{r['search_id']} – {r['patient']} ({r['status']})", r["search_id"])
             for r in self.rows
         ]
-        self.search_select.options = options
-        ids = [value for _, value in options]
-        self.search_select.value = previous if previous in ids else (ids[0] if ids else None)
+        choose(self.search_select, options, self.selected_search_id, first=initial)
         self.show_exclusions()
 
     def show_exclusions(self) -> None:
@@ -208,7 +227,9 @@ class SearchesPanel(widgets.VBox):
         result = run_action(
             self.status,
             self.action_controls,
-            lambda: remove_exclusion(search_id, therapist_id, reason, actor=self.actor),
+            lambda: remove_exclusion(
+                search_id, therapist_id, bounded_text(reason, field="Grund"), actor=self.actor
+            ),
             lambda _: f"Ausschluss von Therapeut {therapist_id} für Suche {search_id} aufgehoben",
         )
         if result is not None:
@@ -221,15 +242,36 @@ class SearchesPanel(widgets.VBox):
             self.status.error("Keine Suche ausgewählt")
         return self.selected_search_id
 
-    def set_status(self, status: str):
+    def ask_cancel(self) -> None:
+        """Cancelling ends the search for good: ask first, naming the search and its
+        patient; the confirmation acts on that search even if the list changes meanwhile."""
         search_id = self._need_selection()
         if search_id is None:
+            return
+        row = next((r for r in self.rows if r["search_id"] == search_id), None)
+        who = f" ({row['patient']}, wartet seit {row['wartetage']} Tagen)" if row else ""
+        self.confirmation.ask(
+            f"Suche {search_id}{who} endgültig abbrechen? Sie verlässt alle offenen Anfragen "
+            "und kommt nicht in den Pool zurück.",
+            f"Ja, Suche {search_id} abbrechen",
+            lambda: self.set_status("abgebrochen", search_id=search_id),
+        )
+
+    def set_status(self, status: str, search_id: int | None = None):
+        search_id = search_id if search_id is not None else self._need_selection()
+        if search_id is None:
             return None
+        row = next((r for r in self.rows if r["search_id"] == search_id), None)
+        before = row["status"] if row else None
         result = run_action(
             self.status,
             self.action_controls,
             lambda: update_platzsuche(search_id, status=status, actor=self.actor),
-            lambda s: f"Suche {s.id}: Status {s.status}",
+            lambda s: (
+                f"Suche {s.id} war schon {STATUS_TEXT.get(s.status, s.status)}: nichts geändert"
+                if s.status == before
+                else f"Suche {s.id} ist jetzt {STATUS_TEXT.get(s.status, s.status)}"
+            ),
         )
         if result is not None:
             self.refresh()
@@ -244,7 +286,10 @@ class SearchesPanel(widgets.VBox):
             self.status,
             self.action_controls,
             lambda: exclude_therapist(
-                search_id, therapist_id, self.exclusion_reason.value, actor=self.actor
+                search_id,
+                therapist_id,
+                bounded_text(self.exclusion_reason.value, field="Grund"),
+                actor=self.actor,
             ),
             lambda added: (
                 f"Therapeut {therapist_id} für Suche {search_id} ausgeschlossen"
@@ -285,7 +330,8 @@ class SearchesPanel(widgets.VBox):
         def action():
             if not self.erase_confirm.value:
                 raise OperationError("CONFIRMATION_REQUIRED", "Löschung bitte bestätigen")
-            return erase_patient(patient_id, self.erase_actor.value, self.erase_reason.value)
+            reason = bounded_text(self.erase_reason.value, field="Grund")
+            return erase_patient(patient_id, self.erase_actor.value, reason)
 
         result = run_action(
             self.status,

@@ -6,8 +6,12 @@
   and the signing key are not in its environment, so neither it nor any kernel can read
   them from ``/proc``. It needs ``ENCRYPTION_KEYS`` (checked like every secret), the
   proxy from npm (``console/hub/node_modules``) and at least one active staff account.
-* **Demo** (``PSYMATCH_MODE=demo``): one JupyterLab on 127.0.0.1 acting as ``STAFF_NAME``
+* **Demo** (``PSYMATCH_MODE=demo``): one Jupyter server on 127.0.0.1 acting as ``STAFF_NAME``
   (default "demo"), with the shared ``CONSOLE_TOKEN`` if one is set, else none.
+
+Both open as an app: the start page is Voilà's list of console pages (``/voila/tree``), each
+page runs its notebook on opening and shows widgets, not code; JupyterLab stays at ``/lab``
+for admins. The notebook folder is read-only (``console/lab_settings.py``).
 
 A configuration that cannot start exits with code 2 and one line naming what to fix.
 """
@@ -20,13 +24,14 @@ from pathlib import Path
 
 from psymatch import settings
 
-from .lab_settings import write_lab_defaults
+from .lab_settings import APP_URL, SERVER_ARGS, write_lab_defaults
 
 CONFIG = Path(__file__).parent / "hub" / "jupyterhub_config.py"
 
 
 def lab_command(s: settings.Settings) -> tuple[list[str], dict[str, str]]:
-    """The demo's JupyterLab command line and its environment."""
+    """The demo's Jupyter server command line (Voilà start page, JupyterLab at /lab) and its
+    environment."""
     argv = [
         str(Path(sys.executable).with_name("jupyter")),
         "lab",
@@ -35,7 +40,8 @@ def lab_command(s: settings.Settings) -> tuple[list[str], dict[str, str]]:
         f"--port={s.CONSOLE_PORT}",
         f"--ServerApp.root_dir={s.CONSOLE_NOTEBOOK_DIR}",
         "--ServerApp.allow_root=True",
-        "--ServerApp.terminals_enabled=False",
+        f"--LabApp.default_url={APP_URL}",
+        *SERVER_ARGS,
     ]
     lab_settings = write_lab_defaults(Path(s.VAR_DIR) / "console" / "lab-settings")
     env = settings.child_environ(JUPYTERLAB_SETTINGS_DIR=str(lab_settings))

@@ -255,6 +255,9 @@ class Therapist(LocatedModel):
     # Sender addresses staff confirmed for this practice besides its email (normalised;
     # migration 0009): replies from them are recorded automatically (operations/senders.py).
     bestaetigte_absender = json_list()
+    # A permanent delivery failure showed the email address invalid (migration 0014):
+    # inquiries go by phone until staff enter an address (operations/therapist_contact.py).
+    email_ungueltig_seit = DateTimeField(null=True)
 
     class Meta:
         table_name = "therapeuten"
@@ -311,6 +314,9 @@ class Therapeutenanfrage(BaseModel):
     erinnerung_gesendet_datum = DateTimeField(null=True)
     # How the bundle came about: an automatic round or staff composition (docs/domain.md §6.1).
     ausloeser = enum_field("ausloeser", ("runde", "personal"), default="personal")
+    # An out-of-office reply named a return date: follow-up and expiry wait until this
+    # local day, the working day after it (migration 0014).
+    nachverfolgung_ab = DateField(null=True)
     # The Anfrage whose conflict notice offered this one's patients instead (docs/domain.md
     # §10, issue 15.3): the alternatives are a real Anfrage the therapist answers like any
     # other. A plain id, not a foreign key: SQLite cannot drop a referencing column.

@@ -76,11 +76,35 @@ def set_call_status(
 
 
 def reschedule(call_id: int, *, actor: str = "staff", now: dt.datetime | None = None):
-    """A new call after a failed one, from the failure date (staff decide, docs/domain.md §8.2)."""
+    """A new call after a failed one, from the failure date (staff decide, docs/domain.md §8.2).
+
+    Refused with ``ALREADY_PLANNED`` while a later call for the same Anfrage is planned, so a
+    double-click plans one call."""
     now = now or utcnow()
     call = Telefonanruf.get_or_none(Telefonanruf.id == call_id)
     if call is None:
         raise OperationError("CALL_NOT_FOUND", f"no call {call_id}", status=404)
+    later = (
+        Telefonanruf.select(Telefonanruf.id)
+        .where(
+            (Telefonanruf.id > call.id)
+            & (Telefonanruf.status == "geplant")
+            & (Telefonanruf.therapist == call.therapist_id)
+            & (
+                Telefonanruf.therapeutenanfrage.is_null()
+                if call.therapeutenanfrage_id is None
+                else Telefonanruf.therapeutenanfrage == call.therapeutenanfrage_id
+            )
+        )
+        .first()
+    )
+    if later is not None:  # a repeated click must not plan a second call
+        raise OperationError(
+            "ALREADY_PLANNED",
+            f"call {later.id} is already planned after call {call.id}",
+            status=409,
+            details={"ids": [later.id]},
+        )
     try:
         new = schedule_call(
             call.therapist_id,

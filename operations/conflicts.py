@@ -40,13 +40,13 @@ from operations.emailing.data import patient_info, therapist_info
 from operations.emailing.headers import outbox_key, placement_key
 from operations.emailing.queue import outbox_send, queue_email
 from psymatch.domain import vocab
-from psymatch.domain.bundling.practice import normalize_email
 
 from . import audit, notes, outbox, sending
 from .errors import OperationError
 from .locks import bundling_lock
 from .responses import ACCEPTED_ANSWERS, list_conflicts, mark_placed_elsewhere
 from .snapshot import local_today
+from .therapist_contact import usable_email
 
 STATES = ("offen", "erledigt", "alle")
 SETTLE_HOWS = (vocab.GEWINNER_BESTAETIGT, vocab.KONFLIKT_SONSTIGES)
@@ -492,7 +492,7 @@ def reassign_conflict(
         for t in Therapist.select().where(
             Therapist.id.in_([i for i in (therapist_id, former) if i])
         )
-        if not normalize_email(t.email)
+        if not usable_email(t)
     ]
     return {
         "platzsuche_id": search.id,
@@ -577,7 +577,7 @@ def queue_reassignment_confirmation(
             return None
         search = current[0]
         therapist = Therapist.get_by_id(therapist_id)
-        if not normalize_email(therapist.email):
+        if not usable_email(therapist):
             return None  # phone only: staff call (the conflict list shows the settlement)
         rendered = render.render_reassignment_confirmation(
             anfrage_id, therapist_info(therapist), search.patient_id, search.id, number
@@ -608,7 +608,7 @@ def queue_reassignment_withdrawal(
             return existing
         search = current[0]
         therapist = Therapist.get_by_id(therapist_id)
-        if not normalize_email(therapist.email):
+        if not usable_email(therapist):
             return None
         offer_id, offered = sending.create_offer(therapist.id, now)
         rendered = render.render_reassignment_withdrawal(

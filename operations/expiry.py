@@ -12,6 +12,10 @@ its follow-up call reached the therapist or is still to come:
   (planned before today and never made), or no call at all (reminder mode): the
   Anfrage expires, and ``close_without_response`` cancels the overdue planned calls.
 
+An out-of-office reply that moved the follow-up (``nachverfolgung_ab``, domain §0.12)
+holds the Anfrage open until ``ANFRAGE_EXPIRY_DAYS - FOLLOW_UP_THRESHOLD_DAYS`` days
+after that day: the therapist gets the same time to answer after the follow-up.
+
 Idempotent: a closed Anfrage is not pending any more, so a second run (or a repeated
 message) finds nothing to do.
 """
@@ -42,6 +46,17 @@ def _calls_keeping_open(today: dt.date):
     )
 
 
+def _absence_over(today: dt.date):
+    """No absence holds the Anfrage open: an out-of-office reply moved its follow-up to
+    ``nachverfolgung_ab``; it may expire only the usual time after that follow-up
+    (``ANFRAGE_EXPIRY_DAYS - FOLLOW_UP_THRESHOLD_DAYS`` days, 14 by default)."""
+    s = settings.get()
+    grace = dt.timedelta(days=max(0, s.ANFRAGE_EXPIRY_DAYS - s.FOLLOW_UP_THRESHOLD_DAYS))
+    return Therapeutenanfrage.nachverfolgung_ab.is_null() | (
+        Therapeutenanfrage.nachverfolgung_ab <= today - grace
+    )
+
+
 def due(now: dt.datetime | None = None) -> list[int]:
     """Ids of the Anfragen the expiry run would close at ``now``, oldest first."""
     now = now or utcnow()
@@ -53,6 +68,7 @@ def due(now: dt.datetime | None = None) -> list[int]:
             & Therapeutenanfrage.antwort_datum.is_null()
             & (Therapeutenanfrage.gesendet_datum <= cutoff)
             & Therapeutenanfrage.id.not_in(_calls_keeping_open(local_today(now)))
+            & _absence_over(local_today(now))
         )
         .order_by(Therapeutenanfrage.gesendet_datum, Therapeutenanfrage.id)
     )
@@ -66,7 +82,9 @@ def expire_one(anfrage_id: int, *, now: dt.datetime, actor: str = ACTOR) -> dict
     with write_transaction():
         bundling_lock(shared=True)
         anfrage = locked(
-            Therapeutenanfrage.select().where(Therapeutenanfrage.id == anfrage_id)
+            Therapeutenanfrage.select().where(
+                (Therapeutenanfrage.id == anfrage_id) & _absence_over(local_today(now))
+            )
         ).first()
         if (
             anfrage is None

@@ -56,10 +56,11 @@ from db.models import (
     WebhookReplayMarker,
     utcnow,
 )
-from operations import audit, outbox
+from operations import audit, auto_replies, notes, outbox
 from operations.errors import OperationError
 from operations.responses import record_response
 from operations.senders import practice_addresses, sender_address
+from psymatch.domain import auto_replies as auto_reply_rules
 from psymatch.domain import reply_parse
 
 TASK = "process_reply"
@@ -337,13 +338,20 @@ def _process_email(inbound: InboundMessage, now) -> str:
         message = stored_message(inbound)
         if message is None:
             return _finish(inbound, "fehler", now, reason=inbound.review_reason or UNREADABLE)
-        auto = parse.is_auto_reply(message)
-        ref = None if auto else parse.locate_anfrage(message)
+        bounce = auto_reply_rules.bounce_of(message)
+        auto = None if bounce else parse.is_auto_reply(message)
+        ref = None if bounce else parse.locate_anfrage(message)
         sender = sender_address(message.sender) or sender_address(inbound.sender)
     except Exception as exc:  # an unreadable message is data, not a reason to retry
         return _finish(inbound, "fehler", now, reason=f"{UNREADABLE}: {exc!r}")
+    if bounce is not None:
+        status, reason, result = auto_replies.apply_bounce(bounce, now)
+        named = auto_replies.anfragen_named(bounce)
+        if named and Therapeutenanfrage.get_or_none(Therapeutenanfrage.id == named[0]):
+            inbound.therapeutenanfrage = named[0]
+        return _finish(inbound, status, now, reason=reason, result=result)
     if auto:
-        return _finish(inbound, "ignoriert", now, reason=f"Automatische Antwort: {auto}")
+        return _absence(inbound, message, ref, auto, now)
     if sender is not None:
         inbound.sender = _safe(sender)[:254]
     anfrage = Therapeutenanfrage.get_or_none(Therapeutenanfrage.id == ref.anfrage_id)
@@ -351,8 +359,12 @@ def _process_email(inbound: InboundMessage, now) -> str:
         return _finish(inbound, "pruefung", now, reason="Anfrage nicht erkannt")
     inbound.therapeutenanfrage = anfrage.id
     lines = _lines(anfrage.id)
+    # after a partial answer (§0.14) the reply is about the patients still open
+    rest = anfrage.antwort_datum is None and any(line.antwortergebnis for line in lines)
+    if rest:
+        lines = [line for line in lines if not line.antwortergebnis]
     try:
-        decision = parse.understand(message, [line.patient_id for line in lines])
+        decision = parse.understand(message, [line.patient_id for line in lines], rest=rest)
     except Exception as exc:
         return _finish(inbound, "fehler", now, reason=f"Antwort nicht auswertbar: {exc!r}")
     result = {"decision": _decision_dict(decision), "erkannt_ueber": ref.via, "absender": sender}
@@ -372,14 +384,49 @@ def _process_email(inbound: InboundMessage, now) -> str:
             now=now,
             source="email",
             sender=sender,
+            partial=bool(getattr(decision, "pending", None)),
         )
     except OperationError as error:
         result["error"] = error.as_dict()
         reason = f"{error.code}: {error.message}"
         return _finish(inbound, "pruefung", now, reason=reason, result=result)
     result["response"] = response.as_dict()
+    _note_logistics(anfrage.id, decision, inbound, now, result)
     _retire_clicks(anfrage.id, now, "Anfrage per E-Mail beantwortet")
     return _finish(inbound, "verarbeitet", now, result=result)
+
+
+def _note_logistics(anfrage_id: int, decision, inbound: InboundMessage, now, result) -> None:
+    """What the reply says besides the decision (phone window, proposed date, a question)
+    goes into the Anfrage's notes; questions become open questions (``open_questions``)."""
+    if not getattr(decision, "logistics", None):
+        return
+    anfrage = Therapeutenanfrage.get_by_id(anfrage_id)
+    text = " / ".join(decision.logistics)
+    anfrage.notizen = notes.append(
+        anfrage.notizen, now, "email", f"Hinweis aus der Antwort: {_safe(text)[:1000]}"
+    )
+    anfrage.save()
+    if decision.questions:
+        result["offene_fragen"] = [_safe(q)[:500] for q in decision.questions]
+
+
+def _absence(inbound: InboundMessage, message, ref, auto: str, now) -> str:
+    """An automatic reply: an out-of-office note moves the follow-up of the Anfrage it
+    answers (signed reference only: a subject is guessable); anything else is ignored."""
+    day = auto_replies.reference_day(message, inbound.received_at or now)
+    absence = auto_reply_rules.absence_of(message, day, auto)
+    if absence is None:
+        return _finish(inbound, "ignoriert", now, reason=f"Automatische Antwort: {auto}")
+    anfrage = None
+    if ref is not None and ref.signed:
+        anfrage = locked(
+            Therapeutenanfrage.select().where(Therapeutenanfrage.id == ref.anfrage_id)
+        ).first()
+    if anfrage is not None:
+        inbound.therapeutenanfrage = anfrage.id
+    status, reason, result = auto_replies.apply_absence(anfrage, absence, now)
+    return _finish(inbound, status, now, reason=reason, result=result)
 
 
 def _retire_clicks(anfrage_id: int, now, reason: str) -> None:
@@ -483,11 +530,15 @@ def decide_review(
     anfrage_id: int | None = None,
     notizen: str | None = None,
     now: dt.datetime | None = None,
+    partial: bool = False,
 ):
     """Staff read a reply from the review queue and record its answer.
 
-    ``anfrage_id`` is needed when the reply's Anfrage was not recognised. Raises the
-    ``OperationError`` of ``record_response`` (nothing changed) when the answer is refused.
+    ``anfrage_id`` is needed when the reply's Anfrage was not recognised. ``partial``:
+    staff decide some patients and leave the others open ("1 ja, bei den anderen
+    unsicher"): the decided ones are recorded, and the reply stays in the queue until no
+    patient of its Anfrage is open. Raises the ``OperationError`` of ``record_response``
+    (nothing changed) when the answer is refused.
     """
     now = now or utcnow()
     with write_transaction():
@@ -503,8 +554,15 @@ def decide_review(
             now=now,
             source="email_review",
             sender=inbound.sender,
+            partial=partial,
         )
         inbound.therapeutenanfrage = target
+        earlier = (inbound.result or {}).get("partial_decisions", [])
+        if response.still_open:
+            decision = {"response": response.as_dict(), "decided_by": actor}
+            inbound.result = {**(inbound.result or {}), "partial_decisions": [*earlier, decision]}
+            inbound.save()
+            return response
         result = {**(inbound.result or {}), "response": response.as_dict(), "decided_by": actor}
         _retire_clicks(target, now, "Anfrage per E-Mail beantwortet (Prüfung)")
         _finish(inbound, "verarbeitet", now, result=result)
@@ -593,3 +651,74 @@ def dismiss_click_review(klick_id: int, actor: str, reason: str, *, now: dt.date
             at=now,
         )
         return click
+
+
+# --- open questions (issue 17.3) ---------------------------------------------------------------
+
+OPEN_QUESTION_DAYS = 60  # how far back ``open_questions`` looks
+
+
+def open_questions(now: dt.datetime | None = None, days: int = OPEN_QUESTION_DAYS) -> list[dict]:
+    """Questions therapists asked beside a decision recorded automatically ("Wann können
+    Sie anrufen?"), not yet marked done, newest last: rows with ``inbound_id``,
+    ``anfrage_id``, ``therapist_id``, ``therapist`` (name), ``text`` and ``received_at``.
+    For the staff's Today list; ``close_open_question`` marks one done."""
+    now = now or utcnow()
+    since = now - dt.timedelta(days=days)
+    rows = (
+        InboundMessage.select(InboundMessage, Therapeutenanfrage, Therapist)
+        .join(Therapeutenanfrage)
+        .join(Therapist)
+        .where((InboundMessage.status == "verarbeitet") & (InboundMessage.received_at >= since))
+        .order_by(InboundMessage.received_at, InboundMessage.id)
+    )
+    found = []
+    for row in rows:
+        result = row.result or {}
+        if not result.get("offene_fragen") or result.get("frage_erledigt"):
+            continue
+        therapist = row.therapeutenanfrage.therapist
+        found.append(
+            {
+                "inbound_id": row.id,
+                "anfrage_id": row.therapeutenanfrage_id,
+                "therapist_id": therapist.id,
+                "therapist": " ".join(
+                    p for p in (therapist.titel, therapist.vorname, therapist.nachname) if p
+                ),
+                "text": " / ".join(result["offene_fragen"]),
+                "received_at": row.received_at,
+            }
+        )
+    return found
+
+
+def close_open_question(inbound_id: int, actor: str, *, now: dt.datetime | None = None) -> dict:
+    """Staff answered a therapist's open question; it leaves ``open_questions``.
+    ``NOT_FOUND`` (404) for an unknown reply or one without an open question,
+    ``ALREADY_PROCESSED`` when it was marked done before; an audit row names ``actor``."""
+    try:
+        actor = audit.actor_name(actor)
+    except ValueError as exc:
+        raise OperationError("ACTOR_REQUIRED", str(exc)) from None
+    now = now or utcnow()
+    with write_transaction():
+        row = locked(InboundMessage.select().where(InboundMessage.id == inbound_id)).first()
+        result = (row.result or {}) if row is not None else {}
+        if row is None or not result.get("offene_fragen"):
+            raise OperationError("NOT_FOUND", f"no open question in reply {inbound_id}", status=404)
+        if result.get("frage_erledigt"):
+            raise OperationError(
+                "ALREADY_PROCESSED", f"reply {inbound_id}: question done already", status=409
+            )
+        row.result = {**result, "frage_erledigt": {"by": actor, "at": now.isoformat()}}
+        row.save()
+        audit.record(
+            actor,
+            "close_open_question",
+            "inbound_message",
+            row.id,
+            {"anfrage_id": row.therapeutenanfrage_id},
+            at=now,
+        )
+        return {"inbound_id": row.id, "anfrage_id": row.therapeutenanfrage_id}

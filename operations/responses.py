@@ -123,6 +123,7 @@ class ResponseResult:
     accepted: list[dict] = field(default_factory=list)
     conflicts: list[dict] = field(default_factory=list)
     cooling_until: dt.date | None = None
+    still_open: int = 0  # patients left pending by a partial answer
 
     def as_dict(self) -> dict:
         return {
@@ -134,16 +135,30 @@ class ResponseResult:
             "accepted": self.accepted,
             "conflicts": self.conflicts,
             "cooling_until": self.cooling_until.isoformat() if self.cooling_until else None,
+            "still_open": self.still_open,
         }
 
 
-def _validate(anfrage: Therapeutenanfrage, rows, entries: dict[int, str]) -> None:
+OPEN_LINE = ("anstehend", "keine_antwort")
+
+
+def _validate(anfrage: Therapeutenanfrage, rows, entries: dict[int, str], partial: bool) -> None:
     if anfrage.gesendet_datum is None:
         raise OperationError("ANFRAGE_NOT_SENT", f"A{anfrage.id} has not been sent yet")
     if anfrage.antwort_datum is not None and anfrage.antworttyp != "keine_Antwort":
         raise OperationError("ALREADY_ANSWERED", f"A{anfrage.id} was answered already", status=409)
-    needed = {r.patient_id for r in rows if r.status in ("anstehend", "keine_antwort")}
-    missing = sorted(needed - set(entries))
+    needed = {r.patient_id for r in rows if r.status in OPEN_LINE}
+    missing = [] if partial else sorted(needed - set(entries))
+    decided = sorted(
+        r.patient_id for r in rows if r.patient_id in entries and r.antwortergebnis is not None
+    )
+    if decided:
+        raise OperationError(
+            "ALREADY_ANSWERED",
+            f"patient(s) {decided} of A{anfrage.id} were answered already",
+            status=409,
+            details={"ids": decided},
+        )
     if missing or not entries:
         raise OperationError(
             "MISSING_RESPONSES",
@@ -168,10 +183,15 @@ def record_response(
     now: dt.datetime | None = None,
     source: str = "manual",
     sender: str | None = None,
+    partial: bool = False,
 ) -> ResponseResult:
     """Record a therapist's answer to an Anfrage (docs/domain.md §9.1).
 
-    ``sender``: the From address of the email reply the answer came from (audit)."""
+    ``sender``: the From address of the email reply the answer came from (audit).
+    ``partial``: answers for some patients only (docs/domain.md §0 point 14, a review item
+    decided for some patients): those are recorded (acceptances place at once), the others
+    stay pending with their follow-up, and the Anfrage counts as answered only once no
+    patient is open any more. Without it every open patient needs an answer."""
     now = now or utcnow()
     with write_transaction():
         bundling_lock(shared=True)
@@ -182,7 +202,13 @@ def record_response(
             .where(TherapeutAnfragePatient.therapeutenanfrage == anfrage.id)
             .order_by(TherapeutAnfragePatient.position_in_anfrage)
         )
-        _validate(anfrage, rows, entries)
+        _validate(anfrage, rows, entries, partial)
+        # a later part of a partial answer gets its own follow-up emails (outbox keys)
+        part = (
+            ".".join(str(p) for p in sorted(entries))
+            if any(r.antwortergebnis is not None for r in rows) or partial
+            else None
+        )
         therapist_id = anfrage.therapist_id
         row_by_patient = {r.patient_id: r for r in rows}
         search_ids = sorted(row_by_patient[p].platzsuche_id for p in entries)
@@ -212,31 +238,42 @@ def record_response(
                     )
                     search.save()
             row.save()
-        accepted = sum(1 for a in entries.values() if a == "angenommen")
-        anfrage.angenommen_anzahl = accepted
-        anfrage.abgelehnt_anzahl = len(entries) - accepted
-        anfrage.keine_antwort_anzahl = len(rows) - len(entries)
-        anfrage.antworttyp = (
-            "vollstaendige_Annahme"
-            if accepted == anfrage.anfragegroesse
-            else "teilweise_Annahme"
-            if accepted
-            else "vollstaendige_Ablehnung"
+        fresh = list(
+            TherapeutAnfragePatient.select(
+                TherapeutAnfragePatient.status, TherapeutAnfragePatient.antwortergebnis
+            ).where(TherapeutAnfragePatient.therapeutenanfrage == anfrage.id)
         )
-        anfrage.antwort_datum = now
+        still_open = sum(1 for r in fresh if r.status in OPEN_LINE and r.antwortergebnis is None)
+        answered = [r.antwortergebnis for r in fresh if r.antwortergebnis is not None]
+        accepted = sum(1 for a in answered if a == "angenommen")
+        anfrage.angenommen_anzahl = accepted
+        anfrage.abgelehnt_anzahl = len(answered) - accepted
+        anfrage.keine_antwort_anzahl = len(rows) - len(answered)
+        complete = not still_open
+        if complete:
+            anfrage.antworttyp = (
+                "vollstaendige_Annahme"
+                if accepted == anfrage.anfragegroesse
+                else "teilweise_Annahme"
+                if accepted
+                else "vollstaendige_Ablehnung"
+            )
+            anfrage.antwort_datum = now
         summary = ", ".join(f"{p}: {a}" for p, a in entries.items())
+        label = "Teilantwort" if not complete else "Antwort"
         anfrage.notizen = notes.append(
-            anfrage.notizen, now, actor, f"Antwort ({source}): {summary}"
+            anfrage.notizen, now, actor, f"{label} ({source}): {summary}"
         )
         if notizen:
             anfrage.notizen = notes.append(anfrage.notizen, now, actor, notizen)
         anfrage.save()
-        result.antworttyp = anfrage.antworttyp
+        result.antworttyp = anfrage.antworttyp or "offen"
         result.angenommen_anzahl = anfrage.angenommen_anzahl
         result.abgelehnt_anzahl = anfrage.abgelehnt_anzahl
         result.keine_antwort_anzahl = anfrage.keine_antwort_anzahl
+        result.still_open = still_open
         result.cooling_until = start_cooling(therapist_id, now)
-        _queue_follow_up_emails(anfrage.id, result, now)
+        _queue_follow_up_emails(anfrage.id, result, now, part)
         for accepted in result.accepted:  # the placement email at acceptance (§11.3)
             if accepted["placed"]:
                 outbox.put(
@@ -245,7 +282,8 @@ def record_response(
                     outbox.key("vermittlung", f"{accepted['platzsuche_id']}.{therapist_id}"),
                     now=now,
                 )
-        cancel_planned_calls(anfrage.id)
+        if complete:  # the open patients' follow-up call stays planned
+            cancel_planned_calls(anfrage.id)
         audit.record(
             actor,
             "record_response",
@@ -256,6 +294,7 @@ def record_response(
                 "responses": {str(k): v for k, v in entries.items()},
                 "antworttyp": anfrage.antworttyp,
                 "conflicts": result.conflicts,
+                **({"partial": True, "still_open": still_open} if partial else {}),
                 **({"sender": sender} if sender is not None else {}),
             },
             at=now,
@@ -299,16 +338,21 @@ def _accept(row, search, anfrage, therapist_id, now, actor, result) -> None:
     )
 
 
-def _queue_follow_up_emails(anfrage_id: int, result: ResponseResult, now) -> None:
+def _queue_follow_up_emails(
+    anfrage_id: int, result: ResponseResult, now, part: str | None = None
+) -> None:
     """Outbox rows for the emails an answer causes: thanks for placed patients, and one
-    conflict notice naming every patient that had found a place meanwhile (docs/domain.md §10)."""
+    conflict notice naming every patient that had found a place meanwhile (docs/domain.md §10).
+
+    ``part`` names the patients of one part of a partial answer, so each part's emails are
+    sent once (the outbox key) and a later part is not swallowed as a duplicate."""
     items = []
     if any(a["placed"] for a in result.accepted):
         items.append(
             (
                 "send_acceptance_confirmation",
                 {"anfrage_id": anfrage_id},
-                outbox.key("annahme_bestaetigung", anfrage_id),
+                outbox.key("annahme_bestaetigung", f"{anfrage_id}.{part}" if part else anfrage_id),
             )
         )
     if result.conflicts:
@@ -317,7 +361,7 @@ def _queue_follow_up_emails(anfrage_id: int, result: ResponseResult, now) -> Non
             (
                 "send_conflict_notice",
                 {"anfrage_id": anfrage_id, "patient_ids": patient_ids},
-                outbox.key("konflikt", anfrage_id),
+                outbox.key("konflikt", f"{anfrage_id}.{part}" if part else anfrage_id),
             )
         )
     for task, payload, key in items:

@@ -42,6 +42,7 @@ from psymatch.domain.searches import default_placement_template, missing_contact
 from . import audit, notes, outbox, snapshot
 from .errors import OperationError
 from .locks import bundling_lock
+from .therapist_contact import usable_email
 
 
 def _address_lock(address: str) -> None:
@@ -78,7 +79,7 @@ def _check_contactable(therapist: Therapist, now: dt.datetime) -> None:
             status=409,
             details={"reason": "cooling"},
         )
-    address = normalize_email(therapist.email)
+    address = usable_email(therapist)
     if address:
         _address_lock(address)
         last = snapshot.email_last_queued(address)
@@ -134,7 +135,7 @@ def send_anfrage(anfrage_id: int, *, actor: str = "system", now: dt.datetime | N
     with write_transaction():
         anfrage, therapist = _sendable(anfrage_id, now)
         patients = _presented_patients(anfrage)
-        if normalize_email(therapist.email):
+        if usable_email(therapist):
             rendered = render.render_inquiry(
                 anfrage.id,
                 therapist_info(therapist),
@@ -189,7 +190,7 @@ def request_send(anfrage_id: int, *, actor: str, now: dt.datetime | None = None)
         payload = {"anfrage_id": anfrage.id, "requested_by": actor}
         outbox.put_again("send_anfrage", payload, key, now=now)
         audit.record(actor, "request_send", "therapeutenanfrage", anfrage.id, at=now)
-    channel = "email" if normalize_email(therapist.email) else "phone"
+    channel = "email" if usable_email(therapist) else "phone"
     return {"anfrage_id": anfrage.id, "channel": channel, "queued": True}
 
 
@@ -208,6 +209,13 @@ def run_follow_up(now: dt.datetime | None = None, *, actor: str = "clock") -> di
             & Therapeutenanfrage.gesendet_datum.is_null(False)
             & Therapeutenanfrage.antwort_datum.is_null()
             & (Therapeutenanfrage.gesendet_datum <= now - threshold)
+            & (  # an absence moved it (the day before, so a call can land on that day)
+                Therapeutenanfrage.nachverfolgung_ab.is_null()
+                | (
+                    Therapeutenanfrage.nachverfolgung_ab
+                    <= snapshot.local_today(now) + dt.timedelta(days=1)
+                )
+            )
             & (
                 Therapeutenanfrage.erinnerung_gesendet_datum.is_null()
                 | (
@@ -246,7 +254,7 @@ def follow_up_one(anfrage_id: int, *, now: dt.datetime, actor: str):
                 and anfrage.erinnerung_gesendet_datum is not None
                 and age >= 2 * threshold
             )
-            or not normalize_email(therapist.email)
+            or not usable_email(therapist)
         )
         if anfrage.erinnerung_gesendet_datum is not None and not (
             s.FOLLOW_UP_MODE == "reminder_then_call"
@@ -254,8 +262,17 @@ def follow_up_one(anfrage_id: int, *, now: dt.datetime, actor: str):
             and anfrage.phone_call_id is None
         ):
             return None
+        today = snapshot.local_today(now)
+        not_before = anfrage.nachverfolgung_ab  # the working day after an absence
+        if (
+            not_before is not None
+            and not_before > today
+            and (not wants_call or not_before > today + dt.timedelta(days=1))
+        ):
+            return None
         if wants_call:
-            call = schedule_call(therapist.id, snapshot.local_today(now), anfrage.id)
+            start = max(today, not_before - dt.timedelta(days=1)) if not_before else today
+            call = schedule_call(therapist.id, start, anfrage.id)
             anfrage.phone_call = call.id
             kind, reference = "calls", call.id
         else:
@@ -409,7 +426,7 @@ def queue_conflict_notice(anfrage_id: int, patient_ids: list[int], *, now=None) 
         if existing is not None:
             return existing
         therapist = Therapist.get_by_id(anfrage.therapist_id)
-        if not normalize_email(therapist.email):
+        if not usable_email(therapist):
             return None  # phone-only: staff tell them during the next call (listed as conflict)
         patient_ids = _still_placed_elsewhere(anfrage, patient_ids)
         if not patient_ids:
@@ -456,7 +473,7 @@ def queue_acceptance_confirmation(anfrage_id: int, *, now=None) -> Email | None:
     now = now or utcnow()
     anfrage = Therapeutenanfrage.get_by_id(anfrage_id)
     therapist = Therapist.get_by_id(anfrage.therapist_id)
-    if not normalize_email(therapist.email):
+    if not usable_email(therapist):
         return None
     accepted = [
         AcceptedPatient(patient_id=r.patient_id, name=None)
@@ -532,8 +549,9 @@ def queue_placement_email(
             )
             search.save()
             return None
-        template = template or default_placement_template(therapist.email, therapist.telefon)
-        if missing_contact(template, therapist.email, therapist.telefon):
+        address = usable_email(therapist)  # an invalid address is no way to reach them
+        template = template or default_placement_template(address, therapist.telefon)
+        if missing_contact(template, address, therapist.telefon):
             search.notizen = notes.append(
                 search.notizen,
                 now,

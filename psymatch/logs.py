@@ -146,6 +146,29 @@ class _ActorResultNotice(logging.Filter):
         return not (text.startswith("Actor '") and "' returned a value that is not None" in text)
 
 
+class _FrequentSchedule(logging.Filter):
+    """Drops periodiq's "Scheduling <actor> at <time>." line for jobs that run more than
+    once an hour (below DEBUG): with the outbox relay every minute it would be a line a
+    minute telling nothing; daily and hourly jobs keep theirs."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.msg != "Scheduling %s at %s." or not isinstance(record.args, tuple):
+            return True
+        if logging.getLogger().getEffectiveLevel() <= logging.DEBUG:
+            return True
+        options = getattr(record.args[0], "options", None) or {}
+        spec = options.get("periodic")
+        minutes = getattr(spec, "minute", None) or []
+        return len(minutes) <= 1
+
+
+def quiet_frequent_schedules() -> None:
+    """Keep the clock's log to what matters at INFO (``_FrequentSchedule``)."""
+    periodiq_logger = logging.getLogger("periodiq")
+    if not any(isinstance(f, _FrequentSchedule) for f in periodiq_logger.filters):
+        periodiq_logger.addFilter(_FrequentSchedule())
+
+
 def setup(
     fmt: str | None = None, level: str | None = None, default_level: str | None = None, stream=None
 ) -> None:

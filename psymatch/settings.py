@@ -63,6 +63,7 @@ class Settings:
     CONSOLE_HUB_PORT: int = 8081
     CONSOLE_PROXY_API_PORT: int = 8001
     CONSOLE_NOTEBOOK_DIR: str = str(PROJECT_ROOT / "notebooks")  # the console's notebooks
+    CONSOLE_REFRESH_SECONDS: int = 60  # the Today panel reloads itself this often; 0 = never
     VAR_DIR: str = str(PROJECT_ROOT / "var")
 
     # Geo data (docs/domain.md): empty -> the GeoNames copy shipped in db/data/
@@ -172,6 +173,8 @@ class Settings:
                 "FOLLOW_UP_MODE must be call, reminder or reminder_then_call, "
                 f"got {self.FOLLOW_UP_MODE!r}"
             )
+        if self.CONSOLE_REFRESH_SECONDS < 0:
+            raise SettingsError("CONSOLE_REFRESH_SECONDS must be 0 (off) or more")
         if self.ANFRAGE_EXPIRY_DAYS < 1:
             raise SettingsError("ANFRAGE_EXPIRY_DAYS must be at least 1")
         if not 1 <= self.MIN_ANFRAGE_SIZE <= self.MAX_ANFRAGE_SIZE:

@@ -1,5 +1,9 @@
 """``/webhooks/inbound/<provider>``: email replies delivered by Mailgun, Postmark or raw.
 
+Bounces come as delivery reports among the replies, as Postmark bounce webhooks (same
+URL, ``RecordType: Bounce``) or as Mailgun ``failed`` events (``/mailgun/events``, JSON
+signed inside); all are stored like replies and processed by ``operations.replies``.
+
 Each view checks, in this order: size (413, ``WEBHOOK_MAX_BYTES``), content type (415),
 authenticity (401; Mailgun: stale timestamp 406), shape (400; also structure beyond the
 bounds of ``webhooks.providers``: ``too_deep``, ``too_many_parts``). Only then is the delivery,
@@ -162,6 +166,14 @@ def mailgun():
     attachments = [f.filename or name for name, f in request.files.items()]
     normalised = providers.normalise_mailgun(fields, attachments)
     return store(normalised, token=fields["token"])
+
+
+@bp.post("/mailgun/events")
+def mailgun_events():
+    """Mailgun's event webhook: ``failed`` events (bounces) as JSON, signed inside."""
+    _require_type(("application/json",))
+    normalised, token = providers.normalise_mailgun_event(_body())
+    return store(normalised, token=token)
 
 
 @bp.post("/postmark")

@@ -365,6 +365,8 @@ def normalise_postmark(body: bytes) -> Normalised:
     data = load_json(text, "body")
     if not isinstance(data, dict):
         raise Rejected(400, "malformed", "body must be a JSON object")
+    if data.get("RecordType") == "Bounce":
+        return normalise_postmark_bounce(data, text)
     sender = data.get("From")
     if not isinstance(sender, str) or not sender.strip():
         raise Rejected(400, "malformed", "From is required")
@@ -425,6 +427,111 @@ def _postmark_message(data: dict) -> reply_parse.Message:
         in_reply_to=_split_ids(_header(headers, "In-Reply-To")),
         references=_split_ids(_header(headers, "References")),
     )
+
+
+# --- provider bounce events --------------------------------------------------------------
+#
+# Postmark posts its bounce webhook (``RecordType: Bounce``) to the same URL with the same
+# basic auth; Mailgun posts its event webhooks (``failed`` events) as JSON with the
+# signature inside (``/webhooks/inbound/mailgun/events``). Both become a ``Message``
+# whose ``report`` carries the failed address, the original Message-ID (Mailgun) and the
+# provider's verdict, so processing handles them like a delivery status notification.
+
+POSTMARK_PERMANENT = ("HardBounce", "BadEmailAddress", "ManuallyDeactivated")
+POSTMARK_BOUNCE_KINDS = POSTMARK_PERMANENT + (
+    "Transient", "SoftBounce", "DnsError", "AutoResponder", "Unknown", "Blocked",
+    "SMTPApiError", "InboxFull", "AddressChange", "ChallengeVerification", "SpamNotification",
+    "SpamComplaint", "OpenRelayTest", "VirusNotification", "Subscribe", "Unsubscribe",
+    "DMARCPolicy", "TemplateRenderingFailed", "ManuallyDeactivated",
+)  # fmt: skip
+
+
+def _bounce_message(source: str, recipient: str, report: dict, text: str) -> reply_parse.Message:
+    return reply_parse.message_from_parts(
+        subject=f"Zustellfehler ({source})",
+        sender=f"{source} <bounces@{source}.invalid>",
+        recipients=[],
+        text=_cap(text),
+        headers={"Auto-Submitted": "auto-replied", "X-Psymatch-Event": f"{source}-bounce"},
+        report={"recipients": [recipient.strip().lower()], **report},
+    )
+
+
+def normalise_postmark_bounce(data: dict, text: str) -> Normalised:
+    recipient, kind = data.get("Email"), data.get("Type")
+    if not isinstance(recipient, str) or "@" not in recipient:
+        raise Rejected(400, "malformed", "Email is required in a bounce")
+    if kind not in POSTMARK_BOUNCE_KINDS:
+        raise Rejected(400, "malformed", f"unknown bounce Type {kind!r}")
+    for name in ("Description", "Details", "ID", "MessageID"):
+        if data.get(name) is not None and not isinstance(data[name], str | int):
+            raise Rejected(400, "malformed", f"{name} must be a string")
+    details = clean(data.get("Details") or data.get("Description") or "", 500)
+    report = {
+        "permanent": kind in POSTMARK_PERMANENT,
+        "status": kind,
+        "diagnostic": details,
+        "message_ids": [],
+    }
+    words = f"{kind}: {data.get('Description') or ''}\n{data.get('Details') or ''}"
+    return Normalised(
+        provider="postmark",
+        message_key=message_key("postmark-bounce", str(data.get("ID") or ""), text),
+        raw_payload=text,
+        sender=None,
+        recipient=clean(recipient, RECIPIENT_MAX),
+        subject=clean(f"Zustellfehler: {kind}", SUBJECT_MAX),
+        **_decoded(_bounce_message, "postmark", recipient, report, words),
+    )
+
+
+def normalise_mailgun_event(body: bytes) -> tuple[Normalised, str]:
+    """A Mailgun event webhook (JSON); returns the delivery and its token (verified)."""
+    try:
+        text = body.decode("utf-8")
+    except ValueError:
+        raise Rejected(400, "malformed", "body is not JSON") from None
+    data = load_json(text, "body")
+    if not isinstance(data, dict) or not isinstance(data.get("signature"), dict):
+        raise Rejected(401, "signature_missing", "signature object required")
+    verify_mailgun(data["signature"])
+    event = data.get("event-data")
+    if not isinstance(event, dict) or not isinstance(event.get("event"), str):
+        raise Rejected(400, "malformed", "event-data with an event is required")
+    if event["event"] != "failed":
+        raise Rejected(422, "unsupported_event", f"event {event['event']!r} is not handled")
+    recipient = event.get("recipient")
+    if not isinstance(recipient, str) or "@" not in recipient:
+        raise Rejected(400, "malformed", "recipient is required")
+    severity = event.get("severity")
+    if severity not in ("permanent", "temporary"):
+        raise Rejected(400, "malformed", "severity must be permanent or temporary")
+    status = event.get("delivery-status") if isinstance(event.get("delivery-status"), dict) else {}
+    headers = (
+        (event.get("message") or {}).get("headers")
+        if isinstance(event.get("message"), dict)
+        else None
+    )
+    message_id = headers.get("message-id") if isinstance(headers, dict) else None
+    diagnostic = clean(status.get("message") or status.get("description") or "", 500)
+    report = {
+        "permanent": severity == "permanent",
+        "status": str(status.get("enhanced-code") or status.get("code") or "") or None,
+        "diagnostic": diagnostic,
+        "message_ids": [f"<{str(message_id).strip('<>')}>"] if message_id else [],
+    }
+    words = f"{event.get('reason') or ''} {severity}: {diagnostic}"
+    token = data["signature"]["token"]
+    normalised = Normalised(
+        provider="mailgun",
+        message_key=message_key("mailgun-event", str(event.get("id") or ""), text),
+        raw_payload=text,
+        sender=None,
+        recipient=clean(recipient, RECIPIENT_MAX),
+        subject=clean(f"Zustellfehler: {severity}", SUBJECT_MAX),
+        **_decoded(_bounce_message, "mailgun", recipient, report, words),
+    )
+    return normalised, token
 
 
 # --- raw RFC 5322 ---------------------------------------------------------------------------

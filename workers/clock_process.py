@@ -1,9 +1,12 @@
 """Imported by the clock process only (``periodiq workers.actors workers.clock_process``).
 
 periodiq sets up its logging before it imports its modules; this formats those lines as
-``LOG_FORMAT`` says (``psymatch.logs``), keeping periodiq's ``--verbose`` level.
+``LOG_FORMAT`` says (``psymatch.logs``) at INFO (``LOG_LEVEL`` chooses another level), and
+leaves out the line periodiq writes each time it schedules a job that runs more than once
+an hour (the outbox relay: one line a minute); ``LOG_LEVEL=DEBUG`` shows them again.
 """
 
 from psymatch import logs
 
-logs.setup()
+logs.setup(default_level="INFO")
+logs.quiet_frequent_schedules()

@@ -296,6 +296,63 @@ def weekly_rates(anfragen: Iterable[AnfrageRow], zone: str | ZoneInfo) -> list[d
     ]
 
 
+# --- staff work (issue 15 point 9) -------------------------------------------------------------
+
+# Audit actors that are machines or the people psymatch writes to, not staff.
+AUTOMATIC_ACTORS = frozenset(
+    {"system", "clock", "automatisch", "retention", "email", "link", "patient", "release"}
+)
+# Audit actions that record what a machine did (on a staff member's behalf at most) or an
+# operator's maintenance, not a staff action: counting them would count a send twice.
+NOT_STAFF_ACTIONS = frozenset(
+    {
+        "send_anfrage",
+        "follow_up",
+        "conflict_notice",
+        "placement_reminder",
+        "new_call",
+        "db_upgrade",
+        "db_downgrade",
+        "crypto_rotate_started",
+        "crypto_rotate",
+        "demo_data",
+        "retention_run",
+    }
+)
+
+
+def is_staff_action(actor: str | None, action: str) -> bool:
+    """An audit row that a staff member's click or command caused."""
+    return bool(actor) and actor not in AUTOMATIC_ACTORS and action not in NOT_STAFF_ACTIONS
+
+
+def weekly_staff_actions(
+    moments: Iterable[dt.datetime], placements: Iterable[dt.datetime], zone, start, end
+) -> list[dict]:
+    """Per local week (Monday) in ``start``..``end``: staff actions, placements, and
+    actions per placement (None without placements)."""
+    actions: dict[dt.date, int] = defaultdict(int)
+    placed: dict[dt.date, int] = defaultdict(int)
+    for at in moments:
+        day = local_date(at, zone)
+        if start <= day <= end:
+            actions[week_start(day)] += 1
+    for at in placements:
+        day = local_date(at, zone)
+        if start <= day <= end:
+            placed[week_start(day)] += 1
+    weeks = sorted(set(actions) | set(placed))
+    return [
+        {
+            "woche": week,
+            "aktionen": actions[week],
+            "vermittlungen": placed[week],
+            "je_vermittlung": Ratio(actions[week], placed[week]),
+        }
+        for week in weeks
+    ]
+
+
 def histogram(values: Sequence[int], width: int = 7) -> list[tuple[int, int, int]]:
     """(from, to inclusive, count) bins of ``width`` days covering every value."""
     if width < 1:
@@ -325,6 +382,8 @@ class MetricData:
     searches: tuple[SearchRow, ...] = ()
     # practice group -> when a cooling override was recorded for one of its members
     overrides: dict[str, list[dt.datetime]] = field(default_factory=dict)
+    # when each staff action happened (audit rows, ``is_staff_action``)
+    staff_actions: tuple[dt.datetime, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -334,6 +393,7 @@ class Report:
     figures: list[tuple[str, str, float | None, float | None, float | None]]
     weekly: list[dict]
     placement: list[tuple[int, int]]  # (platzsuche_id, days)
+    staff_weekly: list[dict] = field(default_factory=list)
 
     def figure(self, name: str) -> float | None:
         for label, _unit, value, _num, _den in self.figures:
@@ -379,6 +439,7 @@ def compute(
     ]
     days = placement_days(placed, tz)
     mean, median = mean_median(days)
+    staff = [at for at in data.staff_actions if _in(local_date(at, tz), start, end)]
     summary = list_summary(created, now, threshold_days)
 
     def ratio(label: str, unit: str, r: Ratio):
@@ -411,12 +472,23 @@ def compute(
         ("Vermittlungen", "Anzahl", len(days), None, None),
         ("Vermittlungstage Mittelwert", "Tage", mean, None, None),
         ("Vermittlungstage Median", "Tage", median, None, None),
+        ("Mitarbeiteraktionen", "Anzahl", len(staff), None, None),
+        (
+            "Mitarbeiteraktionen je Vermittlung",
+            "Aktionen",
+            len(staff) / len(days) if days else None,
+            len(staff),
+            len(days),
+        ),
     ]
     placement = [
         (s.id, d)
         for s, d in zip([s for s in placed if s.status == "erfolgreich"], days, strict=True)
     ]
-    return Report(start, end, figures, weekly_rates(sent, tz), placement)
+    staff_weekly = weekly_staff_actions(
+        staff, [s.erfolgreiche_vermittlung_datum for s in placed], tz, start, end
+    )
+    return Report(start, end, figures, weekly_rates(sent, tz), placement, staff_weekly)
 
 
 CSV_HEADER = ("abschnitt", "schluessel", "kennzahl", "einheit", "wert", "zaehler", "nenner")
@@ -434,6 +506,13 @@ def csv_rows(report: Report) -> list[tuple]:
         for name, label in (("antwortrate", "Antwortrate"), ("annahmerate", "Annahmerate")):
             r = week[name]
             rows.append(("Woche", monday, label, "Anteil", r.value, r.numerator, r.denominator))
+    for week in report.staff_weekly:
+        monday = week["woche"].isoformat()
+        rows.append(("Woche", monday, "Mitarbeiteraktionen", "Anzahl", week["aktionen"], None,
+                     None))  # fmt: skip
+        r = week["je_vermittlung"]
+        rows.append(("Woche", monday, "Mitarbeiteraktionen je Vermittlung", "Aktionen", r.value,
+                     r.numerator, r.denominator))  # fmt: skip
     for search_id, days in report.placement:
         rows.append(("Vermittlung", f"Platzsuche {search_id}", "Vermittlungstage", "Tage", days,
                      None, None))  # fmt: skip

@@ -70,6 +70,10 @@ class Message:
     auto_submitted: str | None
     text: str  # the text/plain part, else text derived from the HTML part
     headers: dict[str, str] = field(default_factory=dict)
+    # A delivery report's fields (``delivery_report``; provider bounce events): failed
+    # ``recipients``, original ``message_ids``, ``status``, ``action``, ``diagnostic``,
+    # ``permanent`` (a provider's own verdict). Empty for every other message.
+    report: dict = field(default_factory=dict)
 
     def header(self, name: str) -> str | None:
         """A header value by case-insensitive name."""
@@ -214,6 +218,7 @@ def message_from_email(msg: email.message.EmailMessage) -> Message:
     for name in _RECIPIENT_HEADERS:
         for value in msg.get_all(name) or []:
             recipients.extend(addr for _, addr in getaddresses([str(value)]) if addr)
+    report = delivery_report(msg)
     return Message(
         subject=str(msg.get("Subject", "") or ""),
         sender=str(msg.get("From", "") or ""),
@@ -224,7 +229,46 @@ def message_from_email(msg: email.message.EmailMessage) -> Message:
         auto_submitted=str(msg["Auto-Submitted"]).strip() if msg["Auto-Submitted"] else None,
         text=text.replace("\r\n", "\n"),
         headers=headers,
+        report=report,
     )
+
+
+def delivery_report(msg: email.message.EmailMessage) -> dict:
+    """The fields of a ``multipart/report`` delivery status notification (RFC 3464): the
+    per-recipient blocks of its ``message/delivery-status`` part and the Message-ID of
+    the returned original (``message/rfc822`` or ``text/rfc822-headers``). Empty when
+    the message is no such report."""
+    if msg.get_content_type() != "multipart/report":
+        return {}
+    report: dict = {"recipients": [], "message_ids": []}
+    for part in msg.walk():
+        kind = part.get_content_type()
+        if kind == "message/delivery-status":
+            for block in part.get_payload() or []:
+                if not hasattr(block, "get"):
+                    continue
+                for name in ("Final-Recipient", "Original-Recipient"):
+                    value = str(block.get(name) or "")
+                    if value:
+                        address = value.split(";", 1)[-1].strip().strip("<>").lower()
+                        if "@" in address and address not in report["recipients"]:
+                            report["recipients"].append(address)
+                for name, key in (("Action", "action"), ("Status", "status")):
+                    if block.get(name) and key not in report:
+                        report[key] = str(block.get(name)).strip().split()[0].lower()
+                if block.get("Diagnostic-Code") and "diagnostic" not in report:
+                    value = str(block.get("Diagnostic-Code"))
+                    report["diagnostic"] = value.split(";", 1)[-1].strip()[:500]
+        elif kind in ("message/rfc822", "text/rfc822-headers"):
+            if kind == "message/rfc822":
+                payload = part.get_payload()
+                original = payload[0] if isinstance(payload, list) and payload else None
+                value = original.get("Message-ID") if original is not None else None
+            else:
+                found = re.search(r"^message-id:\s*(\S+)", _decode_part(part), re.I | re.M)
+                value = found.group(1) if found else None
+            report["message_ids"].extend(_message_ids(str(value)) if value else [])
+    return report
 
 
 def message_from_parts(
@@ -238,6 +282,7 @@ def message_from_parts(
     message_id: str | None = None,
     in_reply_to: Iterable[str] | str = (),
     references: Iterable[str] | str = (),
+    report: dict | None = None,
 ) -> Message:
     """A Message from provider payload fields (Mailgun, Postmark ...)."""
     headers = {str(k): str(v) for k, v in (headers or {}).items()}
@@ -265,6 +310,7 @@ def message_from_parts(
         auto_submitted=auto.strip() if auto else None,
         text=body.replace("\r\n", "\n"),
         headers=headers,
+        report=dict(report or {}),
     )
 
 
@@ -386,29 +432,24 @@ def is_auto_reply(message: Message) -> str | None:
 
 # --- quoted original and signature ------------------------------------------------------------
 
+# What mail-parser-reply leaves: the inquiry pasted without quoting, mobile signatures,
+# a German or English closing formula (the library cuts signatures it recognises only).
 _CUT_LINE = [
     re.compile(p, re.IGNORECASE)
     for p in (
+        # a separator line without the header block the library looks for
         r"^\s*-{2,}\s*(ursprüngliche nachricht|original message|weitergeleitete nachricht|"
         r"forwarded message|nachricht weitergeleitet)\s*-*\s*$",
         r"^\s*(begin forwarded message|anfang der weitergeleiteten nachricht)\s*:?\s*$",
-        r"^\s*_{10,}\s*$",
-        r"^\s*am\s.{3,200}\sschrieb\s.{0,200}:\s*$",
-        r"^\s*on\s.{3,200}\swrote\s*:\s*$",
-        r"^\s*.{0,120}\s(schrieb|wrote)\s*:\s*$",
-        # the inquiry itself pasted without quoting
         r"^\s*wir suchen für .{0,60}(patient|person).{0,80}psychotherapieplatz",
         r"^\s*die patient(in|innen)? .{0,40}im überblick",
         r"^\s*so antworten sie am schnellsten",
         r"^\s*antwort mit einem klick",
         r"^\s*(gesendet|sent) (von|from|mit|with) .{0,60}$",
         r"^\s*von meinem \w+ gesendet\s*$",
+        r"^\s*_{10,}\s*$",
     )
 ]
-_HEADER_BLOCK_START = re.compile(r"^\s*\*?(von|from)\s*:\*?\s", re.IGNORECASE)
-_HEADER_BLOCK_NEXT = re.compile(
-    r"^\s*\*?(gesendet|sent|datum|date|an|to|betreff|subject|cc)\s*:", re.IGNORECASE
-)
 _SIG_DASHES = re.compile(r"^\s*--\s*$")
 _CLOSER = re.compile(
     r"^\s*(mit\s+)?(freundlichen|besten|herzlichen|lieben|kollegialen|vielen|schönen|"
@@ -424,39 +465,42 @@ _CLOSER_LINE_MAX = 60
 def _cut_index(lines: list[str]) -> int:
     for i, line in enumerate(lines):
         stripped = line.strip()
-        if _SIG_DASHES.match(line):
+        if _SIG_DASHES.match(line) or any(p.search(line) for p in _CUT_LINE):
             return i
-        if any(p.search(line) for p in _CUT_LINE):
-            return i
-        if (
-            stripped.lower().startswith("am ")
-            and i + 1 < len(lines)
-            and re.search(r"\sschrieb\b|\bschrieb\s", f"{line} {lines[i + 1]}", re.I)
-            and re.search(r":\s*$", lines[i + 1] if "schrieb" not in line else line + lines[i + 1])
-        ):
-            return i
-        if (
-            stripped.lower().startswith("on ")
-            and i + 1 < len(lines)
-            and re.search(r"\bwrote:\s*$", lines[i + 1], re.I)
-        ):
-            return i
-        if _HEADER_BLOCK_START.match(line):
-            following = [ln for ln in lines[i + 1 : i + 6] if ln.strip()]
-            if sum(bool(_HEADER_BLOCK_NEXT.match(ln)) for ln in following) >= 2:
-                return i
         if len(stripped) <= _CLOSER_LINE_MAX and _CLOSER.match(stripped):
             return i
     return len(lines)
 
 
+_REPLY_PARSER = None
+
+
+def _reply_parser():
+    """``mail-parser-reply``'s parser for German and English mail clients (built once)."""
+    global _REPLY_PARSER
+    if _REPLY_PARSER is None:
+        from mailparser_reply import EmailReplyParser
+
+        _REPLY_PARSER = EmailReplyParser(languages=["de", "en"])
+    return _REPLY_PARSER
+
+
 def strip_quoted(text: str) -> str:
     """The therapist's own words: quoted original, forwarded blocks and signature removed.
 
-    Idempotent: stripping stripped text changes nothing.
+    The maintained library ``mail-parser-reply`` splits the mail into its replies (Outlook,
+    Gmail, Apple Mail, Thunderbird headers in German and English) and cuts the signature of
+    the newest one; psymatch's rules on top only remove what the library does not know:
+    ``>`` lines, the inquiry pasted without quoting, "Gesendet von meinem iPhone" and a
+    German closing formula. Idempotent: stripping stripped text changes nothing.
     """
-    lines = (text or "").replace("\r\n", "\n").replace("\r", "\n").split("\n")
-    lines = [ln for ln in lines if not ln.lstrip().startswith(">")]
+    text = (text or "").replace("\r\n", "\n").replace("\r", "\n")
+    try:
+        replies = _reply_parser().read(text).replies
+        own = replies[0].body if replies else text
+    except Exception:  # the library failing on odd input must not lose the reply
+        own = text
+    lines = [ln for ln in own.split("\n") if not ln.lstrip().startswith(">")]
     lines = lines[: _cut_index(lines)]
     return "\n".join(lines).strip()
 
@@ -469,6 +513,15 @@ class Decision:
     decisions: dict[int, str]  # patient_id -> outcome
     review: bool
     reason: str
+    # Why: the therapist's words that decided each outcome (or sent the reply to review).
+    evidence: list[str] = field(default_factory=list)
+    # Logistics beside the decision (phone windows, proposed dates, contact wishes) and the
+    # questions among them: for the Anfrage's notes and the staff's open questions.
+    logistics: list[str] = field(default_factory=list)
+    questions: list[str] = field(default_factory=list)
+    # domain §0.14: patients the reply announces a later answer for (record the others,
+    # leave these pending: ``record_response(partial=True)``)
+    pending: list[int] = field(default_factory=list)
 
 
 ACCEPT, REFUSE, HEDGE = "accept", "refuse", "hedge"
@@ -574,7 +627,13 @@ _REF_PRONOUN_SINGLE = re.compile(
 
 _HEDGE = re.compile(
     r"\b(?:vielleicht|eventuell|evtl|ggf|gegebenenfalls|möglicherweise|unter umständen|"
-    r"u\.\s?u\.|könnte|könnten|würde|würden|wäre|wären|hätte|sofern|falls|vorausgesetzt|"
+    r"u\.\s?u\.|sofern|falls|wenn|vorausgesetzt|bräuchte|vorher|zuvor|zunächst|"
+    r"(?:ab|im|in|nach|bis)\s+(?:dem\s+)?(?:januar|februar|märz|april|mai|juni|juli|august|"
+    r"september|oktober|november|dezember|frühjahr|frühling|sommer|herbst|winter|neuen jahr)|"
+    r"nächste[nsr]?\s+(?:jahr|monat|quartal)|später|demnächst|"
+    r"nachdenken|denke\s+(?:\w+\s+){0,2}nach|in frage|infrage|käme|kämen|"
+    r"bevor|ehe|mehr (?:über|zu|von)|näheres|erfahren|"
+    r"gebe\s+(?:ich\s+)?(?:ihnen\s+|euch\s+)?(?:\w+\s+){0,4}?bescheid|rückmeldung folgt|"
     r"voraussetzung|unter der bedingung|je nachdem|mal sehen|mal schauen|"
     r"muss (?:erst|noch) (?:prüfen|schauen|klären|sehen|nachsehen)|prüfe|kläre|überlege|"
     r"rufen sie mich|rufen mich|rufen sie bitte|bitte (?:um )?(?:rückruf|anruf)|rückruf|"
@@ -583,7 +642,8 @@ _HEDGE = re.compile(
     r"nähere informationen|genauere informationen|weitere angaben|mehr angaben|"
     r"rücksprache|nachfrage|unsicher|nicht sicher|weiß (?:ich )?(?:noch )?nicht|"
     r"warteliste|wartezeit|erst (?:im|ab|in)\s+\w+|frühestens|"
-    r"maybe|perhaps|possibly|might|could|would|if\b|provided|depending|not sure|"
+    r"maybe|perhaps|possibly|might|if\b|provided|depending|not sure|check my|whether|"
+    r"next (?:year|month)|later|before|more about|"
     r"call me|give me a call|get back to you|let me (?:check|know|think)|more information|"
     r"waiting list|wait list)\b|\u2047",
     re.IGNORECASE,
@@ -594,6 +654,7 @@ _CAPACITY = re.compile(
     r"keine (?:freien )?termine|keine zeit|\bvoll\b|ausgebucht|ausgelastet|vollständig belegt|"
     r"alle plätze|belegt|aufnahmestopp|aufnahmesperre|warteliste (?:ist )?(?:geschlossen|voll)|"
     r"keine neuen|keine weiteren|no (?:capacity|space|spaces|places|openings|availability|room)|"
+    r"(?:waiting|wait) list (?:is )?(?:closed|full)|"
     r"fully booked|\bfull\b|at capacity|not taking (?:on )?new|not accepting new|"
     r"no free (?:slots|places)|my caseload",
     re.IGNORECASE,
@@ -606,8 +667,10 @@ _UNSUITABLE = re.compile(
     r"nicht\s+(?:ganz\s+)?geeignet|ungeeignet|passt\s+(?:leider\s+|fachlich\s+|inhaltlich\s+)?"
     r"nicht|passen\s+(?:leider\s+|fachlich\s+)?nicht|nicht\s+(?:\w+\s+)?passend|schwerpunkt|"
     r"fachgebiet|nicht mein(?:em)?\s+(?:bereich|spektrum|gebiet)|außerhalb meine|"
-    r"behandle\s+(?:ich\s+)?(?:leider\s+)?(?:keine|nicht|nur)|behandeln\s+(?:wir\s+)?"
-    r"(?:leider\s+)?(?:keine|nicht|nur)|nur\s+(?:kinder|jugendliche|erwachsene|privat)|"
+    r"behandle\s+(?:ich\s+)?(?:leider\s+)?(?:keine|nicht|nur|ausschließlich)|behandeln\s+(?:wir\s+)?"
+    r"(?:leider\s+)?(?:keine|nicht|nur|ausschließlich)|"
+    r"(?:nur|ausschließlich)\s+(?:kinder|jugendliche|erwachsene|privat)|"
+    r"nicht\s+(?:die|der)\s+richtige|"
     r"keine\s+(?:kassenzulassung|kinder|jugendlichen|erwachsenen|suchtpatient)|"
     r"nicht\s+indiziert|nicht\s+zu\s+meinem|andere\s+(?:therapie)?richtung|fachfremd|"
     r"(?:spezialisiert|spezialisierung)|not\s+(?:a\s+)?(?:good\s+)?(?:suitable|fit|match)|"
@@ -643,8 +706,11 @@ _ACCEPT = re.compile(
     r"\b(?:kann|können)\s+(?:\w+\s+){0,4}?(?:kommen|vorbeikommen|sich melden|melden|"
     r"anrufen|vereinbaren)\b|\bsich\s+(?:\w+\s+){0,3}?melden\b|"
     r"\bkontaktdaten\b|\bzusage\b|\bpasst\b|\bpasst gut\b|"
+    r"\bkennenlernen\b|\beinladen\b|\blade\b.{0,60}\bein\b|\bvorstellen\b|"
+    r"\b(?:habe|hätte|ist)\s+(?:\w+\s+){0,4}?(?:einen\s+)?(?:freien\s+)?platz(?:\s+frei)?\b|"
     r"\b(?:yes|sure|gladly|happy to|glad to|i can take|i can offer|i can see|i'?ll take|"
-    r"i will take|i can accept|accept|take on)\b",
+    r"i will take|i can accept|accept|take on|could take|would take|can take|could offer|"
+    r"can offer|see|welcome)\b|\bwillkommen\b",
     re.IGNORECASE,
 )
 _JA = re.compile(r"\b(?:ja|jawohl|jep|yes)\b", re.IGNORECASE)
@@ -693,6 +759,7 @@ class _Clause:
     not_all: bool = False
     question: bool = False
     unknown: list = field(default_factory=list)  # numbers that are no patient of the bundle
+    sentence: str = ""  # the sentence as written, for notes
 
 
 def _num(token: str) -> int:
@@ -853,7 +920,8 @@ def _polarity(text: str, clause: _Clause) -> None:
 
 _SENTENCE_SPLIT = re.compile(
     r"(?<!\bnr)(?<!\bno)(?<!\bz\.b)(?<!\bz\. b)(?<!\bdr)(?<!\bca)(?<!\bggf)(?<!\bevtl)(?<!\bbzw)"
-    r"(?<!\bu)(?<!\bpat)[.!?;]+(?=\s|$)|\n",
+    r"(?<!\bu)(?<!\bpat)(?<!\btel)(?<!\bstr)(?<!\bmo)(?<!\bdi)(?<!\bmi)(?<!\bdo)(?<!\bfr)"
+    r"[.!?;]+(?=\s|$)|\n",
     re.IGNORECASE,
 )
 _CLAUSE_SPLIT = re.compile(
@@ -863,7 +931,10 @@ _CLAUSE_SPLIT = re.compile(
     r"(?:die|den|der|dem|alle|the|patient|pat|nr|nummer|#|p\d|\d|leider|unfortunately|"
     r"ja\b|nein\b|gerne?\b|yes\b|no\b|beide|keine|erst|zweit|dritt|letzt|first|second|third))"
     r"|\s+(?:und|and)\s+(?=(?:für\s+|bei\s+)?(?:die|den|der|the)\s+(?:anderen|übrigen|rest|others))"
-    r"|\s*:\s+(?=(?:ja|nein|gerne?|leider|yes|no)\b)",
+    r"|\s*:\s+(?=(?:ja|nein|gerne?|leider|yes|no)\b)"
+    # compact lists "1 ja 2 ja 3 nein": a new item after an answer word
+    r"|(?:(?<=\bja)|(?<=\bnein)|(?<=\bgern)|(?<=\bgerne)|(?<=\byes)|(?<=\bno)|(?<=\bnicht))"
+    r"\s+(?=\d{1,2}\s*[:.)]?\s*(?:ja|nein|gerne?|leider|yes|no)\b)",
     re.IGNORECASE,
 )
 
@@ -874,10 +945,13 @@ def _clauses(text: str, patient_ids: Sequence[int]) -> list[list[_Clause]]:
         if not line.strip() or answer_form.parse_line(line) is not None:
             continue
         if _PHONE_LINE.search(line):
-            if len(line.strip()) <= 60 and not re.search(
-                rf"{_PAT}|\b(?:nr|nummer|#)\b", line, re.IGNORECASE
+            contact = _PHONE_NUMBER.search(line) or re.search(r"@|www\.|https?://", line)
+            if (
+                contact
+                and len(line.strip()) <= 60
+                and not re.search(rf"{_PAT}|\b(?:nr|nummer|#)\b", line, re.IGNORECASE)
             ):
-                continue
+                continue  # a signature's contact line
             line = _PHONE_NUMBER.sub(" ", line)
         for sentence in _SENTENCE_SPLIT.split(line.replace("?", f" {_QMARK}.")):
             if sentence and sentence.strip():
@@ -889,7 +963,7 @@ def _clauses(text: str, patient_ids: Sequence[int]) -> list[list[_Clause]]:
         for part in _CLAUSE_SPLIT.split(fixed):
             if not part or not part.strip(" ,"):
                 continue
-            clause = _Clause(part.strip(" ,"))
+            clause = _Clause(part.strip(" ,"), sentence=sentence)
             _references(clause.text, patient_ids, clause)
             _polarity(clause.text, clause)
             clauses.append(clause)
@@ -923,12 +997,64 @@ def _clauses(text: str, patient_ids: Sequence[int]) -> list[list[_Clause]]:
     return result
 
 
+# Beside a decision: how and when to get in touch. A hedge or question made only of such
+# words is logistics (notes, open question), not doubt about the decision.
+_LOGISTICS = re.compile(
+    r"\b(?:anruf\w*|anrufen|rufen|rückruf|erreichbar|erreichen|telefon\w*|tel|"
+    r"sprechstunde|sprechzeit\w*|termin\w*|uhrzeit|uhr|wann|kontakt\w*|nummer|adresse|"
+    r"e-?mail|melden|mo|di|mi|do|fr|montag\w*|dienstag\w*|mittwoch\w*|donnerstag\w*|"
+    r"freitag\w*|morgens|vormittags?|nachmittags?|abends|kommen|vorbeikommen|passt das|"
+    r"call|phone|reach|contact|when|appointment|schedule|come in|monday|tuesday|wednesday|"
+    r"thursday|friday|mornings?|afternoons?|evenings?)\b|\d{1,2}(?:[:.]\d{2})?\s*(?:–|-|bis)\s*\d",
+    re.IGNORECASE,
+)
+# Doubt about the decision itself: never logistics.
+_UNSURE = re.compile(
+    r"\b(?:vielleicht|eventuell|evtl|ggf|gegebenenfalls|möglicherweise|unter umständen|"
+    r"sofern|falls|wenn|ob|vorausgesetzt|voraussetzung|bedingung|je nachdem|mal sehen|"
+    r"mal schauen|prüfen|prüfe|klären|kläre|überlege\w*|nachdenken|besprechen|unsicher|"
+    r"sicher|weiß|warteliste|wartezeit|erst|frühestens|später|vorher|zuvor|zunächst|"
+    r"informationen|angaben|erfahren|melde mich|melde ich mich|melden uns|melden wir uns|"
+    r"zurück\w*|bescheid|rücksprache|soll|sollen|diagnose\w*|symptom\w*|"
+    r"maybe|perhaps|possibly|might|if|whether|provided|depending|sure|waiting|wait|"
+    r"information|get back|let me|first|before|later|should|check)\b",
+    re.IGNORECASE,
+)
+
+
+# "zu den anderen melde ich mich noch": the rest will be answered later (domain §0.14)
+_LATER_OTHERS = re.compile(
+    r"\b(?:zu|für|wegen|bei|über|bezüglich|hinsichtlich)\s+(?:den|die|der|dem)\s+"
+    r"(?:anderen|übrigen|restlichen|weiteren)\b.{0,60}\b(?:melde|gebe|komme|schreibe|antworte|"
+    r"rückmeldung|bescheid)|"
+    r"\b(?:melde|gebe|komme|schreibe)\b.{0,40}\b(?:zu|für|wegen)\s+(?:den|die)\s+"
+    r"(?:anderen|übrigen|restlichen)\b|"
+    r"\b(?:the|for the)\s+(?:others|rest|other \w+)\b.{0,40}\b(?:get back|let you know|reply)|"
+    r"\b(?:get back to you|let you know)\b.{0,30}\b(?:the others|the rest|the other \w+)",
+    re.IGNORECASE,
+)
+_THIRD_PARTY = re.compile(r"\b(?:kolleg\w*|colleague\w*|andere[nr]? praxis|other practice)", re.I)
+
+
+def _logistics_only(clause: _Clause) -> bool:
+    """A hedged or asking clause that only arranges contact, names no patient and doubts
+    nothing (``_UNSURE``): "Wann können Sie anrufen?", "ich bin Di 8-9 erreichbar"."""
+    if any(isinstance(r, int) for r in clause.refs) or clause.not_all or clause.unknown:
+        return False
+    if _UNSURE.search(clause.text):
+        return False
+    return bool(_LOGISTICS.search(clause.text))
+
+
 def _describe(decisions: dict[int, str]) -> str:
     return ", ".join(f"{pid}={outcome}" for pid, outcome in decisions.items())
 
 
-def decide(text: str, patient_ids: list[int]) -> Decision:
-    """Read a reply body for the patients of one Anfrage (bundle order)."""
+def decide(text: str, patient_ids: list[int], *, rest: bool = False) -> Decision:
+    """Read a reply body for the patients of one Anfrage (bundle order).
+
+    ``rest``: the patients are those left open by an earlier partial answer (domain §0.14),
+    so "die anderen" / "the others" means all of them."""
     ids = [int(p) for p in patient_ids]
     if not ids:
         return Decision({}, True, "no patients given")
@@ -962,16 +1088,34 @@ def decide(text: str, patient_ids: list[int]) -> Decision:
     everyone: list[_Clause] = []
     global_: list[_Clause] = []
     hedged = False
+    logistics: list[_Clause] = []  # hedges / questions that only arrange contact
+    offers: list[_Clause] = []  # hedges that are no polite "maybe another time"
+    hedges: list[_Clause] = []
+    evidence: list[str] = []
     for clause in clauses:
         if clause.unknown and clause.polarity not in (None, "absorbed"):
             problems.append(f"reference {', '.join(map(str, clause.unknown))} is not in the bundle")
         if clause.not_all:
             problems.append(f"'{clause.text}' (not all)")
-        if clause.hedge and clause.polarity != REFUSE:
-            hedged = True
-            problems.append(f"hedged: '{clause.text}'")
+        if (clause.hedge or clause.question) and clause.polarity != REFUSE:
+            if _logistics_only(clause):
+                logistics.append(clause)
+                if clause.question or clause.polarity != ACCEPT:
+                    continue  # "Wann können Sie anrufen?", "Passt das?": no decision in it
+            elif clause.hedge:
+                hedged = True
+                hedges.append(clause)
+                problems.append(f"hedged: '{clause.text}'")
+                # "eventuell in meiner Gruppe" offers something; "vielleicht wieder" and a
+                # colleague who "hat vielleicht etwas frei" do not
+                context = clause.sentence or clause.text
+                if not (_FUTURE.search(clause.text) or _THIRD_PARTY.search(context)):
+                    offers.append(clause)
+        elif clause.polarity is None and _logistics_only(clause):
+            logistics.append(clause)  # "Ich bin Di 8-9 erreichbar": a note, no decision
         if clause.polarity in (None, "absorbed"):
             continue
+        evidence.append(f"'{clause.text}': {_evidence_label(clause)}")
         if clause.polarity == "mixed":
             problems.append(f"acceptance and refusal in one clause: '{clause.text}'")
             continue
@@ -1036,6 +1180,17 @@ def decide(text: str, patient_ids: list[int]) -> Decision:
             decisions.setdefault(pid, outcome)
         how.append("all patients")
     rest = [pid for pid in ids if pid not in decisions and pid not in form_answers]
+    if rest and not decisions and not form_answers:
+        everyone_others, others = others, []
+        for clause in everyone_others:
+            for pid in ids:
+                outcome = (
+                    clause.reason or fallback
+                    if clause.polarity == "weak_refuse"
+                    else outcome_of(clause.polarity, clause.reason)
+                )
+                decisions.setdefault(pid, outcome)
+            how.append("the rest left open before")
     for clause in others:
         if not decisions and not form_answers:
             problems.append(f"'the others' without a named patient: '{clause.text}'")
@@ -1072,35 +1227,113 @@ def decide(text: str, patient_ids: list[int]) -> Decision:
                 decisions[pid] = reason
         how.append("refusal for the rest" if explicit or form_answers else "refusal of all")
 
-    # 3. combine form and text
+    # 3. combine form and text: any disagreement about acceptance goes to review (issue 17:
+    # a form ticking "ja" above "no one can be taken at the moment" was an acceptance)
+    text_refuses_all = [c for c in everyone + refuses_global if c.polarity != ACCEPT]
+    text_accepts_all = [c for c in everyone + accepts_global if c.polarity == ACCEPT]
     for pid, outcome in form_answers.items():
         said = decisions.get(pid)
         conflict = said is not None and (said == ANGENOMMEN) != (outcome == ANGENOMMEN)
-        if conflict and pid in explicit:
+        if outcome == ANGENOMMEN and text_refuses_all and said != ANGENOMMEN:
+            conflict, said = True, f"'{text_refuses_all[0].text}'"
+        if (
+            outcome != ANGENOMMEN
+            and pid not in explicit
+            and [c for c in text_accepts_all if ALL in c.refs]
+        ):
+            conflict, said = True, f"'{text_accepts_all[0].text}'"
+        if conflict:
             problems.append(f"patient {pid}: form says {outcome}, text says {said}")
             continue
         decisions[pid] = outcome
+        evidence.insert(0, f"Antwortformular: Patient {pid} = {outcome}")
     if form_answers:
         how.insert(0, "answer form")
 
     accepted = [pid for pid, outcome in decisions.items() if outcome == ANGENOMMEN]
+    later = [c for c in hedges if _LATER_OTHERS.search(c.sentence or c.text)]
+    announced = bool(accepted) and bool(later) and len(later) == len(hedges)
+    if announced:  # "Patient 1 gerne, zu den anderen melde ich mich": not a doubt
+        hedged = False
+        problems = [p for p in problems if not p.startswith("hedged")]
+        offers = [o for o in offers if o not in later]
+        evidence.append(f"'{later[0].text}': weitere Antwort angekündigt (§0.14)")
     if hedged and (accepted or len(decisions) < len(ids)):
         return Decision(
-            {}, True, "; ".join(dict.fromkeys(p for p in problems if p.startswith("hedged")))
+            {},
+            True,
+            "; ".join(dict.fromkeys(p for p in problems if p.startswith("hedged"))),
+            evidence=evidence,
         )
-    questions = [c.text for c in clauses if c.question]
-    if questions:
-        problems.append(f"the therapist asks: '{questions[0]}'")
+    if offers and not accepted:  # a refusal beside an uncertain offer: staff decide
+        problems.append(f"uncertain offer beside the refusal: '{offers[0].text}'")
+    asked = [c for c in clauses if c.question and c not in logistics]
+    if asked:
+        problems.append(f"the therapist asks: '{asked[0].text}'")
     hard = [p for p in problems if not p.startswith("hedged")]
     if hard:
-        return Decision({}, True, "; ".join(dict.fromkeys(hard)))
+        return Decision({}, True, "; ".join(dict.fromkeys(hard)), evidence=evidence)
     missing = [pid for pid in ids if pid not in decisions]
+    if missing and announced:
+        named = {pid: decisions[pid] for pid in ids if pid in decisions}
+        return Decision(
+            named,
+            False,
+            f"{' + '.join(dict.fromkeys(how))}: {_describe(named)}; "
+            f"weitere Antwort angekündigt für {', '.join(map(str, missing))}",
+            evidence=evidence,
+            logistics=list(dict.fromkeys(_plain(c.sentence or c.text) for c in logistics)),
+            questions=list(
+                dict.fromkeys(_plain(c.sentence or c.text) for c in logistics if c.question)
+            ),
+            pending=missing,
+        )
+    if missing and any(d == ANGENOMMEN for d in decisions.values()):
+        # domain §0.14: an acceptance that says nothing about the others declines them
+        # (a reply announcing a later answer for them is a hedge and went to review above)
+        for pid in missing:
+            decisions[pid] = KAPAZITAET
+        evidence.append(
+            f"keine Aussage zu Patient {', '.join(map(str, missing))}: {KAPAZITAET} (§0.14)"
+        )
+        how.append("silence on the others")
+        missing = []
     if missing:
         if not decisions:
-            return Decision({}, True, "no answer recognised")
-        return Decision({}, True, f"no answer for patient(s) {', '.join(map(str, missing))}")
+            return Decision({}, True, "no answer recognised", evidence=evidence)
+        return Decision(
+            {},
+            True,
+            f"no answer for patient(s) {', '.join(map(str, missing))}",
+            evidence=evidence,
+        )
     ordered = {pid: decisions[pid] for pid in ids}
-    return Decision(ordered, False, f"{' + '.join(dict.fromkeys(how))}: {_describe(ordered)}")
+    notes = list(dict.fromkeys(_plain(c.sentence or c.text) for c in logistics))
+    return Decision(
+        ordered,
+        False,
+        f"{' + '.join(dict.fromkeys(how))}: {_describe(ordered)}",
+        evidence=evidence,
+        logistics=notes,
+        questions=list(
+            dict.fromkeys(_plain(c.sentence or c.text) for c in logistics if c.question)
+        ),
+    )
+
+
+def _plain(text: str) -> str:
+    """A clause as the therapist wrote it (the question mark back in place)."""
+    return re.sub(r"\s*\u2047", "?", text).strip()
+
+
+def _evidence_label(clause: _Clause) -> str:
+    """The clause's meaning as read: polarity, reason, whom it names."""
+    whom = sorted(str(r) for r in clause.refs) or ["(niemand genannt)"]
+    what = {ACCEPT: "Annahme", REFUSE: "Ablehnung", "weak_refuse": "Ablehnung"}.get(
+        clause.polarity, clause.polarity or "?"
+    )
+    reason = f" ({clause.reason})" if clause.reason and clause.polarity != ACCEPT else ""
+    return f"{what}{reason} für {', '.join(whom)}"
 
 
 def _pick_reason(reasons: set[str | None]) -> str:
@@ -1110,9 +1343,9 @@ def _pick_reason(reasons: set[str | None]) -> str:
     return SONSTIGES
 
 
-def understand(message: Message, patient_ids: list[int]) -> Decision:
+def understand(message: Message, patient_ids: list[int], *, rest: bool = False) -> Decision:
     """Auto-replies give an empty, non-review Decision (record nothing); else ``decide``."""
     auto = is_auto_reply(message)
     if auto:
         return Decision({}, False, f"auto-reply: {auto}")
-    return decide(message.text, patient_ids)
+    return decide(message.text, patient_ids, rest=rest)

@@ -557,3 +557,46 @@ def validate_patient(
 
 VALIDATORS = {"therapists": validate_therapist, "patients": validate_patient}
 FIELDS = {"therapists": THERAPIST_FIELDS, "patients": PATIENT_FIELDS}
+
+
+# --- staff edits of one stored record -----------------------------------------------------
+
+PAST_DATES = {"therapists": THERAPIST_PAST_DATES, "patients": PATIENT_PAST_DATES}
+MAINTAINED = {"therapists": THERAPIST_MAINTAINED, "patients": PATIENT_MAINTAINED}
+
+
+def validate_changes(
+    kind: str,
+    raw: Mapping,
+    known_plz: Container[str] | None = None,
+    *,
+    today: dt.date | None = None,
+) -> tuple[dict, set[str]]:
+    """A staff edit of some fields of one stored therapist or patient, checked with the
+    import's parsers and rules: ``(values, cleared)``, the given fields normalised and the
+    names of the fields to clear (given as ``None`` or blank text, which an import never
+    does). Unknown and maintained fields, a required field cleared, a bad value, an unknown
+    PLZ and a past-event date in the future raise ``RowError`` naming the field; the rules
+    between fields need the stored values (``check_consistency`` on the merged record)."""
+    fields, maintained = FIELDS[kind], MAINTAINED[kind]
+    if not isinstance(raw, Mapping) or not raw:
+        raise RowError("row", "no field to change")
+    values: dict = {}
+    cleared: set[str] = set()
+    for key, value in raw.items():
+        name = str(key)
+        if name in maintained:
+            raise RowError(name, f"cannot be changed here: {maintained[name]}")
+        if name not in fields:
+            raise RowError(name, f"unknown field{_suggest(name, fields)}")
+        if is_empty(value):
+            if name in REQUIRED_FIELDS:
+                raise RowError(name, "required field missing")
+            cleared.add(name)
+            continue
+        values[name] = fields[name](name, value)
+    if known_plz is not None and "plz" in values and values["plz"] not in known_plz:
+        raise RowError("plz", f"unknown postal code {values['plz']!r}")
+    for field in PAST_DATES[kind]:
+        _not_in_future(values, field, today or dt.date.today())
+    return values, cleared

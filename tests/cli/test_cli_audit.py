@@ -48,6 +48,7 @@ WRITING = {
     "staff set-password",
     "anfrage close",
     "anfrage expire",
+    "placement record",
 }
 
 

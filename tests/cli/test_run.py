@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -59,6 +60,7 @@ def _inet_connections(process: psutil.Process) -> list:
 def test_scripts_run_starts_everything_and_stops_cleanly(tmp_path):
     var = tmp_path / "var"
     port, console_port, smtp_port = free_port(), free_port(), free_port()
+    worker_metrics_port = free_port()
     env = {
         key: value
         for key, value in os.environ.items()
@@ -71,6 +73,7 @@ def test_scripts_run_starts_everything_and_stops_cleanly(tmp_path):
         PORT=str(port),
         CONSOLE_PORT=str(console_port),
         SMTP_URL=f"smtp://127.0.0.1:{smtp_port}",
+        WORKER_METRICS_PORT=str(worker_metrics_port),
         WORKER_PROCESSES="1",
         WEB_CONCURRENCY="1",
         PSYMATCH_MODE="production",  # psymatch run makes it demo for all it starts
@@ -109,7 +112,9 @@ def test_scripts_run_starts_everything_and_stops_cleanly(tmp_path):
 
         def console_up():
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{console_port}/lab", timeout=3) as r:
+                with urllib.request.urlopen(
+                    f"http://127.0.0.1:{console_port}/voila/tree", timeout=3
+                ) as r:
                     return r.status == 200
             except OSError:
                 return False
@@ -140,10 +145,25 @@ def test_scripts_run_starts_everything_and_stops_cleanly(tmp_path):
         assert not exposed, exposed
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/dev/mail/", timeout=5) as r:
             assert r.status == 200  # the demo's mail page, on loopback only
+        wait_for(lambda: "psymatch is running" in log.read_text(), 200, "the URLs", process, log)
         text = log.read_text()
-        assert f"http://127.0.0.1:{console_port}/lab" in text
-        assert f"http://127.0.0.1:{port}/status" in text
+        urls = text.split("psymatch is running", 1)[1]
+        printed = re.findall(r"https?://\S+", urls)
+        assert set(printed) >= {
+            f"http://127.0.0.1:{console_port}/voila/tree",
+            f"http://127.0.0.1:{console_port}/lab",
+            f"http://127.0.0.1:{port}/dev/mail/",
+            f"http://127.0.0.1:{port}/status",
+            f"http://127.0.0.1:{port}/metrics",
+            f"http://127.0.0.1:{worker_metrics_port}/metrics",
+        }, urls
+        assert f"http://127.0.0.1:{port}/ " not in urls and "not answering" not in urls
+        for url in printed:  # every address printed answers
+            with urllib.request.urlopen(url, timeout=10) as r:
+                assert r.status == 200, url
         assert f"smtp://127.0.0.1:{smtp_port}" in text
+        # the clock at INFO: no periodiq debug lines
+        assert "Wake up at" not in text and "Sleeping for" not in text
 
         started = psutil.Process(process.pid).children(recursive=True)
         assert len(started) >= 8

@@ -36,6 +36,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from console import fmt
 from db.models import (
     OutboxItem,
     Platzsuche,
@@ -403,8 +404,14 @@ def test_console_flow_in_the_browser(page, console, scenario):
         lab.expect(preview).to_contain_text(str(patient_id))
     assert Therapeutenanfrage.select().count() == 1  # a preview stores nothing
     bundles.get_by_label("sofort senden").check()
+    _button(bundles, "Anfrage erstellen").click()  # sending reaches the practice: asked first
+    question = bundles.locator(".psymatch-confirmation", has_text="sofort senden")
+    lab.expect(question).to_contain_text(f"Anfrage für Therapeut {s.therapist} Berta Zweite")
+    assert Therapeutenanfrage.select().count() == 1
     text = lab.act(
-        bundles, "Anfrage erstellen", r"✓ Anfrage \d+ erstellt \(4 P\.\), zum Versand eingeplant"
+        bundles,
+        "Ja, erstellen und senden",
+        r"✓ Anfrage \d+ erstellt \(4 P\.\), zum Versand eingeplant",
     )
     anfrage_id = int(re.search(r"Anfrage (\d+)", text).group(1))
     # The kernel holds no signing key: a worker renders and sends (its actor, run here).
@@ -439,14 +446,16 @@ def test_console_flow_in_the_browser(page, console, scenario):
         s.waiting[1]: "abgelehnt_nicht_geeignet",
     }
     for patient_id, answer in answers.items():
-        responses.get_by_label(f"Patient {patient_id}", exact=True).select_option(value=answer)
+        responses.get_by_label(f"Patient {patient_id}", exact=True).select_option(
+            label=fmt.label(answer, "THERAPEUTENANTWORTEN")  # staff choose German words
+        )
     lab.act(
         responses,
         "Speichern",
-        re.escape("✓ Antwort gespeichert: teilweise_Annahme (2 angenommen, 2 abgelehnt, ")
+        re.escape("✓ Antwort gespeichert: teilweise Annahme (2 angenommen, 2 abgelehnt, ")
         + re.escape("1 Konflikt(e))"),
     )
-    lab.expect(responses).to_contain_text("teilweise_Annahme")
+    lab.expect(responses).to_contain_text("teilweise Annahme")
     anfrage = Therapeutenanfrage.get_by_id(anfrage_id)
     assert (anfrage.antworttyp, anfrage.angenommen_anzahl, anfrage.abgelehnt_anzahl) == (
         "teilweise_Annahme",

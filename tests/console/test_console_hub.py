@@ -3,15 +3,17 @@
 ``python -m console.server`` runs in production mode (the Procfile's ``console``): JupyterHub
 with psymatch's staff accounts, configurable-http-proxy from npm and one JupyterLab per
 staff member. Three staff members sign in through the hub's login page in browser contexts
-of their own (separate cookies), each opens the Searches notebook in their own JupyterLab
-and clicks "Suche eröffnen" for a patient of their own:
+of their own (separate cookies), land on the console app's start page (Voilà), open the
+Searches page there (widgets shown, no code, no "Run All") and click "Suche eröffnen" for a
+patient of their own:
 
 * ``anna`` and ``bernd`` (role ``team``): the search is opened and the audit row names the
   one who clicked, not a shared console name;
 * ``lesa`` (role ``lesen``): the panel answers FORBIDDEN and nothing is written.
 
-A wrong password gets the login page again, and a kernel's environment holds the database
-and encryption settings but none of the withheld secrets.
+The reader then reads the audit log in JupyterLab (``/lab``, still there for admins). A wrong
+password gets the login page again, and a kernel's environment holds the database and
+encryption settings but none of the withheld secrets.
 """
 
 from __future__ import annotations
@@ -153,11 +155,16 @@ def _notebook(page, base: str, user: str, name: str):
 
 
 def _open_search_as(browser, base: str, user: str, patient_id: int, expected: str) -> str:
+    """Sign in, land on the app's start page, open the Searches page in the app, act."""
+    from tests.console.test_console_app import App
+
     context, page = _sign_in(browser, base, user, PASSWORDS[user])
     try:
-        page.wait_for_url(re.compile(rf"/user/{user}/lab"), timeout=120_000)
-        lab, panel = _notebook(page, base, user, "Searches.ipynb")
-        searches = panel.locator(".psymatch-searches")
+        page.wait_for_url(re.compile(rf"/user/{user}/voila/tree"), timeout=120_000)
+        lab = Lab(page, Console(f"{base}/user/{user}", "", ["Searches.ipynb"]))
+        App(page, base).open("Searches.ipynb", prefix=f"/user/{user}")
+        App(page, base).screenshot(f"hub-{user}-Searches.ipynb")
+        searches = page.locator(".psymatch-searches")
         _fill(searches.get_by_label("Patient-ID", exact=True), patient_id)
         text = lab.act(searches, "Suche eröffnen", expected)
         assert lab.kernel_errors == [], lab.kernel_errors
@@ -173,7 +180,7 @@ def _audit_rows_seen_by(browser, base: str, user: str) -> list[list[str]]:
     """The audit log as the Audit notebook shows it to ``user``: (who, action, record) rows."""
     context, page = _sign_in(browser, base, user, PASSWORDS[user])
     try:
-        page.wait_for_url(re.compile(rf"/user/{user}/lab"), timeout=120_000)
+        page.wait_for_url(re.compile(rf"/user/{user}/voila/tree"), timeout=120_000)
         lab, panel = _notebook(page, base, user, "Audit.ipynb")
         rows = panel.locator("table.psymatch-audit-table tr")
         lab.expect(rows.nth(1)).to_be_visible()
@@ -217,8 +224,8 @@ def test_each_staff_member_signs_in_and_acts_under_their_own_name(hub, people, b
 
     # The reader finds both names on their actions in the audit log, in the browser.
     seen = _audit_rows_seen_by(browser, base, "lesa")
-    assert ["anna", "create_platzsuche", "platzsuche"] in seen
-    assert ["bernd", "create_platzsuche", "platzsuche"] in seen
+    assert ["anna", "Platzsuche angelegt", "Platzsuche"] in seen
+    assert ["bernd", "Platzsuche angelegt", "Platzsuche"] in seen
     assert not any(row[0] == "lesa" for row in seen)
 
     text = log.read_text()

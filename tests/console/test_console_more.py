@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pytest
+
 from console import queries
 from console.bundles import BundlesPanel
 from console.calls import CallsPanel
@@ -49,8 +51,15 @@ def test_simulated_round_stores_nothing_and_explains_each_patient(clean_db):
     shown = panel.round_output.value
     assert f"Therapeut {therapist.id}" in shown and therapist.nachname in shown
     for search in waiting:
-        assert f"<td style='padding:0 8px'>{search.id}</td>" in shown
-    assert "S1, S2, S3, S4" in shown and "S1–S4 angewandt" in shown
+        assert f"(Suche {search.id})" in shown and search.patient.nachname in shown
+    # each patient's age, symptoms, distance and the reason in plain German, no codes
+    assert "wartet 13 Tage" in shown and " km entfernt" in shown
+    age = dt.date.today().year - 1990  # born 1.1.1990 (factory)
+    assert f"<td style='padding:0 8px'>{age}</td>" in shown
+    assert "Schlafstörungen" in shown
+    assert "Symptome passen zum Schwerpunkt" in shown
+    assert "alle Wünsche der Praxis berücksichtigt" in shown
+    assert "S1" not in shown and "S4" not in shown
     assert "Erstellte Anfragen" not in shown
     assert not panel.simulate_button.disabled and not panel.run_button.disabled
 
@@ -60,7 +69,11 @@ def test_running_the_round_creates_the_anfragen_and_lists_them_unsent(clean_db):
     f.therapist(plz="10117")
     f.searches(8)
     panel = BundlesPanel(now=f.NOW)
-    panel.run_button.click()
+    panel.run_button.click()  # a dry run first, and a question naming what will happen
+    assert counts() == (0, 0, 0) and panel.round_confirmation.pending
+    assert "etwa 2 Anfrage(n)" in panel.round_confirmation.question.value
+    panel.round_confirmation.yes_button.click()
+    panel.round_confirmation.yes_button.click()  # a double-click runs one round
     created = [a.id for a in Therapeutenanfrage.select().order_by(Therapeutenanfrage.id)]
     assert len(created) == 2
     assert ok(panel) and "2 Anfrage(n) erstellt" in panel.status.value
@@ -68,7 +81,7 @@ def test_running_the_round_creates_the_anfragen_and_lists_them_unsent(clean_db):
     assert [u["anfrage_id"] for u in panel.unsent] == created
     assert {v for _, v in panel.anfrage_select.options} == set(created)
     # a second round at the same moment creates nothing more
-    panel.run_button.click()
+    panel.run_round()
     assert Therapeutenanfrage.select().count() == 2
     assert "keine" in panel.round_output.value and "pending_anfrage" in panel.round_output.value
 
@@ -102,7 +115,7 @@ def test_composition_lists_previews_and_creates(clean_db):
     assert counts() == (0, 0, 0)
     assert ok(panel) and "Vorschau: 3 Patienten" in panel.status.value
     assert "Vorschau – " in panel.preview_output.value
-    assert "Wartetage" in panel.preview_output.value
+    assert "Wartezeit" in panel.preview_output.value
 
     panel.create_button.click()
     anfrage = Therapeutenanfrage.get()
@@ -157,7 +170,12 @@ def test_create_with_send_now_queues_it_for_the_workers(clean_db):
     panel.plz_prefix.value = "10"
     panel.list_button.click()
     panel.send_now.value = True
-    panel.create_button.click()
+    panel.create_button.click()  # sending reaches the practice: asked first
+    assert Therapeutenanfrage.select().count() == 0
+    assert f"Therapeut {therapist.id}" in panel.create_confirmation.question.value
+    panel.create_confirmation.yes_button.click()
+    panel.create_confirmation.yes_button.click()  # a double-click creates one Anfrage
+    assert Therapeutenanfrage.select().count() == 1
     anfrage = Therapeutenanfrage.get()
     assert anfrage.therapist_id == therapist.id and anfrage.gesendet_datum is None
     assert "erstellt (3 P.), zum Versand eingeplant" in panel.status.value
@@ -175,12 +193,15 @@ def test_open_bundle_is_queued_with_the_button_once(clean_db):
     panel = BundlesPanel(now=f.NOW, actor="erika")
     assert panel.selected_anfrage_id == anfrage_id
     panel.send_button.click()
+    assert AuditLog.select().where(AuditLog.action == "request_send").count() == 0
+    assert f"Anfrage {anfrage_id} an" in panel.send_confirmation.question.value
+    panel.send_confirmation.yes_button.click()
+    panel.send_confirmation.yes_button.click()  # the double-click's second click: nothing
     assert ok(panel) and f"Anfrage {anfrage_id} zum Versand eingeplant (email)" in (
         panel.status.value
     )
     assert AuditLog.select().where(AuditLog.action == "request_send").count() == 1
-    panel.anfrage_select.value = anfrage_id
-    panel.send_button.click()  # a second click: refused, nothing queued twice
+    panel.send(anfrage_id)  # sending it again: refused, nothing queued twice
     assert "ALREADY_QUEUED" in panel.status.value
     assert AuditLog.select().where(AuditLog.action == "request_send").count() == 1
     _worker_sends(anfrage_id)
@@ -262,6 +283,31 @@ def test_call_not_reached_changes_nothing_else_and_can_be_rescheduled(clean_db):
     )
     assert ok(panel) and f"Neuer Anruf {new.id}" in panel.status.value
     assert AuditLog.select().where(AuditLog.action == "reschedule_call").count() == 1
+    panel.reschedule_button.click()  # the double-click's second click plans nothing
+    assert "ALREADY_PLANNED" in panel.status.value and Telefonanruf.select().count() == 2
+
+
+def test_call_reached_without_any_answer_records_nothing(clean_db):
+    _, anfrage, call = phone_bundle()
+    panel = CallsPanel(today=call.geplantes_datum, now=f.NOW)
+    audited = AuditLog.select().count()
+    panel.reached_button.click()
+    assert "✗" in panel.status.value and "nichts gespeichert" in panel.status.value
+    assert Telefonanruf.get_by_id(call.id).status == "geplant"
+    assert AuditLog.select().count() == audited
+
+
+def test_a_double_click_on_not_reached_fails_exactly_one_call(clean_db):
+    """The next due call (nobody made it yet) must stay planned."""
+    _, _, first = phone_bundle()
+    _, _, second = phone_bundle()
+    panel = CallsPanel(today=max(first.geplantes_datum, second.geplantes_datum), now=f.NOW)
+    panel.call_select.value = first.id
+    panel.failed_button.click()
+    panel.failed_button.click()
+    assert "Kein Anruf ausgewählt" in panel.status.value
+    assert Telefonanruf.get_by_id(first.id).status == "fehlgeschlagen"
+    assert Telefonanruf.get_by_id(second.id).status == "geplant"
 
 
 def test_call_cancelled_and_unknown_call_for_reschedule(clean_db):
@@ -303,6 +349,7 @@ def test_override_without_reason_is_refused_and_with_reason_clears(clean_db):
     therapist = f.therapist(naechster_kontakt_moeglich=until)
     panel = CoolingPanel(today=TODAY, now=f.NOW)
     panel.therapist_id.value = therapist.id
+    panel.immediately.value = True
     panel.reason.value = "   "
     panel.override_button.click()
     assert "REASON_REQUIRED" in panel.status.value
@@ -323,7 +370,7 @@ def test_override_to_a_date_and_unknown_therapist(clean_db):
     therapist = f.therapist()
     panel = CoolingPanel(today=TODAY, now=f.NOW)
     panel.therapist_id.value = therapist.id
-    panel.new_date.value = TODAY + dt.timedelta(days=10)
+    panel.new_date.value = (TODAY + dt.timedelta(days=10)).strftime("%d.%m.%Y")
     panel.reason.value = "Urlaub"
     panel.override_button.click()
     assert Therapist.get_by_id(therapist.id).naechster_kontakt_moeglich == TODAY + dt.timedelta(
@@ -332,6 +379,41 @@ def test_override_to_a_date_and_unknown_therapist(clean_db):
     assert [r["therapist_id"] for r in panel.rows] == [therapist.id]
     assert queries.cooling_therapists(TODAY)[0]["tage"] == 10
     panel.therapist_id.value = 999_999
+    panel.immediately.value = True
     panel.reason.value = "x"
     panel.override_button.click()
     assert "THERAPIST_NOT_FOUND" in panel.status.value
+
+
+@pytest.mark.parametrize(
+    "typed,immediately,says",
+    [
+        ("31.02.2027", False, "gibt es nicht im Kalender"),
+        ("morgen", False, "ist kein Datum"),
+        ("01.01.2020", False, "in der Vergangenheit"),
+        ("", False, "Bitte ein Datum"),
+        ("01.03.2027", True, "nicht beides"),
+    ],
+)
+def test_cooling_override_refuses_an_impossible_or_missing_date(clean_db, typed, immediately, says):
+    """An impossible date is never read as "kontaktierbar ab sofort"."""
+    until = TODAY + dt.timedelta(days=20)
+    therapist = f.therapist(naechster_kontakt_moeglich=until)
+    panel = CoolingPanel(today=TODAY, now=f.NOW)
+    panel.therapist_id.value = therapist.id
+    panel.new_date.value, panel.immediately.value = typed, immediately
+    panel.reason.value = "hat angerufen"
+    panel.override_button.click()
+    assert "INVALID_DATE" in panel.status.value and says in panel.status.value
+    assert Therapist.get_by_id(therapist.id).naechster_kontakt_moeglich == until
+    assert not AuditLog.select().where(AuditLog.action == "override_cooling").exists()
+
+
+def test_cooling_override_refuses_an_over_long_reason(clean_db):
+    therapist = f.therapist()
+    panel = CoolingPanel(today=TODAY, now=f.NOW)
+    panel.therapist_id.value, panel.immediately.value = therapist.id, True
+    panel.reason.value = "x" * 501
+    panel.override_button.click()
+    assert "TEXT_TOO_LONG" in panel.status.value and "501 Zeichen" in panel.status.value
+    assert not AuditLog.select().where(AuditLog.action == "override_cooling").exists()

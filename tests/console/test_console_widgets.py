@@ -106,13 +106,22 @@ def test_today_panel_lists_what_needs_action(clean_db):
 
     panel = TodayPanel(today=TODAY)
     counts = panel.counts()
-    assert counts == {"calls": 2, "reviews": 1, "conflicts": 0, "unsent": 1, "waiting": 1}
+    assert counts == {
+        "calls": 2,
+        "answers": 0,
+        "questions": 0,
+        "reviews": 1,
+        "conflicts": 0,
+        "placements": 0,
+        "unsent": 1,
+        "waiting": 1,
+    }
     assert [c["ueberfaellig"] for c in panel.summary["calls"]] == [True, False]
     assert panel.summary["waiting"][0]["search_id"] == waiting.id
     assert panel.summary["waiting"][0]["wartetage"] == 40
-    assert "Anrufe fällig: 2" in panel.content.value
-    assert "030 123" in panel.content.value
-    assert "Antwort nicht eindeutig" in panel.content.value
+    assert "Anrufe fällig: 2" in panel.text()
+    assert "030 123" in panel.text()
+    assert "Antwort nicht eindeutig" in panel.text()
 
     f.mark_sent(unsent)
     panel.refresh_button.click()
@@ -138,7 +147,7 @@ def test_today_panel_shows_conflicts(clean_db):
     panel = TodayPanel(today=TODAY)
     assert panel.counts()["conflicts"] == 1
     assert panel.summary["conflicts"][0]["winner"] == first_t.id
-    assert "Konflikte: 1" in panel.content.value
+    assert "Konflikte: 1" in panel.text()
 
 
 # --- Searches panel ------------------------------------------------------------------------------
@@ -162,7 +171,9 @@ def test_searches_panel_filters_and_sorts(clean_db):
     assert munich.id not in [r["search_id"] for r in panel.rows]
     panel.status_filter.value = ("pausiert",)
     assert [r["search_id"] for r in panel.rows] == [paused.id]
+    assert panel.selected_search_id is None  # the filtered-out selection is not replaced
     panel.status_filter.value = ("aktiv",)
+    panel.search_select.value = berlin_old.id
     panel.sort.value = False
     assert [r["search_id"] for r in panel.rows] == [berlin_new.id, berlin_old.id]
     assert panel.selected_search_id == berlin_old.id  # a listed selection is kept
@@ -179,14 +190,53 @@ def test_searches_panel_pause_resume_cancel(clean_db):
     panel.pause_button.click()  # a no-op, still fine
     panel.resume_button.click()
     assert Platzsuche.get_by_id(search.id).status == "aktiv"
-    panel.cancel_button.click()
+    panel.cancel_button.click()  # asks first, naming the search
+    assert Platzsuche.get_by_id(search.id).status == "aktiv"
+    assert panel.confirmation.pending and f"Suche {search.id}" in panel.confirmation.question.value
+    panel.confirmation.yes_button.click()
     assert Platzsuche.get_by_id(search.id).status == "abgebrochen"
+    panel.confirmation.yes_button.click()  # a second click finds nothing pending
+    assert panel.selected_search_id is None  # the selection does not jump to a neighbour
     panel.status_filter.value = ()  # "alle": the cancelled search is listed again
     panel.search_select.value = search.id
     panel.resume_button.click()
     assert "INVALID_TRANSITION" in panel.status.value
     assert Platzsuche.get_by_id(search.id).status == "abgebrochen"
     assert not any(b.disabled for b in panel.action_controls)
+
+
+def test_searches_panel_double_click_on_cancel_cancels_exactly_one_search(clean_db):
+    """The list's next search (who waited longest) must survive a double-click."""
+    first, second = f.search(), f.search()
+    panel = SearchesPanel(today=TODAY)
+    panel.search_select.value = first.id
+    panel.cancel_button.click()
+    panel.confirmation.yes_button.click()
+    before = snapshot()
+    panel.cancel_button.click()  # the second click of the double-click
+    panel.confirmation.yes_button.click()
+    assert "Keine Suche ausgewählt" in panel.status.value and not panel.confirmation.pending
+    assert snapshot() == before
+    assert Platzsuche.get_by_id(first.id).status == "abgebrochen"
+    assert Platzsuche.get_by_id(second.id).status == "aktiv"
+    # choosing another search drops a pending question about the former one
+    panel.search_select.value = second.id
+    panel.cancel_button.click()
+    panel.search_select.value = None
+    assert not panel.confirmation.pending
+
+
+def test_over_long_text_is_refused_in_german_and_writes_nothing(clean_db):
+    search = f.search()
+    therapist = f.therapist()
+    panel = SearchesPanel(today=TODAY)
+    panel.search_select.value = search.id
+    panel.therapist_id.value = therapist.id
+    panel.exclusion_reason.value = "zu lang " * 100
+    before = snapshot()
+    panel.exclude_button.click()
+    assert "TEXT_TOO_LONG" in panel.status.value and "erlaubt sind 500" in panel.status.value
+    assert snapshot() == before
 
 
 def test_searches_panel_opens_a_search_or_names_the_invalid_field(clean_db):
@@ -270,7 +320,7 @@ def test_response_panel_records_an_answer(bundle):
     panel.form.set_outcome(patients[2], "abgelehnt_Kapazitaet")
     panel.notes.value = "telefonisch"
     panel.save_button.click()
-    assert "teilweise_Annahme" in panel.status.value and "✓" in panel.status.value
+    assert "teilweise Annahme" in panel.status.value and "✓" in panel.status.value
     anfrage = Therapeutenanfrage.get_by_id(anfrage.id)
     assert (anfrage.antworttyp, anfrage.angenommen_anzahl, anfrage.abgelehnt_anzahl) == (
         "teilweise_Annahme",
@@ -321,7 +371,7 @@ def test_review_queue_decides_per_patient(bundle):
     for pid in patients[1:]:
         panel.form.set_outcome(pid, "abgelehnt_sonstiges")
     panel.decide_button.click()
-    assert "✓" in panel.status.value and "teilweise_Annahme" in panel.status.value
+    assert "✓" in panel.status.value and "teilweise Annahme" in panel.status.value
     assert InboundMessage.get_by_id(item.id).status == "verarbeitet"
     assert Therapeutenanfrage.get_by_id(anfrage.id).antworttyp == "teilweise_Annahme"
     assert panel.items == [] and panel.selected_inbound_id is None
@@ -354,7 +404,7 @@ def test_review_queue_unrecognised_anfrage_needs_an_id(bundle):
     for pid in patients:
         panel.form.set_outcome(pid, "abgelehnt_Kapazitaet")
     panel.decide_button.click()
-    assert "vollstaendige_Ablehnung" in panel.status.value
+    assert "vollständige Ablehnung" in panel.status.value
     row = InboundMessage.get_by_id(item.id)
     assert (row.status, row.therapeutenanfrage_id) == ("verarbeitet", anfrage.id)
 
@@ -391,7 +441,7 @@ def test_review_queue_shows_and_decides_a_link_click(bundle):
     for pid in patients[1:]:
         panel.form.set_outcome(pid, "abgelehnt_sonstiges")
     panel.decide_button.click()
-    assert f"Klick {click.id}" in panel.status.value and "teilweise_Annahme" in panel.status.value
+    assert f"Klick {click.id}" in panel.status.value and "teilweise Annahme" in panel.status.value
     row = LinkKlick.get_by_id(click.id)
     assert (row.status, row.result["decided_by"]) == ("verarbeitet", panel.actor)
     assert Therapeutenanfrage.get_by_id(anfrage.id).antworttyp == "teilweise_Annahme"
@@ -442,7 +492,7 @@ def test_review_queue_prefills_the_clicked_answers(clean_db):
     assert "ANFRAGE_NOT_SENT" in panel.status.value
     f.mark_sent(anfrage_id, f.NOW)
     panel.decide_button.click()
-    assert "✓" in panel.status.value and "teilweise_Annahme" in panel.status.value
+    assert "✓" in panel.status.value and "teilweise Annahme" in panel.status.value
     statuses = sorted(c.status for c in LinkKlick.select())
     assert statuses == ["ignoriert", "ignoriert", "verarbeitet"] and panel.items == []
 
@@ -453,8 +503,8 @@ def test_today_panel_lists_link_clicks_in_review(bundle):
     click = clicked_in_review(anfrage.id, patients[0], "angenommen")
     panel = TodayPanel(today=TODAY)
     assert panel.counts()["reviews"] == 1
-    assert f"Klick {click.id}" in panel.content.value
-    assert "Link-Klick" in panel.content.value
+    assert f"Klick {click.id}" in panel.text()
+    assert "Link-Klick" in panel.text()
 
 
 # --- Conflicts panel ---------------------------------------------------------------------------
@@ -572,3 +622,26 @@ def test_conflicts_panel_pages_long_lists(clean_db, monkeypatch):
 def test_conflicts_panel_empty(clean_db):
     panel = ConflictsPanel()
     assert panel.rows == [] and "0 Konflikt(e) offen" in panel.count.value
+
+
+def test_review_queue_decides_some_patients_and_keeps_the_item_for_the_others(bundle):
+    """ "1 ja, bei den anderen unsicher": the one is recorded, the reply stays in review."""
+    _, anfrage, patients = bundle
+    inbound = review_item(anfrage.id)
+    panel = ReviewQueuePanel(actor="anna")
+    panel.item_select.value = ("email", inbound.id)
+    panel.form.set_outcome(patients[0], "angenommen")
+    panel.decide_button.click()  # without "partial" every open patient needs an answer
+    assert "MISSING_RESPONSES" in panel.status.value
+    panel.partial.value = True
+    panel.decide_button.click()
+    assert "2 bleiben offen" in panel.status.value and "✓" in panel.status.value
+    assert InboundMessage.get_by_id(inbound.id).status == "pruefung"
+    assert panel.form.dropdowns[patients[0]].disabled  # decided: shown, not editable
+    assert not panel.partial.value
+    for pid in patients[1:]:
+        panel.form.set_outcome(pid, "abgelehnt_Kapazitaet")
+    panel.decide_button.click()
+    assert "teilweise Annahme" in panel.status.value
+    assert InboundMessage.get_by_id(inbound.id).status == "verarbeitet"
+    assert [i for i in panel.items if i.get("inbound_id") == inbound.id] == []

@@ -250,3 +250,19 @@ def test_rounds_follow_the_flag_saved_in_the_panel(clean_db):
     assert not result.disabled and result.created == []
     save(True, 100)
     assert len(run_bundle_round(NOW).created) == 1
+
+
+def test_the_dashboard_counts_staff_actions_per_placement_and_week(history):
+    """The fixture's answer and status change were written by "staff" (the operations'
+    default actor); a staff member's cooling override adds one; the clock's round does not."""
+    before = panel_for(TODAY - 30 * DAY, TODAY).report.figure("Mitarbeiteraktionen")
+    AuditLog.create(actor="anna", action="override_cooling", entity="therapist", entity_id="1",
+                    at=NOW - DAY)  # fmt: skip
+    AuditLog.create(actor="clock", action="bundle_round", entity="runde", entity_id="1",
+                    at=NOW - DAY)  # fmt: skip
+    panel = panel_for(TODAY - 30 * DAY, TODAY)
+    report = panel.report
+    assert report.figure("Mitarbeiteraktionen") == before + 1
+    assert report.figure("Mitarbeiteraktionen je Vermittlung") == before + 1  # one placement
+    assert "Mitarbeiteraktionen je Woche" in panel.figures.value
+    assert sum(w["aktionen"] for w in report.staff_weekly) == before + 1

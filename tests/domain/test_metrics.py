@@ -228,3 +228,31 @@ def test_csv_rows_hold_figures_weeks_and_placements():
     assert ("Kennzahl", "2026-11-01..2026-11-30", "Antwortrate", "Anteil", 0.4, 2, 5) in rows
     assert ("Woche", "2026-11-02", "Gesendet", "Anzahl", 4, None, None) in rows
     assert ("Vermittlung", "Platzsuche 100", "Vermittlungstage", "Tage", 14, None, None) in rows
+
+
+def test_staff_actions_per_week_and_per_placement():
+    """Issue 15 point 9: only staff clicks and commands count, per local week."""
+    assert m.is_staff_action("anna", "record_response")
+    assert not m.is_staff_action("email", "record_response")  # parsed from a reply
+    assert not m.is_staff_action("clock", "bundle_round")
+    assert not m.is_staff_action("anna", "send_anfrage")  # the worker's row for her send
+    assert not m.is_staff_action("", "record_response")
+    monday = dt.datetime(2026, 11, 2, 9, 0)
+    actions = (monday, monday + DAY, monday + 7 * DAY, monday + 40 * DAY)
+    data = m.MetricData(
+        searches=(m.SearchRow(100, "erfolgreich", monday - 10 * DAY, monday + 2 * DAY),),
+        staff_actions=actions,
+    )
+    report = m.compute(data, dt.date(2026, 11, 1), dt.date(2026, 11, 30), NOW, ZONE)
+    assert report.figure("Mitarbeiteraktionen") == 3  # the fourth lies after the range
+    assert report.figure("Mitarbeiteraktionen je Vermittlung") == 3
+    assert [(w["woche"], w["aktionen"], w["vermittlungen"]) for w in report.staff_weekly] == [
+        (dt.date(2026, 11, 2), 2, 1),
+        (dt.date(2026, 11, 9), 1, 0),
+    ]
+    none_placed = m.compute(
+        m.MetricData(staff_actions=actions), dt.date(2026, 11, 1), dt.date(2026, 11, 30), NOW, ZONE
+    )
+    assert none_placed.figure("Mitarbeiteraktionen je Vermittlung") is None
+    rows = m.csv_rows(report)
+    assert ("Woche", "2026-11-02", "Mitarbeiteraktionen", "Anzahl", 2, None, None) in rows

@@ -149,7 +149,8 @@ def test_signature_digits_are_not_patient_references():
 
 def test_quoted_inquiry_is_not_read_as_answers():
     decision = parse.decide(QUOTED, [123, 456])
-    assert decision.review  # patient 2 of [123, 456] is 456; 123 got no answer
+    # patient 2 of [123, 456] is 456; 123 is not mentioned: declined (domain §0.14)
+    assert decision.decisions == {123: K, 456: A}
     assert parse.decide(QUOTED, [2]).decisions == {2: A}
 
 
@@ -164,6 +165,13 @@ def test_quoted_inquiry_is_not_read_as_answers():
         ("#22 gerne, #11 passt nicht zu meinem Schwerpunkt.", [11, 22], {11: N, 22: A}),
         ("Den ersten und dritten gerne, den zweiten nicht.", [7, 8, 9], {7: A, 8: S, 9: A}),
         ("Alle drei gerne!", [7, 8, 9], {7: A, 8: A, 9: A}),
+        # domain §0.14: an acceptance silent on the others declines them for capacity
+        ("Patient 2 nehme ich.", [1, 2, 3], {1: K, 2: A, 3: K}),
+        # issue 17: conditional offers, compact lists, logistics beside the decision
+        ("Ich könnte Patient 2 ein Erstgespräch anbieten.", [1, 2], {1: K, 2: A}),
+        ("1 ja 2 ja 3 nein", [7, 8, 9], {7: A, 8: A, 9: S}),
+        ("1+3 ja", [7, 8, 9], {7: A, 8: K, 9: A}),
+        ("Gerne beide! Wann können Sie anrufen? Ich bin Di 8–9 erreichbar.", [4, 5], {4: A, 5: A}),
         ("Ja gerne!", [555], {555: A}),
         ("Leidr keine Kapazitat.", [555], {555: K}),
         ("Ich gehe in den Ruhestand, leider nicht.", [5, 6], {5: S, 6: S}),
@@ -187,7 +195,6 @@ def test_decided(text, ids, expected):
         ("Die Frau nehme ich gerne, den Herrn nicht.", [1, 2]),
         ("Ich kann nicht alle nehmen.", [1, 2, 3]),
         ("Patient 9 gerne.", [1, 2]),
-        ("Patient 2 nehme ich.", [1, 2, 3]),
         ("Ist Patient 2 auch vormittags verfügbar?", [1, 2]),
         ("", [1]),
         ("1) Patient 1: [x] ja  [x] keine Kapazität  [ ] nicht geeignet", [1]),
@@ -298,3 +305,40 @@ def test_cmd_parse_human_output_and_errors(capsys, tmp_path):
     args = argparse.Namespace(patients="1", json=True, file=str(tmp_path / "missing.eml"))
     assert cmd_parse(args) == 1
     assert capsys.readouterr().err.startswith("psymatch: error: cannot read")
+
+
+def test_cmd_parse_shows_why_and_the_logistics(capsys, tmp_path):
+    text = "Gerne beide! Wann können Sie anrufen? Ich bin Di 8–9 erreichbar."
+    code, out = run(capsys, tmp_path, text, as_json=False)
+    assert code == 0 and out.out.startswith("Decided automatically:")
+    assert "weil: 'Gerne beide': Annahme für all" in out.out
+    assert "Hinweis (Notiz, keine Entscheidung): Wann können Sie anrufen?" in out.out
+    code, out = run(capsys, tmp_path, text)
+    assert set(json.loads(out.out)) == {"decisions", "review", "reason"}  # contract unchanged
+
+
+def test_cmd_stats_counts_a_directory_with_expectations(capsys, tmp_path):
+    from cli.replies import cmd_stats
+
+    (tmp_path / "a.txt").write_text("Patient 11 gerne, 22 leider nicht.", encoding="utf-8")
+    (tmp_path / "b.txt").write_text("Vielleicht im Frühjahr.", encoding="utf-8")
+    (tmp_path / "c.txt").write_text("Ja, beide gerne.", encoding="utf-8")
+    expected = {
+        "a.txt": {"patients": [11, 22], "expected": {"11": A, "22": S}},
+        "b.txt": {"patients": [11, 22], "expected": "review"},
+        "c.txt": {"patients": [11, 22], "expected": {"11": K, "22": K}},  # a wrong key
+    }
+    (tmp_path / "expected.json").write_text(json.dumps(expected), encoding="utf-8")
+    files = [str(tmp_path / n) for n in ("a.txt", "b.txt", "c.txt", "expected.json")]
+    assert cmd_stats(argparse.Namespace(patients=None, files=files)) == 0
+    stats = json.loads(capsys.readouterr().out)
+    assert (stats["files"], stats["decided"], stats["review"]) == (3, 2, 1)
+    assert stats["review_reasons"] == {"hedged": 1}
+    assert (stats["clear"], stats["clear_correct"], stats["hedges_to_review"]) == (2, 1, 1)
+    assert stats["wrong_acceptances"] == 2 and stats["misses"] == ["c.txt"]
+    # a file nobody describes needs --patients
+    (tmp_path / "d.txt").write_text("Nein.", encoding="utf-8")
+    assert cmd_stats(argparse.Namespace(patients=None, files=[str(tmp_path / "d.txt")])) == 1
+    assert "give --patients" in capsys.readouterr().err
+    assert cmd_stats(argparse.Namespace(patients="5", files=[str(tmp_path / "d.txt")])) == 0
+    assert json.loads(capsys.readouterr().out)["decided"] == 1

@@ -350,3 +350,52 @@ def test_cooling_override_needs_a_reason_and_is_logged(clean_db):
     assert "Meinungsänderung: hat Platz frei" in changed.notizen
     log = AuditLog.get(AuditLog.action == "override_cooling")
     assert (log.actor, log.details["before"]) == ("eva", "2027-01-01")
+
+
+def test_a_partial_answer_records_some_patients_and_leaves_the_others_pending(bundle):
+    """docs/domain.md §0 point 14: acceptances recorded, the others stay open for follow-up."""
+    therapist, anfrage, (first, second, third) = bundle
+    call = Telefonanruf.create(
+        therapist=therapist,
+        therapeutenanfrage=anfrage,
+        geplantes_datum=dt.date(2026, 12, 2),
+        geplante_zeit="09:00",
+        dauer_minuten=5,
+    )
+    result = record_response(anfrage.id, {first: "angenommen"}, now=LATER, partial=True)
+    assert (result.antworttyp, result.still_open, result.angenommen_anzahl) == ("offen", 2, 1)
+    stored = Therapeutenanfrage.get_by_id(anfrage.id)
+    assert stored.antwort_datum is None and stored.antworttyp is None  # still pending
+    assert Platzsuche.get(Platzsuche.patient == first).vermittelter_therapeut_id == therapist.id
+    assert Telefonanruf.get_by_id(call.id).status == "geplant"  # the follow-up stays
+    first_keys = {o.dedupe_key for o in OutboxItem.select()}
+
+    with pytest.raises(OperationError) as error:  # a decided patient cannot be answered again
+        record_response(anfrage.id, {first: "abgelehnt_Kapazitaet"}, now=LATER, partial=True)
+    assert error.value.code == "ALREADY_ANSWERED"
+    with pytest.raises(OperationError) as error:  # a full answer needs the open ones
+        record_response(anfrage.id, {second: "angenommen"}, now=LATER)
+    assert error.value.code == "MISSING_RESPONSES"
+
+    final = record_response(
+        anfrage.id, {second: "angenommen", third: "abgelehnt_Kapazitaet"}, now=LATER
+    )
+    assert final.antworttyp == "teilweise_Annahme"
+    assert (final.angenommen_anzahl, final.abgelehnt_anzahl, final.keine_antwort_anzahl) == (
+        2,
+        1,
+        0,
+    )
+    assert Therapeutenanfrage.get_by_id(anfrage.id).antwort_datum == LATER
+    assert Telefonanruf.get_by_id(call.id).status == "abgebrochen"
+    new_keys = {o.dedupe_key for o in OutboxItem.select()} - first_keys
+    assert any(k.startswith("annahme_bestaetigung:") for k in new_keys)  # its own thanks
+
+
+def test_a_partial_answer_with_nothing_in_it_is_refused(bundle):
+    _, anfrage, _ = bundle
+    before = snapshot_of_rows()
+    with pytest.raises(OperationError) as error:
+        record_response(anfrage.id, {}, now=LATER, partial=True)
+    assert error.value.code == "MISSING_RESPONSES"
+    assert snapshot_of_rows() == before

@@ -321,7 +321,7 @@ def test_second_reply_to_an_answered_anfrage_goes_to_review(client, sent):
     assert InboundMessage.get_by_id(ids[1]).review_reason.startswith("ALREADY_ANSWERED")
 
 
-def test_auto_reply_is_ignored_and_the_anfrage_stays_pending(client, sent):
+def test_out_of_office_moves_the_follow_up_and_the_anfrage_stays_pending(client, sent):
     _, anfrage_id, patients = sent
     body = wp.mailgun(
         anfrage_id=anfrage_id,
@@ -330,8 +330,10 @@ def test_auto_reply_is_ignored_and_the_anfrage_stays_pending(client, sent):
         extra_headers=[["Auto-Submitted", "auto-replied"]],
     )
     inbound_id = post(client, "mailgun", body).get_json()["id"]
-    assert process_reply(inbound_id) == "ignoriert"
-    assert Therapeutenanfrage.get_by_id(anfrage_id).antwort_datum is None
+    # domain §0.12: the return date moves the follow-up; nothing is answered
+    assert process_reply(inbound_id) == "verarbeitet"
+    anfrage = Therapeutenanfrage.get_by_id(anfrage_id)
+    assert anfrage.antwort_datum is None and anfrage.nachverfolgung_ab is not None
     assert set(outcomes(anfrage_id).values()) == {None}
 
 
@@ -353,6 +355,28 @@ def test_ambiguous_reply_goes_to_review(client, sent):
     with pytest.raises(OperationError) as error:
         ops.decide_review(inbound_id, decided, "staff:anna", now=LATER)
     assert error.value.code == "ALREADY_PROCESSED"
+
+
+def test_a_review_item_can_be_decided_for_some_patients_and_stay_open_for_the_others(client, sent):
+    """ "1 ja, bei den anderen unsicher": staff record the one and keep the reply in review."""
+    _, anfrage_id, patients = sent
+    text = wp.reply_text(patients, {patients[0]: "both", patients[1]: "ja", patients[2]: "ja"})
+    inbound_id = post(client, "postmark", wp.postmark(anfrage_id=anfrage_id, text=text)).get_json()[
+        "id"
+    ]
+    assert process_reply(inbound_id) == "pruefung"
+    first = ops.decide_review(
+        inbound_id, {patients[1]: "angenommen"}, "staff:anna", now=LATER, partial=True
+    )
+    assert first.still_open == 2
+    row = InboundMessage.get_by_id(inbound_id)
+    assert row.status == "pruefung" and len(row.result["partial_decisions"]) == 1
+    assert outcomes(anfrage_id)[patients[1]] == "angenommen"
+    assert Therapeutenanfrage.get_by_id(anfrage_id).antwort_datum is None
+    rest = {patients[0]: "abgelehnt_Kapazitaet", patients[2]: "angenommen"}
+    final = ops.decide_review(inbound_id, rest, "staff:bernd", now=LATER, partial=True)
+    assert final.still_open == 0 and final.antworttyp == "teilweise_Annahme"
+    assert InboundMessage.get_by_id(inbound_id).status == "verarbeitet"
 
 
 def test_dismiss_review(client):

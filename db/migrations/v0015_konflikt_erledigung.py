@@ -1,4 +1,4 @@
-"""0014 settled conflicts and conflict alternatives (issue 15 point 3).
+"""0015 settled conflicts and conflict alternatives (issue 15 point 3).
 
 ``konflikt_erledigungen``: how staff settled the conflict of one search (who, when, how,
 which accepted lines it covered, how often it was reassigned); operations/conflicts.py.
@@ -42,7 +42,7 @@ _DOWN = [
     'DROP TABLE "konflikt_erledigungen"',
 ]
 
-VERSION = 14
+VERSION = 15
 NAME = "konflikt_erledigung"
 UP = {dialect: [table, *_COMMON_UP] for dialect, table in _TABLE.items()}
 DOWN = {"sqlite": _DOWN, "postgres": _DOWN}
