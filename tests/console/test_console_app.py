@@ -188,7 +188,7 @@ def test_the_console_opens_as_an_app_and_leaves_the_notebooks_untouched(demo_con
     clicker.act(panel, "Anzeigen", r"✓ 0 Einträge")
     app.open("Settings.ipynb")
     rows = AuditLog.select().count()
-    clicker.act(page, "Speichern", r"✗ \w+_REQUIRED: .*")
+    clicker.act(page, "Speichern", r"✗ .* \w+_REQUIRED")
     assert AuditLog.select().count() == rows
     assert clicker.kernel_errors == [], clicker.kernel_errors
 

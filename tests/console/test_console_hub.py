@@ -218,7 +218,7 @@ def test_each_staff_member_signs_in_and_acts_under_their_own_name(hub, people, b
         assert row.actor == user
 
     audit_before = AuditLog.select().count()
-    _open_search_as(browser, base, "lesa", patients["lesa"], r"✗ FORBIDDEN: Ihre Rolle Lesen .*")
+    _open_search_as(browser, base, "lesa", patients["lesa"], r"✗ Ihre Rolle Lesen .* FORBIDDEN")
     assert Platzsuche.select().where(Platzsuche.patient == patients["lesa"]).count() == 0
     assert AuditLog.select().count() == audit_before
 

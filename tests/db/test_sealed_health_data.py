@@ -486,7 +486,7 @@ def test_migration_0010_seals_real_rows_and_unseals_them_on_downgrade(scratch):
     )  # fmt: skip
     assert (patient.latitude, patient.longitude) == (52.52, 13.39)
     assert Platzsuche.get().notizen == NOTE
-    assert Therapist.get().sperrgrund == "Beschwerde"
+    assert Therapist.select(Therapist.sperrgrund).get().sperrgrund == "Beschwerde"  # v10 columns
     assert TherapeutAnfragePatient.get().antwortnotizen == "passt nicht"
     assert Telefonanruf.get().ergebnis == "erreicht"
     reply = InboundMessage.get()
