@@ -8,7 +8,9 @@ data, on both backends.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import math
 import random
 
 import pytest
@@ -18,6 +20,7 @@ from operations import bundles, snapshot
 from operations import demo_data as demo
 from operations.errors import OperationError
 from psymatch.domain.bundling import list_selectable, select_for_therapist
+from tests import factories as f
 
 TODAY = dt.date(2025, 3, 14)
 NOW = dt.datetime(2025, 3, 14, 10, 0)
@@ -126,3 +129,45 @@ def test_listing_refuses_a_bad_prefix(clean_db, prefix):
     with pytest.raises(OperationError) as error:
         bundles.list_selectable_therapists(prefix)
     assert error.value.code == "INVALID_PLZ_PREFIX"
+
+
+@pytest.mark.parametrize("where", [(48.1738, 11.5858), (53.5511, 9.9937), (47.4011, 7.6489)])
+def test_a_patient_exactly_at_its_own_distance_is_loaded_from_every_direction(clean_db, where):
+    """The box narrowed in SQL to each patient's own distance keeps everyone H1 keeps.
+
+    Around a therapist off the patients' 0.01° grid, patients in every direction, each
+    accepting exactly its distance (it passes H1) or 0.01 km less (it fails), and one far
+    patient accepting 60 km, so that the indexed box is far larger than the own ones."""
+    from psymatch.domain.geo import haversine_km
+
+    t_lat, t_lon = where
+    therapist = f.therapist(latitude=t_lat, longitude=t_lon)
+    radius = bundles.params().earth_radius_km
+    within, beyond = set(), set()
+    for step in range(24):
+        bearing = math.radians(step * 15 + 7)
+        for km in (3.3, 11.7, 24.6):
+            lat = round(t_lat + km * math.cos(bearing) / 111.2, 2)
+            lon = round(t_lon + km * math.sin(bearing) / (111.2 * math.cos(math.radians(t_lat))), 2)
+            distance = float(haversine_km(t_lat, t_lon, lat, lon, radius))
+            for max_km, kept in ((distance, within), (round(distance - 0.01, 2), beyond)):
+                patient = f.patient(
+                    latitude=lat, longitude=lon, raeumliche_verfuegbarkeit={"max_km": max_km}
+                )
+                kept.add(f.search(patient_obj=patient).id)
+    far = f.search(
+        patient_obj=f.patient(
+            latitude=round(t_lat + 0.45, 2),
+            longitude=t_lon,
+            raeumliche_verfuegbarkeit={"max_km": 60},
+        )
+    )
+    near = snapshot.load(f.NOW, practice_of=therapist.id)
+    full = snapshot.load(f.NOW, practice_of=therapist.id, prefilter=False)
+    assert {s.id for s in near.searches} == within | {far.id}
+    params = bundles.params()
+    for size in (6, 500):  # the chosen six, and everyone eligible (the count)
+        sized = dataclasses.replace(params, max_size=size)
+        chosen = select_for_therapist(near, sized, therapist.id, mode="staff")
+        assert chosen == select_for_therapist(full, sized, therapist.id, mode="staff")
+    assert chosen.eligible_count == len(within) + 1
