@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import math
 from zoneinfo import ZoneInfo
@@ -309,8 +310,30 @@ SEARCH_FIELDS = (
 )
 
 
-def _json_text(text):
-    return None if text is None else json.loads(text)
+# Decoders of the JSON columns a selection reads, from their text. Pure functions with
+# immutable results, so they are cached: most rows repeat a few texts ("[]", a max_km),
+# and a patient's schedule is read again by the next preview nearby.
+@functools.lru_cache(maxsize=1024)
+def _exclusions(text: str | None) -> frozenset[int]:
+    return parse_exclusions(None if text is None else json.loads(text))
+
+
+@functools.lru_cache(maxsize=1024)
+def _own_max_km_of(text: str | None) -> float | None:
+    return own_max_km(None if text is None else json.loads(text))
+
+
+@functools.lru_cache(maxsize=16384)
+def _schedule(text: str | None):
+    return minute_ranges(None if text is None else json.loads(text))
+
+
+_JSON_DECODERS = {
+    Platzsuche.ausgeschlossene_therapeuten: _exclusions,
+    Patient.ausgeschlossene_therapeuten: _exclusions,
+    Patient.raeumliche_verfuegbarkeit: _own_max_km_of,
+    Patient.zeitliche_verfuegbarkeit: _schedule,
+}
 
 
 def _unread(_value):
@@ -322,8 +345,9 @@ def _search_columns(birth_dates: bool, symptoms: bool) -> tuple[list, list]:
 
     A row is decoded only when it is used, by the fields' own ``python_value``: nothing
     is converted for a row that is dropped. JSON columns are read as text (the PostgreSQL
-    driver would otherwise parse every one it fetches); a sealed column left out
-    (``birth_dates`` / ``symptoms`` false) is neither read nor decrypted."""
+    driver would otherwise parse every one it fetches) and decoded straight into what the
+    selection reads (``_JSON_DECODERS``); a sealed column left out (``birth_dates`` /
+    ``symptoms`` false) is neither read nor decrypted."""
     columns, decoders = [], []
     for field in SEARCH_FIELDS:
         if (field is Patient.geburtsdatum and not birth_dates) or (
@@ -333,7 +357,7 @@ def _search_columns(birth_dates: bool, symptoms: bool) -> tuple[list, list]:
             decoders.append(_unread)
         elif isinstance(field, JSONField):
             columns.append(field.cast("text"))
-            decoders.append(_json_text)
+            decoders.append(_JSON_DECODERS[field])
         else:
             columns.append(field)
             decoders.append(field.python_value)
@@ -353,7 +377,7 @@ def _search_data(decoders, raw, pending: int) -> SearchData:
         lat,
         lon,
         plz,
-        space,
+        max_km,
         gender,
         pref_gender,
         pref_proc,
@@ -369,17 +393,17 @@ def _search_data(decoders, raw, pending: int) -> SearchData:
         status=status,
         vermittelter_therapeut_id=placed,
         pending=pending,
-        excluded=parse_exclusions(s_excl, p_excl),
+        excluded=s_excl | p_excl,
         latitude=lat,
         longitude=lon,
         plz=plz,
-        max_km=own_max_km(space),
+        max_km=max_km,
         geschlecht=gender,
         bevorzugtes_therapeutengeschlecht=pref_gender,
         bevorzugtes_therapieverfahren=pref_proc,
         geburtsdatum=birth,
         offen_fuer_gruppentherapie=group,
-        zeitliche_verfuegbarkeit=minute_ranges(schedule),
+        zeitliche_verfuegbarkeit=schedule,
         symptome=tuple(symptom_list or ()),
     )
 
