@@ -105,12 +105,13 @@ def email_last_queued(address: str | None = None, addresses=None):
 
 
 def practice_filter(therapist_id: int):
-    """WHERE clause for a therapist and every member of its practice (same normalised email)."""
-    email = Therapist.select(Therapist.email).where(Therapist.id == therapist_id).scalar()
-    address = (email or "").strip().lower()
-    if not address:
-        return Therapist.id == therapist_id
-    return (Therapist.id == therapist_id) | (normalised(Therapist.email) == address)
+    """WHERE clause for a therapist and every member of its practice (same normalised
+    email; an empty address makes no practice). The address is read by a subquery, in the
+    same round trip, and the expression index of migration 0004 finds the members."""
+    own = Therapist.alias("own")
+    address = own.select(normalised(own.email)).where(own.id == therapist_id)
+    key = normalised(Therapist.email)
+    return (Therapist.id == therapist_id) | ((key == address) & (key != ""))
 
 
 def plz_range(plz_prefix: str):
@@ -123,7 +124,7 @@ def plz_range(plz_prefix: str):
     return where
 
 
-def region_therapists(plz_prefix: str, pending: set[int]) -> list[TherapistData]:
+def region_therapists(plz_prefix: str, pending: set[int] | None) -> list[TherapistData]:
     """The aktiv therapists of a PLZ prefix and every member of their practices, by id.
 
     The staff listing judges a practice by all its members (docs/domain.md §6.2), who may
@@ -149,18 +150,34 @@ def region_therapists(plz_prefix: str, pending: set[int]) -> list[TherapistData]
     return [found[i] for i in sorted(found)]
 
 
-def load_therapists(pending: set[int], where=None) -> list[TherapistData]:
+def has_pending_anfrage():
+    """SQL: whether the therapist of the enclosing query's row has an Anfrage without
+    answer (an index probe; ``therapists_with_pending_anfrage`` reads them all)."""
+    return fn.EXISTS(
+        Therapeutenanfrage.select(SQL("1")).where(
+            (Therapeutenanfrage.therapist == Therapist.id)
+            & Therapeutenanfrage.antwort_datum.is_null()
+        )
+    )
+
+
+def load_therapists(pending: set[int] | None, where=None) -> list[TherapistData]:
+    """The therapists ``where`` selects; ``pending`` holds the ids with an Anfrage without
+    answer, or None to ask the database per therapist (for a few of them)."""
     fields = [getattr(Therapist, c) for c in THERAPIST_COLUMNS]
+    if pending is None:
+        fields.append(has_pending_anfrage())
     out = []
     query = Therapist.select(*fields)
     if where is not None:
         query = query.where(where)
     for row in query.tuples():
-        values = dict(zip(THERAPIST_COLUMNS, row, strict=True))
+        values = dict(zip(THERAPIST_COLUMNS, row[: len(THERAPIST_COLUMNS)], strict=True))
         values["arbeitszeiten"] = minute_ranges(values["arbeitszeiten"])
         values["bevorzugte_symptome"] = tuple(values["bevorzugte_symptome"] or ())
         values["bevorzugt_gruppentherapie"] = bool(values["bevorzugt_gruppentherapie"])
-        out.append(TherapistData(**values, has_pending_anfrage=values["id"] in pending))
+        waiting = values["id"] in pending if pending is not None else bool(row[-1])
+        out.append(TherapistData(**values, has_pending_anfrage=waiting))
     return out
 
 
@@ -447,7 +464,9 @@ def load(
     """
     now = now or utcnow()
     where = None
-    pending = therapists_with_pending_anfrage()
+    # a few therapists ask per therapist; all of them read the set in one query
+    limited = practice_of is not None or region is not None
+    pending = None if limited else therapists_with_pending_anfrage()
     if region is not None and practice_of is None:
         therapists = region_therapists(region, pending)
     else:

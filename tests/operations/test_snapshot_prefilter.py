@@ -69,9 +69,21 @@ def test_preview_with_the_prefilter_chooses_exactly_as_with_every_search(demo_ro
         for t in Therapist.select().where(Therapist.id.in_(sample))
     }
     assert len(kinds) >= 3
+    # the practice and its pending Anfragen, asked per therapist, as the full load has them
+    everyone = {t.id: t for t in snapshot.load(NOW, include_searches=False).therapists}
+    by_address: dict[str, set[int]] = {}
+    for t in everyone.values():
+        if (t.email or "").strip():
+            by_address.setdefault(t.email.strip().lower(), set()).add(t.id)
+    pending = 0
     for therapist_id in sample:
         near = snapshot.load(NOW, practice_of=therapist_id)
         full = snapshot.load(NOW, practice_of=therapist_id, prefilter=False)
+        address = (everyone[therapist_id].email or "").strip().lower()
+        practice = by_address.get(address, set()) | {therapist_id}
+        loaded = sorted(near.therapists, key=lambda t: t.id)
+        assert loaded == [everyone[i] for i in sorted(practice)]
+        pending += sum(t.has_pending_anfrage for t in near.therapists)
         assert len(near.searches) <= len(full.searches)
         fewer += len(near.searches) < len(full.searches)
         prefix = rng.choice([None, None, (Therapist.get_by_id(therapist_id).plz or "00")[:2]])
@@ -85,6 +97,7 @@ def test_preview_with_the_prefilter_chooses_exactly_as_with_every_search(demo_ro
             assert a == b, therapist_id
             chosen += len(a.patients)
     assert fewer >= 30  # the prefilter did leave searches out
+    assert pending > 0  # and the sample held therapists waiting for an answer
     assert chosen > 0  # and the comparison covered real bundles
 
 
@@ -171,3 +184,13 @@ def test_a_patient_exactly_at_its_own_distance_is_loaded_from_every_direction(cl
         chosen = select_for_therapist(near, sized, therapist.id, mode="staff")
         assert chosen == select_for_therapist(full, sized, therapist.id, mode="staff")
     assert chosen.eligible_count == len(within) + 1
+
+
+def test_an_empty_or_missing_address_makes_no_practice(clean_db):
+    alone = [f.therapist(email=email) for email in ("", " ", None, None)]
+    pair = [f.therapist(email="Praxis@Example.org "), f.therapist(email="praxis@example.org")]
+    for therapist in alone:
+        snap = snapshot.load(NOW, practice_of=therapist.id, include_searches=False)
+        assert [t.id for t in snap.therapists] == [therapist.id]
+    snap = snapshot.load(NOW, practice_of=pair[0].id, include_searches=False)
+    assert sorted(t.id for t in snap.therapists) == [pair[0].id, pair[1].id]
