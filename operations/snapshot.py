@@ -104,6 +104,16 @@ def email_last_queued(address: str | None = None, addresses=None):
     return dict(query.group_by(key).tuples())
 
 
+def last_queued_to_therapist():
+    """SQL: ``email_last_queued`` of the address of the enclosing query's therapist, as a
+    correlated subquery (the expression index of migration 0004 serves it)."""
+    return Email.select(fn.MAX(Email.in_warteschlange_am)).where(
+        (normalised(Email.empfaenger_email) == normalised(Therapist.email))
+        & Email.art.in_(RATE_LIMITED_KINDS)
+        & Email.in_warteschlange_am.is_null(False)
+    )
+
+
 def practice_filter(therapist_id: int):
     """WHERE clause for a therapist and every member of its practice (same normalised
     email; an empty address makes no practice). The address is read by a subquery, in the
@@ -161,22 +171,33 @@ def has_pending_anfrage():
     )
 
 
-def load_therapists(pending: set[int] | None, where=None) -> list[TherapistData]:
+def load_therapists(
+    pending: set[int] | None, where=None, last_queued: dict | None = None
+) -> list[TherapistData]:
     """The therapists ``where`` selects; ``pending`` holds the ids with an Anfrage without
-    answer, or None to ask the database per therapist (for a few of them)."""
+    answer, or None to ask the database per therapist (for a few of them). A dict given as
+    ``last_queued`` receives ``email_last_queued`` for their addresses, read in the same
+    query."""
     fields = [getattr(Therapist, c) for c in THERAPIST_COLUMNS]
+    width = len(fields)
     if pending is None:
         fields.append(has_pending_anfrage())
+    if last_queued is not None:
+        fields.append(last_queued_to_therapist())
+        queued_at = Email.in_warteschlange_am.python_value
     out = []
     query = Therapist.select(*fields)
     if where is not None:
         query = query.where(where)
     for row in query.tuples():
-        values = dict(zip(THERAPIST_COLUMNS, row[: len(THERAPIST_COLUMNS)], strict=True))
+        values = dict(zip(THERAPIST_COLUMNS, row[:width], strict=True))
         values["arbeitszeiten"] = minute_ranges(values["arbeitszeiten"])
         values["bevorzugte_symptome"] = tuple(values["bevorzugte_symptome"] or ())
         values["bevorzugt_gruppentherapie"] = bool(values["bevorzugt_gruppentherapie"])
-        waiting = values["id"] in pending if pending is not None else bool(row[-1])
+        waiting = values["id"] in pending if pending is not None else bool(row[width])
+        address = (values["email"] or "").strip().lower()
+        if last_queued is not None and address and row[-1] is not None:
+            last_queued[address] = queued_at(row[-1])
         out.append(TherapistData(**values, has_pending_anfrage=waiting))
     return out
 
@@ -463,27 +484,29 @@ def load(
     loaded therapists' addresses whenever the therapists are limited.
     """
     now = now or utcnow()
-    where = None
     # a few therapists ask per therapist; all of them read the set in one query
     limited = practice_of is not None or region is not None
     pending = None if limited else therapists_with_pending_anfrage()
+    last_queued = None
     if region is not None and practice_of is None:
         therapists = region_therapists(region, pending)
+    elif practice_of is not None:
+        last_queued = {}
+        therapists = load_therapists(pending, practice_filter(practice_of), last_queued)
     else:
-        if practice_of is not None:
-            where = practice_filter(practice_of)
-        therapists = load_therapists(pending, where)
+        therapists = load_therapists(pending)
     searches = ()
     if include_searches:
         if practice_of is not None and prefilter and search_where is None:
             searches = tuple(_searches_near(practice_of, therapists))
         else:
             searches = tuple(load_searches(search_where))
-    last_queued = (
-        email_last_queued()
-        if where is None and region is None
-        else email_last_queued(addresses=[(t.email or "").strip().lower() for t in therapists])
-    )
+    if last_queued is None:
+        last_queued = (
+            email_last_queued()
+            if region is None
+            else email_last_queued(addresses=[(t.email or "").strip().lower() for t in therapists])
+        )
     return Snapshot(
         therapists=tuple(therapists),
         searches=searches,

@@ -194,3 +194,36 @@ def test_an_empty_or_missing_address_makes_no_practice(clean_db):
         assert [t.id for t in snap.therapists] == [therapist.id]
     snap = snapshot.load(NOW, practice_of=pair[0].id, include_searches=False)
     assert sorted(t.id for t in snap.therapists) == [pair[0].id, pair[1].id]
+
+
+def test_a_practice_reads_the_weekly_email_rule_as_the_full_load(clean_db):
+    """The last inquiry or reminder per practice address, read with the members, equals
+    what the full load reads for every address (rule 4)."""
+    from db.models import Email
+
+    members = [f.therapist(email="Praxis@Example.org"), f.therapist(email=" praxis@example.org")]
+    other = f.therapist(email="allein@example.org")
+    silent = f.therapist(email="still@example.org")
+    sent = [
+        (members[1], "anfrage", NOW - dt.timedelta(days=9)),
+        (members[0], "erinnerung", NOW - dt.timedelta(days=3)),
+        (members[0], "sonstige", NOW - dt.timedelta(days=1)),  # not counted by the rule
+        (other, "anfrage", NOW - dt.timedelta(days=2)),
+    ]
+    for n, (therapist, art, queued) in enumerate(sent):
+        Email.create(
+            therapist=therapist.id,
+            art=art,
+            idempotenz_schluessel=f"{art}:{n}",
+            betreff="Therapieanfrage",
+            empfaenger_email=therapist.email.upper(),
+            absender_email="anfragen@psymatch.example",
+            in_warteschlange_am=queued,
+        )
+    everyone = snapshot.load(NOW, include_searches=False).email_last_queued
+    assert everyone["praxis@example.org"] == NOW - dt.timedelta(days=3)
+    for therapist in (*members, other, silent):
+        practice = snapshot.load(NOW, practice_of=therapist.id, include_searches=False)
+        address = therapist.email.strip().lower()
+        expected = {address: everyone[address]} if address in everyone else {}
+        assert dict(practice.email_last_queued) == expected
