@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import json
 import math
 from zoneinfo import ZoneInfo
 
-from peewee import SQL, NodeList, fn
+from peewee import SQL, Case, JSONField, NodeList, Value, fn
 
-from db.database import is_postgres
+from db.database import db, is_postgres
 from db.models import (
     Email,
     Patient,
@@ -102,13 +104,24 @@ def email_last_queued(address: str | None = None, addresses=None):
     return dict(query.group_by(key).tuples())
 
 
+def last_queued_to_therapist():
+    """SQL: ``email_last_queued`` of the address of the enclosing query's therapist, as a
+    correlated subquery (the expression index of migration 0004 serves it)."""
+    return Email.select(fn.MAX(Email.in_warteschlange_am)).where(
+        (normalised(Email.empfaenger_email) == normalised(Therapist.email))
+        & Email.art.in_(RATE_LIMITED_KINDS)
+        & Email.in_warteschlange_am.is_null(False)
+    )
+
+
 def practice_filter(therapist_id: int):
-    """WHERE clause for a therapist and every member of its practice (same normalised email)."""
-    email = Therapist.select(Therapist.email).where(Therapist.id == therapist_id).scalar()
-    address = (email or "").strip().lower()
-    if not address:
-        return Therapist.id == therapist_id
-    return (Therapist.id == therapist_id) | (normalised(Therapist.email) == address)
+    """WHERE clause for a therapist and every member of its practice (same normalised
+    email; an empty address makes no practice). The address is read by a subquery, in the
+    same round trip, and the expression index of migration 0004 finds the members."""
+    own = Therapist.alias("own")
+    address = own.select(normalised(own.email)).where(own.id == therapist_id)
+    key = normalised(Therapist.email)
+    return (Therapist.id == therapist_id) | ((key == address) & (key != ""))
 
 
 def plz_range(plz_prefix: str):
@@ -121,7 +134,7 @@ def plz_range(plz_prefix: str):
     return where
 
 
-def region_therapists(plz_prefix: str, pending: set[int]) -> list[TherapistData]:
+def region_therapists(plz_prefix: str, pending: set[int] | None) -> list[TherapistData]:
     """The aktiv therapists of a PLZ prefix and every member of their practices, by id.
 
     The staff listing judges a practice by all its members (docs/domain.md §6.2), who may
@@ -147,19 +160,54 @@ def region_therapists(plz_prefix: str, pending: set[int]) -> list[TherapistData]
     return [found[i] for i in sorted(found)]
 
 
-def load_therapists(pending: set[int], where=None) -> list[TherapistData]:
+def has_pending_anfrage():
+    """SQL: whether the therapist of the enclosing query's row has an Anfrage without
+    answer (an index probe; ``therapists_with_pending_anfrage`` reads them all)."""
+    return fn.EXISTS(
+        Therapeutenanfrage.select(SQL("1")).where(
+            (Therapeutenanfrage.therapist == Therapist.id)
+            & Therapeutenanfrage.antwort_datum.is_null()
+        )
+    )
+
+
+def load_therapists(
+    pending: set[int] | None, where=None, last_queued: dict | None = None
+) -> list[TherapistData]:
+    """The therapists ``where`` selects; ``pending`` holds the ids with an Anfrage without
+    answer, or None to ask the database per therapist (for a few of them). A dict given as
+    ``last_queued`` receives ``email_last_queued`` for their addresses, read in the same
+    query."""
     fields = [getattr(Therapist, c) for c in THERAPIST_COLUMNS]
+    width = len(fields)
+    if pending is None:
+        fields.append(has_pending_anfrage())
+    if last_queued is not None:
+        fields.append(last_queued_to_therapist())
+        queued_at = Email.in_warteschlange_am.python_value
     out = []
     query = Therapist.select(*fields)
     if where is not None:
         query = query.where(where)
     for row in query.tuples():
-        values = dict(zip(THERAPIST_COLUMNS, row, strict=True))
+        values = dict(zip(THERAPIST_COLUMNS, row[:width], strict=True))
         values["arbeitszeiten"] = minute_ranges(values["arbeitszeiten"])
         values["bevorzugte_symptome"] = tuple(values["bevorzugte_symptome"] or ())
         values["bevorzugt_gruppentherapie"] = bool(values["bevorzugt_gruppentherapie"])
-        out.append(TherapistData(**values, has_pending_anfrage=values["id"] in pending))
+        waiting = values["id"] in pending if pending is not None else bool(row[width])
+        address = (values["email"] or "").strip().lower()
+        if last_queued is not None and address and row[-1] is not None:
+            last_queued[address] = queued_at(row[-1])
+        out.append(TherapistData(**values, has_pending_anfrage=waiting))
     return out
+
+
+def pending_line_where():
+    """A bundle line that counts against its search's parallel cap: anstehend in an
+    Anfrage without answer (needs the join to ``Therapeutenanfrage``)."""
+    return (
+        TherapeutAnfragePatient.status == "anstehend"
+    ) & Therapeutenanfrage.antwort_datum.is_null()
 
 
 def pending_rows_per_search(search_ids=None) -> dict[int, int]:
@@ -167,15 +215,22 @@ def pending_rows_per_search(search_ids=None) -> dict[int, int]:
     query = (
         TherapeutAnfragePatient.select(TherapeutAnfragePatient.platzsuche, fn.COUNT("*"))
         .join(Therapeutenanfrage)
-        .where(
-            (TherapeutAnfragePatient.status == "anstehend")
-            & Therapeutenanfrage.antwort_datum.is_null()
-        )
+        .where(pending_line_where())
         .group_by(TherapeutAnfragePatient.platzsuche)
     )
     if search_ids is not None:
         query = query.where(TherapeutAnfragePatient.platzsuche.in_(search_ids))
     return dict(query.tuples())
+
+
+def pending_rows_of_outer_search():
+    """The pending bundle lines of the search of the enclosing query's row, as a correlated
+    subquery (an index probe per row) for a query that selects from ``Platzsuche``."""
+    return (
+        TherapeutAnfragePatient.select(fn.COUNT("*"))
+        .join(Therapeutenanfrage)
+        .where((TherapeutAnfragePatient.platzsuche == Platzsuche.id) & pending_line_where())
+    )
 
 
 def _max_km_sql():
@@ -211,26 +266,53 @@ def largest_reach_km(default_km: float) -> float:
     return max(float(default_km), float(largest or 0.0))
 
 
-def within_reach(latitude, longitude, reach_km: float, radius_km: float):
+def within_reach(latitude, longitude, reach_km: float, radius_km: float, own_km=None):
     """WHERE clause: patients whose coordinates lie in a box around the point that holds
     every point up to ``reach_km`` away on the great circle (H1, docs/domain.md §6.4).
 
     The box is generous: H1 compares the distance rounded to 0.01 km, and a margin covers
     floating point. A point without coordinates reaches nobody (H1 fails closed).
+
+    With ``own_km`` (SQL: each row's own distance in km, positive and at most
+    ``reach_km``) each row is also held to the box of its own distance, so that rows the
+    indexed box finds but their own distance cannot reach are not sent at all. Both
+    half-sides of a box grow at most in proportion to the (margined) distance: the
+    latitude's exactly, the longitude's because its arcsine is convex and zero at zero.
+    So the largest box's half-sides scaled by (own + margin) / (reach + margin) hold the
+    own box.
     """
     if latitude is None or longitude is None:
         return None
     angle = (reach_km + 0.02) / radius_km * 1.000001  # radians
     d_lat = math.degrees(angle) + 1e-6
     where = Patient.latitude.between(latitude - d_lat, latitude + d_lat)
-    if abs(latitude) + d_lat < 89.0 and angle < math.pi / 2:
-        d_lon = math.degrees(
-            math.asin(min(1.0, math.sin(angle) / math.cos(math.radians(latitude))))
+    per_km = 1.0 / (reach_km + 0.02)  # the share of the box one (margined) km spans
+    if own_km is not None:
+        where &= fn.ABS(Patient.latitude - _exact(latitude)) <= _scaled(
+            own_km, math.degrees(angle) * per_km
         )
-        d_lon = d_lon * 1.000001 + 1e-6
-        if longitude - d_lon > -180.0 and longitude + d_lon < 180.0:
-            where &= Patient.longitude.between(longitude - d_lon, longitude + d_lon)
+    if abs(latitude) + d_lat < 89.0 and angle < math.pi / 2:
+        ratio = math.sin(angle) / math.cos(math.radians(latitude))
+        d_lon = math.degrees(math.asin(min(1.0, ratio))) * 1.000001
+        if longitude - d_lon - 1e-6 > -180.0 and longitude + d_lon + 1e-6 < 180.0:
+            where &= Patient.longitude.between(longitude - d_lon - 1e-6, longitude + d_lon + 1e-6)
+            if own_km is not None and ratio < 1.0:  # clipped at 90°, the scaling fails
+                where &= fn.ABS(Patient.longitude - _exact(longitude)) <= _scaled(
+                    own_km, d_lon * per_km
+                )
     return where
+
+
+def _exact(coordinate: float) -> Value:
+    """A coordinate as given: compared with a patient's column, peewee would round it to
+    that column's two decimals (``RoundedDoubleField``) and so move the box's centre."""
+    return Value(coordinate, converter=False)
+
+
+def _scaled(own_km, degrees_per_km: float):
+    """SQL: the half-side in degrees of the box of ``own_km`` (with the 0.02 km margin and
+    the 1e-6 degree one of ``within_reach``)."""
+    return (own_km + 0.02) * degrees_per_km + 1e-6
 
 
 def own_max_km(space) -> float | None:
@@ -241,6 +323,127 @@ def own_max_km(space) -> float | None:
 
 def pool_where():
     return (Platzsuche.status == "aktiv") & Platzsuche.vermittelter_therapeut.is_null()
+
+
+# The columns a SearchData is built from, in this order (``_search_data``).
+SEARCH_FIELDS = (
+    Platzsuche.id,
+    Platzsuche.patient,
+    Platzsuche.created_at,
+    Platzsuche.status,
+    Platzsuche.vermittelter_therapeut,
+    Platzsuche.ausgeschlossene_therapeuten,
+    Patient.ausgeschlossene_therapeuten,
+    Patient.latitude,
+    Patient.longitude,
+    Patient.plz,
+    Patient.raeumliche_verfuegbarkeit,
+    Patient.geschlecht,
+    Patient.bevorzugtes_therapeutengeschlecht,
+    Patient.bevorzugtes_therapieverfahren,
+    Patient.geburtsdatum,
+    Patient.offen_fuer_gruppentherapie,
+    Patient.zeitliche_verfuegbarkeit,
+    Patient.symptome,
+)
+
+
+# Decoders of the JSON columns a selection reads, from their text. Pure functions with
+# immutable results, so they are cached: most rows repeat a few texts ("[]", a max_km),
+# and a patient's schedule is read again by the next preview nearby.
+@functools.lru_cache(maxsize=1024)
+def _exclusions(text: str | None) -> frozenset[int]:
+    return parse_exclusions(None if text is None else json.loads(text))
+
+
+@functools.lru_cache(maxsize=1024)
+def _own_max_km_of(text: str | None) -> float | None:
+    return own_max_km(None if text is None else json.loads(text))
+
+
+@functools.lru_cache(maxsize=16384)
+def _schedule(text: str | None):
+    return minute_ranges(None if text is None else json.loads(text))
+
+
+_JSON_DECODERS = {
+    Platzsuche.ausgeschlossene_therapeuten: _exclusions,
+    Patient.ausgeschlossene_therapeuten: _exclusions,
+    Patient.raeumliche_verfuegbarkeit: _own_max_km_of,
+    Patient.zeitliche_verfuegbarkeit: _schedule,
+}
+
+
+def _unread(_value):
+    return None
+
+
+def _search_columns(birth_dates: bool, symptoms: bool) -> tuple[list, list]:
+    """(SQL columns, decoders) for ``SEARCH_FIELDS``, to be read as raw cursor rows.
+
+    A row is decoded only when it is used, by the fields' own ``python_value``: nothing
+    is converted for a row that is dropped. JSON columns are read as text (the PostgreSQL
+    driver would otherwise parse every one it fetches) and decoded straight into what the
+    selection reads (``_JSON_DECODERS``); a sealed column left out (``birth_dates`` /
+    ``symptoms`` false) is neither read nor decrypted."""
+    columns, decoders = [], []
+    for field in SEARCH_FIELDS:
+        if (field is Patient.geburtsdatum and not birth_dates) or (
+            field is Patient.symptome and not symptoms
+        ):
+            columns.append(SQL("NULL"))
+            decoders.append(_unread)
+        elif isinstance(field, JSONField):
+            columns.append(field.cast("text"))
+            decoders.append(_JSON_DECODERS[field])
+        else:
+            columns.append(field)
+            decoders.append(field.python_value)
+    return columns, decoders
+
+
+def _search_data(decoders, raw, pending: int) -> SearchData:
+    """One raw row of ``_search_columns`` as SearchData."""
+    (
+        sid,
+        pid,
+        created,
+        status,
+        placed,
+        s_excl,
+        p_excl,
+        lat,
+        lon,
+        plz,
+        max_km,
+        gender,
+        pref_gender,
+        pref_proc,
+        birth,
+        group,
+        schedule,
+        symptom_list,
+    ) = (decode(value) for decode, value in zip(decoders, raw, strict=True))
+    return SearchData(
+        id=sid,
+        patient_id=pid,
+        created_at=created,
+        status=status,
+        vermittelter_therapeut_id=placed,
+        pending=pending,
+        excluded=s_excl | p_excl,
+        latitude=lat,
+        longitude=lon,
+        plz=plz,
+        max_km=max_km,
+        geschlecht=gender,
+        bevorzugtes_therapeutengeschlecht=pref_gender,
+        bevorzugtes_therapieverfahren=pref_proc,
+        geburtsdatum=birth,
+        offen_fuer_gruppentherapie=group,
+        zeitliche_verfuegbarkeit=schedule,
+        symptome=tuple(symptom_list or ()),
+    )
 
 
 def load_searches(
@@ -257,75 +460,9 @@ def load_searches(
     if search_ids is not None:
         where &= Platzsuche.id.in_(search_ids)
     pending = pending_rows_per_search(search_ids)
-    query = (
-        Platzsuche.select(
-            Platzsuche.id,
-            Platzsuche.patient,
-            Platzsuche.created_at,
-            Platzsuche.status,
-            Platzsuche.vermittelter_therapeut,
-            Platzsuche.ausgeschlossene_therapeuten,
-            Patient.ausgeschlossene_therapeuten,
-            Patient.latitude,
-            Patient.longitude,
-            Patient.plz,
-            Patient.raeumliche_verfuegbarkeit,
-            Patient.geschlecht,
-            Patient.bevorzugtes_therapeutengeschlecht,
-            Patient.bevorzugtes_therapieverfahren,
-            Patient.geburtsdatum if birth_dates else SQL("NULL"),
-            Patient.offen_fuer_gruppentherapie,
-            Patient.zeitliche_verfuegbarkeit,
-            Patient.symptome if symptoms else SQL("NULL"),
-        )
-        .join(Patient)
-        .where(where)
-        .order_by(Platzsuche.id)
-    )
-    out = []
-    for (
-        sid,
-        pid,
-        created,
-        status,
-        placed,
-        s_excl,
-        p_excl,
-        lat,
-        lon,
-        plz,
-        space,
-        gender,
-        pref_gender,
-        pref_proc,
-        birth,
-        group,
-        schedule,
-        symptom_list,
-    ) in query.tuples():
-        out.append(
-            SearchData(
-                id=sid,
-                patient_id=pid,
-                created_at=created,
-                status=status,
-                vermittelter_therapeut_id=placed,
-                pending=pending.get(sid, 0),
-                excluded=parse_exclusions(s_excl, p_excl),
-                latitude=lat,
-                longitude=lon,
-                plz=plz,
-                max_km=own_max_km(space),
-                geschlecht=gender,
-                bevorzugtes_therapeutengeschlecht=pref_gender,
-                bevorzugtes_therapieverfahren=pref_proc,
-                geburtsdatum=birth,
-                offen_fuer_gruppentherapie=group,
-                zeitliche_verfuegbarkeit=minute_ranges(schedule),
-                symptome=tuple(symptom_list or ()),
-            )
-        )
-    return out
+    columns, decoders = _search_columns(birth_dates, symptoms)
+    query = Platzsuche.select(*columns).join(Patient).where(where).order_by(Platzsuche.id)
+    return [_search_data(decoders, raw, pending.get(raw[0], 0)) for raw in db.execute(query)]
 
 
 def load(
@@ -347,25 +484,29 @@ def load(
     loaded therapists' addresses whenever the therapists are limited.
     """
     now = now or utcnow()
-    where = None
-    pending = therapists_with_pending_anfrage()
+    # a few therapists ask per therapist; all of them read the set in one query
+    limited = practice_of is not None or region is not None
+    pending = None if limited else therapists_with_pending_anfrage()
+    last_queued = None
     if region is not None and practice_of is None:
         therapists = region_therapists(region, pending)
+    elif practice_of is not None:
+        last_queued = {}
+        therapists = load_therapists(pending, practice_filter(practice_of), last_queued)
     else:
-        if practice_of is not None:
-            where = practice_filter(practice_of)
-        therapists = load_therapists(pending, where)
+        therapists = load_therapists(pending)
     searches = ()
     if include_searches:
         if practice_of is not None and prefilter and search_where is None:
             searches = tuple(_searches_near(practice_of, therapists))
         else:
             searches = tuple(load_searches(search_where))
-    last_queued = (
-        email_last_queued()
-        if where is None and region is None
-        else email_last_queued(addresses=[(t.email or "").strip().lower() for t in therapists])
-    )
+    if last_queued is None:
+        last_queued = (
+            email_last_queued()
+            if region is None
+            else email_last_queued(addresses=[(t.email or "").strip().lower() for t in therapists])
+        )
     return Snapshot(
         therapists=tuple(therapists),
         searches=searches,
@@ -378,67 +519,68 @@ def load(
 def _searches_near(therapist_id: int, therapists: list[TherapistData]) -> list[SearchData]:
     """The pooled searches whose patients may be chosen for one therapist.
 
-    Two steps: the box on the indexed coordinates finds the candidates by their plain
-    columns (no JSON parsed: the own ``max_km`` comes from SQL); the hard rules that need
-    neither a sealed field nor a list (H1 distance, H3, H4, H6, H7) keep those that pass,
-    checked by the kernel's own compiled rule functions on the same values; only these
-    rows are read in full, so only their sealed fields are decrypted (and birth dates and
-    symptoms only when the therapist's rules look at them). Whoever is dropped here fails
-    the same rule in the selection; H2 and the rest are left to the selection itself.
+    One query: the box on the indexed coordinates for the largest distance any patient
+    accepts finds the candidates, narrowed in SQL to each row's own distance (its own
+    ``max_km`` or the default); each comes with its pending bundle lines (a correlated
+    count). The hard rules that need neither a sealed field nor a list (H1 distance, H3,
+    H4, H6, H7) then keep those that pass, checked by the kernel's own compiled rule
+    functions on the same values. Only the rows kept are decoded, so only their JSON is
+    parsed and their sealed fields decrypted (birth dates and symptoms only when the
+    therapist's rules look at them). Whoever is dropped here fails the same rule in the
+    selection; H2 and the rest are left to the selection itself.
     """
     therapist = next((t for t in therapists if t.id == therapist_id), None)
     if therapist is None or therapist.latitude is None or therapist.longitude is None:
         return []
     config = settings.get()
     default_km, radius_km = config.DEFAULT_MAX_DISTANCE_KM, config.EARTH_RADIUS_KM
-    reach = largest_reach_km(default_km)
-    near = within_reach(therapist.latitude, therapist.longitude, reach, radius_km)
-    candidates = (
-        Platzsuche.select(
-            Platzsuche.id,
-            Patient.latitude,
-            Patient.longitude,
-            _max_km_sql(),
-            Patient.geschlecht,
-            Patient.bevorzugtes_therapeutengeschlecht,
-            Patient.bevorzugtes_therapieverfahren,
-            Patient.offen_fuer_gruppentherapie,
-        )
+    # a missing or unusable own max_km means the default; a JSON true, which the selection
+    # reads as 1 km, is NULL in SQL: the larger of both keeps everyone the selection keeps
+    fallback_km = max(float(default_km), 1.0)
+    reach = max(largest_reach_km(default_km), fallback_km)
+    own_km = _max_km_sql()
+    row_km = Case(None, [(own_km > 0, own_km)], fallback_km)  # the distance H1 allows a row
+    near = within_reach(therapist.latitude, therapist.longitude, reach, radius_km, row_km)
+    birth_dates = rules.bound_code(therapist.alter_min) >= 0 or (
+        rules.bound_code(therapist.alter_max) >= 0
+    )
+    symptoms = bool(therapist.bevorzugte_symptome)
+    columns, decoders = _search_columns(birth_dates, symptoms)
+    query = (
+        Platzsuche.select(row_km, pending_rows_of_outer_search(), *columns)
         .join(Patient)
         .where(pool_where() & near)
-        .tuples()
+        .order_by(Platzsuche.id)
     )
+    at = {field: i + 2 for i, field in enumerate(SEARCH_FIELDS)}
+    i_lat, i_lon, i_gender = at[Patient.latitude], at[Patient.longitude], at[Patient.geschlecht]
+    i_wish = at[Patient.bevorzugtes_therapeutengeschlecht]
+    i_procedure = at[Patient.bevorzugtes_therapieverfahren]
+    i_group = at[Patient.offen_fuer_gruppentherapie]
     t_lat, t_lon = float(therapist.latitude), float(therapist.longitude)
     t_gender = rules.GENDER.get(therapist.geschlecht, 3)
     t_procedure = rules.PROCEDURE.get(therapist.psychotherapieverfahren, 0)
     t_wish = rules.GENDER_PREFERENCE.get(therapist.geschlechtspraeferenz, -1)
     t_group = bool(therapist.bevorzugt_gruppentherapie)
     group_code = {True: 1, False: 0}
-    # a missing or unusable own max_km means the default; a JSON true, which the selection
-    # reads as 1 km, is NULL in SQL: the larger of both keeps everyone the selection keeps
-    fallback_km = max(float(default_km), 1.0)
-    ids = []
-    for sid, lat, lon, own_km, gender, wish, procedure, group in candidates:
+    group_value = Patient.offen_fuer_gruppentherapie.python_value
+    out = []
+    for row in db.execute(query):
+        max_km, pending, lat, lon = row[0], row[1], row[i_lat], row[i_lon]
         if lat is None or lon is None:
             continue
-        max_km = float(own_km) if own_km is not None and own_km > 0 else fallback_km
-        if not rules.distance_within(t_lat, t_lon, float(lat), float(lon), max_km, radius_km)[0]:
+        if not rules.distance_within(
+            t_lat, t_lon, float(lat), float(lon), float(max_km), radius_km
+        )[0]:
             continue
-        if not rules.patient_gender_preference_ok(rules.GENDER_PREFERENCE.get(wish, -1), t_gender):
+        wish = rules.GENDER_PREFERENCE.get(row[i_wish], -1)
+        if not rules.patient_gender_preference_ok(wish, t_gender):
             continue
-        if not rules.procedure_ok(rules.PROCEDURE.get(procedure, -1), t_procedure):
+        if not rules.procedure_ok(rules.PROCEDURE.get(row[i_procedure], -1), t_procedure):
             continue
-        if not rules.therapist_gender_preference_ok(t_wish, rules.GENDER.get(gender, 3)):
+        if not rules.therapist_gender_preference_ok(t_wish, rules.GENDER.get(row[i_gender], 3)):
             continue
-        if not rules.group_ok(t_group, group_code.get(group, -1)):
+        if not rules.group_ok(t_group, group_code.get(group_value(row[i_group]), -1)):
             continue
-        ids.append(sid)
-    if not ids:
-        return []
-    return load_searches(
-        pool_where(),
-        search_ids=ids,
-        birth_dates=rules.bound_code(therapist.alter_min) >= 0
-        or rules.bound_code(therapist.alter_max) >= 0,
-        symptoms=bool(therapist.bevorzugte_symptome),
-    )
+        out.append(_search_data(decoders, row[2:], pending or 0))
+    return out
