@@ -157,7 +157,9 @@ def run_action(
         except OperationError as error:
             status.error(error)
             return None
-        status.ok(success(result))
+        text = success(result)
+        if text:  # an empty text: the caller words the outcome itself, after its reload
+            status.ok(text)
         return result
 
 

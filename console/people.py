@@ -533,7 +533,6 @@ class PersonPage(widgets.VBox):
         )
         if data is None:
             return
-        self.status.clear()
         self.data = data
         record = data["record"]
         status = fmt.label(data["status"], STATUS_KIND[self.art])
