@@ -40,7 +40,7 @@ def draws(behaviour: Behaviour, order: list[int]) -> dict:
             tuple(behaviour.decide(therapist, therapist_id, offered).items()),
             behaviour.session(therapist_id, 1),
             behaviour.arrivals_today(3000, therapist_id),
-            behaviour.gives_up(therapist_id, 3),
+            behaviour.gives_up_after(therapist_id),
         )
     return out
 
@@ -64,6 +64,8 @@ def test_the_draws_follow_the_table():
     assert all(len(t.favoured) == 2 for t in therapists)
     arrivals = [behaviour.arrivals_today(3000, day) for day in range(700)]
     assert sum(arrivals) / 100 == pytest.approx(150, rel=0.05)  # 5 % of 3000 a week
+    quits = [behaviour.gives_up_after(i) for i in range(20000)]
+    assert sum(q <= 7 for q in quits) / len(quits) == pytest.approx(0.01, abs=0.003)
     far = Offered(1, (), 50.0)
     assert behaviour.acceptance(therapists[0], far) == 0.0
     busy = dataclasses.replace(therapists[0], places=0)
@@ -221,3 +223,22 @@ def test_cli_prints_the_contract_and_writes_the_report(cli_env, tmp_path):
     bad = run_cli(cli_env, "simulate", "--therapists", "10", "--weeks", "1", "--seed", "1",
                   "--call-reached", "2")  # fmt: skip
     assert bad.returncode == 1 and "call_reached must be between 0 and 1" in bad.stderr
+
+
+def test_the_what_if_widget_runs_a_small_simulation_on_its_own_database(clean_db, migrated):
+    from db import database
+    from tests import factories
+    from tools.simulate.widget import WhatIf
+
+    factories.search()  # the console's own data: untouched, and bound again afterwards
+    panel = WhatIf()
+    panel.therapists.value, panel.weeks.value, panel.arrivals.value = 100, 1, 10
+    panel.bundle_size.value = 4
+    assert panel.simulation().rules["MAX_ANFRAGE_SIZE"] == 4
+    panel.run()
+    assert panel.result is not None and panel.progress.value == panel.progress.max == 7
+    assert len(panel.plots.children) == 4
+    assert "Vermittelt" in panel.figures.value and "keine Regelverstöße" in panel.status.value
+    assert panel.result.rules["MAX_ANFRAGE_SIZE"] == 4
+    database.init(migrated)
+    assert Platzsuche.select().count() == 1

@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import heapq
 import re
+import secrets
 import tempfile
 import time
 from collections import defaultdict
@@ -25,6 +27,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from zoneinfo import ZoneInfo
+
+from cryptography.fernet import Fernet
 
 from db import database, migrate, plz
 from db.bulk import advance_sequences, bulk_insert
@@ -171,6 +175,7 @@ class Simulation:
         self.breaches: list[str] = []
         self.sink = None
         self.places, self.place_cum = [], []
+        self.now = dt.datetime.min
 
     # --- time ---------------------------------------------------------------------------
 
@@ -182,8 +187,9 @@ class Simulation:
         return moment.replace(tzinfo=dt.UTC).astimezone(self.zone).date()
 
     def schedule(self, at: dt.datetime, kind: str, *args) -> None:
+        at = max(at, self.now)
         self.order += 1
-        self.events.append(_Event(at, self.order, kind, args))
+        heapq.heappush(self.events, _Event(at, self.order, kind, args))
 
     # --- set-up -------------------------------------------------------------------------
 
@@ -197,6 +203,10 @@ class Simulation:
         url = self.database_url or f"sqlite:///{workdir / 'simulate.db'}"
         before = settings.get()
         changes = {
+            # throwaway keys: synthetic rows never need (nor see) the configured secrets,
+            # and a console kernel, which is not given the signing key, can run it too
+            "SIGNING_KEY": secrets.token_hex(32),
+            "ENCRYPTION_KEYS": Fernet.generate_key().decode(),
             "DATABASE_URL": url,
             "VAR_DIR": str(workdir / "var"),
             "AUTO_ROUNDS_ENABLED": self.policy == "auto",
@@ -274,37 +284,25 @@ class Simulation:
     # --- one day ------------------------------------------------------------------------
 
     def _day(self, index: int) -> None:
+        """One day: the clock's jobs at their times and the model's events between them,
+        in time order; an event caused for an earlier moment happens now (time never runs
+        backwards)."""
         day = self.start + dt.timedelta(days=index)
-        morning = self.at(day, 7)
         if day.weekday() == 0:
             self._new_places(index // 7)
-        self._arrivals(day, index, morning)
-        self._give_ups(index, morning)
-        self._retry_sends(self.at(day, 7, 30))
-        round_at = self.at(day, 8)
-        if self.policy == "auto":
-            bundles.run_bundle_round(round_at, actor="clock")
-        else:
-            self._compose_by_hand(round_at)
-        self.drain(round_at)
-        follow_at = self.at(day, 9)
-        sending.run_follow_up(follow_at, actor="clock")
-        placements.run_placement_follow_up(follow_at, actor="clock")
-        self.drain(follow_at)
-        expiry_at = self.at(day, 9, 30)
-        expiry.run_expiry(expiry_at)
-        self.drain(expiry_at)
-        self._schedule_calls(day)
-        end_of_day = self.at(day, 20)
-        while True:
-            due = sorted(e for e in self.events if e.at < end_of_day)
-            if not due:
-                break
-            self.events = [e for e in self.events if e.at >= end_of_day]
-            for event in due:
-                getattr(self, f"_on_{event.kind}")(event.at, *event.args)
-                self.drain(event.at)
-        self._staff_desk(self.at(day, 16))
+        self.schedule(self.at(day, 7), "arrivals", day, index)
+        self.schedule(self.at(day, 7, 30), "retry_sends")
+        self.schedule(self.at(day, 8), "round")
+        self.schedule(self.at(day, 9), "follow_up")
+        self.schedule(self.at(day, 9, 30), "expiry")
+        self.schedule(self.at(day, 9, 45), "calls", day)
+        self.schedule(self.at(day, 16), "desk")
+        end_of_day = self.at(day + dt.timedelta(days=1), 0)
+        while self.events and self.events[0].at < end_of_day:
+            event = heapq.heappop(self.events)
+            self.now = max(self.now, event.at)
+            getattr(self, f"_on_{event.kind}")(self.now, *event.args)
+            self.drain(self.now)
         self.breaches += invariants.check_parallel_cap(day)
         self.days.append(
             Day(
@@ -314,6 +312,31 @@ class Simulation:
                 sum(self.staff.values()),
             )
         )
+
+    def _on_arrivals(self, now: dt.datetime, day: dt.date, index: int) -> None:
+        self._arrivals(day, index, now)
+
+    def _on_retry_sends(self, now: dt.datetime) -> None:
+        self._retry_sends(now)
+
+    def _on_round(self, now: dt.datetime) -> None:
+        if self.policy == "auto":
+            bundles.run_bundle_round(now, actor="clock")
+        else:
+            self._compose_by_hand(now)
+
+    def _on_follow_up(self, now: dt.datetime) -> None:
+        sending.run_follow_up(now, actor="clock")
+        placements.run_placement_follow_up(now, actor="clock")
+
+    def _on_expiry(self, now: dt.datetime) -> None:
+        expiry.run_expiry(now)
+
+    def _on_calls(self, now: dt.datetime, day: dt.date) -> None:
+        self._schedule_calls(day)
+
+    def _on_desk(self, now: dt.datetime) -> None:
+        self._staff_desk(now)
 
     def _new_places(self, week: int) -> None:
         if week == 0:
@@ -344,24 +367,22 @@ class Simulation:
             bulk_insert(Patient, demo_data.PATIENT_FIELDS, rows)
             advance_sequences((Patient,))
         for row in rows:
-            search_ops.create_platzsuche(row["id"], actor=STAFF, now=now)
+            search = search_ops.create_platzsuche(row["id"], actor=STAFF, now=now)
             self.searches_opened += 1
-            self.staff["intake"] += 0  # intake is not part of the placement work measured
+            after = self.behaviour.gives_up_after(search.id)
+            if after is not None and after < self.weeks * 7:
+                minute = self.behaviour.answer_minute(search.id, "give-up")
+                later = day + dt.timedelta(days=after)
+                self.schedule(self.at(later, minute // 60, minute % 60), "give_up", search.id)
 
-    def _give_ups(self, index: int, now: dt.datetime) -> None:
-        open_ids = [
-            i
-            for (i,) in Platzsuche.select(Platzsuche.id)
-            .where((Platzsuche.status == "aktiv") & Platzsuche.vermittelter_therapeut.is_null())
-            .order_by(Platzsuche.id)
-            .tuples()
-        ]
-        for search_id in open_ids:
-            if self.behaviour.gives_up(search_id, index):
-                search_ops.update_platzsuche(
-                    search_id, status="abgebrochen", notiz="Suche aufgegeben", actor="patient",
-                    now=now,
-                )  # fmt: skip
+    def _on_give_up(self, now: dt.datetime, search_id: int) -> None:
+        """The patient cancels a search still waiting for a place (not one placed)."""
+        search = Platzsuche.get_by_id(search_id)
+        if search.status != "aktiv" or search.vermittelter_therapeut_id is not None:
+            return
+        search_ops.update_platzsuche(
+            search_id, status="abgebrochen", notiz="Suche aufgegeben", actor="patient", now=now
+        )
 
     def _retry_sends(self, now: dt.datetime) -> None:
         due = [item for item in self.retry_sends if item[0] <= now]
@@ -624,7 +645,7 @@ class Simulation:
         )
         for call_id, planned in due:
             hour, minute = (int(part) for part in planned.split(":"))
-            self.schedule(max(self.at(day, hour, minute), self.at(day, 9, 45)), "call", call_id)
+            self.schedule(self.at(day, hour, minute), "call", call_id)
 
     def _on_call(self, now: dt.datetime, call_id: int) -> None:
         call = Telefonanruf.get_by_id(call_id)
@@ -730,7 +751,6 @@ class Simulation:
             if line_id not in self.counted_conflicts:
                 self.counted_conflicts.add(line_id)
                 self.staff["conflict"] += 1
-        self.drain(now)
 
     # --- figures --------------------------------------------------------------------------
 
@@ -764,8 +784,8 @@ class CaptureSession:
         return self
 
     def send(self, message, *, envelope_from: str, to_addr: str) -> None:
-        message.as_bytes()  # serialised as for SMTP: a message that cannot be fails here
-        CaptureSession.received.append(countingsink.message_id(message.as_bytes()))
+        content = message.as_bytes()  # serialised as for SMTP: one that cannot be fails here
+        CaptureSession.received.append(countingsink.message_id(content))
 
     def __exit__(self, *exc_info) -> None:
         return None

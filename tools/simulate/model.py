@@ -115,18 +115,16 @@ class Offered:
 
 
 class Streams:
-    """Named random streams of one seed: ``streams("therapist", 7)`` is always the same."""
+    """Named random streams of one seed: ``streams("therapist", 7)`` always starts the same.
+
+    Each call gives a fresh stream; the simulation asks once per name (one therapist, one
+    Anfrage, one search), so nothing is kept between calls."""
 
     def __init__(self, seed: int):
         self.seed = seed
-        self._streams: dict[tuple, random.Random] = {}
 
     def __call__(self, *name) -> random.Random:
-        key = tuple(str(part) for part in name)
-        stream = self._streams.get(key)
-        if stream is None:
-            stream = self._streams[key] = random.Random(":".join((str(self.seed), *key)))
-        return stream
+        return random.Random(":".join((str(self.seed), *(str(part) for part in name))))
 
 
 class Behaviour:
@@ -214,9 +212,18 @@ class Behaviour:
         rate = self.model.arrivals(therapists) / 7
         return _poisson(self.streams("arrivals", day), rate)
 
-    def gives_up(self, search_id: int, day: int) -> bool:
-        daily = 1 - (1 - self.model.give_up_per_week) ** (1 / 7)
-        return self.streams("give-up", search_id, day).random() < daily
+    def gives_up_after(self, search_id: int) -> int | None:
+        """Days from the start of a search until the patient gives up (None: never): the
+        weekly chance spread evenly over the days, drawn once per search."""
+        weekly = self.model.give_up_per_week
+        if weekly <= 0:
+            return None
+        if weekly >= 1:
+            return 1
+        daily = 1 - (1 - weekly) ** (1 / 7)
+        draw = self.streams("give-up", search_id).random()
+        # geometric: the first day whose chance comes up
+        return 1 + int(math.log(1 - draw) / math.log(1 - daily))
 
     def session(self, search_id: int, therapist_id: int) -> tuple[int, str, bool]:
         """(days after the placement email, outcome, reports by link) of a placement."""
