@@ -203,16 +203,17 @@ class Simulation:
         url = self.database_url or f"sqlite:///{workdir / 'simulate.db'}"
         before = settings.get()
         changes = {
-            # throwaway keys: synthetic rows never need (nor see) the configured secrets,
-            # and a console kernel, which is not given the signing key, can run it too
+            # a throwaway signing key: the run's links are only read back by the run, and a
+            # console kernel, which is not given the signing key, can run it too
             "SIGNING_KEY": secrets.token_hex(32),
-            "ENCRYPTION_KEYS": Fernet.generate_key().decode(),
             "DATABASE_URL": url,
             "VAR_DIR": str(workdir / "var"),
             "AUTO_ROUNDS_ENABLED": self.policy == "auto",
             "AUTO_ROUNDS_ROLLOUT_PERCENT": 100,
             **self.rules,
         }
+        if self.database_url is None:  # its own scratch file: throwaway encryption key too
+            changes["ENCRYPTION_KEYS"] = Fernet.generate_key().decode()
         try:
             self.sink = countingsink.start(workdir) if self.sink_kind == "smtp" else _CaptureSink()
             changes["SMTP_URL"] = self.sink.url
