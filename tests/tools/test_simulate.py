@@ -193,7 +193,9 @@ def test_the_manual_policy_composes_by_hand(clean_db, migrated):
     result = simulate(migrated, policy="manual", weeks=1)
     assert result.figures["invariant_breaches"] == 0, result.breaches
     kinds = result.figures["staff_actions_by_kind"]
-    assert 0 < kinds["compose"] <= 7 * Model().staff_bundles_per_day
+    previews = kinds["compose"] + kinds.get("preview_without_bundle", 0)
+    assert kinds["compose"] > 0 and previews <= 7 * Model().staff_bundles_per_day
+    assert kinds["compose"] == Therapeutenanfrage.select().count()
     assert not Therapeutenanfrage.select().where(Therapeutenanfrage.ausloeser == "runde").exists()
 
 

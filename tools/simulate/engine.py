@@ -394,11 +394,11 @@ class Simulation:
     # --- the manual policy: staff compose bundles one at a time ----------------------------
 
     def _compose_by_hand(self, now: dt.datetime) -> None:
-        """Staff take the longest-waiting searches, list the therapists of their PLZ prefix,
-        and compose a bundle for the first one that can take one, up to the day's limit."""
-        budget = self.model.staff_bundles_per_day
-        if budget <= 0:
-            return
+        """Staff take the longest-waiting searches, list the therapists of their PLZ prefix
+        and preview a bundle for one therapist after the other, creating and sending it
+        when the preview holds a patient. Each preview is one action, whether it yields a
+        bundle or not; a day has ``staff_bundles_per_day`` of them (and as many listings)."""
+        budget = listings = self.model.staff_bundles_per_day
         waiting = (
             Platzsuche.select(Platzsuche.id, Patient.plz)
             .join(Patient, on=Platzsuche.patient == Patient.id)
@@ -409,27 +409,23 @@ class Simulation:
         digits = settings.get().PLZ_MATCH_DIGITS
         tried: set[str] = set()
         for _search_id, patient_plz in waiting:
-            prefix = (patient_plz or "")[:digits]
-            if budget <= 0:
+            if budget <= 0 or listings <= 0:
                 break
-            if not prefix or prefix in tried:
+            prefix = (patient_plz or "")[:digits]
+            if len(prefix) != digits or prefix in tried:
                 continue
             tried.add(prefix)
-            listing = bundles.list_selectable_therapists(prefix, now)
-            for entry in listing:
+            listings -= 1
+            for entry in bundles.list_selectable_therapists(prefix, now):
                 if budget <= 0:
                     break
-                therapist_id = _therapist_of(entry)
-                if therapist_id is None:
-                    continue
-                try:
-                    bundles.create_anfrage(
-                        therapist_id, prefix, send_now=True, actor=STAFF, now=now
-                    )
-                except OperationError:
-                    continue  # preview said no (too few, not contactable): staff move on
-                self.staff["compose"] += 1
                 budget -= 1
+                try:
+                    bundles.create_anfrage(entry.id, prefix, send_now=True, actor=STAFF, now=now)
+                except OperationError:  # no patient for this one: staff go on to the next
+                    self.staff["preview_without_bundle"] += 1
+                else:
+                    self.staff["compose"] += 1
 
     # --- the outbox: what the workers do -------------------------------------------------
 
@@ -759,16 +755,6 @@ class Simulation:
         from . import figures
 
         return figures.build(self, seconds)
-
-
-def _therapist_of(entry) -> int | None:
-    if isinstance(entry, dict):
-        return entry.get("therapist_id") or entry.get("id")
-    for name in ("therapist_id", "id"):
-        value = getattr(entry, name, None)
-        if value is not None:
-            return value
-    return None
 
 
 class CaptureSession:
