@@ -194,7 +194,7 @@ class Simulation:
     # --- set-up -------------------------------------------------------------------------
 
     def run(self) -> Result:
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         temp = None
         workdir = self.workdir
         if workdir is None:
@@ -243,7 +243,9 @@ class Simulation:
                 if self.sink_kind == "smtp":
                     self.sink.stop()  # its list is complete once it has stopped
                 self.breaches += invariants.check_all(self.sink.received_ids())
-                return self._result(time.perf_counter() - started)
+                return self._result(
+                    time.perf_counter() - started, time.process_time() - cpu_started
+                )
         finally:
             if self.sink is not None:
                 self.sink.stop()
@@ -751,10 +753,10 @@ class Simulation:
 
     # --- figures --------------------------------------------------------------------------
 
-    def _result(self, seconds: float) -> Result:
+    def _result(self, seconds: float, cpu_seconds: float) -> Result:
         from . import figures
 
-        return figures.build(self, seconds)
+        return figures.build(self, seconds, cpu_seconds)
 
 
 class CaptureSession:

@@ -12,7 +12,7 @@ def _round(value, digits=3):
     return None if value is None else round(value, digits)
 
 
-def build(sim, seconds: float):
+def build(sim, seconds: float, cpu_seconds: float):
     from console import metrics_queries
 
     from .engine import Result
@@ -52,6 +52,9 @@ def build(sim, seconds: float):
         "show_rate": _round(metrics.show_rate(data.lines).value),
         "invariant_breaches": len(sim.breaches),
         "seconds": round(seconds, 1),
+        # this process's CPU time: on a shared machine the wall time above also counts
+        # the time other processes had the CPU
+        "cpu_seconds": round(cpu_seconds, 1),
     }
     weekly = [
         {
