@@ -245,3 +245,18 @@ def test_the_what_if_widget_runs_a_small_simulation_on_its_own_database(clean_db
     assert panel.result.rules["MAX_ANFRAGE_SIZE"] == 4
     database.init(migrated)
     assert Platzsuche.select().count() == 1
+
+
+def test_a_refused_clock_job_fails_that_day_and_the_run_goes_on():
+    from operations import OperationError
+
+    simulation = Simulation(therapists=10, weeks=1, seed=1)
+
+    def refuse(*_args, **_kwargs):
+        raise OperationError("NO_ELIGIBLE_PATIENTS", "A1 has no patient left to offer")
+
+    simulation._clock_job("follow_up", refuse, T0, actor="clock")
+    simulation._clock_job("follow_up", refuse, T0, actor="clock")
+    simulation._clock_job("expire_anfragen", lambda now: None, T0)
+    assert dict(simulation.job_failures) == {"follow_up": 2}
+    assert simulation.job_failure_examples["follow_up"].startswith("NO_ELIGIBLE_PATIENTS")

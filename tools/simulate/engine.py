@@ -176,6 +176,8 @@ class Simulation:
         self.sink = None
         self.places, self.place_cum = [], []
         self.now = dt.datetime.min
+        self.job_failures: dict[str, int] = defaultdict(int)
+        self.job_failure_examples: dict[str, str] = {}
 
     # --- time ---------------------------------------------------------------------------
 
@@ -322,18 +324,30 @@ class Simulation:
     def _on_retry_sends(self, now: dt.datetime) -> None:
         self._retry_sends(now)
 
+    def _clock_job(self, name: str, job, *args, **kwargs) -> None:
+        """A periodic actor's run: a refusal fails that day's run of the job (the actor's
+        message fails and is retried into the same refusal), and the run goes on; each
+        failure is counted in ``job_failures`` with its first message."""
+        try:
+            job(*args, **kwargs)
+        except OperationError as error:
+            self.job_failures[name] += 1
+            self.job_failure_examples.setdefault(name, f"{error.code}: {error.message}")
+
     def _on_round(self, now: dt.datetime) -> None:
         if self.policy == "auto":
-            bundles.run_bundle_round(now, actor="clock")
+            self._clock_job("bundle_round", bundles.run_bundle_round, now, actor="clock")
         else:
             self._compose_by_hand(now)
 
     def _on_follow_up(self, now: dt.datetime) -> None:
-        sending.run_follow_up(now, actor="clock")
-        placements.run_placement_follow_up(now, actor="clock")
+        self._clock_job("follow_up", sending.run_follow_up, now, actor="clock")
+        self._clock_job(
+            "placement_follow_up", placements.run_placement_follow_up, now, actor="clock"
+        )
 
     def _on_expiry(self, now: dt.datetime) -> None:
-        expiry.run_expiry(now)
+        self._clock_job("expire_anfragen", expiry.run_expiry, now)
 
     def _on_calls(self, now: dt.datetime, day: dt.date) -> None:
         self._schedule_calls(day)

@@ -12,7 +12,7 @@ def _round(value, digits=3):
     return None if value is None else round(value, digits)
 
 
-def build(sim, seconds: float, cpu_seconds: float):
+def build(sim, seconds: float, cpu_seconds: float | None = None):
     from console import metrics_queries
 
     from .engine import Result
@@ -51,10 +51,13 @@ def build(sim, seconds: float, cpu_seconds: float):
         "replies_to_review": reviewed,
         "show_rate": _round(metrics.show_rate(data.lines).value),
         "invariant_breaches": len(sim.breaches),
+        # days on which a clock job (round, follow-up, expiry) failed, and why
+        "job_failures": dict(sorted(getattr(sim, "job_failures", {}).items())),
+        "job_failure_examples": dict(sorted(getattr(sim, "job_failure_examples", {}).items())),
         "seconds": round(seconds, 1),
         # this process's CPU time: on a shared machine the wall time above also counts
         # the time other processes had the CPU
-        "cpu_seconds": round(cpu_seconds, 1),
+        "cpu_seconds": None if cpu_seconds is None else round(cpu_seconds, 1),
     }
     weekly = [
         {
