@@ -9,6 +9,8 @@ TEXT_TOO_LONG) carry German messages naming the record already and have no entry
 
 from __future__ import annotations
 
+import re
+
 GERMAN = {
     "ACTIVE_SEARCH_EXISTS": "Für diese Person läuft schon eine aktive Suche",
     "ACTOR_REQUIRED": "Bitte angeben, wer die Änderung vornimmt",
@@ -72,3 +74,50 @@ GERMAN = {
 def german(code: str, fallback: str) -> str:
     """The German text for ``code``, else the operation's own message."""
     return GERMAN.get(code, fallback)
+
+
+# Why the reply reader sent a reply to review (psymatch/domain/reply_parse.py words its
+# reasons in English for logs, the CLI and `replies stats`); staff read them in German.
+# The therapist's own words (in quotes) are kept as they are.
+_Q = r"'(?P<q>.*)'"
+REVIEW_REASONS = [
+    (rf"hedged: {_Q}", "Zögernde Antwort: „{q}“"),
+    (r"reference (?P<n>.+) is not in the bundle", "Nummer {n} gehört nicht zu dieser Anfrage"),
+    (rf"{_Q} \(not all\)", "„{q}“ (nicht alle)"),
+    (rf"acceptance and refusal in one clause: {_Q}", "Zusage und Absage in einem Satz: „{q}“"),
+    (rf"patient described, not named: {_Q}", "Patient:in beschrieben, nicht benannt: „{q}“"),
+    (r"patient (?P<n>\d+): acceptance and refusal", "Patient {n}: Zusage und Absage"),
+    (rf"patient (?P<n>\d+): contradicts {_Q}", "Patient {n}: widerspricht „{q}“"),
+    (rf"'the others' without a named patient: {_Q}", "„die anderen“ ohne benannte Person: „{q}“"),
+    (r"acceptance and refusal without naming patients", "Zusage und Absage ohne Namen/Nummern"),
+    (r"acceptance without naming the patient", "Zusage, ohne die Person zu nennen"),
+    (r"acceptance without naming which patient", "Zusage, ohne zu sagen, für wen"),
+    (
+        r"patient (?P<n>\d+): form says (?P<a>\S+), text says (?P<b>\S+)",
+        "Patient {n}: Formular sagt {a}, Text sagt {b}",
+    ),
+    (rf"uncertain offer beside the refusal: {_Q}", "Unsicheres Angebot neben der Absage: „{q}“"),
+    (rf"the therapist asks: {_Q}", "Die Praxis fragt: „{q}“"),
+    (r"no answer recognised", "Keine Antwort erkannt"),
+    (r"no answer for patient\(s\) (?P<n>.+)", "Keine Antwort für Patient {n}"),
+    (
+        r"answer form line for patient (?P<n>\d+) is ambiguous",
+        "Formularzeile zu Patient {n} unklar",
+    ),
+]
+_REVIEW_PATTERNS = [(re.compile(p + r"$", re.S), text) for p, text in REVIEW_REASONS]
+
+
+def review_reason_de(reason: str | None) -> str:
+    """A review reason in German; parts without a rule (already German ones, e.g.
+    "Anfrage nicht erkannt", or an outcome code with its message) stay as they are."""
+    parts = []
+    for part in (reason or "").split("; "):
+        for pattern, text in _REVIEW_PATTERNS:
+            found = pattern.match(part)
+            if found:
+                parts.append(text.format(**found.groupdict()))
+                break
+        else:
+            parts.append(part)
+    return "; ".join(parts)

@@ -24,6 +24,7 @@ from psymatch.domain import vocab
 from . import fmt, queries
 from .common import StatusLine, esc, frozen, run_action, staff_name, table
 from .inputs import bounded_text
+from .messages import review_reason_de
 
 OUTCOMES = list(vocab.THERAPEUTENANTWORTEN)
 NO_ENTRY = "—"
@@ -306,7 +307,7 @@ class ReviewQueuePanel(widgets.VBox):
                     queries.review_origin(i),
                     i["subject"],
                     i["anfrage_id"],
-                    i["reason"],
+                    review_reason_de(i["reason"]),
                 ]
                 for i in self.items
             ],
@@ -337,7 +338,7 @@ class ReviewQueuePanel(widgets.VBox):
             return
         words = item.get("evidence") or []
         why = "<br><b>Gelesen aus:</b> " + ", ".join(f"„{esc(w)}“" for w in words) if words else ""
-        self.reason.value = f"<b>Grund:</b> {esc(item['reason'])}{why}"
+        self.reason.value = f"<b>Grund:</b> {esc(review_reason_de(item['reason']))}{why}"
         if item["kind"] == "klick":
             self._show_click(item)
             return

@@ -25,6 +25,7 @@ from psymatch import settings
 
 from . import fmt, queries
 from .common import Confirmation, StatusLine, esc, run_action, staff_name
+from .messages import review_reason_de
 
 SECTION_TITLES = {
     "calls": "Anrufe fällig",
@@ -64,7 +65,8 @@ def _question_text(q: dict) -> str:
 def _review_text(r: dict) -> str:
     return (
         f"{queries.review_label(r)} vom {fmt.datetime_de(r['received_at'])} – "
-        f"{queries.review_origin(r)}, Anfrage {r['anfrage_id'] or '?'}: {r['reason'] or ''}"
+        f"{queries.review_origin(r)}, Anfrage {r['anfrage_id'] or '?'}: "
+        f"{review_reason_de(r['reason'])}"
     )
 
 

@@ -645,3 +645,36 @@ def test_review_queue_decides_some_patients_and_keeps_the_item_for_the_others(bu
     assert "teilweise Annahme" in panel.status.value
     assert InboundMessage.get_by_id(inbound.id).status == "verarbeitet"
     assert [i for i in panel.items if i.get("inbound_id") == inbound.id] == []
+
+
+@pytest.mark.parametrize(
+    "reason,german",
+    [
+        ("hedged: 'vielleicht ab Januar'", "Zögernde Antwort: „vielleicht ab Januar“"),
+        (
+            "patient 12: form says angenommen, text says abgelehnt_Kapazitaet",
+            "Patient 12: Formular sagt angenommen, Text sagt abgelehnt_Kapazitaet",
+        ),  # fmt: skip
+        (
+            "no answer recognised; the therapist asks: 'Wann?'",
+            "Keine Antwort erkannt; Die Praxis fragt: „Wann?“",
+        ),  # fmt: skip
+        ("Anfrage nicht erkannt", "Anfrage nicht erkannt"),
+    ],
+)
+def test_review_reasons_read_german(reason, german):
+    from console.messages import review_reason_de
+
+    assert review_reason_de(reason) == german
+
+
+def test_the_review_queue_words_the_reason_in_german(bundle):
+    _, anfrage, _ = bundle
+    item = review_item(anfrage.id)
+    InboundMessage.update(review_reason="hedged: 'melde mich'").where(
+        InboundMessage.id == item.id
+    ).execute()
+    panel = ReviewQueuePanel()
+    panel.item_select.value = ("email", item.id)
+    assert "Zögernde Antwort: „melde mich“" in panel.reason.value
+    assert "hedged" not in panel.queue_table.value and "Zögernde Antwort" in panel.queue_table.value
