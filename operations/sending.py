@@ -229,7 +229,10 @@ def run_follow_up(now: dt.datetime | None = None, *, actor: str = "clock") -> di
     )
     done = {"calls": [], "reminders": [], "skipped": []}
     for (anfrage_id,) in due.tuples():
-        outcome = follow_up_one(anfrage_id, now=now, actor=actor)
+        try:
+            outcome = follow_up_one(anfrage_id, now=now, actor=actor)
+        except OperationError as error:  # one Anfrage's refusal must not stop the day's run
+            outcome = "skipped", {"anfrage_id": anfrage_id, "reason": error.code}
         if outcome:
             done[outcome[0]].append(outcome[1])
     return done
@@ -278,13 +281,15 @@ def follow_up_one(anfrage_id: int, *, now: dt.datetime, actor: str):
         else:
             try:
                 _check_contactable(therapist, now)
+                # every patient placed elsewhere meanwhile: nothing left to remind about
+                presented = _presented_patients(anfrage)
             except OperationError as error:
                 return "skipped", {"anfrage_id": anfrage.id, "reason": error.code}
             days = int(age.total_seconds() // 86400)
             rendered = render.render_reminder(
                 anfrage.id,
                 therapist_info(therapist),
-                [patient_info(p) for p in _presented_patients(anfrage)],
+                [patient_info(p) for p in presented],
                 days_since=days,
                 today=snapshot.local_today(now),
                 link_now=now,

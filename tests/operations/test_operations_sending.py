@@ -182,6 +182,20 @@ def test_follow_up_reminder_mode(clean_db, mode):
     assert run_follow_up(NOW + 14 * DAY)["reminders"] == []
 
 
+def test_a_reminder_for_an_anfrage_without_open_patients_is_skipped_not_fatal(clean_db, mode):
+    """Found by the simulator: all patients placed elsewhere stopped the whole day's run."""
+    mode("reminder")
+    _, emptied = sent_by_email()
+    TherapeutAnfragePatient.update(status="anderweitig_vermittelt").where(
+        TherapeutAnfragePatient.therapeutenanfrage == emptied
+    ).execute()
+    _, other = sent_by_email()
+    done = run_follow_up(NOW + 7 * DAY)
+    assert done["skipped"] == [{"anfrage_id": emptied, "reason": "NO_ELIGIBLE_PATIENTS"}]
+    assert [Email.get_by_id(e).therapeutenanfrage_id for e in done["reminders"]] == [other]
+    assert Therapeutenanfrage.get_by_id(emptied).reminder_email_id is None
+
+
 def test_follow_up_reminder_then_call(clean_db, mode):
     mode("reminder_then_call")
     _, anfrage_id = sent_by_email()
