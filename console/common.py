@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import html
 import io
+import threading
 
 import ipywidgets as widgets
 
@@ -102,6 +103,7 @@ class StatusLine(widgets.HTML):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.add_class("psymatch-status")  # a stable handle for the browser test
+        self.busy = threading.Lock()  # held while an action of this panel runs
 
     def ok(self, text: str) -> None:
         self.value = f"<span style='color:#1a7f37'>✓ {esc(text)}</span>"
@@ -127,17 +129,36 @@ class StatusLine(widgets.HTML):
         self.value = ""
 
 
+# Widget id -> [how many actions froze it, its state before the first one]. A kernel can
+# handle a double-click's two clicks side by side (seen on PostgreSQL); restoring "what
+# it was before" per call then left buttons disabled for good. Counting restores the
+# state from before the first freeze when the last one ends.
+_FREEZE_LOCK = threading.Lock()
+_FROZEN: dict[int, list] = {}
+
+
 @contextlib.contextmanager
 def frozen(*controls: widgets.Widget):
-    """Disable the given controls for the duration of a slow call."""
-    before = [c.disabled for c in controls]
-    for c in controls:
-        c.disabled = True
+    """Disable the given controls for the duration of a slow call (nesting and
+    overlapping calls restore each control once, to its state before the first)."""
+    with _FREEZE_LOCK:
+        for c in controls:
+            entry = _FROZEN.get(id(c))
+            if entry is None:
+                _FROZEN[id(c)] = [1, c.disabled]
+                c.disabled = True
+            else:
+                entry[0] += 1
     try:
         yield
     finally:
-        for c, was in zip(controls, before, strict=True):
-            c.disabled = was
+        with _FREEZE_LOCK:
+            for c in controls:
+                entry = _FROZEN[id(c)]
+                entry[0] -= 1
+                if entry[0] == 0:
+                    del _FROZEN[id(c)]
+                    c.disabled = entry[1]
 
 
 def run_action(
@@ -151,16 +172,24 @@ def run_action(
     if refused is not None:
         status.error(refused)
         return None
-    with frozen(*controls):
-        try:
-            result = action()
-        except OperationError as error:
-            status.error(error)
-            return None
-        text = success(result)
-        if text:  # an empty text: the caller words the outcome itself, after its reload
-            status.ok(text)
-        return result
+    # one action at a time per panel: a second click handled while the first still runs
+    # is refused instead of acting beside it
+    if not status.busy.acquire(blocking=False):
+        status.error("Die vorige Aktion läuft noch: bitte kurz warten; nichts geändert")
+        return None
+    try:
+        with frozen(*controls):
+            try:
+                result = action()
+            except OperationError as error:
+                status.error(error)
+                return None
+            text = success(result)
+            if text:  # an empty text: the caller words the outcome itself, after its reload
+                status.ok(text)
+            return result
+    finally:
+        status.busy.release()
 
 
 def choose(dropdown: widgets.Dropdown, options: list, previous, *, first: bool = False) -> None:
