@@ -217,6 +217,18 @@ def _email_of(key: str) -> Email | None:
     return Email.get_or_none(Email.idempotenz_schluessel == key)
 
 
+def _emails_by_key(keys: list[str], chunk: int = 500) -> dict[str, tuple]:
+    """``{key: (status, gesendet_am)}`` of the emails with these idempotency keys, read in
+    a few queries (not one per search: the Today page reloads this every minute)."""
+    found = {}
+    for start in range(0, len(keys), chunk):
+        query = Email.select(Email.idempotenz_schluessel, Email.status, Email.gesendet_am).where(
+            Email.idempotenz_schluessel.in_(keys[start : start + chunk])
+        )
+        found.update((key, (status, at)) for key, status, at in query.tuples())
+    return found
+
+
 def placement_sent_at(search_id: int, therapist_id: int) -> dt.datetime | None:
     """When the placement email for this search and therapist was sent (None: not sent)."""
     email = _email_of(placement_key("", search_id, therapist_id))
@@ -235,19 +247,24 @@ def awaiting_confirmation(now: dt.datetime | None = None) -> list[dict]:
         .where((Platzsuche.status == "aktiv") & Platzsuche.vermittelter_therapeut.is_null(False))
         .order_by(Platzsuche.id)
     )
-    for search_id, patient_id, therapist_id in query.tuples():
-        email = _email_of(placement_key("", search_id, therapist_id))
-        reminder = _email_of(placement_key("erinnerung", search_id, therapist_id))
-        sent = email.gesendet_am if email is not None and email.status == "Gesendet" else None
+    placed = list(query.tuples())
+    keys = [placement_key(k, s, t) for s, _, t in placed for k in ("", "erinnerung")]
+    emails = _emails_by_key(keys)
+    for search_id, patient_id, therapist_id in placed:
+        status, gesendet_am = emails.get(placement_key("", search_id, therapist_id), (None, None))
+        reminder_status, _ = emails.get(
+            placement_key("erinnerung", search_id, therapist_id), (None, None)
+        )
+        sent = gesendet_am if status == "Gesendet" else None
         rows.append(
             {
                 "platzsuche_id": search_id,
                 "patient_id": patient_id,
                 "therapist_id": therapist_id,
-                "email_status": email.status if email is not None else None,
+                "email_status": status,
                 "sent_at": sent,
                 "days": (now - sent).days if sent else None,
-                "reminder_status": reminder.status if reminder is not None else None,
+                "reminder_status": reminder_status,
             }
         )
     rows.sort(key=lambda r: (r["sent_at"] is None, r["sent_at"] or now, r["platzsuche_id"]))
