@@ -204,6 +204,23 @@ def store_inbound(
         return InboundMessage(id=existing, message_key=message_key), False
 
 
+def store_delivery(delivery, *, replay: tuple[str, str] | None = None, now=None):
+    """``store_inbound`` for a decoded delivery (``webhooks.providers.Normalised``: the
+    webhook and the simulator hand over the same fields); returns ``(row, created)``."""
+    return store_inbound(
+        delivery.provider,
+        delivery.message_key,
+        delivery.raw_payload,
+        delivery.sender,
+        delivery.recipient,
+        delivery.subject,
+        message=delivery.message,
+        unreadable=delivery.unreadable,
+        replay=replay,
+        now=now,
+    )
+
+
 def forget_replay_markers(before: dt.datetime) -> int:
     """Delete token markers seen before ``before`` (their timestamps are stale by then, so
     the signature check refuses such a token anyway); returns how many."""

@@ -30,7 +30,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from db import database
 from db.models import utcnow
-from operations.replies import TokenReused, forget_replay_markers, store_inbound
+from operations.replies import TokenReused, forget_replay_markers, store_delivery
 from psymatch import settings
 
 from . import providers
@@ -101,17 +101,7 @@ def _store_once(normalised: Normalised, token: str | None):
             window = dt.timedelta(seconds=providers.replay_window_s())
             forget_replay_markers(utcnow() - window)
         try:
-            row, created = store_inbound(
-                normalised.provider,
-                normalised.message_key,
-                normalised.raw_payload,
-                normalised.sender,
-                normalised.recipient,
-                normalised.subject,
-                message=normalised.message,
-                unreadable=normalised.unreadable,
-                replay=replay,
-            )
+            row, created = store_delivery(normalised, replay=replay)
         except TokenReused as reused:
             raise Rejected(406, "token_reused", reused.message) from None
         return row.id, created

@@ -630,18 +630,7 @@ class Simulation:
             message_id=f"<sim-{anfrage.id}-{email.id}@praxis.example>",
             text=body,
         )
-        normalised = providers.normalise_raw(raw)
-        reply_ops.store_inbound(
-            normalised.provider,
-            normalised.message_key,
-            normalised.raw_payload,
-            normalised.sender,
-            normalised.recipient,
-            normalised.subject,
-            message=normalised.message,
-            unreadable=normalised.unreadable,
-            now=now,
-        )
+        reply_ops.store_delivery(providers.normalise_raw(raw), now=now)
 
     # --- phone calls ----------------------------------------------------------------------
 
