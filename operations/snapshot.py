@@ -8,7 +8,7 @@ import json
 import math
 from zoneinfo import ZoneInfo
 
-from peewee import SQL, Case, JSONField, NodeList, Value, fn
+from peewee import SQL, Case, Expression, JSONField, NodeList, Value, fn
 
 from db.database import db, is_postgres
 from db.models import (
@@ -134,29 +134,35 @@ def plz_range(plz_prefix: str):
     return where
 
 
-def region_therapists(plz_prefix: str, pending: set[int] | None) -> list[TherapistData]:
+def region_therapists(
+    plz_prefix: str, pending: set[int] | None, last_queued: dict | None = None
+) -> list[TherapistData]:
     """The aktiv therapists of a PLZ prefix and every member of their practices, by id.
 
     The staff listing judges a practice by all its members (docs/domain.md §6.2), who may
     sit outside the region; nobody else matters to it. ``plz_prefix`` must be digits. Two
-    indexed reads (the ``(status, plz)`` range, then the members by normalised address):
-    one query with OR would read every therapist.
+    indexed reads: the ``(status, plz)`` range, then the members elsewhere by normalised
+    address, the region's addresses given as a subquery (one query with OR would read
+    every therapist; a literal list of a big city's 1,400 addresses costs more to build
+    and to plan than the read). ``last_queued`` as in ``load_therapists``.
     """
     in_region = (Therapist.status == "aktiv") & plz_range(plz_prefix)
-    found = {t.id: t for t in load_therapists(pending, in_region)}
-    addresses = {
-        address
-        for (address,) in Therapist.select(normalised(Therapist.email))
-        .where(in_region & Therapist.email.is_null(False))
-        .tuples()
-        if address
-    }
-    if addresses:
-        elsewhere = Therapist.plz.is_null() | ~in_region  # not read a second time
-        members = load_therapists(
-            pending, normalised(Therapist.email).in_(sorted(addresses)) & elsewhere
-        )
-        found.update((t.id, t) for t in members)
+    found = {t.id: t for t in load_therapists(pending, in_region, last_queued)}
+    own = Therapist.alias("own")
+    own_region = (own.status == "aktiv") & (own.plz >= plz_prefix)
+    if plz_prefix.strip("9"):
+        own_region &= own.plz < str(int(plz_prefix) + 1).zfill(len(plz_prefix))
+    addresses = own.select(normalised(own.email)).where(
+        own_region & own.email.is_null(False) & (normalised(own.email) != "")
+    )
+    key = normalised(Therapist.email)
+    if is_postgres():  # = ANY(ARRAY(...)): an index probe per address, not a scan
+        shared = Expression(key, "=", fn.ANY(NodeList((SQL("ARRAY"), addresses))))
+    else:
+        shared = key.in_(addresses)
+    elsewhere = Therapist.plz.is_null() | ~in_region  # not read a second time
+    members = load_therapists(pending, shared & elsewhere, last_queued)
+    found.update((t.id, t) for t in members)
     return [found[i] for i in sorted(found)]
 
 
@@ -178,21 +184,22 @@ def load_therapists(
     answer, or None to ask the database per therapist (for a few of them). A dict given as
     ``last_queued`` receives ``email_last_queued`` for their addresses, read in the same
     query."""
-    fields = [getattr(Therapist, c) for c in THERAPIST_COLUMNS]
-    width = len(fields)
+    columns, decoders = _therapist_columns()
+    width = len(columns)
     if pending is None:
-        fields.append(has_pending_anfrage())
+        columns.append(has_pending_anfrage())
     if last_queued is not None:
-        fields.append(last_queued_to_therapist())
+        columns.append(last_queued_to_therapist())
         queued_at = Email.in_warteschlange_am.python_value
     out = []
-    query = Therapist.select(*fields)
+    query = Therapist.select(*columns)
     if where is not None:
         query = query.where(where)
-    for row in query.tuples():
-        values = dict(zip(THERAPIST_COLUMNS, row[:width], strict=True))
-        values["arbeitszeiten"] = minute_ranges(values["arbeitszeiten"])
-        values["bevorzugte_symptome"] = tuple(values["bevorzugte_symptome"] or ())
+    for row in db.execute(query):
+        values = {
+            name: decode(value)
+            for name, decode, value in zip(THERAPIST_COLUMNS, decoders, row[:width], strict=True)
+        }
         values["bevorzugt_gruppentherapie"] = bool(values["bevorzugt_gruppentherapie"])
         waiting = values["id"] in pending if pending is not None else bool(row[width])
         address = (values["email"] or "").strip().lower()
@@ -200,6 +207,30 @@ def load_therapists(
             last_queued[address] = queued_at(row[-1])
         out.append(TherapistData(**values, has_pending_anfrage=waiting))
     return out
+
+
+@functools.lru_cache(maxsize=1024)
+def _symptom_tuple(text: str | None) -> tuple[str, ...]:
+    return tuple((None if text is None else json.loads(text)) or ())
+
+
+def _therapist_columns() -> tuple[list, list]:
+    """(SQL columns, decoders) for ``THERAPIST_COLUMNS``, read as raw cursor rows: the
+    JSON columns as text, decoded by cached pure functions straight into what the
+    selection reads (most practices share a few schedules and symptom lists), the rest
+    by the fields' own ``python_value``. Peewee's row conversion and the driver's JSON
+    parsing cost more than the query for a big city's 1,800 therapists."""
+    special = {"arbeitszeiten": _schedule, "bevorzugte_symptome": _symptom_tuple}
+    columns, decoders = [], []
+    for name in THERAPIST_COLUMNS:
+        field = getattr(Therapist, name)
+        if name in special:
+            columns.append(field.cast("text"))
+            decoders.append(special[name])
+        else:
+            columns.append(field)
+            decoders.append(field.python_value)
+    return columns, decoders
 
 
 def pending_line_where():
@@ -489,7 +520,8 @@ def load(
     pending = None if limited else therapists_with_pending_anfrage()
     last_queued = None
     if region is not None and practice_of is None:
-        therapists = region_therapists(region, pending)
+        last_queued = {}
+        therapists = region_therapists(region, pending, last_queued)
     elif practice_of is not None:
         last_queued = {}
         therapists = load_therapists(pending, practice_filter(practice_of), last_queued)
@@ -502,11 +534,7 @@ def load(
         else:
             searches = tuple(load_searches(search_where))
     if last_queued is None:
-        last_queued = (
-            email_last_queued()
-            if region is None
-            else email_last_queued(addresses=[(t.email or "").strip().lower() for t in therapists])
-        )
+        last_queued = email_last_queued()
     return Snapshot(
         therapists=tuple(therapists),
         searches=searches,
