@@ -114,6 +114,11 @@ def test_cooling_check():
     assert len(invariants.cooling([first, after, inside], {}, "Europe/Berlin", 28)) == 1
     elsewhere = row(4, T0 + dt.timedelta(days=20), practice="p2")
     assert invariants.cooling([first, elsewhere], {}, "Europe/Berlin", 28) == []
+    # a conflict notice's alternatives answer the therapist's acceptance (§11.5): exempt,
+    # while any other Anfrage inside the cooling period is still a breach
+    rows = [first, after, inside]
+    assert invariants.cooling(rows, {}, "Europe/Berlin", 28, frozenset({3})) == []
+    assert len(invariants.cooling(rows, {}, "Europe/Berlin", 28, frozenset({2}))) == 1
 
 
 def test_parallel_cap_check():

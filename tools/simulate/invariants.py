@@ -7,7 +7,9 @@ database, by queries of their own (not the ones the operations use to obey the r
 1. ``rate_limit``: no practice (normalised address) gets two inquiries or reminders
    within ``EMAIL_MIN_INTERVAL_DAYS``.
 2. ``cooling``: no practice is contacted while cooling (the Abkühlungseinhaltung of
-   docs/domain.md §14 holds for every sent Anfrage).
+   docs/domain.md §14 holds for every sent Anfrage), except by the alternatives a conflict
+   notice offers: they answer the therapist's own acceptance, and §11.5 has the selection
+   ignore cooling for them.
 3. ``parallel_cap``: no search is in more than ``MAX_PARALLEL_ANFRAGEN`` pending Anfragen
    (checked after every simulated day).
 4. ``placed_twice``: no patient has two successful searches, no search two therapists
@@ -59,8 +61,12 @@ def rate_limit(sends: list[tuple[str, dt.datetime]], min_days: int) -> list[str]
     return breaches
 
 
-def cooling(anfragen, overrides: dict, zone: str, cooling_days: int) -> list[str]:
-    """``anfragen``: ``metrics.AnfrageRow`` of every Anfrage (practice filled in)."""
+def cooling(
+    anfragen, overrides: dict, zone: str, cooling_days: int, offers: frozenset[int] = frozenset()
+) -> list[str]:
+    """``anfragen``: ``metrics.AnfrageRow`` of every Anfrage (practice filled in);
+    ``offers``: the ids of the Anfragen a conflict notice offered (not checked; their
+    answers still start the cooling that later Anfragen must respect)."""
     by_practice = defaultdict(list)
     for row in anfragen:
         by_practice[row.practice].append(row)
@@ -69,6 +75,7 @@ def cooling(anfragen, overrides: dict, zone: str, cooling_days: int) -> list[str
         "within its cooling period"
         for row in anfragen
         if row.sent
+        and row.id not in offers
         and not metrics.cooling_compliant(
             row, by_practice[row.practice], overrides.get(row.practice, []), zone, cooling_days
         )
@@ -212,6 +219,14 @@ def load_placements() -> list[tuple[int, int]]:
     return out
 
 
+def load_conflict_offers() -> frozenset[int]:
+    """The Anfragen created as a conflict notice's alternatives."""
+    query = Therapeutenanfrage.select(Therapeutenanfrage.id).where(
+        Therapeutenanfrage.konflikt_anfrage_id.is_null(False)
+    )
+    return frozenset(anfrage_id for (anfrage_id,) in query.tuples())
+
+
 def load_sent_placement_keys() -> set[str]:
     return {
         key
@@ -245,7 +260,13 @@ def check_all(received_ids: list[str]) -> list[str]:
     )
     return [
         *rate_limit(load_sends(), s.EMAIL_MIN_INTERVAL_DAYS),
-        *cooling(data.anfragen, data.overrides, s.TIMEZONE, 7 * s.COOLING_PERIOD_WEEKS),
+        *cooling(
+            data.anfragen,
+            data.overrides,
+            s.TIMEZONE,
+            7 * s.COOLING_PERIOD_WEEKS,
+            load_conflict_offers(),
+        ),
         *placed_twice(load_successes(), load_sessions()),
         *placement_emails(load_placements(), load_sent_placement_keys()),
         *outbox_to_sink(load_sent_message_ids(), received_ids, waiting_items, waiting_emails),
