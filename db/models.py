@@ -74,6 +74,62 @@ class BaseModel(Model):
         database = db
         legacy_table_names = False
 
+    def save(self, force_insert=False, only=None):
+        """Update only the columns that were assigned since the row was read, plus the
+        JSON columns (a list or dict can change in place, unseen by peewee's dirty
+        tracking). A full-row update would re-encrypt every sealed column and could
+        overwrite a column another transaction changed meanwhile. Inserts are unchanged.
+        """
+        if only is None and not force_insert and self._pk is not None:
+            only = {*self.dirty_fields, *_mutable_fields(type(self))}
+            if not only:
+                return False  # nothing assigned: nothing to write
+        return super().save(force_insert=force_insert, only=only)
+
+    @classmethod
+    def get_by_id(cls, pk):
+        """The row with primary key ``pk`` (``DoesNotExist`` if none), as peewee's own
+        ``get_by_id`` but with the statement built once per model and backend: a
+        full-row SELECT costs more to compose in peewee than to run, and the hot paths
+        (sending, answers, calls) read rows by id many times a second."""
+        query, sql, params = _by_id_statement(cls)
+        cursor = cls._meta.database.execute_sql(
+            sql, (cls._meta.primary_key.db_value(pk), *params[1:])
+        )
+        found = next(iter(query._get_cursor_wrapper(cursor)), None)
+        if found is None:
+            raise cls.DoesNotExist(f"{cls.__name__} instance matching query does not exist: {pk!r}")
+        return found
+
+
+_BY_ID: dict[tuple[type, type], tuple] = {}
+
+
+def _by_id_statement(model: type) -> tuple:
+    """(query, SQL, params) of ``SELECT <all columns> WHERE pk = ? LIMIT 1`` for
+    ``model`` on the current backend; the first param is the key's placeholder."""
+    database = model._meta.database
+    key = (model, type(database.obj if hasattr(database, "obj") else database))
+    statement = _BY_ID.get(key)
+    if statement is None:
+        query = model.select().where(model._meta.primary_key == 0).limit(1)
+        sql, params = database.get_sql_context().sql(query).query()
+        statement = _BY_ID[key] = (query, sql, tuple(params))
+    return statement
+
+
+_MUTABLE: dict[type, tuple] = {}
+
+
+def _mutable_fields(model: type) -> tuple:
+    """The fields of ``model`` whose values are mutable containers (JSON)."""
+    fields = _MUTABLE.get(model)
+    if fields is None:
+        fields = _MUTABLE[model] = tuple(
+            f for f in model._meta.sorted_fields if isinstance(f, JSONField | EncryptedJSONField)
+        )
+    return fields
+
 
 class TimestampedModel(BaseModel):
     created_at = DateTimeField(default=utcnow)
