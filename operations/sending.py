@@ -25,6 +25,7 @@ from operations.call_schedule import schedule_call
 from operations.emailing import headers as email_headers
 from operations.emailing import render
 from operations.emailing.data import (
+    PATIENT_INFO_COLUMNS,
     AcceptedPatient,
     Meeting,
     patient_contact,
@@ -52,11 +53,14 @@ def _address_lock(address: str) -> None:
         db.execute_sql("SELECT pg_advisory_xact_lock(%s, %s)", (72_633_201, key))
 
 
-def _practice(therapist: Therapist) -> list[Therapist]:
+def _practice_cooling_until(therapist: Therapist) -> list[dt.date | None]:
+    """``naechster_kontakt_moeglich`` of every member of the therapist's practice."""
     address = normalize_email(therapist.email)
     if not address:
-        return [therapist]
-    return list(Therapist.select().where(snapshot.normalised(Therapist.email) == address))
+        return [therapist.naechster_kontakt_moeglich]
+    column = Therapist.naechster_kontakt_moeglich
+    members = Therapist.select(column).where(snapshot.normalised(Therapist.email) == address)
+    return [until for (until,) in members.tuples()]
 
 
 def _check_contactable(therapist: Therapist, now: dt.datetime) -> None:
@@ -69,10 +73,7 @@ def _check_contactable(therapist: Therapist, now: dt.datetime) -> None:
             status=409,
             details={"reason": "inactive"},
         )
-    if any(
-        m.naechster_kontakt_moeglich and m.naechster_kontakt_moeglich > today
-        for m in _practice(therapist)
-    ):
+    if any(until and until > today for until in _practice_cooling_until(therapist)):
         raise OperationError(
             "THERAPIST_NOT_CONTACTABLE",
             "practice is in its cooling period",
@@ -104,8 +105,11 @@ def _presented_patients(anfrage: Therapeutenanfrage) -> list[Patient]:
     )
     if not rows:
         raise OperationError("NO_ELIGIBLE_PATIENTS", f"A{anfrage.id} has no patient left to offer")
+    # only what ``patient_info`` shows a therapist: the identity is not even decrypted
+    columns = [getattr(Patient, name) for name in ("id", *PATIENT_INFO_COLUMNS)]
     patients = {
-        p.id: p for p in Patient.select().where(Patient.id.in_([r.patient_id for r in rows]))
+        p.id: p
+        for p in Patient.select(*columns).where(Patient.id.in_([r.patient_id for r in rows]))
     }
     if len(patients) != len(rows):
         raise OperationError(

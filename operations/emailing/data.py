@@ -72,6 +72,19 @@ class Meeting:
     time: str  # "HH:MM"
 
 
+# the Patient columns ``patient_info`` reads (a caller may select only these)
+PATIENT_INFO_COLUMNS = (
+    "geburtsdatum",
+    "geschlecht",
+    "symptome",
+    "krankenkasse",
+    "erfahrung_mit_psychotherapie",
+    "letzte_sitzung_vorherige_psychotherapie",
+    "offen_fuer_gruppentherapie",
+    "zeitliche_verfuegbarkeit",
+)
+
+
 def patient_info(patient) -> PatientInfo:
     """Anonymised view of a ``db.models.Patient``."""
     return PatientInfo(
