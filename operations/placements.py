@@ -45,6 +45,7 @@ from . import audit, notes, outbox
 from .errors import OperationError
 from .locks import bundling_lock
 from .responses import add_exclusion, mark_placed_elsewhere
+from .therapist_contact import usable_email
 
 OUTCOMES = vocab.VERMITTLUNGSERGEBNISSE
 LABELS = vocab.VERMITTLUNGSERGEBNIS_LABELS
@@ -411,12 +412,13 @@ def request_placement_email(
                 "NOT_PLACED", f"search {search.id} has no open placement", status=409
             )
         therapist = Therapist.get_by_id(therapist_id)
-        missing = search_rules.missing_contact(template, therapist.email, therapist.telefon)
+        address = usable_email(therapist)  # a bounced address is no way to reach them
+        missing = search_rules.missing_contact(template, address, therapist.telefon)
         if missing:
             raise OperationError(
                 "THERAPIST_CONTACT_MISSING",
                 f"template {template} tells the patient the therapist's {missing}, "
-                "which is not on record",
+                "which is not on record (or marked undeliverable)",
             )
         suffix = "termin" if template.startswith("meeting_") else ""
         key = outbox.key("vermittlung_staff", f"{search.id}.{therapist_id}.{suffix or 'kontakt'}")
