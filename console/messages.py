@@ -60,6 +60,8 @@ GERMAN = {
     "STAFF_REQUIRED": "Bitte den Namen der Mitarbeiterin / des Mitarbeiters angeben",
     "STAFF_TOO_LONG": "Der Name ist zu lang",
     "THERAPIST_CONTACT_MISSING": "Für diese Praxis fehlt eine Kontaktmöglichkeit",
+    "THERAPIST_EMAIL_INVALID": "Die E-Mail-Adresse dieser Praxis ist als unzustellbar markiert: "
+    "bitte anrufen oder eine neue Adresse eintragen",
     "THERAPIST_EMAIL_MISSING": "Für diese Praxis ist keine E-Mail-Adresse hinterlegt",
     # update_platzsuche and reassign_conflict: an erfolgreich search keeps its therapist
     "THERAPIST_LOCKED": "Diese Suche ist erfolgreich abgeschlossen und behält ihre Therapeutin / "

@@ -12,7 +12,9 @@ lines it covered. A later acceptance on the same search opens the conflict again
   match the final state (the new therapist a confirmation, the former one a withdrawal, the
   patient the placement email naming the new therapist). The caller names the therapist
   it showed as placed, so a repeated click (or a stale screen) is refused and writes
-  nothing; the emails are keyed by the reassignment's number, so none goes out twice.
+  nothing; the emails are keyed by the reassignment's number, so none goes out twice,
+  and a patient given back and forth (A to B, back to A, to B again) hears of every
+  change: the email of one reassignment never stands in for another's.
 
 Every refusal raises ``OperationError`` with its code before anything is written.
 """
@@ -37,13 +39,14 @@ from db.models import (
 from operations.emailing import headers as email_headers
 from operations.emailing import render
 from operations.emailing.data import patient_info, therapist_info
-from operations.emailing.headers import outbox_key, placement_key
+from operations.emailing.headers import outbox_key
 from operations.emailing.queue import outbox_send, queue_email
 from psymatch.domain import vocab
 
 from . import audit, notes, outbox, sending
 from .errors import OperationError
 from .locks import bundling_lock
+from .placements import placement_keys
 from .responses import ACCEPTED_ANSWERS, list_conflicts, mark_placed_elsewhere
 from .snapshot import local_today
 from .therapist_contact import usable_email
@@ -464,10 +467,15 @@ def reassign_conflict(
         notice_withdrawn = _withdraw_unsent_notice(
             new_line.therapeutenanfrage_id, search.patient_id, now
         )
-        outbox.put_again(
+        outbox.put(
             "send_placement_email",
-            {"platzsuche_id": search.id, "therapist_id": therapist_id, "replaces": former},
-            outbox.key("vermittlung", f"{search.id}.{therapist_id}"),
+            {
+                "platzsuche_id": search.id,
+                "therapist_id": therapist_id,
+                "replaces": former,
+                "number": number,
+            },
+            outbox.key("vermittlung", f"{search.id}.{therapist_id}.u{number}"),
             now=now,
         )
         audit.record(
@@ -504,18 +512,20 @@ def reassign_conflict(
 
 
 def _withdraw_unsent_placement_email(search_id: int, therapist_id: int, now) -> int | None:
-    """The placement email naming the former therapist, if it has not left yet: its row is
-    removed (and its sending marked done) so the patient hears only of the final one."""
-    key = placement_key("", search_id, therapist_id)
-    email = Email.get_or_none(
-        (Email.idempotenz_schluessel == key) & Email.status.in_(("Entwurf", "In_Warteschlange"))
+    """The placement email naming the former therapist (at acceptance or after an earlier
+    reassignment), if it has not left yet: its row is removed (and its sending marked
+    done) so the patient hears only of the final one; returns its id."""
+    unsent = list(
+        Email.select().where(
+            Email.idempotenz_schluessel.in_(placement_keys(search_id, therapist_id))
+            & Email.status.in_(("Entwurf", "In_Warteschlange"))
+        )
     )
-    if email is None:
-        return None
-    outbox.mark_done(outbox_key(key), now=now)
-    EmailInhalt.delete().where(EmailInhalt.email == email.id).execute()
-    Email.delete().where(Email.id == email.id).execute()
-    return email.id
+    for email in unsent:
+        outbox.mark_done(outbox_key(email.idempotenz_schluessel), now=now)
+        EmailInhalt.delete().where(EmailInhalt.email == email.id).execute()
+        Email.delete().where(Email.id == email.id).execute()
+    return max((email.id for email in unsent), default=None)
 
 
 def _withdraw_unsent_notice(anfrage_id: int, patient_id: int, now) -> int | None:

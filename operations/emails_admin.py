@@ -20,6 +20,7 @@ from . import audit, outbox
 from .emailing import headers as email_headers
 from .errors import OperationError
 from .privacy import ERASED
+from .therapist_contact import usable_email
 
 # Kinds that ask the therapist about an Anfrage: pointless once it is answered or closed.
 ANFRAGE_KINDS = ("anfrage", "erinnerung")
@@ -69,7 +70,9 @@ def resend_email(email_id: int, *, actor: str, now: dt.datetime | None = None) -
     ``EMAIL_NOT_FOUND`` 404; ``EMAIL_NOT_FAILED`` 409 (queued, being sent or sent
     already, e.g. a repeated click); ``ANFRAGE_CLOSED`` 409 (an inquiry or reminder whose
     Anfrage was answered or closed meanwhile); ``RECIPIENT_ERASED`` 409 (GDPR erasure);
-    ``THERAPIST_EMAIL_MISSING`` 409 (the therapist has no address any more).
+    ``THERAPIST_EMAIL_MISSING`` 409 (the therapist has no address any more);
+    ``THERAPIST_EMAIL_INVALID`` 409 (a bounce marked the address undeliverable: the email
+    a bounce failed is not sent to the dead address again).
 
     An email to a therapist goes to the therapist's current address: one staff corrected
     after the failure replaces the stored recipient.
@@ -108,7 +111,14 @@ def resend_email(email_id: int, *, actor: str, now: dt.datetime | None = None) -
         changes = {}
         if email.therapist_id is not None:  # staff may have entered a new address meanwhile
             therapist = Therapist.get_or_none(Therapist.id == email.therapist_id)
-            current = normalize_email(therapist.email) if therapist is not None else None
+            if therapist is not None and therapist.email_ungueltig_seit is not None:
+                raise OperationError(  # a bounce: sending again would reach nobody
+                    "THERAPIST_EMAIL_INVALID",
+                    f"the address of therapist {email.therapist_id} is marked undeliverable "
+                    "since a bounce: call instead, or enter a new address first",
+                    status=409,
+                )
+            current = usable_email(therapist) if therapist is not None else None
             if current is None:
                 raise OperationError(
                     "THERAPIST_EMAIL_MISSING",

@@ -24,6 +24,7 @@ import datetime as dt
 from db.database import locked, write_transaction
 from db.models import (
     Email,
+    KonfliktErledigung,
     OutboxItem,
     Patient,
     Platzsuche,
@@ -45,6 +46,7 @@ from . import audit, notes, outbox
 from .errors import OperationError
 from .locks import bundling_lock
 from .responses import add_exclusion, mark_placed_elsewhere
+from .therapist_contact import usable_email
 
 OUTCOMES = vocab.VERMITTLUNGSERGEBNISSE
 LABELS = vocab.VERMITTLUNGSERGEBNIS_LABELS
@@ -213,10 +215,6 @@ def _fail(search, therapist_id, lines, outcome, now, actor, source) -> None:
 # --- what staff see --------------------------------------------------------------------
 
 
-def _email_of(key: str) -> Email | None:
-    return Email.get_or_none(Email.idempotenz_schluessel == key)
-
-
 def _emails_by_key(keys: list[str], chunk: int = 500) -> dict[str, tuple]:
     """``{key: (status, gesendet_am)}`` of the emails with these idempotency keys, read in
     a few queries (not one per search: the Today page reloads this every minute)."""
@@ -229,9 +227,36 @@ def _emails_by_key(keys: list[str], chunk: int = 500) -> dict[str, tuple]:
     return found
 
 
+def reassignments(search_id: int) -> int:
+    """How often staff reassigned this search's conflict (0: never)."""
+    row = KonfliktErledigung.get_or_none(KonfliktErledigung.platzsuche == search_id)
+    return (row.umzuweisungen or 0) if row is not None else 0
+
+
+def placement_keys(search_id: int, therapist_id: int, count: int | None = None) -> list[str]:
+    """Keys of every placement email that may name this therapist for this search, oldest
+    first: the one at acceptance, then one per conflict reassignment (``count`` of them;
+    default: as many as the search had). Not every key has an email: a reassignment to the
+    other therapist has none for this one."""
+    count = reassignments(search_id) if count is None else count
+    return [placement_key("", search_id, therapist_id, n or None) for n in range(count + 1)]
+
+
+def latest_placement_email(search_id: int, therapist_id: int) -> Email | None:
+    """The newest placement email naming this therapist for this search (after flips
+    between two therapists, the one of the final state), or None."""
+    keys = placement_keys(search_id, therapist_id)
+    found = {
+        e.idempotenz_schluessel: e
+        for e in Email.select().where(Email.idempotenz_schluessel.in_(keys))
+    }
+    return next((found[k] for k in reversed(keys) if k in found), None)
+
+
 def placement_sent_at(search_id: int, therapist_id: int) -> dt.datetime | None:
-    """When the placement email for this search and therapist was sent (None: not sent)."""
-    email = _email_of(placement_key("", search_id, therapist_id))
+    """When the placement email for this search and therapist was sent (None: not sent;
+    after a reassignment back to the therapist: the email of that reassignment)."""
+    email = latest_placement_email(search_id, therapist_id)
     if email is None or email.status != "Gesendet":
         return None
     return email.gesendet_am
@@ -248,10 +273,18 @@ def awaiting_confirmation(now: dt.datetime | None = None) -> list[dict]:
         .order_by(Platzsuche.id)
     )
     placed = list(query.tuples())
-    keys = [placement_key(k, s, t) for s, _, t in placed for k in ("", "erinnerung")]
+    flipped = dict(  # few: searches whose conflict staff reassigned
+        KonfliktErledigung.select(KonfliktErledigung.platzsuche, KonfliktErledigung.umzuweisungen)
+        .where(KonfliktErledigung.umzuweisungen > 0)
+        .tuples()
+    )
+    own = {(s, t): placement_keys(s, t, flipped.get(s, 0)) for s, _, t in placed}
+    keys = [k for ks in own.values() for k in ks]
+    keys += [placement_key("erinnerung", s, t) for s, _, t in placed]
     emails = _emails_by_key(keys)
     for search_id, patient_id, therapist_id in placed:
-        status, gesendet_am = emails.get(placement_key("", search_id, therapist_id), (None, None))
+        latest = next((k for k in reversed(own[(search_id, therapist_id)]) if k in emails), None)
+        status, gesendet_am = emails.get(latest, (None, None))
         reminder_status, _ = emails.get(
             placement_key("erinnerung", search_id, therapist_id), (None, None)
         )
@@ -411,12 +444,13 @@ def request_placement_email(
                 "NOT_PLACED", f"search {search.id} has no open placement", status=409
             )
         therapist = Therapist.get_by_id(therapist_id)
-        missing = search_rules.missing_contact(template, therapist.email, therapist.telefon)
+        address = usable_email(therapist)  # a bounced address is no way to reach them
+        missing = search_rules.missing_contact(template, address, therapist.telefon)
         if missing:
             raise OperationError(
                 "THERAPIST_CONTACT_MISSING",
                 f"template {template} tells the patient the therapist's {missing}, "
-                "which is not on record",
+                "which is not on record (or marked undeliverable)",
             )
         suffix = "termin" if template.startswith("meeting_") else ""
         key = outbox.key("vermittlung_staff", f"{search.id}.{therapist_id}.{suffix or 'kontakt'}")

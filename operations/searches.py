@@ -15,6 +15,7 @@ from . import audit, notes, outbox
 from .errors import OperationError
 from .locks import bundling_lock
 from .responses import add_exclusion, mark_placed_elsewhere
+from .therapist_contact import usable_email
 
 UNSET = object()
 
@@ -133,10 +134,11 @@ def _change_status(search, status, template, meeting, now, actor) -> None:
         if search.vermittelter_therapeut_id is None:
             raise OperationError("THERAPIST_REQUIRED", "set the placed therapist first")
         therapist = Therapist.get_by_id(search.vermittelter_therapeut_id)
-        template = template or rules.default_placement_template(therapist.email, therapist.telefon)
+        address = usable_email(therapist)  # a bounced address is no way to reach them
+        template = template or rules.default_placement_template(address, therapist.telefon)
         if template not in rules.EMAIL_TEMPLATES:
             raise OperationError("INVALID_TEMPLATE", f"unknown email template {template!r}")
-        missing = rules.missing_contact(template, therapist.email, therapist.telefon)
+        missing = rules.missing_contact(template, address, therapist.telefon)
         if missing:
             raise OperationError(
                 "THERAPIST_CONTACT_MISSING",

@@ -14,6 +14,7 @@ import zlib
 from db.database import db, is_postgres, locked, write_transaction
 from db.models import (
     Email,
+    KonfliktErledigung,
     Patient,
     Platzsuche,
     TherapeutAnfragePatient,
@@ -32,7 +33,6 @@ from operations.emailing.data import (
     patient_info,
     therapist_info,
 )
-from operations.emailing.headers import placement_key
 from operations.emailing.queue import outbox_send, queue_email
 from psymatch import settings
 from psymatch.domain import vocab
@@ -40,7 +40,7 @@ from psymatch.domain.bundling import Params, select_for_therapist
 from psymatch.domain.bundling.practice import normalize_email
 from psymatch.domain.searches import default_placement_template, missing_contact
 
-from . import audit, notes, outbox, snapshot
+from . import audit, notes, outbox, placements, snapshot
 from .errors import OperationError
 from .locks import bundling_lock
 from .therapist_contact import usable_email
@@ -510,16 +510,33 @@ def _meeting(meeting: dict | None) -> Meeting | None:
 
 
 def _replaced(therapist_id: int | None, search_id: int):
-    """The therapist an earlier placement email to this search's patient named, if that
+    """The therapist an earlier placement email to this search's patient named, if such an
     email was sent (one withdrawn before sending needs no correction)."""
     if therapist_id is None:
         return None
-    sent = Email.get_or_none(
-        (Email.idempotenz_schluessel == placement_key("", search_id, therapist_id))
-        & (Email.status != "Fehlgeschlagen")
+    sent = (
+        Email.select(Email.id)
+        .where(
+            Email.idempotenz_schluessel.in_(placements.placement_keys(search_id, therapist_id))
+            & (Email.status != "Fehlgeschlagen")
+        )
+        .exists()
     )
     therapist = Therapist.get_or_none(Therapist.id == therapist_id)
-    return therapist_info(therapist) if sent is not None and therapist is not None else None
+    return therapist_info(therapist) if sent and therapist is not None else None
+
+
+def _overtaken(search_id: int, therapist_id: int, number: int | None, at_acceptance: bool):
+    """Whether a placement email about this therapist's placement no longer tells the final
+    state because a conflict reassignment came after it: one of an earlier reassignment
+    (``number`` not the latest), or the acceptance's own email (its message may still be
+    on its way) when a reassignment gave the patient to this therapist again: that
+    reassignment's email says so. A template staff ask for is never overtaken."""
+    row = KonfliktErledigung.get_or_none(KonfliktErledigung.platzsuche == search_id)
+    count = (row.umzuweisungen or 0) if row is not None else 0
+    if number is not None:
+        return number != count
+    return at_acceptance and count > 0 and row.therapist_id == therapist_id
 
 
 def queue_placement_email(
@@ -529,21 +546,27 @@ def queue_placement_email(
     *,
     therapist_id: int | None = None,
     replaces: int | None = None,
+    number: int | None = None,
     now=None,
 ) -> Email | None:
     """The placement email to the patient (docs/domain.md §11.3), one per search and placed
     therapist: at acceptance (``therapist_id`` given, with the three signed links) or when
     staff set ``erfolgreich`` (no second email if it went out at acceptance).
 
-    ``replaces``: the therapist an earlier placement email named (staff reassigned a
-    conflict); the email says it replaces that one. Nothing is sent when the placement
-    changed meanwhile. Patient -> ``in_Therapie`` when the
-    search is ``erfolgreich`` (after a placement at acceptance: when the patient confirms)."""
+    ``replaces`` and ``number``: staff reassigned a conflict (reassignment ``number``); the
+    email has a key of its own, so a patient given back and forth hears of every change,
+    and says it replaces the one naming ``replaces``. Nothing is sent when the placement
+    changed meanwhile or a later reassignment overtook the email (``_overtaken``).
+    Patient -> ``in_Therapie`` when the search is ``erfolgreich`` (after a placement at
+    acceptance: when the patient confirms)."""
     now = now or utcnow()
     with write_transaction():
         search = Platzsuche.get_by_id(platzsuche_id)
         placed = search.vermittelter_therapeut_id
         if placed is None or (therapist_id is not None and placed != therapist_id):
+            return None
+        at_acceptance = template is None and replaces is None and number is None
+        if therapist_id is not None and _overtaken(search.id, placed, number, at_acceptance):
             return None
         if search.status not in ("aktiv", "erfolgreich"):
             return None
@@ -580,6 +603,7 @@ def queue_placement_email(
             with_links=search.status == "aktiv",
             link_now=now,
             replaces=_replaced(replaces, search.id),
+            number=number,
         )
         email, created = queue_email(rendered, patient_id=patient.id, now=now)
         outbox_send(email)

@@ -55,6 +55,7 @@ THERAPIST_COLUMNS = (
     "potenziell_verfuegbar",
     "ueber_curavani_informiert",
     "naechster_kontakt_moeglich",
+    "email_ungueltig_seit",
 )
 
 

@@ -29,6 +29,7 @@ import datetime as dt
 from db.database import locked, write_transaction
 from db.models import Therapist, utcnow
 from psymatch.domain import validation
+from psymatch.domain.bundling import practice
 from psymatch.domain.bundling.practice import normalize_email
 
 from . import audit, notes, snapshot
@@ -36,10 +37,9 @@ from .errors import OperationError
 
 
 def usable_email(therapist: Therapist) -> str | None:
-    """The normalised address email to this therapist may use, else None (phone)."""
-    if getattr(therapist, "email_ungueltig_seit", None) is not None:
-        return None
-    return normalize_email(therapist.email) or None
+    """The normalised address email to this therapist may use, else None (phone); the
+    bundle selection applies the same rule (``practice.usable_email``)."""
+    return practice.usable_email(therapist)
 
 
 def mark_email_invalid(

@@ -146,27 +146,65 @@ class _ActorResultNotice(logging.Filter):
         return not (text.startswith("Actor '") and "' returned a value that is not None" in text)
 
 
+def _more_than_hourly(actor) -> bool:
+    """Whether a periodic actor runs more than once an hour (its cron names several
+    minutes); False for anything that is not a periodic actor."""
+    options = getattr(actor, "options", None) or {}
+    spec = options.get("periodic")
+    return len(getattr(spec, "minute", None) or []) > 1
+
+
 class _FrequentSchedule(logging.Filter):
-    """Drops periodiq's "Scheduling <actor> at <time>." line for jobs that run more than
-    once an hour (below DEBUG): with the outbox relay every minute it would be a line a
-    minute telling nothing; daily and hourly jobs keep theirs."""
+    """Moves periodiq's two per-run INFO lines down to DEBUG for jobs that run more than
+    once an hour: with the outbox relay every minute each would be a line a minute telling
+    nothing. Daily and hourly jobs keep theirs at INFO.
+
+    - ``"Scheduling %s at %s."`` (the clock, ``Scheduler.send_actors``): the first
+      argument is the actor;
+    - ``"Processing %s scheduled at %s."`` (every worker, ``PeriodiqMiddleware``): the
+      first argument is ``"<message id>:<actor name>(<arguments>)"``, so the actor is
+      looked up by name with ``actors`` (the worker's broker; without it the line stays).
+
+    A moved line is written only when the logger is enabled for DEBUG (``LOG_LEVEL=DEBUG``)."""
+
+    SCHEDULING = "Scheduling %s at %s."
+    PROCESSING = "Processing %s scheduled at %s."
+
+    def __init__(self, actors=None):
+        super().__init__()
+        self.actors = actors  # actor name -> actor (or None)
+
+    def _actor(self, record: logging.LogRecord):
+        if record.msg == self.SCHEDULING:
+            return record.args[0]
+        if self.actors is None:
+            return None
+        name = str(record.args[0]).partition(":")[2].partition("(")[0]
+        return self.actors(name) if name else None
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.msg != "Scheduling %s at %s." or not isinstance(record.args, tuple):
+        args = record.args
+        if record.msg not in (self.SCHEDULING, self.PROCESSING) or not (
+            isinstance(args, tuple) and len(args) == 2
+        ):
             return True
-        if logging.getLogger().getEffectiveLevel() <= logging.DEBUG:
+        if record.levelno != logging.INFO or not _more_than_hourly(self._actor(record)):
             return True
-        options = getattr(record.args[0], "options", None) or {}
-        spec = options.get("periodic")
-        minutes = getattr(spec, "minute", None) or []
-        return len(minutes) <= 1
+        record.levelno, record.levelname = logging.DEBUG, logging.getLevelName(logging.DEBUG)
+        return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
 
 
-def quiet_frequent_schedules() -> None:
-    """Keep the clock's log to what matters at INFO (``_FrequentSchedule``)."""
+def quiet_frequent_schedules(actors=None) -> None:
+    """Keep periodiq's lines to what matters at INFO (``_FrequentSchedule``): the clock
+    calls it without ``actors``; a worker process with its broker's lookup
+    (``broker.actors.get``), which its ``Processing`` lines need."""
     periodiq_logger = logging.getLogger("periodiq")
-    if not any(isinstance(f, _FrequentSchedule) for f in periodiq_logger.filters):
-        periodiq_logger.addFilter(_FrequentSchedule())
+    for existing in periodiq_logger.filters:
+        if isinstance(existing, _FrequentSchedule):
+            if actors is not None:
+                existing.actors = actors
+            return
+    periodiq_logger.addFilter(_FrequentSchedule(actors))
 
 
 def setup(

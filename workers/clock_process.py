@@ -2,8 +2,9 @@
 
 periodiq sets up its logging before it imports its modules; this formats those lines as
 ``LOG_FORMAT`` says (``psymatch.logs``) at INFO (``LOG_LEVEL`` chooses another level), and
-leaves out the line periodiq writes each time it schedules a job that runs more than once
-an hour (the outbox relay: one line a minute); ``LOG_LEVEL=DEBUG`` shows them again.
+moves the line periodiq writes each time it schedules a job that runs more than once an
+hour (the outbox relay: one line a minute) to DEBUG; ``LOG_LEVEL=DEBUG`` shows them again.
+The workers do the same with periodiq's "Processing ..." line (``workers/observability.py``).
 """
 
 from psymatch import logs

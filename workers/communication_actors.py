@@ -56,16 +56,19 @@ def send_placement_email(
     meeting: dict | None = None,
     therapist_id: int | None = None,
     replaces: int | None = None,
+    number: int | None = None,
 ):
     """The placement email (at acceptance: ``therapist_id`` and no template, so the default
-    for the therapist's contact data; from staff: their template). Rendered here, in the
-    worker, because it carries signed links."""
+    for the therapist's contact data; from staff: their template; after a conflict
+    reassignment: ``replaces`` and its ``number``). Rendered here, in the worker, because
+    it carries signed links."""
     email = ops.queue_placement_email(
         platzsuche_id,
         template or None,
         meeting or None,
         therapist_id=therapist_id,
         replaces=replaces,
+        number=number,
     )
     return email.id if email else None
 

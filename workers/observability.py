@@ -18,7 +18,8 @@ At start the server deletes the files of processes that no longer run (counters 
 previous run restart at zero, as Prometheus expects after a restart).
 
 ``MessageLogContext`` puts the id of the message being processed into the log context
-(``psymatch.logs.message_id``) and formats the worker's log lines at boot.
+(``psymatch.logs.message_id``) and formats the worker's log lines at boot (periodiq's
+per-run line of a job that runs more than once an hour goes to DEBUG).
 """
 
 from __future__ import annotations
@@ -160,10 +161,13 @@ def serve_worker_metrics(retry_s: float = 15.0, attempts: int | None = None) -> 
 
 
 class MessageLogContext(dramatiq.Middleware):
-    """Log lines written while a message is processed carry its ``message_id``."""
+    """Log lines written while a message is processed carry its ``message_id``; periodiq's
+    "Processing ..." line for a job that runs more than once an hour (the outbox relay,
+    every minute) is left to DEBUG (``logs.quiet_frequent_schedules``)."""
 
     def after_process_boot(self, broker):
         logs.setup()
+        logs.quiet_frequent_schedules(broker.actors.get)
 
     def before_process_message(self, broker, message):
         logs.message_id.set(message.message_id)

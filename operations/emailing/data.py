@@ -11,6 +11,8 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
+from psymatch.domain.bundling.practice import usable_email
+
 
 @dataclass(frozen=True)
 class PatientInfo:
@@ -101,14 +103,19 @@ def patient_info(patient) -> PatientInfo:
 
 
 def therapist_info(therapist) -> TherapistInfo:
-    """View of a ``db.models.Therapist`` for salutation, contact data and intro choice."""
+    """View of a ``db.models.Therapist`` for salutation, contact data and intro choice.
+
+    ``email`` is None when a bounce marked the address invalid (domain §0.12): no email
+    names it as the way to reach the therapist (a placement email shows the phone
+    instead), and an email to the therapist rendered by mistake has no recipient, so it
+    is refused when queued instead of going to the dead address."""
     return TherapistInfo(
         therapist_id=therapist.id,
         anrede=therapist.anrede,
         titel=therapist.titel,
         vorname=therapist.vorname,
         nachname=therapist.nachname,
-        email=therapist.email,
+        email=therapist.email if usable_email(therapist) else None,
         telefon=therapist.telefon,
         strasse=therapist.strasse,
         plz=therapist.plz,

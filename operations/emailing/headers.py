@@ -47,18 +47,32 @@ def message_id(kind: str, reference_id: int) -> str:
     return f"<{REFERENCE[kind]}-{int(reference_id)}.{kind}@{domain}>"
 
 
-def placement_key(suffix: str, platzsuche_id: int, therapist_id: int) -> str:
+def placement_key(
+    suffix: str, platzsuche_id: int, therapist_id: int, number: int | None = None
+) -> str:
     """Key of a placement email (``suffix`` ""), its reminder (``"erinnerung"``) or a meeting
     confirmation staff send (``"termin"``): one each per search and placed therapist,
-    ``vermittlung:7.12`` / ``vermittlung_erinnerung:7.12`` / ``vermittlung_termin:7.12``."""
+    ``vermittlung:7.12`` / ``vermittlung_erinnerung:7.12`` / ``vermittlung_termin:7.12``.
+
+    ``number``: the conflict reassignment (``KonfliktErledigung.umzuweisungen``) that placed
+    the therapist, ``vermittlung:7.12.u3``. Staff may give a patient back and forth between
+    two therapists; each reassignment is news for the patient, so each has its own email
+    (while one reassignment still sends its email only once)."""
     kind = f"vermittlung_{suffix}" if suffix else "vermittlung"
-    return f"{kind}:{int(platzsuche_id)}.{int(therapist_id)}"
+    key = f"{kind}:{int(platzsuche_id)}.{int(therapist_id)}"
+    return f"{key}.u{int(number)}" if number else key
 
 
-def placement_message_id(suffix: str, platzsuche_id: int, therapist_id: int) -> str:
-    """``<platzsuche-7.t12.vermittlung@REPLY_DOMAIN>`` (``.erinnerung`` for the reminder)."""
+def placement_message_id(
+    suffix: str, platzsuche_id: int, therapist_id: int, number: int | None = None
+) -> str:
+    """``<platzsuche-7.t12.vermittlung@REPLY_DOMAIN>`` (``.erinnerung`` for the reminder;
+    ``.vermittlung.u3`` for the email of reassignment 3, so no mail client takes it for a
+    copy of an earlier one)."""
     domain = settings.get().REPLY_DOMAIN.lower()
     kind = suffix or "vermittlung"
+    if number:
+        kind = f"{kind}.u{int(number)}"
     return f"<platzsuche-{int(platzsuche_id)}.t{int(therapist_id)}.{kind}@{domain}>"
 
 

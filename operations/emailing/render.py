@@ -519,14 +519,13 @@ def placement_links(platzsuche_id: int, therapist_id: int, link_now=None) -> lis
     ]
 
 
-def _placement_identity(kind_suffix: str, platzsuche_id: int, therapist_id: int) -> dict:
+def _placement_identity(
+    kind_suffix: str, platzsuche_id: int, therapist_id: int, number: int | None = None
+) -> dict:
+    ids = (kind_suffix, platzsuche_id, therapist_id, number)
     return {
-        "idempotency_key": email_headers.placement_key(kind_suffix, platzsuche_id, therapist_id),
-        "headers": {
-            "Message-ID": email_headers.placement_message_id(
-                kind_suffix, platzsuche_id, therapist_id
-            )
-        },
+        "idempotency_key": email_headers.placement_key(*ids),
+        "headers": {"Message-ID": email_headers.placement_message_id(*ids)},
     }
 
 
@@ -542,6 +541,7 @@ def render_placement(
     with_links: bool = False,
     link_now: dt.datetime | None = None,
     replaces: TherapistInfo | None = None,
+    number: int | None = None,
 ) -> RenderedEmail:
     """Placement email to the patient (docs/domain.md §11.3), one of four templates.
 
@@ -550,7 +550,8 @@ def render_placement(
     placed again after "passt nicht" gets a new one); ``with_links`` adds the three
     signed one-click answers about the initial session. ``replaces``: the therapist an
     earlier placement email named (a conflict reassigned by staff); the email says that it
-    replaces that one.
+    replaces that one. ``number``: the reassignment that placed the therapist, which the
+    key and Message-ID name (``headers.placement_key``).
     """
     if template not in PLACEMENT_TEMPLATES:
         raise ValueError(f"template must be one of {', '.join(PLACEMENT_TEMPLATES)}")
@@ -598,7 +599,8 @@ def render_placement(
     # A meeting confirmation is an email of its own: staff send it once a first session is
     # arranged, also after the placement email went out at acceptance.
     suffix = "termin" if template.startswith("meeting_") else ""
-    return dataclasses.replace(email, **_placement_identity(suffix, platzsuche_id, therapist_id))
+    identity = _placement_identity(suffix, platzsuche_id, therapist_id, number)
+    return dataclasses.replace(email, **identity)
 
 
 def render_placement_reminder(

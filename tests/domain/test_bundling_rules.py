@@ -6,6 +6,7 @@ back from the implementation. No database is needed.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import math
 import random
@@ -184,6 +185,28 @@ def test_phone_only_therapists_are_not_rate_limited(email):
     assert select_for_therapist(s, PARAMS, 1).outcome == "OK"
     assert bundle_map(plan_round(s, PARAMS)) == {1: [1, 2, 3]}
     assert [x.id for x in list_selectable(s, PARAMS, "60")] == [1]
+
+
+def test_a_bounced_address_is_not_rate_limited_but_still_names_the_practice():
+    """Domain §0.12: an address a bounce marked invalid is no email channel (the inquiry
+    goes by phone), so rule 4 does not hold the practice back; the address still groups
+    its members (one open inquiry per practice) and the practice ranks as phone-only."""
+    bounced = NOW - dt.timedelta(hours=2)
+    a = therapist(1, email="praxis@example.org", nachname="Alpha", email_ungueltig_seit=bounced)
+    b = therapist(2, email="praxis@example.org", nachname="Beta", email_ungueltig_seit=bounced)
+    queued = {"praxis@example.org": NOW - dt.timedelta(days=1)}
+    s = snap([a, b], three_searches(), queued)
+    assert contact.contact_reason(a, s, PARAMS) is None
+    assert select_for_therapist(s, PARAMS, 1).outcome == "OK"
+    assert bundle_map(plan_round(s, PARAMS)) == {1: [1, 2, 3]}  # one bundle: one practice
+    assert [x.id for x in list_selectable(s, PARAMS, "60")] == [1]
+    pending = dataclasses.replace(b, has_pending_anfrage=True)
+    assert contact.contact_reason(a, snap([a, pending], [], queued), PARAMS) == "pending_anfrage"
+    assert practice.tier(a) == practice.tier(therapist(3, email=None))  # phone-only
+    # staff confirmed the address for one member again: email, so rule 4 holds again
+    confirmed = therapist(2, email="praxis@example.org", nachname="Beta")
+    reason = contact.contact_reason(a, snap([a, confirmed], [], queued), PARAMS)
+    assert reason == "email_rate_limit"
 
 
 def test_rate_limit_applies_to_the_whole_practice_address():

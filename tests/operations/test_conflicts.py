@@ -424,7 +424,8 @@ def test_reassignment_sends_each_one_the_email_of_the_final_state(conflict):
     assert offer.gesendet_datum is not None and withdrawal.therapeutenanfrage_id == offer.id
     assert f"Antwort zu Ref: A{offer.id}" in withdrawal.inhalt.inhalt_text
     assert withdrawal.betreff.endswith(f"Ref: A{offer.id}")
-    placement = Email.get(Email.idempotenz_schluessel == f"vermittlung:{x.id}.{c['zweite'].id}")
+    key = f"vermittlung:{x.id}.{c['zweite'].id}.u1"  # the email of reassignment 1
+    placement = Email.get(Email.idempotenz_schluessel == key)
     text = placement.inhalt.inhalt_text
     assert "Berta Zweite" in text and "ersetzt unsere frühere Nachricht" in text
     assert "Anna Erste" in text  # named only as the one to no longer contact
@@ -465,7 +466,8 @@ def test_an_unsent_placement_email_naming_the_former_therapist_is_withdrawn(conf
     assert Email.get_or_none(Email.idempotenz_schluessel == key) is None
     assert OutboxItem.get(OutboxItem.dedupe_key == f"send_email:{key}").status == "erledigt"
     run_outbox()
-    placement = Email.get(Email.idempotenz_schluessel == f"vermittlung:{x.id}.{c['zweite'].id}")
+    key = f"vermittlung:{x.id}.{c['zweite'].id}.u1"  # the email of reassignment 1
+    placement = Email.get(Email.idempotenz_schluessel == key)
     assert "ersetzt" not in placement.inhalt.inhalt_text  # the patient never heard of the other
 
 
@@ -529,6 +531,99 @@ def test_back_and_forth_sends_only_what_matches_the_final_state(conflict):
     assert emails_to(c["erste"])[-1].art == "annahme_bestaetigung"
     assert "nicht mehr gültig" in emails_to(c["zweite"])[-1].inhalt.inhalt_text
     assert KonfliktErledigung.get().umzuweisungen == 2
+
+
+def emails_to_patient(search) -> list[Email]:
+    return list(Email.select().where(Email.patient == search.patient_id).order_by(Email.id))
+
+
+NAMES = {"erste": "Anna Erste", "zweite": "Berta Zweite"}
+
+
+def test_every_flip_sends_the_emails_of_its_final_state_even_when_a_state_repeats(conflict):
+    """Reported: A->B, B->A, A->B sent the patient no placement email on the third flip
+    (the one of the first flip had the same key). Each real change of assignment tells
+    the patient and both therapists the new final state; a repeated click sends nothing."""
+    c = conflict
+    x = c["x"]
+    run_outbox()
+    Email.update(status="Gesendet").execute()  # the placement email naming Erste went out
+    flips = [("zweite", "erste"), ("erste", "zweite"), ("zweite", "erste")]
+    for number, (new, former) in enumerate(flips, start=1):
+        at = LATER + dt.timedelta(hours=number)
+        result = ops.reassign_conflict(
+            x.id, c[new].id, shown_therapist_id=c[former].id, actor="anna", now=at
+        )
+        assert result["number"] == number
+        before = state()
+        with pytest.raises(OperationError) as error:  # the double click on this state
+            ops.reassign_conflict(
+                x.id, c[new].id, shown_therapist_id=c[former].id, actor="anna", now=at
+            )
+        assert error.value.code == "ALREADY_ASSIGNED"
+        nothing_written(before)
+        assert sorted(run_outbox(now=at)) == [
+            "send_placement_email",
+            "send_reassignment_confirmation",
+            "send_reassignment_withdrawal",
+        ]
+        assert run_outbox(now=at) == []  # each email once
+        Email.update(status="Gesendet").where(Email.status == "In_Warteschlange").execute()
+        placement = emails_to_patient(x)[-1]
+        text = placement.inhalt.inhalt_text
+        assert placement.art == "vermittlung" and placement.status == "Gesendet"
+        assert f"{NAMES[new]} hat zugesagt" in text, (number, text)
+        assert f"nicht an {NAMES[former]}, sondern an {NAMES[new]}" in text
+        confirmation = emails_to(c[new])[-1]
+        assert confirmation.art == "annahme_bestaetigung"
+        assert (
+            f"Patient {x.patient_id} wird nun an Sie vermittelt" in confirmation.inhalt.inhalt_text
+        )
+        withdrawal = emails_to(c[former])[-1]
+        assert withdrawal.art == "konflikt" and "nicht mehr gültig" in withdrawal.inhalt.inhalt_text
+    placements = [e for e in emails_to_patient(x) if e.art == "vermittlung"]
+    assert len(placements) == 4  # at acceptance, then one per flip
+    assert len({e.message_id for e in placements}) == 4  # no mail client hides one as a copy
+    assert Platzsuche.get_by_id(x.id).vermittelter_therapeut_id == c["zweite"].id
+    # the Today page and the reminder count from the placement email of the final state
+    from operations import placements as placement_ops
+
+    [row] = [r for r in placement_ops.awaiting_confirmation(LATER + dt.timedelta(days=1))]
+    assert (row["therapist_id"], row["email_status"]) == (c["zweite"].id, "Gesendet")
+    assert row["sent_at"] == placements[-1].gesendet_am
+    assert placement_ops.placement_sent_at(x.id, c["zweite"].id) == placements[-1].gesendet_am
+
+
+def test_flips_before_the_workers_ran_send_only_the_final_state(conflict):
+    """Three flips while the acceptance's own placement email still waits for a worker:
+    the patient gets one placement email, naming the final therapist; the therapists only
+    the last reassignment's emails."""
+    c = conflict
+    x = c["x"]
+    for new, former in [("zweite", "erste"), ("erste", "zweite"), ("zweite", "erste")]:
+        ops.reassign_conflict(x.id, c[new].id, shown_therapist_id=c[former].id, actor="anna")
+    # the acceptance's message, already handed to Redis before the flips, runs late
+    assert queue_placement_email(x.id, therapist_id=c["erste"].id, now=LATER) is None
+    run_outbox()
+    run_outbox()
+    [placement] = [e for e in emails_to_patient(x) if e.art == "vermittlung"]
+    text = placement.inhalt.inhalt_text
+    assert "Berta Zweite hat zugesagt" in text and "ersetzt" not in text
+    reassignment_emails = [
+        e.idempotenz_schluessel
+        for e in Email.select().where(Email.idempotenz_schluessel.startswith("umzuweisung_"))
+    ]
+    assert sorted(reassignment_emails) == [
+        f"umzuweisung_ruecknahme:{x.id}.3",
+        f"umzuweisung_zusage:{x.id}.3",
+    ]
+    # and back to Erste: the acceptance's email is not sent beside the reassignment's
+    Email.update(status="Gesendet").where(Email.status == "In_Warteschlange").execute()
+    ops.reassign_conflict(x.id, c["erste"].id, shown_therapist_id=c["zweite"].id, actor="anna")
+    assert queue_placement_email(x.id, therapist_id=c["erste"].id, now=LATER) is None
+    run_outbox()
+    placements = [e for e in emails_to_patient(x) if e.art == "vermittlung"]
+    assert len(placements) == 2 and "Anna Erste hat zugesagt" in placements[-1].inhalt.inhalt_text
 
 
 @pytest.mark.parametrize(

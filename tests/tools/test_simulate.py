@@ -133,9 +133,10 @@ def test_placed_twice_check():
 
 
 def test_placement_email_check():
-    sent = {"vermittlung:10.7"}
-    assert invariants.placement_emails([(10, 7)], sent) == []
+    sent = {"vermittlung:10.7", "vermittlung:12.8.u3"}
+    assert invariants.placement_emails([(10, 7), (12, 8)], sent) == []
     assert len(invariants.placement_emails([(10, 7), (11, 7)], sent)) == 1
+    assert len(invariants.placement_emails([(12, 3)], sent)) == 1
 
 
 def test_outbox_to_sink_check():

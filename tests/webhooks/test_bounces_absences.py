@@ -24,16 +24,22 @@ from db.models import (
     AuditLog,
     Email,
     InboundMessage,
+    OutboxItem,
+    Platzsuche,
     Telefonanruf,
+    TherapeutAnfragePatient,
     Therapeutenanfrage,
     Therapist,
 )
 from operations import replies as ops
-from operations.bundles import create_anfrage
+from operations.bundles import create_anfrage, list_selectable_therapists
+from operations.emails_admin import resend_email
 from operations.errors import OperationError
 from operations.expiry import run_expiry
-from operations.responses import close_without_response
-from operations.sending import run_follow_up, send_anfrage
+from operations.placements import request_placement_email
+from operations.responses import close_without_response, record_response
+from operations.searches import update_platzsuche
+from operations.sending import queue_placement_email, run_follow_up, send_anfrage
 from operations.therapist_contact import set_therapist_email, usable_email
 from psymatch import settings
 from psymatch.domain import tokens
@@ -41,6 +47,7 @@ from tests import factories as f
 from tests import webhook_payloads as wp
 from webhooks import inbound, providers
 from webhooks.app import create_app
+from workers.communication_actors import send_placement_email
 
 NOW = f.NOW  # Monday 2026-11-30 08:00 UTC
 LATER = NOW + dt.timedelta(hours=1)
@@ -335,7 +342,6 @@ def test_an_invalid_address_sends_inquiries_and_follow_ups_by_phone(client, mode
     therapist, anfrage = sent_by_email(searches=4)
     process(post_raw(client, dsn(Email.get_by_id(anfrage.email_id))))
     close_without_response(anfrage.id, actor="Anna", now=NOW + DAY)
-    # (rule 4 still counts the bounced inquiry for its address: a week later)
     second = create_anfrage(therapist.id, now=NOW + 8 * DAY).anfrage_id
     Therapist.update(naechster_kontakt_moeglich=None).execute()
     result = send_anfrage(second, now=NOW + 30 * DAY)
@@ -348,6 +354,123 @@ def test_an_invalid_address_sends_inquiries_and_follow_ups_by_phone(client, mode
     assert fresh.email_ungueltig_seit is None and usable_email(fresh) == "praxis-neu@example.org"
     [row] = AuditLog.select().where(AuditLog.action == "set_therapist_email")
     assert row.actor == "Anna" and row.details["was_invalid"] is True
+
+
+def bounced(client, **fields) -> tuple[Therapist, Therapeutenanfrage, str]:
+    """A therapist whose inquiry bounced (a real DSN through the raw webhook): the
+    therapist, the Anfrage (now followed up by phone) and the dead address."""
+    therapist, anfrage = sent_by_email(therapist=f.therapist(**fields))
+    row = process(post_raw(client, dsn(Email.get_by_id(anfrage.email_id))))
+    assert row.status == "verarbeitet", row.review_reason
+    therapist = Therapist.get_by_id(therapist.id)
+    assert usable_email(therapist) is None
+    return therapist, Therapeutenanfrage.get_by_id(anfrage.id), therapist.email
+
+
+def accept_first(anfrage: Therapeutenanfrage, now=LATER + DAY) -> Platzsuche:
+    """The therapist accepts the Anfrage's first patient on the phone, declines the rest."""
+    lines = list(anfrage.zeilen.order_by(TherapeutAnfragePatient.position_in_anfrage))
+    answers = {line.patient_id: "abgelehnt_Kapazitaet" for line in lines}
+    answers[lines[0].patient_id] = "angenommen"
+    record_response(anfrage.id, answers, actor="Anna", source="telefon", now=now)
+    return Platzsuche.get_by_id(lines[0].platzsuche_id)
+
+
+def placement_outbox(search: Platzsuche) -> OutboxItem:
+    return (
+        OutboxItem.select()
+        .where(
+            (OutboxItem.task == "send_placement_email")
+            & (OutboxItem.payload["platzsuche_id"] == search.id)
+        )
+        .order_by(OutboxItem.id.desc())
+        .first()
+    )
+
+
+def test_a_placement_email_gives_the_phone_not_the_bounced_address(client):
+    therapist, anfrage, dead = bounced(client, telefon="030 5550123")
+    search = accept_first(anfrage)
+    assert Platzsuche.get_by_id(search.id).vermittelter_therapeut_id == therapist.id
+    email = Email.get_by_id(send_placement_email.fn(**placement_outbox(search).payload))
+    assert email.patient_id == search.patient_id
+    text, html = email.inhalt.inhalt_text, email.inhalt.inhalt_html
+    assert "Bitte rufen Sie" in text and "030 5550123" in text  # the phone template
+    assert "E-Mail: nicht bekannt" in text
+    assert dead not in text and dead not in html
+    # the therapist is not thanked at the dead address either: only the bounced inquiry
+    assert [e.id for e in Email.select().where(Email.therapist == therapist.id)] == [
+        anfrage.email_id
+    ]
+    # staff confirm the success: the default template is the phone one
+    update_platzsuche(search.id, status="erfolgreich", actor="Anna", now=LATER + 2 * DAY)
+    item = OutboxItem.get(OutboxItem.dedupe_key == f"vermittlung:{search.id}")
+    assert item.payload["template"] == "phone_contact"
+    final = queue_placement_email(**item.payload, now=LATER + 2 * DAY)
+    assert final is not None and "030 5550123" in final.inhalt.inhalt_text
+    assert dead not in final.inhalt.inhalt_text
+    # an email template would hand the patient the dead address: refused
+    other = accept_first(bounced(client, telefon="030 5550124")[1])
+    with pytest.raises(OperationError) as caught:
+        request_placement_email(other.id, "email_contact", actor="Anna", now=LATER + 2 * DAY)
+    assert caught.value.code == "THERAPIST_CONTACT_MISSING"
+
+
+def test_without_phone_and_usable_address_the_missing_contact_refusal_applies(client):
+    therapist, anfrage, dead = bounced(client, telefon=None)
+    search = accept_first(anfrage)
+    assert send_placement_email.fn(**placement_outbox(search).payload) is None
+    search = Platzsuche.get_by_id(search.id)
+    assert f"Therapeut {therapist.id} ohne Kontaktdaten" in search.notizen
+    assert not Email.select().where(Email.patient == search.patient_id).exists()
+    before = (
+        AuditLog.select().count(),
+        OutboxItem.select().count(),
+        Platzsuche.get_by_id(search.id).status,
+    )
+    for template in (None, "phone_contact", "email_contact"):
+        with pytest.raises(OperationError) as caught:
+            update_platzsuche(
+                search.id, status="erfolgreich", email_template_type=template, actor="Anna"
+            )
+        assert caught.value.code == "THERAPIST_CONTACT_MISSING", template
+        if template is not None:
+            with pytest.raises(OperationError) as caught:
+                request_placement_email(search.id, template, actor="Anna")
+            assert caught.value.code == "THERAPIST_CONTACT_MISSING", template
+    after = (
+        AuditLog.select().count(),
+        OutboxItem.select().count(),
+        Platzsuche.get_by_id(search.id).status,
+    )
+    assert after == before
+
+
+def test_rule_4_does_not_hold_back_a_practice_whose_address_bounced(client):
+    therapist, anfrage, _ = bounced(client)
+    close_without_response(anfrage.id, actor="Anna", now=NOW + DAY)
+    # the day after: the bounced inquiry (queued yesterday) does not count, the practice
+    # is listed and asked again, by phone
+    listed = list_selectable_therapists(therapist.plz[:2], now=NOW + 2 * DAY)
+    assert therapist.id in [t.id for t in listed]
+    second = create_anfrage(therapist.id, now=NOW + 2 * DAY).anfrage_id
+    assert send_anfrage(second, now=NOW + 2 * DAY)["channel"] == "phone"
+    assert Email.select().count() == 1
+
+
+def test_a_bounced_email_is_not_sent_to_the_dead_address_again(client):
+    therapist, anfrage, dead = bounced(client)
+    email = Email.get_by_id(anfrage.email_id)
+    assert email.status == "Fehlgeschlagen"
+    with pytest.raises(OperationError) as caught:
+        resend_email(email.id, actor="Anna", now=LATER + DAY)
+    assert (caught.value.code, caught.value.status) == ("THERAPIST_EMAIL_INVALID", 409)
+    assert Email.get_by_id(email.id).status == "Fehlgeschlagen"
+    assert not AuditLog.select().where(AuditLog.action == "resend_email").exists()
+    set_therapist_email(therapist.id, "praxis-neu@example.org", "Anna", now=LATER + DAY)
+    resend_email(email.id, actor="Anna", now=LATER + 2 * DAY)
+    email = Email.get_by_id(email.id)
+    assert (email.status, email.empfaenger_email) == ("In_Warteschlange", "praxis-neu@example.org")
 
 
 def test_reminder_mode_calls_a_therapist_whose_address_bounced(clean_db, mode):

@@ -8,12 +8,14 @@ import signal
 import subprocess
 import time
 
+import pendulum
 import pytest
-from periodiq import Scheduler
+from periodiq import PeriodiqMiddleware, Scheduler
 
 from psymatch import logs, settings
 from workers import outbox
 from workers.bundle_actors import bundle_round
+from workers.observability import MessageLogContext
 
 
 def _clock_command() -> str:
@@ -38,6 +40,7 @@ def periodiq_lines():
     root = logging.getLogger()
     level = root.level
     filters = list(periodiq_logger.filters)
+    periodiq_logger.filters[:] = [f for f in filters if not isinstance(f, logs._FrequentSchedule)]
     periodiq_logger.addHandler(handler)
     root.setLevel(logging.INFO)
     logs.quiet_frequent_schedules()
@@ -61,6 +64,50 @@ def test_at_debug_the_minute_lines_are_back(periodiq_lines):
     logging.getLogger().setLevel(logging.DEBUG)
     Scheduler(actors=[]).send_actors([outbox.relay_outbox], now="2026-12-06T10:00:00+01:00")
     assert len(periodiq_lines) == 1
+
+
+def test_at_debug_the_minute_lines_are_debug_lines(periodiq_lines):
+    logging.getLogger().setLevel(logging.DEBUG)
+    Scheduler(actors=[]).send_actors(
+        [outbox.relay_outbox, bundle_round], now="2026-12-06T10:00:00+01:00"
+    )
+    levels = {r.args[0].actor_name: r.levelname for r in periodiq_lines}
+    assert levels == {"relay_outbox": "DEBUG", "bundle_round": "INFO"}, levels
+
+
+def processing(broker, *actors) -> None:
+    """What a worker's periodiq middleware does before running each scheduled message."""
+    [middleware] = [m for m in broker.middleware if isinstance(m, PeriodiqMiddleware)]
+    now = str(pendulum.now())
+    for actor in actors:
+        message = actor.message_with_options(scheduled_at=now)
+        middleware.before_process_message(broker, message)
+
+
+def test_a_worker_processes_a_job_every_minute_without_an_info_line(periodiq_lines, stub_broker):
+    """The worker's side of the same line a minute: periodiq's middleware logs
+    "Processing <message id>:relay_outbox() scheduled at ..." at INFO for every run. A
+    booted worker process keeps it for daily and hourly jobs only."""
+    MessageLogContext().after_process_boot(stub_broker)  # what each worker process does
+    processing(stub_broker, outbox.relay_outbox, outbox.reconcile_outbox, bundle_round)
+    lines = [r.getMessage() for r in periodiq_lines]
+    assert len(lines) == 1 and "bundle_round()" in lines[0], lines
+    assert lines[0].startswith("Processing ") and periodiq_lines[0].levelname == "INFO"
+
+
+def test_at_debug_the_worker_shows_the_minute_lines_as_debug(periodiq_lines, stub_broker):
+    logs.quiet_frequent_schedules(stub_broker.actors.get)
+    logging.getLogger().setLevel(logging.DEBUG)
+    processing(stub_broker, outbox.relay_outbox, bundle_round)
+    levels = {r.getMessage().split(":")[1].split("(")[0]: r.levelname for r in periodiq_lines}
+    assert levels == {"relay_outbox": "DEBUG", "bundle_round": "INFO"}, levels
+
+
+def test_without_the_workers_actors_the_processing_line_stays(periodiq_lines, stub_broker):
+    """The clock installs the filter without a lookup: a line it cannot attribute to an
+    actor is left as it is (nothing disappears by accident)."""
+    processing(stub_broker, outbox.relay_outbox)
+    assert [r.levelname for r in periodiq_lines] == ["INFO"]
 
 
 @pytest.mark.slow

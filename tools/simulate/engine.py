@@ -489,6 +489,8 @@ class Simulation:
                 payload.get("template") or None,
                 payload.get("meeting") or None,
                 therapist_id=payload.get("therapist_id"),
+                replaces=payload.get("replaces"),
+                number=payload.get("number"),
                 now=now,
             )
         elif task == "send_placement_reminder":

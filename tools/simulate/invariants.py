@@ -23,6 +23,7 @@ database, by queries of their own (not the ones the operations use to obey the r
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections import Counter, defaultdict
 
 from db.models import (
@@ -110,13 +111,15 @@ def placed_twice(successes: list[tuple[int, int]], sessions: list[tuple[int, int
 
 def placement_emails(placements: list[tuple[int, int]], sent_keys: set[str]) -> list[str]:
     """``placements``: (search, therapist) of every placement of a patient with email;
-    ``sent_keys``: idempotency keys of the placement emails marked sent."""
+    ``sent_keys``: idempotency keys of the placement emails marked sent (the email of a
+    conflict reassignment, ``vermittlung:7.12.u3``, counts for its placement too)."""
     from operations.emailing.headers import placement_key
 
+    sent = {re.sub(r"\.u\d+$", "", key) for key in sent_keys}
     return [
         f"placement email: search {search_id} placed with {therapist_id}, no email sent"
         for search_id, therapist_id in sorted(set(placements))
-        if placement_key("", search_id, therapist_id) not in sent_keys
+        if placement_key("", search_id, therapist_id) not in sent
     ]
 
 

@@ -5,7 +5,8 @@ Rules, checked in this order, the first failing one gives the reason:
 2. ``cooling``: some member of the practice has ``naechster_kontakt_moeglich`` after today;
 3. ``pending_anfrage``: some member of the practice has a pending Anfrage;
 4. ``email_rate_limit``: an inquiry or reminder was queued to the practice's address
-   less than ``email_interval_days`` x 24 h ago.
+   less than ``email_interval_days`` x 24 h ago; only while that address is usable (one a
+   bounce marked invalid is no email channel: the next inquiry goes by phone).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import datetime as dt
 
 from .data import Params, Snapshot, TherapistData
-from .practice import group_key, groups, normalize_email, order_key, practice_owner
+from .practice import group_key, groups, order_key, practice_owner, usable_email
 
 INACTIVE, COOLING, PENDING, RATE_LIMIT = (
     "inactive",
@@ -35,7 +36,7 @@ def group_reason(
     if any(m.has_pending_anfrage for m in members):
         return PENDING
     if with_rate_limit:
-        email = normalize_email(members[0].email)
+        email = next((a for a in map(usable_email, members) if a), None)
         last = snapshot.email_last_queued.get(email) if email else None
         if last is not None and snapshot.now - last < dt.timedelta(days=params.email_interval_days):
             return RATE_LIMIT
@@ -77,7 +78,7 @@ def round_owners(snapshot: Snapshot, params: Params) -> tuple[list[TherapistData
                 skipped[therapist.id] = COOLING
             elif therapist.has_pending_anfrage:
                 skipped[therapist.id] = PENDING
-            elif (email := normalize_email(therapist.email)) and (
+            elif (email := usable_email(therapist)) and (
                 (last := last_queued.get(email)) is not None and now - last < interval
             ):
                 skipped[therapist.id] = RATE_LIMIT

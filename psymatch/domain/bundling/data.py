@@ -121,6 +121,9 @@ class TherapistData:
     naechster_kontakt_moeglich: dt.date | None = None
     # Has an unsent, or sent and neither answered nor closed, Anfrage (rule 3).
     has_pending_anfrage: bool = False
+    # A permanent delivery failure marked the address invalid (domain §0.12): the address
+    # still names the practice, but nobody is emailed at it, so rule 4 does not apply.
+    email_ungueltig_seit: dt.datetime | None = None
 
     def __post_init__(self):
         if not isinstance(self.arbeitszeiten, tuple):

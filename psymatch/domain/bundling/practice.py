@@ -18,6 +18,16 @@ def normalize_email(email: str | None) -> str | None:
     return email.strip().lower()
 
 
+def usable_email(therapist) -> str | None:
+    """The normalised address this therapist may be emailed at: None without one, or when
+    a permanent delivery failure marked it invalid (then inquiries go by phone). Practice
+    membership still follows the address itself (``group_key``). ``therapist``: a
+    ``TherapistData`` or any object with ``email`` (and ``email_ungueltig_seit``)."""
+    if getattr(therapist, "email_ungueltig_seit", None) is not None:
+        return None
+    return normalize_email(therapist.email)
+
+
 def group_key(therapist: TherapistData) -> str | int:
     """Therapists sharing one normalised email form one practice; without email, a group of one.
 
@@ -66,8 +76,9 @@ def practice_owner(members: list[TherapistData]) -> TherapistData:
 
 
 def tier(therapist: TherapistData) -> int:
-    """0..7: potentially available first, informed next, email-reachable before phone-only."""
-    has_email = normalize_email(therapist.email) is not None
+    """0..7: potentially available first, informed next, email-reachable before phone-only
+    (an address marked invalid reaches nobody)."""
+    has_email = usable_email(therapist) is not None
     base = 0 if has_email else 4
     return (
         base
