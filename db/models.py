@@ -25,6 +25,7 @@ from peewee import (
     IntegerField,
     JSONField,
     Model,
+    PostgresqlDatabase,
     TextField,
 )
 
@@ -92,30 +93,41 @@ class BaseModel(Model):
         ``get_by_id`` but with the statement built once per model and backend: a
         full-row SELECT costs more to compose in peewee than to run, and the hot paths
         (sending, answers, calls) read rows by id many times a second."""
-        query, sql, params = _by_id_statement(cls)
-        cursor = cls._meta.database.execute_sql(
-            sql, (cls._meta.primary_key.db_value(pk), *params[1:])
-        )
-        found = next(iter(query._get_cursor_wrapper(cursor)), None)
+        found = _read_by_id(cls, pk, for_update=False)
         if found is None:
             raise cls.DoesNotExist(f"{cls.__name__} instance matching query does not exist: {pk!r}")
         return found
 
+    @classmethod
+    def locked_by_id(cls, pk):
+        """The row with primary key ``pk``, locked until the transaction ends, or None:
+        ``SELECT ... FOR UPDATE`` on PostgreSQL; on SQLite the IMMEDIATE write
+        transaction (``write_transaction``) already holds the only write lock. The
+        statement is built once, as for ``get_by_id``."""
+        return _read_by_id(cls, pk, for_update=True)
 
-_BY_ID: dict[tuple[type, type], tuple] = {}
+
+_BY_ID: dict[tuple, tuple] = {}
 
 
-def _by_id_statement(model: type) -> tuple:
-    """(query, SQL, params) of ``SELECT <all columns> WHERE pk = ? LIMIT 1`` for
-    ``model`` on the current backend; the first param is the key's placeholder."""
+def _read_by_id(model: type, pk, *, for_update: bool):
+    """The row of ``model`` with primary key ``pk`` or None, read by a statement
+    (``SELECT <all columns> WHERE pk = ? LIMIT 1`` [FOR UPDATE]) composed by peewee once
+    per model, backend and locking; rows are built by peewee's own cursor wrapper."""
     database = model._meta.database
-    key = (model, type(database.obj if hasattr(database, "obj") else database))
+    backend = type(database.obj if hasattr(database, "obj") else database)
+    lock = for_update and issubclass(backend, PostgresqlDatabase)
+    key = (model, backend, lock)
     statement = _BY_ID.get(key)
     if statement is None:
         query = model.select().where(model._meta.primary_key == 0).limit(1)
+        if lock:
+            query = query.for_update()
         sql, params = database.get_sql_context().sql(query).query()
         statement = _BY_ID[key] = (query, sql, tuple(params))
-    return statement
+    query, sql, params = statement
+    cursor = database.execute_sql(sql, (model._meta.primary_key.db_value(pk), *params[1:]))
+    return next(iter(query._get_cursor_wrapper(cursor)), None)
 
 
 _MUTABLE: dict[type, tuple] = {}

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from db.database import locked, write_transaction
+from db.database import write_transaction
 from db.models import Patient, PlzCentroid, Telefonanruf, Therapist
 from psymatch.domain.slots import SlotParams, parse_time, plan_call
 
@@ -72,7 +72,7 @@ def schedule_call(
     if notiz is None and anfrage_id is not None:
         notiz = f"Ref: A{anfrage_id}"
     with write_transaction():
-        callee = locked(model.select().where(model.id == record_id)).first()
+        callee = model.locked_by_id(record_id)
         if callee is None:
             raise CallTargetNotFound(code, record_id)
         windows = callee.telefonische_erreichbarkeit if model is Therapist else {}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from db.database import locked, write_transaction
+from db.database import write_transaction
 from db.models import Telefonanruf, Therapist, utcnow
 from operations.call_schedule import CallTargetNotFound, schedule_call
 
@@ -32,7 +32,7 @@ def set_call_status(
     if status not in OUTCOMES:
         raise OperationError("INVALID_STATUS", f"{status!r} is not one of {', '.join(OUTCOMES)}")
     with write_transaction():
-        call = locked(Telefonanruf.select().where(Telefonanruf.id == call_id)).first()
+        call = Telefonanruf.locked_by_id(call_id)
         if call is None:
             raise OperationError("CALL_NOT_FOUND", f"no call {call_id}", status=404)
         if call.status != "geplant":

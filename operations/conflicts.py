@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from db.database import locked, write_transaction
+from db.database import write_transaction
 from db.models import (
     Email,
     EmailInhalt,
@@ -91,7 +91,7 @@ def _id(value, code: str, what: str) -> int:
 
 def _search(search_id) -> Platzsuche:
     search_id = _id(search_id, "PLATZSUCHE_NOT_FOUND", "Suche")
-    search = locked(Platzsuche.select().where(Platzsuche.id == search_id)).first()
+    search = Platzsuche.locked_by_id(search_id)
     if search is None:
         raise OperationError("PLATZSUCHE_NOT_FOUND", f"Suche {search_id} gibt es nicht", status=404)
     return search

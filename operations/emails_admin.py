@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from db.database import locked, write_transaction
+from db.database import write_transaction
 from db.models import Email, Therapeutenanfrage, Therapist, utcnow
 from psymatch.domain.bundling.practice import normalize_email
 
@@ -84,7 +84,7 @@ def resend_email(email_id: int, *, actor: str, now: dt.datetime | None = None) -
     if not actor:
         raise OperationError("ACTOR_REQUIRED", "the staff member who resends is required")
     with write_transaction():
-        email = locked(Email.select().where(Email.id == email_id)).first()
+        email = Email.locked_by_id(email_id)
         if email is None:
             raise OperationError("EMAIL_NOT_FOUND", f"no email {email_id}", status=404)
         if email.status != "Fehlgeschlagen":

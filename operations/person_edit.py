@@ -22,7 +22,7 @@ from collections.abc import Mapping
 
 from peewee import JSONField
 
-from db.database import locked, write_transaction
+from db.database import write_transaction
 from db.models import Patient, PlzCentroid, Therapist, utcnow
 from psymatch.domain import validation, vocab
 from psymatch.domain.validation import RowError
@@ -160,7 +160,7 @@ def _edit(kind: str, record_id: int, changes, *, actor, reason, now, action: str
     with write_transaction():
         if kind == "therapists":
             bundling_lock(shared=True)  # preferences and flags feed the selection
-        record = locked(model.select().where(model.id == record_id)).first()
+        record = model.locked_by_id(record_id)
         if record is None:
             raise OperationError(NOT_FOUND[kind], f"no {WHO[kind]} {record_id}", status=404)
         if kind == "patients" and (record.external_id or "").startswith(ERASED):
@@ -299,7 +299,7 @@ def set_therapist_status(
             )
     with write_transaction():
         bundling_lock(shared=True)
-        therapist = locked(Therapist.select().where(Therapist.id == therapist_id)).first()
+        therapist = Therapist.locked_by_id(therapist_id)
         if therapist is None:
             raise OperationError("THERAPIST_NOT_FOUND", f"no therapist {therapist_id}", status=404)
         before = therapist.status

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from db.database import locked, write_transaction
+from db.database import write_transaction
 from db.models import (
     Email,
     KonfliktErledigung,
@@ -111,7 +111,7 @@ def record_placement_outcome(
     actor = actor.strip()
     with write_transaction():
         bundling_lock(shared=True)
-        search = locked(Platzsuche.select().where(Platzsuche.id == platzsuche_id)).first()
+        search = Platzsuche.locked_by_id(platzsuche_id)
         if search is None:
             raise OperationError(
                 "PLATZSUCHE_NOT_FOUND", f"no Platzsuche {platzsuche_id}", status=404
@@ -433,7 +433,7 @@ def request_placement_email(
     if template.startswith("meeting_"):
         meeting = _meeting(meeting_details)
     with write_transaction():
-        search = locked(Platzsuche.select().where(Platzsuche.id == platzsuche_id)).first()
+        search = Platzsuche.locked_by_id(platzsuche_id)
         if search is None:
             raise OperationError(
                 "PLATZSUCHE_NOT_FOUND", f"no Platzsuche {platzsuche_id}", status=404

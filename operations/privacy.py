@@ -34,7 +34,7 @@ import re
 
 from peewee import ForeignKeyField
 
-from db.database import locked, write_transaction
+from db.database import write_transaction
 from db.models import (
     AuditLog,
     Email,
@@ -129,7 +129,7 @@ def erase_patient(patient_id: int, actor: str, reason: str, *, now=None) -> dict
         raise OperationError("REASON_REQUIRED", "a reason for the erasure is required")
     now = now or utcnow()
     with write_transaction():
-        patient = locked(Patient.select().where(Patient.id == patient_id)).first()
+        patient = Patient.locked_by_id(patient_id)
         if patient is None:
             raise OperationError("PATIENT_NOT_FOUND", f"no patient {patient_id}", status=404)
         if patient.external_id == erased_external_id(patient.id):

@@ -320,7 +320,7 @@ def process_inbound(inbound_id: int, now: dt.datetime | None = None) -> str:
     """Process one stored email reply; returns its status afterwards."""
     now = now or utcnow()
     with write_transaction():
-        inbound = locked(InboundMessage.select().where(InboundMessage.id == inbound_id)).first()
+        inbound = InboundMessage.locked_by_id(inbound_id)
         if inbound is None:
             return "unbekannt"
         if inbound.status != "neu":
@@ -437,9 +437,7 @@ def _absence(inbound: InboundMessage, message, ref, auto: str, now) -> str:
         return _finish(inbound, "ignoriert", now, reason=f"Automatische Antwort: {auto}")
     anfrage = None
     if ref is not None and ref.signed:
-        anfrage = locked(
-            Therapeutenanfrage.select().where(Therapeutenanfrage.id == ref.anfrage_id)
-        ).first()
+        anfrage = Therapeutenanfrage.locked_by_id(ref.anfrage_id)
     if anfrage is not None:
         inbound.therapeutenanfrage = anfrage.id
     status, reason, result = auto_replies.apply_absence(anfrage, absence, now)
@@ -458,7 +456,7 @@ def process_click(klick_id: int, now: dt.datetime | None = None) -> str:
     the clicks of the Anfrage's other patients)."""
     now = now or utcnow()
     with write_transaction():
-        click = locked(LinkKlick.select().where(LinkKlick.id == klick_id)).first()
+        click = LinkKlick.locked_by_id(klick_id)
         if click is None:
             return "unbekannt"
         if click.status != "neu":
@@ -467,9 +465,7 @@ def process_click(klick_id: int, now: dt.datetime | None = None) -> str:
 
 
 def _process_click(click: LinkKlick, now) -> str:
-    anfrage = locked(
-        Therapeutenanfrage.select().where(Therapeutenanfrage.id == click.therapeutenanfrage_id)
-    ).first()
+    anfrage = Therapeutenanfrage.locked_by_id(click.therapeutenanfrage_id)
     if anfrage is None:
         return _finish(click, "pruefung", now, reason="Anfrage nicht gefunden")
     lines = _lines(anfrage.id)
@@ -517,7 +513,7 @@ def _under_review(model, row_id: int, what: str, open_statuses: tuple[str, ...])
     """The locked row of a review-queue item, or the ``OperationError`` why it cannot be
     decided: ``NOT_FOUND``, ``ALREADY_PROCESSED`` (decided or dismissed before) or
     ``NOT_IN_REVIEW`` (still being processed)."""
-    row = locked(model.select().where(model.id == row_id)).first()
+    row = model.locked_by_id(row_id)
     if row is None:
         raise OperationError("NOT_FOUND", f"no {what} {row_id}", status=404)
     if row.status in open_statuses:
@@ -720,7 +716,7 @@ def close_open_question(inbound_id: int, actor: str, *, now: dt.datetime | None 
         raise OperationError("ACTOR_REQUIRED", str(exc)) from None
     now = now or utcnow()
     with write_transaction():
-        row = locked(InboundMessage.select().where(InboundMessage.id == inbound_id)).first()
+        row = InboundMessage.locked_by_id(inbound_id)
         result = (row.result or {}) if row is not None else {}
         if row is None or not result.get("offene_fragen"):
             raise OperationError("NOT_FOUND", f"no open question in reply {inbound_id}", status=404)

@@ -35,7 +35,7 @@ ACCEPTED_ANSWERS = vocab.ANNAHME_ERGEBNISSE
 
 
 def _load_anfrage(anfrage_id) -> Therapeutenanfrage:
-    anfrage = locked(Therapeutenanfrage.select().where(Therapeutenanfrage.id == anfrage_id)).first()
+    anfrage = Therapeutenanfrage.locked_by_id(anfrage_id)
     if anfrage is None:
         raise OperationError("ANFRAGE_NOT_FOUND", f"no Anfrage A{anfrage_id}", status=404)
     return anfrage

@@ -7,7 +7,7 @@ import re
 
 import peewee
 
-from db.database import locked, write_transaction
+from db.database import write_transaction
 from db.models import AuditLog, Patient, Platzsuche, Therapist, utcnow
 from psymatch.domain import searches as rules
 
@@ -21,7 +21,7 @@ UNSET = object()
 
 
 def _search(search_id: int) -> Platzsuche:
-    search = locked(Platzsuche.select().where(Platzsuche.id == search_id)).first()
+    search = Platzsuche.locked_by_id(search_id)
     if search is None:
         raise OperationError("PLATZSUCHE_NOT_FOUND", f"no Platzsuche {search_id}", status=404)
     return search

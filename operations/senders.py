@@ -13,7 +13,7 @@ from email.utils import getaddresses
 
 from peewee import fn
 
-from db.database import locked, write_transaction
+from db.database import write_transaction
 from db.models import Therapist, utcnow
 from operations import audit
 from operations.errors import OperationError
@@ -57,7 +57,7 @@ def confirm_sender(
         raise OperationError("INVALID_ADDRESS", f"not one email address: {address!r}")
     now = now or utcnow()
     with write_transaction():
-        therapist = locked(Therapist.select().where(Therapist.id == therapist_id)).first()
+        therapist = Therapist.locked_by_id(therapist_id)
         if therapist is None:
             raise OperationError("NOT_FOUND", f"no therapist {therapist_id}", status=404)
         confirmed = list(therapist.bestaetigte_absender or [])

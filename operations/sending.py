@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import zlib
 
-from db.database import db, is_postgres, locked, write_transaction
+from db.database import db, is_postgres, write_transaction
 from db.models import (
     Email,
     KonfliktErledigung,
@@ -121,7 +121,7 @@ def _presented_patients(anfrage: Therapeutenanfrage) -> list[Patient]:
 def _sendable(anfrage_id: int, now: dt.datetime) -> tuple[Therapeutenanfrage, Therapist]:
     """The unsent Anfrage (row-locked) and its therapist, if the rules let it go out now;
     else the refusal. Shared by sending and by queuing a send from the console."""
-    anfrage = locked(Therapeutenanfrage.select().where(Therapeutenanfrage.id == anfrage_id)).first()
+    anfrage = Therapeutenanfrage.locked_by_id(anfrage_id)
     if anfrage is None:
         raise OperationError("ANFRAGE_NOT_FOUND", f"no Anfrage A{anfrage_id}", status=404)
     if anfrage.gesendet_datum is not None:
@@ -247,9 +247,7 @@ def follow_up_one(anfrage_id: int, *, now: dt.datetime, actor: str):
     s = settings.get()
     threshold = dt.timedelta(days=s.FOLLOW_UP_THRESHOLD_DAYS)
     with write_transaction():
-        anfrage = locked(
-            Therapeutenanfrage.select().where(Therapeutenanfrage.id == anfrage_id)
-        ).first()
+        anfrage = Therapeutenanfrage.locked_by_id(anfrage_id)
         if anfrage is None or anfrage.antwort_datum is not None or anfrage.gesendet_datum is None:
             return None
         age = now - anfrage.gesendet_datum
@@ -424,9 +422,7 @@ def queue_conflict_notice(anfrage_id: int, patient_ids: list[int], *, now=None) 
     now = now or utcnow()
     with write_transaction():
         bundling_lock()  # this may create an Anfrage: exclusive, like every bundle path
-        anfrage = locked(
-            Therapeutenanfrage.select().where(Therapeutenanfrage.id == anfrage_id)
-        ).first()
+        anfrage = Therapeutenanfrage.locked_by_id(anfrage_id)
         if anfrage is None:
             return None
         existing = Email.get_or_none(

@@ -102,7 +102,7 @@ def set_therapist_email(
         raise OperationError("INVALID_EMAIL", str(exc)) from None
     now = now or utcnow()
     with write_transaction():
-        therapist = locked(Therapist.select().where(Therapist.id == therapist_id)).first()
+        therapist = Therapist.locked_by_id(therapist_id)
         if therapist is None:
             raise OperationError("THERAPIST_NOT_FOUND", f"no therapist {therapist_id}", status=404)
         previous = therapist.email

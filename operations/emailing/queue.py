@@ -15,7 +15,7 @@ import peewee
 
 from db.crypto import Sealed
 from db.database import db
-from db.models import Email, EmailInhalt, OutboxItem, utcnow
+from db.models import Email, EmailInhalt, utcnow
 from operations import outbox
 from psymatch import settings
 
@@ -66,9 +66,9 @@ def queue_email(
         in_warteschlange_am=now or utcnow(),
         attachments=list(attachments),
     )
-    existing = Email.get_or_none(Email.idempotenz_schluessel == key)
-    if existing is not None:
-        return existing, False
+    # the usual answer is "none yet": asked by the indexed key alone, not the whole row
+    if Email.select(Email.id).where(Email.idempotenz_schluessel == key).exists():
+        return Email.get(Email.idempotenz_schluessel == key), False
     try:
         with db.atomic():  # a savepoint when the caller has a transaction open
             email = Email.create(**fields)
@@ -84,8 +84,9 @@ def queue_email(
         return existing, False
 
 
-def outbox_send(email: Email) -> OutboxItem:
-    """The outbox item that makes the relay enqueue ``send_email`` for ``email`` (once)."""
+def outbox_send(email: Email) -> str:
+    """Queue the outbox item that makes the relay enqueue ``send_email`` for ``email``
+    (once); returns its dedupe key."""
     key = email_headers.outbox_key(email.idempotenz_schluessel)
     outbox.put("send_email", {"email_id": email.id}, key)
-    return outbox.get(key)
+    return key

@@ -167,8 +167,9 @@ def test_queue_email_is_idempotent_per_key(clean_db):
         "praxis.mueller@example.org",
         "Dr. Jörg Müller",
     )
-    item = queue.outbox_send(first)
-    assert queue.outbox_send(first).id == item.id and OutboxItem.select().count() == 1
+    key = queue.outbox_send(first)
+    assert queue.outbox_send(first) == key and OutboxItem.select().count() == 1
+    item = OutboxItem.get(OutboxItem.dedupe_key == key)
     assert (item.task, item.payload, item.dedupe_key) == (
         "send_email",
         {"email_id": first.id},
