@@ -223,7 +223,10 @@ class Simulation:
                 settings.override(**changes)
             except settings.SettingsError as exc:  # a rule value psymatch refuses
                 raise SimulationError(str(exc)) from None
-            database.init(url)
+            scratch = database.init(url)
+            if self.database_url is None:
+                # its own throwaway file: a crash loses nothing worth a sync to disk
+                scratch.pragma("synchronous", "off", permanent=True)
             with database.connection():
                 if migrate.current_version() == 0:
                     migrate.upgrade(report=lambda _line: None)
@@ -595,7 +598,7 @@ class Simulation:
             self._write_reply(email, anfrage, decisions, now)
 
     def _click_links(self, email: Email, decisions: dict[int, str], now: dt.datetime) -> None:
-        text = EmailInhalt.get(EmailInhalt.email == email.id).inhalt_text
+        text = _text_of(email.id)
         for token in _LINK.findall(text):
             try:
                 claim = tokens.read_link_token(token, now)
@@ -681,7 +684,7 @@ class Simulation:
     # --- patients after a placement -------------------------------------------------------
 
     def _placement_email(self, email_id: int, now: dt.datetime) -> None:
-        text = EmailInhalt.get(EmailInhalt.email == email_id).inhalt_text
+        text = _text_of(email_id)
         found = _PLACEMENT_LINK.findall(text)
         if not found:
             return
@@ -703,7 +706,7 @@ class Simulation:
             therapist.places += 1  # the place is free again
         if not by_link:
             return  # silence: the placement follow-up reminds, then counts it as agreement
-        text = EmailInhalt.get(EmailInhalt.email == email_id).inhalt_text
+        text = _text_of(email_id)
         for token in _PLACEMENT_LINK.findall(text):
             try:
                 claim = tokens.read_placement_token(token, now)
@@ -762,6 +765,13 @@ class Simulation:
         from . import figures
 
         return figures.build(self, seconds, cpu_seconds)
+
+
+def _text_of(email_id: int) -> str:
+    """The plain-text body of an email as its recipient reads it (only that column is
+    read and decrypted)."""
+    query = EmailInhalt.select(EmailInhalt.inhalt_text).where(EmailInhalt.email == email_id)
+    return query.scalar()
 
 
 class CaptureSession:
