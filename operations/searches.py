@@ -31,7 +31,9 @@ def create_platzsuche(patient_id: int, notizen: str | None = None, *, actor="sta
     """Open an aktiv search after validating the patient (docs/domain.md §12)."""
     now = now or utcnow()
     with write_transaction():
-        patient = Patient.get_or_none(Patient.id == patient_id)
+        # only what readiness needs: the patient's identity is not decrypted here
+        columns = [getattr(Patient, name) for name in rules.READINESS_FIELDS]
+        patient = Patient.select(Patient.id, *columns).where(Patient.id == patient_id).first()
         if patient is None:
             raise OperationError("PATIENT_NOT_FOUND", f"no patient {patient_id}", status=404)
         problem = rules.readiness_error(patient)

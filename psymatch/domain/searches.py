@@ -51,6 +51,20 @@ def transition_error(current: str, target: str) -> str | None:
     return "INVALID_TRANSITION"
 
 
+# the patient fields ``readiness_error`` reads (a caller may load only these)
+READINESS_FIELDS = (
+    "geschlecht",
+    "symptome",
+    "krankenkasse",
+    "geburtsdatum",
+    "erfahrung_mit_psychotherapie",
+    "offen_fuer_gruppentherapie",
+    "zeitliche_verfuegbarkeit",
+    "raeumliche_verfuegbarkeit",
+    "letzte_sitzung_vorherige_psychotherapie",
+)
+
+
 def readiness_error(patient) -> tuple[str, str] | None:
     """The first field that keeps a patient from starting a search, with the reason.
 
