@@ -8,7 +8,7 @@ import json
 import math
 from zoneinfo import ZoneInfo
 
-from peewee import SQL, Case, Expression, JSONField, NodeList, Value, fn
+from peewee import SQL, Case, Expression, NodeList, Value, fn
 
 from db.database import db, is_postgres
 from db.models import (
@@ -216,18 +216,32 @@ def _symptom_tuple(text: str | None) -> tuple[str, ...]:
 
 
 def _therapist_columns() -> tuple[list, list]:
-    """(SQL columns, decoders) for ``THERAPIST_COLUMNS``, read as raw cursor rows: the
-    JSON columns as text, decoded by cached pure functions straight into what the
-    selection reads (most practices share a few schedules and symptom lists), the rest
-    by the fields' own ``python_value``. Peewee's row conversion and the driver's JSON
-    parsing cost more than the query for a big city's 1,800 therapists."""
-    special = {"arbeitszeiten": _schedule, "bevorzugte_symptome": _symptom_tuple}
+    """(SQL columns, decoders) for ``THERAPIST_COLUMNS``, read as raw cursor rows
+    (``_raw_columns``): peewee's row conversion and the driver's JSON parsing cost more
+    than the query for a big city's 1,800 therapists; most practices share a few
+    schedules and symptom lists, which the cached decoders read once."""
+    decoders = {
+        (Therapist, "arbeitszeiten"): _schedule,
+        (Therapist, "bevorzugte_symptome"): _symptom_tuple,
+    }
+    return _raw_columns([getattr(Therapist, c) for c in THERAPIST_COLUMNS], decoders)
+
+
+def _raw_columns(fields, json_decoders: dict, unread=()) -> tuple[list, list]:
+    """(SQL columns, decoders) to read ``fields`` as raw cursor rows, each value decoded
+    only when its row is used: a JSON column as text, decoded by its function in
+    ``json_decoders`` (keyed by model and field name); a field in ``unread`` as NULL,
+    neither read nor decrypted; any other by the field's own ``python_value``."""
+    skipped = {(f.model, f.name) for f in unread}
     columns, decoders = [], []
-    for name in THERAPIST_COLUMNS:
-        field = getattr(Therapist, name)
-        if name in special:
+    for field in fields:
+        key = (field.model, field.name)
+        if key in skipped:
+            columns.append(SQL("NULL"))
+            decoders.append(_unread)
+        elif key in json_decoders:
             columns.append(field.cast("text"))
-            decoders.append(special[name])
+            decoders.append(json_decoders[key])
         else:
             columns.append(field)
             decoders.append(field.python_value)
@@ -399,10 +413,10 @@ def _schedule(text: str | None):
 
 
 _JSON_DECODERS = {
-    Platzsuche.ausgeschlossene_therapeuten: _exclusions,
-    Patient.ausgeschlossene_therapeuten: _exclusions,
-    Patient.raeumliche_verfuegbarkeit: _own_max_km_of,
-    Patient.zeitliche_verfuegbarkeit: _schedule,
+    (Platzsuche, "ausgeschlossene_therapeuten"): _exclusions,
+    (Patient, "ausgeschlossene_therapeuten"): _exclusions,
+    (Patient, "raeumliche_verfuegbarkeit"): _own_max_km_of,
+    (Patient, "zeitliche_verfuegbarkeit"): _schedule,
 }
 
 
@@ -418,20 +432,12 @@ def _search_columns(birth_dates: bool, symptoms: bool) -> tuple[list, list]:
     driver would otherwise parse every one it fetches) and decoded straight into what the
     selection reads (``_JSON_DECODERS``); a sealed column left out (``birth_dates`` /
     ``symptoms`` false) is neither read nor decrypted."""
-    columns, decoders = [], []
-    for field in SEARCH_FIELDS:
-        if (field is Patient.geburtsdatum and not birth_dates) or (
-            field is Patient.symptome and not symptoms
-        ):
-            columns.append(SQL("NULL"))
-            decoders.append(_unread)
-        elif isinstance(field, JSONField):
-            columns.append(field.cast("text"))
-            decoders.append(_JSON_DECODERS[field])
-        else:
-            columns.append(field)
-            decoders.append(field.python_value)
-    return columns, decoders
+    unread = [
+        field
+        for field, wanted in ((Patient.geburtsdatum, birth_dates), (Patient.symptome, symptoms))
+        if not wanted
+    ]
+    return _raw_columns(SEARCH_FIELDS, _JSON_DECODERS, unread)
 
 
 def _search_data(decoders, raw, pending: int) -> SearchData:
