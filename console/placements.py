@@ -44,7 +44,7 @@ TEMPLATE_LABELS = {
 
 
 def _name(model, row_id) -> str:
-    row = model.get_or_none(model.id == row_id)
+    row = model.by_id(row_id)
     return " ".join(p for p in (row.vorname, row.nachname) if p) if row else ""
 
 

@@ -358,7 +358,7 @@ def search_rows(
 
 def anfrage_lines(anfrage_id: int) -> dict | None:
     """An Anfrage with its patient rows, or None when there is no such Anfrage."""
-    anfrage = Therapeutenanfrage.get_or_none(Therapeutenanfrage.id == anfrage_id)
+    anfrage = Therapeutenanfrage.by_id(anfrage_id)
     if anfrage is None:
         return None
     rows = (

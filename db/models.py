@@ -99,6 +99,11 @@ class BaseModel(Model):
         return found
 
     @classmethod
+    def by_id(cls, pk):
+        """The row with primary key ``pk`` or None (``get_by_id`` without the exception)."""
+        return _read_by_id(cls, pk, for_update=False)
+
+    @classmethod
     def locked_by_id(cls, pk):
         """The row with primary key ``pk``, locked until the transaction ends, or None:
         ``SELECT ... FOR UPDATE`` on PostgreSQL; on SQLite the IMMEDIATE write

@@ -55,7 +55,7 @@ def apply_bounce(bounce: auto_replies.Bounce, now: dt.datetime) -> tuple[str, st
     emails = _emails_of(bounce)
     therapist_ids = {e.therapist_id for e in emails}
     for anfrage_id in anfragen_named(bounce):
-        anfrage = Therapeutenanfrage.get_or_none(Therapeutenanfrage.id == anfrage_id)
+        anfrage = Therapeutenanfrage.by_id(anfrage_id)
         if anfrage is not None:
             therapist_ids.add(anfrage.therapist_id)
     failed = {normalize_email(a) for a in bounce.recipients if normalize_email(a)}

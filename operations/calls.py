@@ -81,7 +81,7 @@ def reschedule(call_id: int, *, actor: str = "staff", now: dt.datetime | None = 
     Refused with ``ALREADY_PLANNED`` while a later call for the same Anfrage is planned, so a
     double-click plans one call."""
     now = now or utcnow()
-    call = Telefonanruf.get_or_none(Telefonanruf.id == call_id)
+    call = Telefonanruf.by_id(call_id)
     if call is None:
         raise OperationError("CALL_NOT_FOUND", f"no call {call_id}", status=404)
     later = (

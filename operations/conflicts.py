@@ -365,7 +365,7 @@ def reassign_conflict(
     with write_transaction():
         bundling_lock(shared=True)
         search = _search(platzsuche_id)
-        therapist = Therapist.get_or_none(Therapist.id == therapist_id)
+        therapist = Therapist.by_id(therapist_id)
         if therapist is None:
             raise OperationError(
                 "THERAPIST_NOT_FOUND", f"Therapeut {therapist_id} gibt es nicht", status=404
@@ -568,7 +568,7 @@ def _withdraw_unsent_notice(anfrage_id: int, patient_id: int, now) -> int | None
 
 
 def _current(search_id: int, number: int) -> tuple[Platzsuche, KonfliktErledigung] | None:
-    search = Platzsuche.get_or_none(Platzsuche.id == search_id)
+    search = Platzsuche.by_id(search_id)
     row = KonfliktErledigung.get_or_none(KonfliktErledigung.platzsuche == search_id)
     if search is None or row is None or row.umzuweisungen != number:
         return None  # a later reassignment replaced this one: its emails say the final state

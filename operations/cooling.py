@@ -20,7 +20,7 @@ def override_cooling(
         raise OperationError("REASON_REQUIRED", "a cooling override needs a reason")
     with write_transaction():
         bundling_lock(shared=True)
-        therapist = Therapist.get_or_none(Therapist.id == therapist_id)
+        therapist = Therapist.by_id(therapist_id)
         if therapist is None:
             raise OperationError("THERAPIST_NOT_FOUND", f"no therapist {therapist_id}", status=404)
         before = therapist.naechster_kontakt_moeglich

@@ -110,7 +110,7 @@ def resend_email(email_id: int, *, actor: str, now: dt.datetime | None = None) -
             )
         changes = {}
         if email.therapist_id is not None:  # staff may have entered a new address meanwhile
-            therapist = Therapist.get_or_none(Therapist.id == email.therapist_id)
+            therapist = Therapist.by_id(email.therapist_id)
             if therapist is not None and therapist.email_ungueltig_seit is not None:
                 raise OperationError(  # a bounce: sending again would reach nobody
                     "THERAPIST_EMAIL_INVALID",

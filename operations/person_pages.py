@@ -479,14 +479,14 @@ def page_of(entries: list, page: int, page_size: int = PAGE_SIZE) -> dict:
 
 
 def _patient(patient_id) -> Patient:
-    patient = Patient.get_or_none(Patient.id == patient_id)
+    patient = Patient.by_id(patient_id)
     if patient is None:
         raise OperationError("PATIENT_NOT_FOUND", f"no patient {patient_id}", status=404)
     return patient
 
 
 def _therapist(therapist_id) -> Therapist:
-    therapist = Therapist.get_or_none(Therapist.id == therapist_id)
+    therapist = Therapist.by_id(therapist_id)
     if therapist is None:
         raise OperationError("THERAPIST_NOT_FOUND", f"no therapist {therapist_id}", status=404)
     return therapist

@@ -369,7 +369,7 @@ def queue_placement_reminder(
     placement changed or an outcome was recorded meanwhile, or the patient has no email."""
     now = now or utcnow()
     with write_transaction():
-        search = Platzsuche.get_or_none(Platzsuche.id == platzsuche_id)
+        search = Platzsuche.by_id(platzsuche_id)
         if (
             search is None
             or search.status != "aktiv"

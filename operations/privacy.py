@@ -286,7 +286,7 @@ def export_patient(patient_id: int, actor: str, *, now=None) -> dict:
         raise OperationError("ACTOR_REQUIRED", "the staff member's name is required")
     now = now or utcnow()
     with write_transaction():
-        patient = Patient.get_or_none(Patient.id == patient_id)
+        patient = Patient.by_id(patient_id)
         if patient is None:
             raise OperationError("PATIENT_NOT_FOUND", f"no patient {patient_id}", status=404)
         audit.record(actor, "patient_exported", "patient", patient.id, at=now)

@@ -371,7 +371,7 @@ def _process_email(inbound: InboundMessage, now) -> str:
         return _absence(inbound, message, ref, auto, now)
     if sender is not None:
         inbound.sender = _safe(sender)[:254]
-    anfrage = Therapeutenanfrage.get_or_none(Therapeutenanfrage.id == ref.anfrage_id)
+    anfrage = Therapeutenanfrage.by_id(ref.anfrage_id)
     if anfrage is None:
         return _finish(inbound, "pruefung", now, reason="Anfrage nicht erkannt")
     inbound.therapeutenanfrage = anfrage.id

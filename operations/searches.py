@@ -113,7 +113,7 @@ def update_platzsuche(
 
 
 def _assign(search: Platzsuche, therapist_id, now, actor) -> None:
-    if therapist_id is not None and Therapist.get_or_none(Therapist.id == therapist_id) is None:
+    if therapist_id is not None and Therapist.by_id(therapist_id) is None:
         raise OperationError("THERAPIST_NOT_FOUND", f"no therapist {therapist_id}", status=404)
     if search.status == "erfolgreich" and therapist_id != search.vermittelter_therapeut_id:
         raise OperationError("THERAPIST_LOCKED", "a successful search keeps its placed therapist")
@@ -172,7 +172,7 @@ def exclude_therapist(search_id: int, therapist_id: int, reason: str, *, actor="
         raise OperationError("REASON_REQUIRED", "an exclusion needs a reason")
     with write_transaction():
         search = _search(search_id)
-        if Therapist.get_or_none(Therapist.id == therapist_id) is None:
+        if Therapist.by_id(therapist_id) is None:
             raise OperationError("THERAPIST_NOT_FOUND", f"no therapist {therapist_id}", status=404)
         added = add_exclusion(search, therapist_id, now, reason.strip(), by=actor)
         search.save()
@@ -204,7 +204,7 @@ def list_exclusions(search_id: int) -> list[dict]:
     the Anfrage named in an automatic reason such as ``abgelehnt_nicht_geeignet (A12)``).
     Plain-id entries (from the import or the list replacement) carry neither reason nor
     date; their date and actor come from the audit row when there is one."""
-    search = Platzsuche.get_or_none(Platzsuche.id == search_id)
+    search = Platzsuche.by_id(search_id)
     if search is None:
         raise OperationError("PLATZSUCHE_NOT_FOUND", f"no Platzsuche {search_id}", status=404)
     entries = list(search.ausgeschlossene_therapeuten or [])

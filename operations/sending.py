@@ -126,7 +126,7 @@ def _sendable(anfrage_id: int, now: dt.datetime) -> tuple[Therapeutenanfrage, Th
         raise OperationError("ANFRAGE_NOT_FOUND", f"no Anfrage A{anfrage_id}", status=404)
     if anfrage.gesendet_datum is not None:
         raise OperationError("ALREADY_SENT", f"A{anfrage.id} was sent already")
-    therapist = Therapist.get_or_none(Therapist.id == anfrage.therapist_id)
+    therapist = Therapist.by_id(anfrage.therapist_id)
     if therapist is None:
         raise OperationError("THERAPIST_NOT_FOUND", "therapist missing", status=404)
     _check_contactable(therapist, now)
@@ -518,7 +518,7 @@ def _replaced(therapist_id: int | None, search_id: int):
         )
         .exists()
     )
-    therapist = Therapist.get_or_none(Therapist.id == therapist_id)
+    therapist = Therapist.by_id(therapist_id)
     return therapist_info(therapist) if sent and therapist is not None else None
 
 

@@ -140,7 +140,7 @@ def _claim(token: str) -> LinkClaim | tuple:
 
 
 def _context(claim: LinkClaim):
-    anfrage = Therapeutenanfrage.get_or_none(Therapeutenanfrage.id == claim.anfrage_id)
+    anfrage = Therapeutenanfrage.by_id(claim.anfrage_id)
     line = None
     if anfrage is not None:
         line = TherapeutAnfragePatient.get_or_none(
@@ -326,7 +326,7 @@ def _placement_closed():
 
 
 def _placement_search(claim: PlacementClaim):
-    return Platzsuche.get_or_none(Platzsuche.id == claim.platzsuche_id)
+    return Platzsuche.by_id(claim.platzsuche_id)
 
 
 @bp.get("/v/<token>")

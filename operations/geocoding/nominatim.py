@@ -263,7 +263,7 @@ def _store(kind: str, query: str, result: Lookup) -> Geocache:
 
 
 def _apply(model, record_id: int, query: str, latitude: float, longitude: float) -> bool:
-    record = model.get_or_none(model.id == record_id)
+    record = model.by_id(record_id)
     if record is None or normalise_query(record.strasse, record.plz, record.ort) != query:
         return False  # deleted, or the address changed while we asked
     model.update(
@@ -286,7 +286,7 @@ def geocode_record(
     geocoder = geocoder or make_geocoder()
     if geocoder is None:
         return "disabled"
-    record = model.get_or_none(model.id == record_id)
+    record = model.by_id(record_id)
     if record is None:
         return "missing"
     query = normalise_query(record.strasse, record.plz, record.ort)

@@ -733,7 +733,7 @@ class Simulation:
         ):
             self.staff["review"] += 1
             anfrage_id = inbound.therapeutenanfrage_id
-            anfrage = Therapeutenanfrage.get_or_none(Therapeutenanfrage.id == anfrage_id)
+            anfrage = Therapeutenanfrage.by_id(anfrage_id)
             if anfrage is None or anfrage.antwort_datum is not None:
                 reply_ops.dismiss_review(inbound.id, STAFF, "bereits erledigt", now=now)
                 continue
