@@ -118,7 +118,9 @@ _BY_ID: dict[tuple, tuple] = {}
 def _read_by_id(model: type, pk, *, for_update: bool):
     """The row of ``model`` with primary key ``pk`` or None, read by a statement
     (``SELECT <all columns> WHERE pk = ? LIMIT 1`` [FOR UPDATE]) composed by peewee once
-    per model, backend and locking; rows are built by peewee's own cursor wrapper."""
+    per model, backend and locking. The instance is built as peewee's object cursor
+    wrapper builds it (every value through its field's ``python_value``, nothing dirty),
+    without resolving the cursor's columns anew for each single row."""
     database = model._meta.database
     backend = type(database.obj if hasattr(database, "obj") else database)
     lock = for_update and issubclass(backend, PostgresqlDatabase)
@@ -129,10 +131,21 @@ def _read_by_id(model: type, pk, *, for_update: bool):
         if lock:
             query = query.for_update()
         sql, params = database.get_sql_context().sql(query).query()
-        statement = _BY_ID[key] = (query, sql, tuple(params))
-    query, sql, params = statement
+        statement = _BY_ID[key] = (tuple(model._meta.sorted_fields), sql, tuple(params))
+    fields, sql, params = statement
     cursor = database.execute_sql(sql, (model._meta.primary_key.db_value(pk), *params[1:]))
-    return next(iter(query._get_cursor_wrapper(cursor)), None)
+    try:
+        row = cursor.fetchone()
+    finally:
+        cursor.close()
+    if row is None:
+        return None
+    found = model(
+        __no_default__=1,
+        **{field.name: field.python_value(value) for field, value in zip(fields, row, strict=True)},
+    )
+    found._dirty.clear()
+    return found
 
 
 _MUTABLE: dict[type, tuple] = {}
