@@ -18,6 +18,7 @@ from db.models import (
     AuditLog,
     InboundMessage,
     LinkKlick,
+    Patient,
     Platzsuche,
     Telefonanruf,
     TherapeutAnfragePatient,
@@ -294,6 +295,33 @@ def test_searches_panel_shows_the_page_of_a_search_it_opens(clean_db):
     assert panel.pager.page == 2 and search.id in panel.pager.visible_keys  # waits 0 days
     assert panel.selected_search_id == search.id
     assert not panel.select(999_999) and panel.selected_search_id is None
+
+
+def test_searches_panel_decrypts_only_the_names_it_shows(clean_db, monkeypatch):
+    from db import crypto
+
+    made = f.searches(60, start_wait=1)
+    stored = Patient.select(Patient.vorname.coerce(False), Patient.nachname.coerce(False))
+    name_tokens = {token for row in stored.tuples() for token in row}
+    decrypted = []
+    real = crypto.decrypt
+
+    def decrypt(token):
+        if token in name_tokens:
+            decrypted.append(token)
+        return real(token)
+
+    monkeypatch.setattr(crypto, "decrypt", decrypt)
+    panel = SearchesPanel(today=TODAY)
+    assert len(decrypted) == 2 * 25  # first and last name of the 25 patients shown
+    assert str(panel.rows[0]["patient"]) == f"Paul {made[-1].patient.nachname}"
+    label = dict((v, k) for k, v in panel.search_select.options)[made[-1].id]
+    assert label == f"{made[-1].id} – Paul {made[-1].patient.nachname} (aktiv)"
+    decrypted.clear()
+    panel.pager.filter.value = made[0].patient.nachname  # a text filter reads every name
+    assert len(decrypted) == 2 * 35 and panel.pager.matching_keys == [made[0].id]
+    panel.pager.filter.value = "Paul"  # once
+    assert len(decrypted) == 2 * 35 and len(panel.pager.matching_keys) == 60
 
 
 def test_searches_panel_pause_resume_cancel(clean_db):
