@@ -274,9 +274,7 @@ class TodayPanel(widgets.VBox):
         from .calls import CallsPanel
 
         panel = CallsPanel(today=self.today, now=self.now, actor=self.actor)
-        panel.call_select.value = (
-            call_id if call_id in [v for _, v in panel.call_select.options] else None
-        )
+        panel.select(call_id)  # its page shown; nothing selected when it is no longer due
         return self._open(f"Anruf {call_id}", panel)
 
     def _act_answers(self, anfrage_id: int):

@@ -310,6 +310,52 @@ def test_a_double_click_on_not_reached_fails_exactly_one_call(clean_db):
     assert Telefonanruf.get_by_id(second.id).status == "geplant"
 
 
+def due_calls(count: int) -> list[Telefonanruf]:
+    """``count`` calls due today, a therapist each, in the list's order (by time)."""
+    return [
+        Telefonanruf.create(
+            therapist=f.therapist(telefon=f"030 {i:04d}"),
+            geplantes_datum=TODAY,
+            geplante_zeit=f"{8 + i // 12:02d}:{i % 12 * 5:02d}",
+            dauer_minuten=5,
+        )
+        for i in range(count)
+    ]
+
+
+def test_calls_panel_renders_and_offers_one_page(clean_db):
+    calls = [c.id for c in due_calls(30)]
+    panel = CallsPanel(today=TODAY, now=f.NOW)
+    assert [c["call_id"] for c in panel.calls] == calls
+    assert panel.calls_table is panel.pager.output
+    assert panel.calls_table.value.count("<tr>") == 26  # header + 25
+    assert [v for _, v in panel.call_select.options] == calls[:25]
+    assert panel.selected_call_id == calls[0] and panel.pager.children[0] is panel.pager.actions
+    panel.pager.next_button.click()
+    assert [v for _, v in panel.call_select.options] == calls[25:]
+    assert panel.selected_call_id is None and panel.call_info.value == ""  # no neighbour
+    panel.call_select.value = calls[27]
+    panel.refresh_button.click()  # a reload keeps the page and the selection
+    assert panel.pager.page == 1 and panel.selected_call_id == calls[27]
+    panel.pager.filter.value = "030 0003"  # the phone number of the fourth call
+    assert [v for _, v in panel.call_select.options] == [calls[3]]
+    assert panel.selected_call_id is None
+
+
+def test_not_reached_on_page_two_fails_exactly_the_selected_call(clean_db):
+    calls = [c.id for c in due_calls(30)]
+    panel = CallsPanel(today=TODAY, now=f.NOW)
+    panel.pager.next_page()
+    panel.call_select.value = calls[26]
+    panel.failed_button.click()
+    panel.failed_button.click()  # the double-click's second click finds nothing selected
+    assert "Kein Anruf ausgewählt" in panel.status.value
+    failed = Telefonanruf.select().where(Telefonanruf.status == "fehlgeschlagen")
+    assert [c.id for c in failed] == [calls[26]]
+    assert [v for _, v in panel.call_select.options] == calls[25:26] + calls[27:]
+    assert panel.reschedule_id.value == calls[26]
+
+
 def test_call_cancelled_and_unknown_call_for_reschedule(clean_db):
     _, _, call = phone_bundle()
     panel = CallsPanel(today=call.geplantes_datum, now=f.NOW)

@@ -50,6 +50,17 @@ def test_each_row_has_its_next_action_focused_on_that_record(clean_db):
     shown = panel.action_area.children[0]
     assert isinstance(shown, ReviewQueuePanel) and shown.selected_inbound_id == inbound.id
 
+    later = [  # a second page of due calls: the one clicked is shown and selected
+        Telefonanruf.create(
+            therapist=therapist, geplantes_datum=TODAY, geplante_zeit="11:00", dauer_minuten=5
+        )
+        for _ in range(30)
+    ]
+    panel.refresh()
+    panel.buttons[("calls", later[-1].id)].click()
+    shown = panel.action_area.children[0]
+    assert shown.selected_call_id == later[-1].id and shown.pager.page == 1
+
     waiting = f.search(days_waiting=90)
     panel.refresh()
     panel.buttons[("waiting", waiting.id)].click()
