@@ -386,6 +386,34 @@ def test_cooling_panel_plots_and_lists_cooling_therapists(clean_db):
     assert later.nachname in panel.cooling_table.value
 
 
+def test_cooling_panel_pages_the_list_with_the_override_above(clean_db):
+    cooling = [
+        f.therapist(naechster_kontakt_moeglich=TODAY + dt.timedelta(days=d)).id
+        for d in range(1, 61)
+    ]
+    panel = CoolingPanel(today=TODAY)
+    assert [r["therapist_id"] for r in panel.rows] == cooling  # every one is read …
+    assert panel.cooling_table is panel.pager.output
+    assert panel.cooling_table.value.count("<tr>") == 26  # … one page rendered
+    assert panel.pager.visible_keys == cooling[:25]
+    assert "Seite 1 von 3 · 60 Einträge" in panel.pager.info.value
+    assert panel.override_button in panel.pager.actions.children[0].children[3].children
+    panel.pager.next_page()
+    panel.pager.next_page()
+    assert panel.pager.visible_keys == cooling[50:]
+    last = Therapist.get_by_id(cooling[-1])
+    panel.pager.filter.value = last.nachname
+    assert panel.pager.matching_keys == [last.id]
+    # the override acts on the typed therapist, and the reload keeps the filter
+    panel.therapist_id.value = last.id
+    panel.immediately.value = True
+    panel.reason.value = "hat angerufen"
+    panel.override_button.click()
+    assert ok(panel) and Therapist.get_by_id(last.id).naechster_kontakt_moeglich is None
+    assert panel.pager.filter.value == last.nachname and panel.pager.matching_keys == []
+    assert len(panel.rows) == 59 and Therapist.get_by_id(cooling[0]).naechster_kontakt_moeglich
+
+
 def test_timeline_renders_when_nobody_cools():
     assert timeline_png([], TODAY).startswith(PNG)
 
