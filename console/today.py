@@ -302,7 +302,7 @@ class TodayPanel(widgets.VBox):
         from .responses import ReviewQueuePanel
 
         panel = ReviewQueuePanel(actor=self.actor)
-        panel.item_select.value = key if key in [v for _, v in panel.item_select.options] else None
+        panel.pager.select(panel.item_select, key)  # its page shown; else nothing selected
         return self._open(f"Prüfen: {key[0]} {key[1]}", panel)
 
     def _act_conflicts(self, patient_id: int):

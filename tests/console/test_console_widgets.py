@@ -553,6 +553,39 @@ def test_review_queue_unrecognised_anfrage_needs_an_id(bundle):
     assert (row.status, row.therapeutenanfrage_id) == ("verarbeitet", anfrage.id)
 
 
+def test_review_queue_pages_and_dismisses_exactly_the_selected_item(bundle):
+    _, anfrage, _ = bundle
+    made = [review_item(anfrage.id, key=f"m{n}") for n in range(30)]
+    panel = ReviewQueuePanel()
+    order = [panel._key(i) for i in panel.items]
+    assert sorted(order) == sorted(("email", m.id) for m in made)
+    assert panel.queue_table is panel.pager.output
+    assert panel.queue_table.value.count("<tr>") == 26  # header + 25
+    assert [v for _, v in panel.item_select.options] == order[:25]
+    assert panel.selected == order[0] and panel.pager.children[0] is panel.pager.actions
+    panel.pager.next_button.click()  # the queue moves to the first item of the page shown
+    assert [v for _, v in panel.item_select.options] == order[25:]
+    assert panel.selected == order[25] and panel.selected_inbound_id == order[25][1]
+    panel.item_select.value = order[27]
+    panel.dismiss_reason.value = "Abwesenheitsnotiz"
+    panel.dismiss_button.click()
+    panel.dismiss_button.click()  # the double-click's second click: the reason is gone
+    assert "REASON_REQUIRED" in panel.status.value
+    dismissed = InboundMessage.select().where(InboundMessage.status == "ignoriert")
+    assert [m.id for m in dismissed] == [order[27][1]]
+    assert panel.pager.page == 1 and panel.selected == order[25]
+    assert [v for _, v in panel.item_select.options] == order[25:27] + order[28:]
+
+
+def test_today_opens_a_review_item_on_its_page(bundle):
+    _, anfrage, _ = bundle
+    made = [review_item(anfrage.id, key=f"m{n}") for n in range(30)]
+    today = TodayPanel(today=TODAY, refresh_seconds=0)
+    queue = today.act("reviews", ("email", made[-1].id))
+    assert isinstance(queue, ReviewQueuePanel) and queue.selected_inbound_id == made[-1].id
+    assert queue.pager.page == 1 and queue.reply.value
+
+
 def clicked_in_review(anfrage_id, patient_id, answer):
     """A confirmed link click that processing sent to the review queue."""
     click, _ = store_click(anfrage_id, patient_id, answer, "203.0.113.7", now=f.NOW)
