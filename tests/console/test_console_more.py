@@ -210,6 +210,29 @@ def test_open_bundle_is_queued_with_the_button_once(clean_db):
     assert AuditLog.get(AuditLog.action == "send_anfrage").actor == "erika"
 
 
+def test_unsent_bundles_are_paged_and_sending_acts_on_the_one_selected(clean_db):
+    f.searches(40)
+    created = [create_anfrage(f.therapist().id, now=f.NOW).anfrage_id for _ in range(30)]
+    panel = BundlesPanel(now=f.NOW, actor="erika")
+    assert [u["anfrage_id"] for u in panel.unsent] == created
+    assert panel.unsent_table is panel.pager.output
+    assert panel.unsent_table.value.count("<tr>") == 26  # header + 25
+    assert [v for _, v in panel.anfrage_select.options] == created[:25]
+    assert panel.selected_anfrage_id == created[0]
+    assert panel.send_button in panel.pager.actions.children[0].children[0].children
+    panel.pager.next_button.click()
+    assert [v for _, v in panel.anfrage_select.options] == created[25:]
+    assert panel.selected_anfrage_id is None  # the selection left with its page
+    panel.anfrage_select.value = created[28]
+    panel.send_button.click()
+    assert f"Anfrage {created[28]} an" in panel.send_confirmation.question.value
+    panel.send_confirmation.yes_button.click()
+    panel.send_confirmation.yes_button.click()  # the double-click's second click: nothing
+    [queued] = AuditLog.select().where(AuditLog.action == "request_send")
+    assert queued.entity_id == str(created[28])
+    assert panel.pager.page == 1 and panel.selected_anfrage_id == created[28]  # still unsent
+
+
 # --- Calls -------------------------------------------------------------------------------------
 
 
