@@ -314,8 +314,7 @@ class TodayPanel(widgets.VBox):
         from .placements import PlacementsPanel
 
         panel = PlacementsPanel(now=self.now, actor=self.actor)
-        listed = [v for _, v in panel.search_select.options]
-        panel.search_select.value = search_id if search_id in listed else None
+        panel.pager.select(panel.search_select, search_id)  # its page shown; else none
         return self._open(f"Vermittlung der Suche {search_id}", panel)
 
     def _act_unsent(self, anfrage_id: int):

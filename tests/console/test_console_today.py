@@ -99,6 +99,17 @@ def test_new_answers_and_unconfirmed_placements_are_listed_with_their_action(cle
     assert later.summary["answers"] == []
 
 
+def test_a_placement_on_the_second_page_is_opened_on_its_page(clean_db):
+    from tests.console.test_console_placements import placed
+
+    searches = [placed()[0] for _ in range(27)]
+    panel = TodayPanel(today=TODAY, now=LATER, refresh_seconds=0)
+    shown = panel.act("placements", searches[-1])
+    assert isinstance(shown, PlacementsPanel) and shown.pager.page == 1
+    assert shown.selected_search_id == searches[-1]
+    assert panel.act("placements", 999_999).selected_search_id is None
+
+
 def test_sending_from_today_asks_first_and_sends_once(clean_db):
     therapist = f.therapist()
     f.searches(3)
