@@ -2,6 +2,9 @@
 
 Every change goes through ``operations.bundles`` and ``operations.sending``;
 a refused action shows its outcome code in the status line and writes nothing.
+
+The open bundles are paged and filterable (``console.paging``) with the selection and
+the send button above them; the selection offers the bundles of the page shown.
 """
 
 from __future__ import annotations
@@ -22,7 +25,9 @@ from operations.sending import request_send
 
 from . import fmt, queries
 from .common import Confirmation, StatusLine, choose, esc, frozen, run_action, staff_name, table
+from .paging import PagedTable
 
+UNSENT_HEADERS = ["Anfrage", "Therapeut-ID", "Therapeut", "Größe", "Erstellt"]
 PATIENT_HEADERS = [
     "Pos.",
     "Patient:in",
@@ -119,9 +124,17 @@ class BundlesPanel(widgets.VBox):
     selected_anfrage_id = traitlets.Int(allow_none=True)
     unsent = traitlets.List()
 
-    def __init__(self, now: dt.datetime | None = None, actor: str | None = None, **kwargs):
+    def __init__(
+        self,
+        now: dt.datetime | None = None,
+        actor: str | None = None,
+        page_size: int = 25,
+        **kwargs,
+    ):
         self.now = now
         self.actor = actor if actor is not None else staff_name()
+        self._by_id: dict[int, dict] = {}
+        self._offered = False
         self.status = StatusLine()
         # automatic round
         self.simulate_button = widgets.Button(description="Runde simulieren", icon="flask")
@@ -141,7 +154,6 @@ class BundlesPanel(widgets.VBox):
         self.preview_output = widgets.HTML()
         # open bundles
         self.refresh_button = widgets.Button(description="Aktualisieren", icon="refresh")
-        self.unsent_table = widgets.HTML()
         self.anfrage_select = widgets.Dropdown(description="Anfrage", options=[])
         self.send_button = widgets.Button(description="Senden", icon="paper-plane")
 
@@ -159,6 +171,21 @@ class BundlesPanel(widgets.VBox):
         self.observe(lambda _: self.create_confirmation.cancel(), names="selected_therapist_id")
         traitlets.link((self.therapist_select, "value"), (self, "selected_therapist_id"))
         traitlets.link((self.anfrage_select, "value"), (self, "selected_anfrage_id"))
+        self.pager = PagedTable(
+            UNSENT_HEADERS,
+            actions=[
+                widgets.VBox(
+                    [
+                        widgets.HBox([self.refresh_button, self.anfrage_select, self.send_button]),
+                        self.send_confirmation,
+                    ]
+                )
+            ],
+            page_size=page_size,
+            filter_placeholder="Anfrage, Therapeut …",
+        )
+        self.unsent_table = self.pager.output  # the page shown
+        self.pager.observe(lambda _: self._offer(), names="visible_keys")
 
         super().__init__(
             [
@@ -174,16 +201,13 @@ class BundlesPanel(widgets.VBox):
                 self.create_confirmation,
                 self.preview_output,
                 widgets.HTML("<h4>Offene (ungesendete) Bündel</h4>"),
-                self.refresh_button,
-                self.unsent_table,
-                widgets.HBox([self.anfrage_select, self.send_button]),
-                self.send_confirmation,
+                self.pager,
                 self.status,
             ],
             **kwargs,
         )
         self.add_class("psymatch-bundles")  # a stable handle for the browser test
-        self.refresh(initial=True)
+        self.refresh()
 
     @property
     def action_controls(self):
@@ -357,18 +381,30 @@ class BundlesPanel(widgets.VBox):
 
     # --- open bundles ---------------------------------------------------------------------
 
-    def refresh(self, initial: bool = False) -> None:
+    def refresh(self) -> None:
         with frozen(self.refresh_button):
             self.unsent = queries.unsent_bundles()
-        self.unsent_table.value = table(
-            ["Anfrage", "Therapeut-ID", "Therapeut", "Größe", "Erstellt"],
+        self._by_id = {u["anfrage_id"]: u for u in self.unsent}
+        self.pager.set_rows(
             [
                 [u["anfrage_id"], u["therapist_id"], u["therapeut"], u["groesse"], u["erstellt"]]
                 for u in self.unsent
             ],
+            keys=[u["anfrage_id"] for u in self.unsent],
         )
-        options = [(f"{u['anfrage_id']} – {u['therapeut']}", u["anfrage_id"]) for u in self.unsent]
-        choose(self.anfrage_select, options, self.selected_anfrage_id, first=initial)
+        self._offer()
+
+    def _offer(self) -> None:
+        """The selection offers the open bundles of the page shown; the selected one stays
+        selected while it is there."""
+        options = [
+            (f"{u['anfrage_id']} – {u['therapeut']}", u["anfrage_id"])
+            for u in (self._by_id[k] for k in self.pager.visible_keys)
+        ]
+        # the first time the first row; later a sent bundle is not replaced by a neighbour
+        # (a repeated click must not send another practice's bundle)
+        choose(self.anfrage_select, options, self.selected_anfrage_id, first=not self._offered)
+        self._offered = True
 
     def ask_send(self) -> None:
         """Sending reaches a practice: ask first, naming the Anfrage and its therapist."""
@@ -376,7 +412,7 @@ class BundlesPanel(widgets.VBox):
         if anfrage_id is None:
             self.status.error("Keine Anfrage ausgewählt")
             return
-        row = next((u for u in self.unsent if u["anfrage_id"] == anfrage_id), None)
+        row = self._by_id.get(anfrage_id)
         who = f" an {row['therapeut']} ({row['groesse']} Patient:innen)" if row else ""
         self.send_confirmation.ask(
             f"Anfrage {anfrage_id}{who} jetzt senden?",

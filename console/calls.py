@@ -3,6 +3,10 @@
 Outcomes go through ``operations.calls``: reached with per-patient answers
 (recorded like any answer, cooling starts there), not reached (nothing else changes),
 cancelled, and rescheduling a new call.
+
+The list is paged and filterable (``console.paging``) with the selection, the selected
+call's patients and the outcome buttons above it; the selection offers the calls of the
+page shown.
 """
 
 from __future__ import annotations
@@ -15,9 +19,12 @@ import traitlets
 from operations.calls import reschedule, set_call_status
 
 from . import fmt, queries
-from .common import StatusLine, choose, esc, frozen, run_action, staff_name, table
+from .common import StatusLine, choose, esc, frozen, run_action, staff_name
 from .inputs import bounded_text
+from .paging import PagedTable
 from .responses import PatientOutcomeForm
+
+HEADERS = ["Anruf", "Datum", "Zeit", "Therapeut", "Telefon", "Anfrage", "überfällig"]
 
 STATUS_TEXT = {
     "abgeschlossen": "erreicht",
@@ -37,14 +44,16 @@ class CallsPanel(widgets.VBox):
         today: dt.date | None = None,
         now: dt.datetime | None = None,
         actor: str | None = None,
+        page_size: int = 25,
         **kwargs,
     ):
         self.today = today
         self.now = now
         self.actor = actor if actor is not None else staff_name()
+        self._by_id: dict[int, dict] = {}
+        self._offered = False
         self.status = StatusLine()
         self.refresh_button = widgets.Button(description="Aktualisieren", icon="refresh")
-        self.calls_table = widgets.HTML()
         self.call_select = widgets.Dropdown(description="Anruf", options=[])
         self.call_info = widgets.HTML()
         self.form = PatientOutcomeForm()
@@ -67,25 +76,36 @@ class CallsPanel(widgets.VBox):
         traitlets.link((self.call_select, "value"), (self, "selected_call_id"))
         self.observe(lambda _: self.show_call(), names="selected_call_id")
 
-        super().__init__(
-            [
-                widgets.HTML("<h3>Anrufe (heute und überfällig)</h3>"),
-                self.refresh_button,
-                self.calls_table,
-                self.call_select,
-                self.call_info,
-                self.form,
-                self.ergebnis,
-                widgets.HBox([self.reached_button, self.failed_button, self.cancel_button]),
-                widgets.HTML(
-                    "<small>Neu planen: ab dem Tag des Anrufs (meist nach „Nicht erreicht“)</small>"
-                ),
-                widgets.HBox([self.reschedule_id, self.reschedule_button]),
-                self.status,
+        self.pager = PagedTable(
+            HEADERS,
+            actions=[
+                widgets.VBox(
+                    [
+                        widgets.HBox([self.refresh_button, self.call_select]),
+                        self.call_info,
+                        self.form,
+                        self.ergebnis,
+                        widgets.HBox([self.reached_button, self.failed_button, self.cancel_button]),
+                        widgets.HTML(
+                            "<small>Neu planen: ab dem Tag des Anrufs "
+                            "(meist nach „Nicht erreicht“)</small>"
+                        ),
+                        widgets.HBox([self.reschedule_id, self.reschedule_button]),
+                        self.status,
+                    ]
+                )
             ],
-            **kwargs,
+            page_size=page_size,
+            filter_placeholder="Therapeut, Telefon, Datum …",
         )
-        self.refresh(initial=True)
+        self.calls_table = self.pager.output  # the page shown
+        self.pager.observe(lambda _: self._offer(), names="visible_keys")
+
+        super().__init__(
+            [widgets.HTML("<h3>Anrufe (heute und überfällig)</h3>"), self.pager], **kwargs
+        )
+        self.add_class("psymatch-calls")
+        self.refresh()
 
     @property
     def action_controls(self):
@@ -97,12 +117,13 @@ class CallsPanel(widgets.VBox):
             self.reschedule_button,
         )
 
-    def refresh(self, initial: bool = False) -> None:
-        """Reload the due calls; a call that left the list is not replaced by the next one."""
+    def refresh(self) -> None:
+        """Reload the due calls; a call that left the list (or the page shown) is not
+        replaced by the next one."""
         with frozen(self.refresh_button):
             self.calls = queries.calls_due(self.today)
-        self.calls_table.value = table(
-            ["Anruf", "Datum", "Zeit", "Therapeut", "Telefon", "Anfrage", "überfällig"],
+        self._by_id = {c["call_id"]: c for c in self.calls}
+        self.pager.set_rows(
             [
                 [
                     c["call_id"],
@@ -115,16 +136,30 @@ class CallsPanel(widgets.VBox):
                 ]
                 for c in self.calls
             ],
+            keys=[c["call_id"] for c in self.calls],
         )
-        options = [
-            (f"{c['call_id']} – {c['datum']} {c['zeit'] or ''} {c['therapeut']}", c["call_id"])
-            for c in self.calls
-        ]
-        choose(self.call_select, options, self.selected_call_id, first=initial)
+        self._offer()
         self.show_call()
 
+    def _offer(self) -> None:
+        """The selection offers the calls of the page shown; the selected one stays
+        selected while it is there."""
+        options = [
+            (f"{c['call_id']} – {c['datum']} {c['zeit'] or ''} {c['therapeut']}", c["call_id"])
+            for c in (self._by_id[k] for k in self.pager.visible_keys)
+        ]
+        # the first time the first row; later a vanished selection is not replaced by a
+        # neighbour (a repeated click must not record an outcome for another call)
+        choose(self.call_select, options, self.selected_call_id, first=not self._offered)
+        self._offered = True
+
+    def select(self, call_id: int) -> bool:
+        """Show the page holding ``call_id`` and select it; nothing is selected when the
+        call is not due. True if it is selected now."""
+        return self.pager.select(self.call_select, call_id)
+
     def _call(self) -> dict | None:
-        return next((c for c in self.calls if c["call_id"] == self.selected_call_id), None)
+        return self._by_id.get(self.selected_call_id)
 
     def show_call(self) -> None:
         call = self._call()

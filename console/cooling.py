@@ -2,6 +2,9 @@
 
 The override goes through ``operations.cooling.override_cooling``; an empty
 reason is refused with ``REASON_REQUIRED`` and changes nothing.
+
+The list is paged and filterable (``console.paging``; thousands cool at once at Germany
+scale) with the override form above it; the timeline below draws the soonest.
 """
 
 from __future__ import annotations
@@ -21,11 +24,12 @@ from operations.cooling import override_cooling  # noqa: E402
 from operations.errors import OperationError  # noqa: E402
 
 from . import queries  # noqa: E402
-from .common import StatusLine, frozen, png, run_action, staff_name, table  # noqa: E402
+from .common import StatusLine, frozen, png, run_action, staff_name  # noqa: E402
 from .inputs import bounded_text, date_within  # noqa: E402
+from .paging import PagedTable  # noqa: E402
 
 PLOT_ROWS = 40  # bars in the timeline: the soonest contactable again
-TABLE_ROWS = 200  # rows in the table below it
+HEADERS = ["Therapeut-ID", "Therapeut", "PLZ", "kontaktierbar ab", "Tage"]
 
 
 def timeline_png(rows: list[dict], today: dt.date) -> bytes:
@@ -61,6 +65,7 @@ class CoolingPanel(widgets.VBox):
         today: dt.date | None = None,
         now: dt.datetime | None = None,
         actor: str | None = None,
+        page_size: int = 25,
         **kwargs,
     ):
         self.today = today
@@ -69,7 +74,6 @@ class CoolingPanel(widgets.VBox):
         self.status = StatusLine()
         self.refresh_button = widgets.Button(description="Aktualisieren", icon="refresh")
         self.plot = widgets.Image(format="png")
-        self.cooling_table = widgets.HTML()
         self.therapist_id = widgets.IntText(description="Therapeut-ID")
         self.new_date = widgets.Text(description="Neues Datum", placeholder="TT.MM.JJJJ")
         self.immediately = widgets.Checkbox(description="sofort kontaktierbar", indent=False)
@@ -79,22 +83,38 @@ class CoolingPanel(widgets.VBox):
         )
         self.refresh_button.on_click(lambda _: self.refresh())
         self.override_button.on_click(lambda _: self.override())
+        self.pager = PagedTable(
+            HEADERS,
+            actions=[
+                widgets.VBox(
+                    [
+                        self.refresh_button,
+                        widgets.HTML(
+                            "<h4>Abkühlung überschreiben</h4><small>Neues Datum (TT.MM.JJJJ) "
+                            "oder „sofort kontaktierbar“; ein Grund ist Pflicht.</small>"
+                        ),
+                        widgets.HBox([self.therapist_id, self.new_date, self.immediately]),
+                        widgets.HBox([self.reason, self.override_button]),
+                        self.status,
+                    ]
+                )
+            ],
+            page_size=page_size,
+            filter_placeholder="Therapeut, ID, PLZ …",
+        )
+        self.cooling_table = self.pager.output  # the page shown
         super().__init__(
             [
                 widgets.HTML("<h3>Abkühlphasen</h3>"),
-                self.refresh_button,
-                self.plot,
-                self.cooling_table,
+                self.pager,
                 widgets.HTML(
-                    "<h4>Abkühlung überschreiben</h4><small>Neues Datum (TT.MM.JJJJ) oder "
-                    "„sofort kontaktierbar“; ein Grund ist Pflicht.</small>"
+                    f"<small>Zeitleiste: die {PLOT_ROWS} zuerst wieder kontaktierbaren</small>"
                 ),
-                widgets.HBox([self.therapist_id, self.new_date, self.immediately]),
-                widgets.HBox([self.reason, self.override_button]),
-                self.status,
+                self.plot,
             ],
             **kwargs,
         )
+        self.add_class("psymatch-cooling")
         self.refresh()
 
     def _day(self) -> dt.date:
@@ -106,17 +126,15 @@ class CoolingPanel(widgets.VBox):
         day = self._day()
         with frozen(self.refresh_button, self.override_button):
             self.rows = queries.cooling_therapists(day)
-            # at Germany scale thousands cool at once: the soonest are drawn and listed
+            # at Germany scale thousands cool at once: the soonest are drawn, all are paged
             self.plot.value = timeline_png(self.rows[:PLOT_ROWS], day)
-        shown = self.rows[:TABLE_ROWS]
-        more = len(self.rows) - len(shown)
-        self.cooling_table.value = table(
-            ["Therapeut-ID", "Therapeut", "PLZ", "kontaktierbar ab", "Tage"],
+        self.pager.set_rows(
             [
                 [r["therapist_id"], r["therapeut"], r["plz"], r["naechster_kontakt"], r["tage"]]
-                for r in shown
+                for r in self.rows
             ],
-        ) + (f"<p>… und {more} weitere in der Abkühlphase</p>" if more > 0 else "")
+            keys=[r["therapist_id"] for r in self.rows],
+        )
 
     def override(self):
         """Apply the typed date (or "sofort" when ticked); an unreadable, past or missing

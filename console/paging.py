@@ -28,6 +28,10 @@ API (stable):
 * ``page`` (trait, 0-based), ``page_size`` (trait), ``page_count``, ``next_page()``,
   ``previous_page()``, ``filter.value`` (the filter text: every word must occur in some
   cell, case-insensitive).
+* ``show(key)`` – turn to the page holding the row of ``key`` (the filter is cleared when
+  it hides that row); False when the list has no such row. ``select(dropdown, key)`` –
+  the same, then select ``key`` in the panel's selection ``dropdown`` (nothing selected
+  when the list has no such row): for "open this record" jumps from other pages.
 * CSS classes for tests: ``psymatch-pager`` (the whole), ``psymatch-pager-filter``,
   ``psymatch-pager-info`` ("Seite 1 von 3 · 57 Einträge"), ``psymatch-pager-next``,
   ``psymatch-pager-prev``.
@@ -141,9 +145,34 @@ class PagedTable(widgets.VBox):
         if self.page > 0:
             self.page -= 1
 
+    def show(self, key) -> bool:
+        """Turn to the page holding the row of ``key``; the filter is cleared when it hides
+        that row. False (nothing changed) when the list has no such row."""
+        if key not in self._keys:
+            return False
+        keys = self.matching_keys
+        if key not in keys:
+            self.filter.value = ""  # refilters: every row matches
+            keys = self.matching_keys
+        page = keys.index(key) // self.page_size
+        if page != self.page:
+            self.page = page  # renders through the observer, and so offers the page
+        return True
+
+    def select(self, dropdown: widgets.Dropdown, key) -> bool:
+        """``show(key)``, then select it in ``dropdown``, which the panel fills with the
+        rows of the page shown (``visible_keys``). When the list has no such row nothing
+        is selected. True if ``key`` is selected now."""
+        shown = self.show(key) and key in [value for _, value in dropdown.options]
+        dropdown.value = key if shown else None
+        return shown
+
     def _refilter(self, keep_page: bool = False) -> None:
         words = self.filter.value.casefold().split()
-        self._matching = [i for i, row in enumerate(self._rows) if _matches(row, words)]
+        if words:
+            self._matching = [i for i, row in enumerate(self._rows) if _matches(row, words)]
+        else:  # no filter: no need to join 20,000 rows' cells into text
+            self._matching = list(range(len(self._rows)))
         page = min(self.page, self.page_count - 1) if keep_page else 0
         if page != self.page:
             self.page = page  # renders through the observer

@@ -870,11 +870,8 @@ def open_search_in(searches_panel, search_id: int) -> bool:
     searches_panel.plz_prefix.value = plz or ""  # first: the next line lists all statuses
     searches_panel.status_filter.value = ()
     searches_panel.refresh()
-    ids = [value for _, value in searches_panel.search_select.options]
-    if search_id not in ids:
-        return False
-    searches_panel.search_select.value = search_id
-    return searches_panel.selected_search_id == search_id
+    # the list is paged: turn to the search's page (False when the filters do not list it)
+    return searches_panel.select(search_id) and searches_panel.selected_search_id == search_id
 
 
 def people_app() -> widgets.VBox:

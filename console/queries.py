@@ -37,6 +37,41 @@ def person(obj) -> str:
     return " ".join(p for p in (title, obj.vorname, obj.nachname) if p)
 
 
+class SealedName:
+    """A patient's name read as the stored Fernet tokens of its parts (``vorname``,
+    ``nachname``), decrypted the first time it is shown (``str``, an f-string, a table cell)
+    and kept from then on.
+
+    The Searches list reads 20,000 names at Germany scale: decrypting them all was four
+    fifths of its load time, while its paged table shows 25. Filtering the list by text
+    reads every cell, and so decrypts every name, once."""
+
+    __slots__ = ("_tokens", "_text")
+
+    def __init__(self, vorname: str | None, nachname: str | None):
+        self._tokens = (vorname, nachname)
+        self._text: str | None = None
+
+    def __str__(self) -> str:
+        if self._text is None:
+            vorname, nachname = self._tokens
+            parts = (Patient.vorname.python_value(vorname), Patient.nachname.python_value(nachname))
+            self._text = " ".join(p for p in parts if p)
+            self._tokens = (None, None)
+        return self._text
+
+    def __repr__(self) -> str:
+        return "SealedName(…)" if self._text is None else f"SealedName({self._text!r})"
+
+    def __eq__(self, other) -> bool:
+        if isinstance(other, SealedName | str):
+            return str(self) == str(other)
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(str(self))
+
+
 def waiting_days(created_at: dt.datetime, today: dt.date | None = None) -> int:
     return (_today(today) - created_at.date()).days
 
@@ -328,8 +363,20 @@ def search_rows(
     today: dt.date | None = None,
     longest_first: bool = True,
 ) -> list[dict]:
-    """Searches filtered by status and patient PLZ prefix, sorted by waiting time."""
-    query = Platzsuche.select(*SEARCH_ROW_FIELDS).join(Patient)
+    """Searches filtered by status and patient PLZ prefix, sorted by waiting time.
+
+    ``patient`` is a ``SealedName``: decrypted only when it is shown."""
+    query = Platzsuche.select(
+        Platzsuche.id,
+        Platzsuche.patient,
+        Platzsuche.status,
+        Platzsuche.created_at,
+        Platzsuche.ausgeschlossene_therapeuten,
+        Platzsuche.vermittelter_therapeut,
+        Patient.vorname.coerce(False),  # the stored tokens, decrypted by SealedName
+        Patient.nachname.coerce(False),
+        Patient.plz,
+    ).join(Patient)
     if statuses:
         query = query.where(Platzsuche.status.in_(list(statuses)))
     prefix = (plz_prefix or "").strip()
@@ -343,16 +390,14 @@ def search_rows(
         {
             "search_id": sid,
             "patient_id": pid,
-            "patient": " ".join(p for p in (vorname, nachname) if p),
+            "patient": SealedName(vorname, nachname),
             "plz": plz,
             "status": status,
             "wartetage": (day - created.date()).days,
             "ausschluesse": len(excluded or []),
             "vermittelt_an": placed,
         }
-        for sid, pid, status, created, excluded, placed, _, vorname, nachname, plz in (
-            query.tuples()
-        )
+        for sid, pid, status, created, excluded, placed, vorname, nachname, plz in query.tuples()
     ]
 
 

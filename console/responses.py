@@ -22,12 +22,14 @@ from operations.responses import close_without_response, record_response
 from psymatch.domain import vocab
 
 from . import fmt, queries
-from .common import StatusLine, esc, frozen, run_action, staff_name, table
+from .common import StatusLine, esc, frozen, run_action, staff_name
 from .inputs import bounded_text
 from .messages import review_reason_de
+from .paging import PagedTable
 
 OUTCOMES = list(vocab.THERAPEUTENANTWORTEN)
 NO_ENTRY = "—"
+QUEUE_HEADERS = ["Eingang", "Empfangen", "Absender", "Betreff", "Anfrage", "Grund"]
 
 
 class PatientOutcomeForm(widgets.VBox):
@@ -228,17 +230,22 @@ class ReviewQueuePanel(widgets.VBox):
     text beside the bundle, decide per patient or dismiss with a reason.
 
     The selection is a ``(kind, id)`` pair (``"email"`` or ``"klick"``);
-    ``selected_inbound_id`` / ``selected_klick_id`` name the selected reply or click."""
+    ``selected_inbound_id`` / ``selected_klick_id`` name the selected reply or click.
+
+    The queue is paged and filterable (``console.paging``) with the selected item, its form
+    and the buttons above it. The selection offers the items of the page shown and, as a
+    queue worked through item by item, moves to the first of them when the selected one
+    is gone (decided, dismissed, or on another page)."""
 
     selected = traitlets.Any(None, allow_none=True)
     selected_inbound_id = traitlets.Int(allow_none=True)
     selected_klick_id = traitlets.Int(allow_none=True)
     items = traitlets.List()
 
-    def __init__(self, actor: str | None = None, **kwargs):
+    def __init__(self, actor: str | None = None, page_size: int = 25, **kwargs):
         self.actor = actor if actor is not None else staff_name()
+        self._by_key: dict[tuple[str, int], dict] = {}
         self.refresh_button = widgets.Button(description="Aktualisieren", icon="refresh")
-        self.queue_table = widgets.HTML()
         self.item_select = widgets.Dropdown(description="Eingang", options=[])
         self.reason = widgets.HTML()
         self.reply = widgets.HTML()
@@ -262,23 +269,41 @@ class ReviewQueuePanel(widgets.VBox):
         traitlets.link((self.item_select, "value"), (self, "selected"))
         self.observe(self._on_select, names="selected")
         self.anfrage_input.observe(self._anfrage_changed, names="value")
+        self.pager = PagedTable(
+            QUEUE_HEADERS,
+            actions=[
+                widgets.VBox(
+                    [
+                        widgets.HBox([self.refresh_button, self.item_select]),
+                        widgets.HBox(
+                            [
+                                widgets.VBox([self.reason, self.reply], layout={"width": "50%"}),
+                                widgets.VBox(
+                                    [
+                                        self.anfrage_input,
+                                        self.form,
+                                        self.partial,
+                                        self.decide_button,
+                                    ],
+                                    layout={"width": "50%"},
+                                ),
+                            ]
+                        ),
+                        widgets.HBox([self.dismiss_reason, self.dismiss_button]),
+                        self.status,
+                    ],
+                    layout={"width": "100%"},
+                )
+            ],
+            page_size=page_size,
+            filter_placeholder="Absender, Betreff, Anfrage, Grund …",
+        )
+        self.queue_table = self.pager.output  # the page shown
+        self.pager.observe(lambda _: self._offer(), names="visible_keys")
         super().__init__(
             [
                 widgets.HTML("<h3>Prüfungsliste (E-Mail-Antworten und Link-Klicks)</h3>"),
-                self.refresh_button,
-                self.queue_table,
-                self.item_select,
-                widgets.HBox(
-                    [
-                        widgets.VBox([self.reason, self.reply], layout={"width": "50%"}),
-                        widgets.VBox(
-                            [self.anfrage_input, self.form, self.partial, self.decide_button],
-                            layout={"width": "50%"},
-                        ),
-                    ]
-                ),
-                widgets.HBox([self.dismiss_reason, self.dismiss_button]),
-                self.status,
+                self.pager,
             ],
             **kwargs,
         )
@@ -298,8 +323,8 @@ class ReviewQueuePanel(widgets.VBox):
     def refresh(self) -> None:
         with frozen(self.refresh_button):
             self.items = queries.reviews()
-        self.queue_table.value = table(
-            ["Eingang", "Empfangen", "Absender", "Betreff", "Anfrage", "Grund"],
+        self._by_key = {self._key(i): i for i in self.items}
+        self.pager.set_rows(
             [
                 [
                     queries.review_label(i),
@@ -311,13 +336,18 @@ class ReviewQueuePanel(widgets.VBox):
                 ]
                 for i in self.items
             ],
+            keys=[self._key(i) for i in self.items],
         )
-        previous = self.selected
-        options = [(self._option_label(i), self._key(i)) for i in self.items]
-        self.item_select.options = options
-        keys = [v for _, v in options]
-        self.item_select.value = previous if previous in keys else (keys[0] if keys else None)
+        self._offer()
         self._on_select()
+
+    def _offer(self) -> None:
+        """The selection offers the items of the page shown: the selected one while it is
+        there, else the first of them (the queue is worked through item by item)."""
+        previous = self.selected
+        keys = list(self.pager.visible_keys)
+        self.item_select.options = [(self._option_label(self._by_key[k]), k) for k in keys]
+        self.item_select.value = previous if previous in keys else (keys[0] if keys else None)
 
     def _on_select(self, _change=None) -> None:
         kind, item_id = self.selected or (None, None)
@@ -326,7 +356,7 @@ class ReviewQueuePanel(widgets.VBox):
         self.show_item()
 
     def _item(self) -> dict | None:
-        return next((i for i in self.items if self._key(i) == self.selected), None)
+        return self._by_key.get(self.selected)
 
     def show_item(self) -> None:
         item = self._item()

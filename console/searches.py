@@ -4,6 +4,10 @@ GDPR erasure of the selected search's patient (staff name, reason and a confirma
 
 Every change goes through ``operations.searches``; a refused change shows its
 outcome code in the status line and writes nothing.
+
+The list is paged and filterable (``console.paging``; 20,000 searches at Germany scale) with
+the selection and the actions on the selected search above it; the selection offers the
+searches of the page shown. Status, PLZ prefix and sort choose which searches are read.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from .common import (
     table,
 )
 from .inputs import bounded_text
+from .paging import PagedTable
 
 STATUS_FILTERS = [
     ("aktiv + pausiert", ("aktiv", "pausiert")),
@@ -50,6 +55,7 @@ STATUS_TEXT = {
     "erfolgreich": "erfolgreich vermittelt",
 }
 SORTS = [("längste Wartezeit zuerst", True), ("kürzeste Wartezeit zuerst", False)]
+HEADERS = ["Suche", "Patient-ID", "Patient", "PLZ", "Status", "Wartetage", "Ausschlüsse"]
 
 
 class SearchesPanel(widgets.VBox):
@@ -58,16 +64,23 @@ class SearchesPanel(widgets.VBox):
     selected_search_id = traitlets.Int(allow_none=True)
     rows = traitlets.List()
 
-    def __init__(self, today: dt.date | None = None, actor: str | None = None, **kwargs):
+    def __init__(
+        self,
+        today: dt.date | None = None,
+        actor: str | None = None,
+        page_size: int = 25,
+        **kwargs,
+    ):
         self.today = today
         self.actor = actor if actor is not None else staff_name()
+        self._by_id: dict[int, dict] = {}
+        self._offered = False
         self.status = StatusLine()
         # filter and sort
         self.status_filter = widgets.Dropdown(options=STATUS_FILTERS, description="Status")
         self.plz_prefix = widgets.Text(description="PLZ-Präfix", placeholder="z. B. 10")
         self.sort = widgets.Dropdown(options=SORTS, description="Sortierung")
         self.refresh_button = widgets.Button(description="Aktualisieren", icon="refresh")
-        self.table = widgets.HTML()
         # actions on the selected search
         self.search_select = widgets.Dropdown(description="Suche", options=[])
         self.pause_button = widgets.Button(description="Pausieren", icon="pause")
@@ -117,19 +130,34 @@ class SearchesPanel(widgets.VBox):
         self.observe(lambda _: self.show_exclusions(), names="selected_search_id")
         self.observe(lambda _: self.confirmation.cancel(), names="selected_search_id")
 
+        self.pager = PagedTable(
+            HEADERS,
+            actions=[
+                widgets.VBox(
+                    [
+                        widgets.HBox([self.refresh_button, self.search_select]),
+                        widgets.HBox([self.pause_button, self.resume_button, self.cancel_button]),
+                        self.confirmation,
+                        widgets.HBox(
+                            [self.therapist_id, self.exclusion_reason, self.exclude_button]
+                        ),
+                        self.exclusions_table,
+                        widgets.HBox([self.lift_select, self.lift_reason, self.lift_button]),
+                        self.status,
+                    ]
+                )
+            ],
+            page_size=page_size,
+            filter_placeholder="Suche, Patient, PLZ …",
+        )
+        self.table = self.pager.output  # the page shown
+        self.pager.observe(lambda _: self._offer(), names="visible_keys")
+
         super().__init__(
             [
                 widgets.HTML("<h3>Platzsuchen</h3>"),
                 widgets.HBox([self.status_filter, self.plz_prefix, self.sort]),
-                self.refresh_button,
-                self.table,
-                widgets.HTML("<h4>Ausgewählte Suche</h4>"),
-                widgets.HBox([self.search_select, self.pause_button, self.resume_button]),
-                self.cancel_button,
-                self.confirmation,
-                widgets.HBox([self.therapist_id, self.exclusion_reason, self.exclude_button]),
-                self.exclusions_table,
-                widgets.HBox([self.lift_select, self.lift_reason, self.lift_button]),
+                self.pager,
                 widgets.HTML(
                     "<h4>Daten löschen (DSGVO)</h4><p>Anonymisiert die Patientin / den Patienten "
                     "der ausgewählten Suche (Namen, Kontaktdaten, eigene E-Mails); Statistiken "
@@ -139,12 +167,11 @@ class SearchesPanel(widgets.VBox):
                 widgets.HBox([self.erase_confirm, self.erase_button]),
                 widgets.HTML("<h4>Neue Suche</h4>"),
                 widgets.HBox([self.patient_id, self.open_button]),
-                self.status,
             ],
             **kwargs,
         )
         self.add_class("psymatch-searches")  # a stable handle for the browser test
-        self.refresh(initial=True)
+        self.refresh()
 
     @property
     def action_controls(self):
@@ -159,15 +186,15 @@ class SearchesPanel(widgets.VBox):
             self.refresh_button,
         )
 
-    def refresh(self, initial: bool = False) -> None:
-        """Reload the list; the selected search stays selected while it is listed, and
-        nothing is selected once it is gone (never a neighbour)."""
+    def refresh(self) -> None:
+        """Reload the list; the selected search stays selected while it is on the page
+        shown, and nothing is selected once it is gone (never a neighbour)."""
         with frozen(self.refresh_button):
             self.rows = queries.search_rows(
                 self.status_filter.value, self.plz_prefix.value, self.today, self.sort.value
             )
-        self.table.value = table(
-            ["Suche", "Patient-ID", "Patient", "PLZ", "Status", "Wartetage", "Ausschlüsse"],
+        self._by_id = {r["search_id"]: r for r in self.rows}
+        self.pager.set_rows(
             [
                 [
                     r["search_id"],
@@ -180,13 +207,27 @@ class SearchesPanel(widgets.VBox):
                 ]
                 for r in self.rows
             ],
+            keys=[r["search_id"] for r in self.rows],
         )
+        self._offer()
+        self.show_exclusions()
+
+    def _offer(self) -> None:
+        """The selection offers the searches of the page shown; the selected one stays
+        selected while it is there."""
         options = [
             (f"{r['search_id']} – {r['patient']} ({r['status']})", r["search_id"])
-            for r in self.rows
+            for r in (self._by_id[k] for k in self.pager.visible_keys)
         ]
-        choose(self.search_select, options, self.selected_search_id, first=initial)
-        self.show_exclusions()
+        # the first time the first row; later a vanished selection is not replaced by a
+        # neighbour (a repeated click must not act on another search)
+        choose(self.search_select, options, self.selected_search_id, first=not self._offered)
+        self._offered = True
+
+    def select(self, search_id: int) -> bool:
+        """Show the page holding ``search_id`` and select it; when the list (status and PLZ
+        filter) has no such search nothing is selected. True if it is selected now."""
+        return self.pager.select(self.search_select, search_id)
 
     def show_exclusions(self) -> None:
         """The selected search's exclusions: therapist, reason, date and who."""
@@ -248,7 +289,7 @@ class SearchesPanel(widgets.VBox):
         search_id = self._need_selection()
         if search_id is None:
             return
-        row = next((r for r in self.rows if r["search_id"] == search_id), None)
+        row = self._by_id.get(search_id)
         who = f" ({row['patient']}, wartet seit {row['wartetage']} Tagen)" if row else ""
         self.confirmation.ask(
             f"Suche {search_id}{who} endgültig abbrechen? Sie verlässt alle offenen Anfragen "
@@ -261,7 +302,7 @@ class SearchesPanel(widgets.VBox):
         search_id = search_id if search_id is not None else self._need_selection()
         if search_id is None:
             return None
-        row = next((r for r in self.rows if r["search_id"] == search_id), None)
+        row = self._by_id.get(search_id)
         before = row["status"] if row else None
         result = run_action(
             self.status,
@@ -312,8 +353,7 @@ class SearchesPanel(widgets.VBox):
         )
         if result is not None:
             self.refresh()
-            if result.id in [v for _, v in self.search_select.options]:
-                self.search_select.value = result.id
+            self.select(result.id)  # its page shown, when the filters list it
         return result
 
     def erase(self):
@@ -321,7 +361,7 @@ class SearchesPanel(widgets.VBox):
         search_id = self._need_selection()
         if search_id is None:
             return None
-        row = next((r for r in self.rows if r["search_id"] == search_id), None)
+        row = self._by_id.get(search_id)
         if row is None:
             self.status.error("Suche nicht in der Liste: bitte aktualisieren")
             return None

@@ -274,9 +274,7 @@ class TodayPanel(widgets.VBox):
         from .calls import CallsPanel
 
         panel = CallsPanel(today=self.today, now=self.now, actor=self.actor)
-        panel.call_select.value = (
-            call_id if call_id in [v for _, v in panel.call_select.options] else None
-        )
+        panel.select(call_id)  # its page shown; nothing selected when it is no longer due
         return self._open(f"Anruf {call_id}", panel)
 
     def _act_answers(self, anfrage_id: int):
@@ -304,7 +302,7 @@ class TodayPanel(widgets.VBox):
         from .responses import ReviewQueuePanel
 
         panel = ReviewQueuePanel(actor=self.actor)
-        panel.item_select.value = key if key in [v for _, v in panel.item_select.options] else None
+        panel.pager.select(panel.item_select, key)  # its page shown; else nothing selected
         return self._open(f"Prüfen: {key[0]} {key[1]}", panel)
 
     def _act_conflicts(self, patient_id: int):
@@ -316,8 +314,7 @@ class TodayPanel(widgets.VBox):
         from .placements import PlacementsPanel
 
         panel = PlacementsPanel(now=self.now, actor=self.actor)
-        listed = [v for _, v in panel.search_select.options]
-        panel.search_select.value = search_id if search_id in listed else None
+        panel.pager.select(panel.search_select, search_id)  # its page shown; else none
         return self._open(f"Vermittlung der Suche {search_id}", panel)
 
     def _act_unsent(self, anfrage_id: int):

@@ -139,3 +139,26 @@ def test_paged_table_actions_on_top_and_cells_escaped():
     assert "&lt;b&gt;x&lt;/b&gt;" in pager.output.value
     with pytest.raises(ValueError):
         pager.set_rows([["a"]], keys=[1, 2])
+
+
+def test_paged_table_shows_and_selects_the_page_of_a_row():
+    import ipywidgets as widgets
+
+    pager = PagedTable(["ID", "Name", "Status"], page_size=10)
+    choice = widgets.Dropdown(options=[])
+
+    def offer(_=None):
+        choice.options = [(f"Nr. {k}", k) for k in pager.visible_keys]
+        choice.value = None
+
+    pager.observe(offer, names="visible_keys")
+    pager.set_rows(rows(57), keys=list(range(1, 58)))
+    assert pager.select(choice, 34)
+    assert pager.page == 3 and choice.value == 34 and 34 in pager.visible_keys
+    pager.filter.value = "pausiert"  # hides 35: the filter is cleared to show it
+    assert pager.show(35) and pager.filter.value == "" and pager.page == 3
+    assert pager.select(choice, 36) and choice.value == 36  # same page: no turn
+    assert not pager.show(99) and pager.page == 3  # no such row: nothing changes
+    assert not pager.select(choice, 99) and choice.value is None
+    pager.filter.value = "Patient 1"  # 1, 10–19: the row is on page 1 of the filtered list
+    assert pager.show(19) and pager.page == 1 and pager.filter.value == "Patient 1"

@@ -210,6 +210,29 @@ def test_open_bundle_is_queued_with_the_button_once(clean_db):
     assert AuditLog.get(AuditLog.action == "send_anfrage").actor == "erika"
 
 
+def test_unsent_bundles_are_paged_and_sending_acts_on_the_one_selected(clean_db):
+    f.searches(40)
+    created = [create_anfrage(f.therapist().id, now=f.NOW).anfrage_id for _ in range(30)]
+    panel = BundlesPanel(now=f.NOW, actor="erika")
+    assert [u["anfrage_id"] for u in panel.unsent] == created
+    assert panel.unsent_table is panel.pager.output
+    assert panel.unsent_table.value.count("<tr>") == 26  # header + 25
+    assert [v for _, v in panel.anfrage_select.options] == created[:25]
+    assert panel.selected_anfrage_id == created[0]
+    assert panel.send_button in panel.pager.actions.children[0].children[0].children
+    panel.pager.next_button.click()
+    assert [v for _, v in panel.anfrage_select.options] == created[25:]
+    assert panel.selected_anfrage_id is None  # the selection left with its page
+    panel.anfrage_select.value = created[28]
+    panel.send_button.click()
+    assert f"Anfrage {created[28]} an" in panel.send_confirmation.question.value
+    panel.send_confirmation.yes_button.click()
+    panel.send_confirmation.yes_button.click()  # the double-click's second click: nothing
+    [queued] = AuditLog.select().where(AuditLog.action == "request_send")
+    assert queued.entity_id == str(created[28])
+    assert panel.pager.page == 1 and panel.selected_anfrage_id == created[28]  # still unsent
+
+
 # --- Calls -------------------------------------------------------------------------------------
 
 
@@ -310,6 +333,52 @@ def test_a_double_click_on_not_reached_fails_exactly_one_call(clean_db):
     assert Telefonanruf.get_by_id(second.id).status == "geplant"
 
 
+def due_calls(count: int) -> list[Telefonanruf]:
+    """``count`` calls due today, a therapist each, in the list's order (by time)."""
+    return [
+        Telefonanruf.create(
+            therapist=f.therapist(telefon=f"030 {i:04d}"),
+            geplantes_datum=TODAY,
+            geplante_zeit=f"{8 + i // 12:02d}:{i % 12 * 5:02d}",
+            dauer_minuten=5,
+        )
+        for i in range(count)
+    ]
+
+
+def test_calls_panel_renders_and_offers_one_page(clean_db):
+    calls = [c.id for c in due_calls(30)]
+    panel = CallsPanel(today=TODAY, now=f.NOW)
+    assert [c["call_id"] for c in panel.calls] == calls
+    assert panel.calls_table is panel.pager.output
+    assert panel.calls_table.value.count("<tr>") == 26  # header + 25
+    assert [v for _, v in panel.call_select.options] == calls[:25]
+    assert panel.selected_call_id == calls[0] and panel.pager.children[0] is panel.pager.actions
+    panel.pager.next_button.click()
+    assert [v for _, v in panel.call_select.options] == calls[25:]
+    assert panel.selected_call_id is None and panel.call_info.value == ""  # no neighbour
+    panel.call_select.value = calls[27]
+    panel.refresh_button.click()  # a reload keeps the page and the selection
+    assert panel.pager.page == 1 and panel.selected_call_id == calls[27]
+    panel.pager.filter.value = "030 0003"  # the phone number of the fourth call
+    assert [v for _, v in panel.call_select.options] == [calls[3]]
+    assert panel.selected_call_id is None
+
+
+def test_not_reached_on_page_two_fails_exactly_the_selected_call(clean_db):
+    calls = [c.id for c in due_calls(30)]
+    panel = CallsPanel(today=TODAY, now=f.NOW)
+    panel.pager.next_page()
+    panel.call_select.value = calls[26]
+    panel.failed_button.click()
+    panel.failed_button.click()  # the double-click's second click finds nothing selected
+    assert "Kein Anruf ausgewählt" in panel.status.value
+    failed = Telefonanruf.select().where(Telefonanruf.status == "fehlgeschlagen")
+    assert [c.id for c in failed] == [calls[26]]
+    assert [v for _, v in panel.call_select.options] == calls[25:26] + calls[27:]
+    assert panel.reschedule_id.value == calls[26]
+
+
 def test_call_cancelled_and_unknown_call_for_reschedule(clean_db):
     _, _, call = phone_bundle()
     panel = CallsPanel(today=call.geplantes_datum, now=f.NOW)
@@ -338,6 +407,34 @@ def test_cooling_panel_plots_and_lists_cooling_therapists(clean_db):
     png = bytes(panel.plot.value)
     assert png.startswith(PNG) and len(png) > 1000
     assert later.nachname in panel.cooling_table.value
+
+
+def test_cooling_panel_pages_the_list_with_the_override_above(clean_db):
+    cooling = [
+        f.therapist(naechster_kontakt_moeglich=TODAY + dt.timedelta(days=d)).id
+        for d in range(1, 61)
+    ]
+    panel = CoolingPanel(today=TODAY)
+    assert [r["therapist_id"] for r in panel.rows] == cooling  # every one is read …
+    assert panel.cooling_table is panel.pager.output
+    assert panel.cooling_table.value.count("<tr>") == 26  # … one page rendered
+    assert panel.pager.visible_keys == cooling[:25]
+    assert "Seite 1 von 3 · 60 Einträge" in panel.pager.info.value
+    assert panel.override_button in panel.pager.actions.children[0].children[3].children
+    panel.pager.next_page()
+    panel.pager.next_page()
+    assert panel.pager.visible_keys == cooling[50:]
+    last = Therapist.get_by_id(cooling[-1])
+    panel.pager.filter.value = last.nachname
+    assert panel.pager.matching_keys == [last.id]
+    # the override acts on the typed therapist, and the reload keeps the filter
+    panel.therapist_id.value = last.id
+    panel.immediately.value = True
+    panel.reason.value = "hat angerufen"
+    panel.override_button.click()
+    assert ok(panel) and Therapist.get_by_id(last.id).naechster_kontakt_moeglich is None
+    assert panel.pager.filter.value == last.nachname and panel.pager.matching_keys == []
+    assert len(panel.rows) == 59 and Therapist.get_by_id(cooling[0]).naechster_kontakt_moeglich
 
 
 def test_timeline_renders_when_nobody_cools():

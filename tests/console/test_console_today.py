@@ -50,6 +50,17 @@ def test_each_row_has_its_next_action_focused_on_that_record(clean_db):
     shown = panel.action_area.children[0]
     assert isinstance(shown, ReviewQueuePanel) and shown.selected_inbound_id == inbound.id
 
+    later = [  # a second page of due calls: the one clicked is shown and selected
+        Telefonanruf.create(
+            therapist=therapist, geplantes_datum=TODAY, geplante_zeit="11:00", dauer_minuten=5
+        )
+        for _ in range(30)
+    ]
+    panel.refresh()
+    panel.buttons[("calls", later[-1].id)].click()
+    shown = panel.action_area.children[0]
+    assert shown.selected_call_id == later[-1].id and shown.pager.page == 1
+
     waiting = f.search(days_waiting=90)
     panel.refresh()
     panel.buttons[("waiting", waiting.id)].click()
@@ -86,6 +97,17 @@ def test_new_answers_and_unconfirmed_placements_are_listed_with_their_action(cle
     # two days later the answer is no longer new
     later = TodayPanel(today=TODAY, now=NOW + dt.timedelta(hours=49), refresh_seconds=0)
     assert later.summary["answers"] == []
+
+
+def test_a_placement_on_the_second_page_is_opened_on_its_page(clean_db):
+    from tests.console.test_console_placements import placed
+
+    searches = [placed()[0] for _ in range(27)]
+    panel = TodayPanel(today=TODAY, now=LATER, refresh_seconds=0)
+    shown = panel.act("placements", searches[-1])
+    assert isinstance(shown, PlacementsPanel) and shown.pager.page == 1
+    assert shown.selected_search_id == searches[-1]
+    assert panel.act("placements", 999_999).selected_search_id is None
 
 
 def test_sending_from_today_asks_first_and_sends_once(clean_db):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 
 import pytest
 from ipywidgets import HTML
@@ -17,6 +18,7 @@ from db.models import (
     AuditLog,
     InboundMessage,
     LinkKlick,
+    Patient,
     Platzsuche,
     Telefonanruf,
     TherapeutAnfragePatient,
@@ -177,7 +179,149 @@ def test_searches_panel_filters_and_sorts(clean_db):
     panel.sort.value = False
     assert [r["search_id"] for r in panel.rows] == [berlin_new.id, berlin_old.id]
     assert panel.selected_search_id == berlin_old.id  # a listed selection is kept
-    assert f"<td style='padding:0 8px'>{berlin_old.id}</td>" in panel.table.value
+    assert f"<td style='padding:0 8px'>{berlin_old.id}</td>" in panel.pager.output.value
+    assert panel.table is panel.pager.output  # the old handle shows the page shown
+
+
+def first_column(html: str) -> list[int]:
+    """The ids in the first column of a rendered table, in order."""
+    return [int(i) for i in re.findall(r"<tr><td style='padding:0 8px'>(\d+)</td>", html)]
+
+
+def offered(dropdown) -> list:
+    return [value for _, value in dropdown.options]
+
+
+def test_searches_panel_renders_and_offers_one_page_of_sixty(clean_db):
+    made = f.searches(60, start_wait=1)
+    order = [s.id for s in reversed(made)]  # who waited longest first
+    panel = SearchesPanel(today=TODAY)
+    assert [r["search_id"] for r in panel.rows] == order  # every search is read …
+    html = panel.pager.output.value
+    assert first_column(html) == order[:25] and html.count("<tr>") == 26  # … 25 rendered
+    assert offered(panel.search_select) == order[:25]
+    assert panel.selected_search_id == order[0]  # the first load selects the first row
+    assert "Seite 1 von 3 · 60 Einträge" in panel.pager.info.value
+    # the actions are above the filter and the table
+    assert panel.pager.children[0] is panel.pager.actions
+    assert panel.search_select in panel.pager.actions.children[0].children[0].children
+    panel.pager.next_button.click()
+    assert first_column(panel.pager.output.value) == order[25:50]
+    assert offered(panel.search_select) == order[25:50]
+    assert panel.selected_search_id is None  # the selection left with its page: no neighbour
+    panel.pager.next_button.click()
+    assert offered(panel.search_select) == order[50:]
+    assert first_column(panel.pager.output.value) == order[50:]
+    panel.pager.size_select.value = 50
+    assert offered(panel.search_select) == order[:50]
+
+
+def test_searches_panel_filter_narrows_the_rows_and_the_selection(clean_db):
+    f.searches(60, start_wait=1)
+    munich = [f.search(days_waiting=i, patient_obj=f.patient(plz="80331")) for i in (70, 5)]
+    panel = SearchesPanel(today=TODAY)
+    panel.pager.next_page()
+    panel.pager.filter.value = "80331"
+    assert panel.pager.page == 0
+    assert panel.pager.matching_keys == [munich[0].id, munich[1].id]
+    assert first_column(panel.pager.output.value) == [munich[0].id, munich[1].id]
+    assert offered(panel.search_select) == [munich[0].id, munich[1].id]
+    assert "2 Einträge (von 62)" in panel.pager.info.value
+    panel.search_select.value = munich[1].id
+    panel.refresh_button.click()  # a reload keeps the filter and the selection
+    assert panel.pager.filter.value == "80331" and panel.selected_search_id == munich[1].id
+    panel.pager.filter.value = f"80331 {munich[1].patient.nachname}"  # every word must occur
+    assert panel.pager.matching_keys == [munich[1].id]
+    assert panel.selected_search_id == munich[1].id
+
+
+def test_searches_panel_keeps_the_selection_while_it_is_on_the_page(clean_db):
+    made = f.searches(60, start_wait=1)
+    order = [s.id for s in reversed(made)]
+    panel = SearchesPanel(today=TODAY)
+    panel.search_select.value = order[3]
+    panel.refresh_button.click()
+    assert panel.selected_search_id == order[3]
+    f.search(days_waiting=500)  # a search arrives above it: still on page 1
+    panel.refresh()
+    assert panel.selected_search_id == order[3] and offered(panel.search_select)[4] == order[3]
+    panel.pager.next_page()  # page 2: the page stays across reloads, so does its selection
+    panel.search_select.value = order[40]
+    panel.refresh()
+    assert panel.pager.page == 1 and panel.selected_search_id == order[40]
+    panel.pager.previous_page()
+    panel.search_select.value = order[23]  # the last row of page 1 after the arrival
+    f.search(days_waiting=400)  # pushes it onto page 2: not on the page shown any more
+    panel.refresh()
+    assert order[23] not in panel.pager.visible_keys and panel.selected_search_id is None
+
+
+def test_searches_panel_cancels_exactly_the_selected_search_on_page_two(clean_db):
+    made = f.searches(60, start_wait=1)
+    order = [s.id for s in reversed(made)]
+    panel = SearchesPanel(today=TODAY)
+    panel.pager.next_page()
+    target = order[27]
+    panel.search_select.value = target
+    panel.cancel_button.click()
+    assert f"Suche {target}" in panel.confirmation.question.value
+    before = snapshot()
+    panel.confirmation.yes_button.click()
+    assert "✓" in panel.status.value and f"Suche {target} ist jetzt abgebrochen" in (
+        panel.status.value
+    )
+    statuses = {s.id: s.status for s in Platzsuche.select()}
+    assert statuses.pop(target) == "abgebrochen"
+    assert set(statuses.values()) == {"aktiv"}
+    assert [row for row in snapshot()[0] if dict(row)["id"] != target] == [
+        row for row in before[0] if dict(row)["id"] != target
+    ]
+    # it left the list; page 2 stays shown and nothing is selected (never a neighbour)
+    assert panel.pager.page == 1 and target not in panel.pager.visible_keys
+    assert offered(panel.search_select) == order[25:27] + order[28:51]
+    assert panel.selected_search_id is None
+    panel.cancel_button.click()
+    assert "Keine Suche ausgewählt" in panel.status.value and not panel.confirmation.pending
+
+
+def test_searches_panel_shows_the_page_of_a_search_it_opens(clean_db):
+    f.searches(60, start_wait=1)
+    patient = f.patient()
+    panel = SearchesPanel(today=TODAY)
+    panel.pager.filter.value = "Pat"  # matches every row, the new one too
+    panel.patient_id.value = patient.id
+    panel.open_button.click()
+    search = Platzsuche.get(Platzsuche.patient == patient.id)
+    assert panel.pager.page == 2 and search.id in panel.pager.visible_keys  # waits 0 days
+    assert panel.selected_search_id == search.id
+    assert not panel.select(999_999) and panel.selected_search_id is None
+
+
+def test_searches_panel_decrypts_only_the_names_it_shows(clean_db, monkeypatch):
+    from db import crypto
+
+    made = f.searches(60, start_wait=1)
+    stored = Patient.select(Patient.vorname.coerce(False), Patient.nachname.coerce(False))
+    name_tokens = {token for row in stored.tuples() for token in row}
+    decrypted = []
+    real = crypto.decrypt
+
+    def decrypt(token):
+        if token in name_tokens:
+            decrypted.append(token)
+        return real(token)
+
+    monkeypatch.setattr(crypto, "decrypt", decrypt)
+    panel = SearchesPanel(today=TODAY)
+    assert len(decrypted) == 2 * 25  # first and last name of the 25 patients shown
+    assert str(panel.rows[0]["patient"]) == f"Paul {made[-1].patient.nachname}"
+    label = dict((v, k) for k, v in panel.search_select.options)[made[-1].id]
+    assert label == f"{made[-1].id} – Paul {made[-1].patient.nachname} (aktiv)"
+    decrypted.clear()
+    panel.pager.filter.value = made[0].patient.nachname  # a text filter reads every name
+    assert len(decrypted) == 2 * 35 and panel.pager.matching_keys == [made[0].id]
+    panel.pager.filter.value = "Paul"  # once
+    assert len(decrypted) == 2 * 35 and len(panel.pager.matching_keys) == 60
 
 
 def test_searches_panel_pause_resume_cancel(clean_db):
@@ -407,6 +551,39 @@ def test_review_queue_unrecognised_anfrage_needs_an_id(bundle):
     assert "vollständige Ablehnung" in panel.status.value
     row = InboundMessage.get_by_id(item.id)
     assert (row.status, row.therapeutenanfrage_id) == ("verarbeitet", anfrage.id)
+
+
+def test_review_queue_pages_and_dismisses_exactly_the_selected_item(bundle):
+    _, anfrage, _ = bundle
+    made = [review_item(anfrage.id, key=f"m{n}") for n in range(30)]
+    panel = ReviewQueuePanel()
+    order = [panel._key(i) for i in panel.items]
+    assert sorted(order) == sorted(("email", m.id) for m in made)
+    assert panel.queue_table is panel.pager.output
+    assert panel.queue_table.value.count("<tr>") == 26  # header + 25
+    assert [v for _, v in panel.item_select.options] == order[:25]
+    assert panel.selected == order[0] and panel.pager.children[0] is panel.pager.actions
+    panel.pager.next_button.click()  # the queue moves to the first item of the page shown
+    assert [v for _, v in panel.item_select.options] == order[25:]
+    assert panel.selected == order[25] and panel.selected_inbound_id == order[25][1]
+    panel.item_select.value = order[27]
+    panel.dismiss_reason.value = "Abwesenheitsnotiz"
+    panel.dismiss_button.click()
+    panel.dismiss_button.click()  # the double-click's second click: the reason is gone
+    assert "REASON_REQUIRED" in panel.status.value
+    dismissed = InboundMessage.select().where(InboundMessage.status == "ignoriert")
+    assert [m.id for m in dismissed] == [order[27][1]]
+    assert panel.pager.page == 1 and panel.selected == order[25]
+    assert [v for _, v in panel.item_select.options] == order[25:27] + order[28:]
+
+
+def test_today_opens_a_review_item_on_its_page(bundle):
+    _, anfrage, _ = bundle
+    made = [review_item(anfrage.id, key=f"m{n}") for n in range(30)]
+    today = TodayPanel(today=TODAY, refresh_seconds=0)
+    queue = today.act("reviews", ("email", made[-1].id))
+    assert isinstance(queue, ReviewQueuePanel) and queue.selected_inbound_id == made[-1].id
+    assert queue.pager.page == 1 and queue.reply.value
 
 
 def clicked_in_review(anfrage_id, patient_id, answer):
