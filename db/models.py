@@ -131,6 +131,8 @@ def _read_by_id(model: type, pk, *, for_update: bool):
         if lock:
             query = query.for_update()
         sql, params = database.get_sql_context().sql(query).query()
+        if not params or params[0] != model._meta.primary_key.db_value(0):
+            raise RuntimeError(f"{model.__name__}: the key is not the statement's first parameter")
         statement = _BY_ID[key] = (tuple(model._meta.sorted_fields), sql, tuple(params))
     fields, sql, params = statement
     cursor = database.execute_sql(sql, (model._meta.primary_key.db_value(pk), *params[1:]))

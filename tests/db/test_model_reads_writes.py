@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from db import database
-from db.models import Patient, Platzsuche, Therapist
+from db.models import Patient, Platzsuche, PlzCentroid, Therapist
 from tests import factories as f
 
 
@@ -32,6 +32,7 @@ def test_reads_by_id_equal_peewee_own_reads_on_every_field(clean_db):
 
 def test_a_missing_id_reads_none_or_raises_does_not_exist(clean_db):
     assert Therapist.by_id(999_999) is None
+    assert PlzCentroid.by_id("00000") is None  # a text key takes the same path
     with database.write_transaction():
         assert Therapist.locked_by_id(999_999) is None
     with pytest.raises(Therapist.DoesNotExist):
