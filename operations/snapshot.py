@@ -125,13 +125,13 @@ def practice_filter(therapist_id: int):
     return (Therapist.id == therapist_id) | ((key == address) & (key != ""))
 
 
-def plz_range(plz_prefix: str):
+def plz_range(plz_prefix: str, therapists=Therapist):
     """WHERE clause for postal codes starting with ``plz_prefix`` (digits), as a range the
-    indexes can serve (a LIKE would read every therapist)."""
-    where = Therapist.plz >= plz_prefix
+    indexes can serve (a LIKE would read every therapist); ``therapists`` may be an alias."""
+    where = therapists.plz >= plz_prefix
     if plz_prefix.strip("9"):
         upper = str(int(plz_prefix) + 1).zfill(len(plz_prefix))
-        where &= Therapist.plz < upper
+        where &= therapists.plz < upper
     return where
 
 
@@ -150,9 +150,7 @@ def region_therapists(
     in_region = (Therapist.status == "aktiv") & plz_range(plz_prefix)
     found = {t.id: t for t in load_therapists(pending, in_region, last_queued)}
     own = Therapist.alias("own")
-    own_region = (own.status == "aktiv") & (own.plz >= plz_prefix)
-    if plz_prefix.strip("9"):
-        own_region &= own.plz < str(int(plz_prefix) + 1).zfill(len(plz_prefix))
+    own_region = (own.status == "aktiv") & plz_range(plz_prefix, own)
     addresses = own.select(normalised(own.email)).where(
         own_region & own.email.is_null(False) & (normalised(own.email) != "")
     )
