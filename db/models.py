@@ -38,6 +38,7 @@ from .crypto import (
     SealableTextField,
 )
 from .database import db
+from .statements import ShapedInsert, ShapedUpdate
 
 
 def utcnow() -> dt.datetime:
@@ -86,6 +87,16 @@ class BaseModel(Model):
             if not only:
                 return False  # nothing assigned: nothing to write
         return super().save(force_insert=force_insert, only=only)
+
+    @classmethod
+    def insert(cls, data=None, /, **values):
+        """peewee's ``insert``, its text composed once per shape (``db/statements.py``)."""
+        return ShapedInsert(cls, cls._normalize_data(data, values))
+
+    @classmethod
+    def update(cls, data=None, /, **values):
+        """peewee's ``update``, its text composed once per shape when it updates by key."""
+        return ShapedUpdate(cls, cls._normalize_data(data, values))
 
     @classmethod
     def get_by_id(cls, pk):

@@ -35,7 +35,11 @@ def message_id(content: bytes) -> str:
     folded onto a continuation line, which a search of the first line missed, so every
     such message counted as a repeat of "-".
     """
-    value = BytesHeaderParser(policy=compat32).parsebytes(content)["Message-ID"]
+    return header_message_id(BytesHeaderParser(policy=compat32).parsebytes(content)["Message-ID"])
+
+
+def header_message_id(value) -> str:
+    """A Message-ID header's value (folded or not, None when missing) as counted."""
     found = "".join(str(value).split()) if value is not None else ""
     return found.encode("ascii", "replace").decode("ascii") or "-"
 

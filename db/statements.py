@@ -1,0 +1,206 @@
+"""Write statements whose text peewee composes once per shape.
+
+peewee composes every query anew from its tree of nodes. For the writes on the hot
+paths (one row inserted, one row updated by its key: every ``save`` and ``create``)
+composing costs about ten times what SQLite then takes to run the statement. The text
+of such a statement depends only on its shape: the table, the backend, the columns
+written, the conflict clause and the RETURNING columns; the values only fill its
+parameters.
+
+``ShapedInsert`` and ``ShapedUpdate`` (what ``BaseModel.insert`` / ``update`` return)
+let peewee compose the first statement of each shape with a marker in place of every
+value, keep the text between the markers, and for every later statement of that shape
+emit the kept text and hand each value to peewee's own ``Context.value``, with the
+field's converter, exactly as peewee's composition does. A value that is itself an
+expression, a WITH clause, an upsert, a WHERE other than ``<key field> = <value>`` and
+the like are composed by peewee in full, as before.
+"""
+
+from __future__ import annotations
+
+import re
+
+from peewee import (
+    SCOPE_NORMAL,
+    Expression,
+    Field,
+    ForeignKeyField,
+    Insert,
+    Model,
+    ModelInsert,
+    ModelUpdate,
+    Node,
+    Update,
+    Value,
+    qualify_names,
+)
+
+_MARKER = re.compile("\x00([0-9]+)\x00")
+_UNCACHEABLE = object()
+_TEXTS: dict[tuple, object] = {}
+
+
+class _Marker(Node):
+    """Stands for the ``index``-th value while a shape's text is composed."""
+
+    def __init__(self, index: int):
+        super().__init__()
+        self.index = index
+
+    def __sql__(self, ctx):
+        return ctx.literal(f"\x00{self.index}\x00")
+
+
+def _backend(ctx):
+    """The database class the context composes for (None: not bound to one)."""
+    statement = ctx.state.conflict_statement
+    owner = getattr(statement, "__self__", None)
+    return None if owner is None else type(owner)
+
+
+def _fresh(ctx) -> bool:
+    """Composing a whole statement (not a part of another one)."""
+    return ctx.state.scope == SCOPE_NORMAL and not ctx.state.subquery and not ctx.stack
+
+
+def _compose_text(ctx, template, compose, count: int):
+    """Compose ``template`` (values replaced by markers 0..count-1) in a new context;
+    returns (pieces between the values, marker order) or ``_UNCACHEABLE`` when the
+    statement carries parameters of its own or the markers do not come out once each."""
+    new = ctx.as_new()
+    compose(template, new)
+    sql, params = new.query()
+    if params:
+        return _UNCACHEABLE
+    parts = _MARKER.split(sql)
+    pieces, order = parts[0::2], [int(i) for i in parts[1::2]]
+    if sorted(order) != list(range(count)):
+        return _UNCACHEABLE
+    return pieces, order
+
+
+def _plain(value, column) -> bool:
+    """A value peewee hands to ``Context.value`` (not an expression composed in place)."""
+    return not isinstance(value, Node) or (
+        isinstance(value, Model) and isinstance(column, ForeignKeyField)
+    )
+
+
+def _conflict_key(on_conflict):
+    if on_conflict is None:
+        return None
+    if on_conflict._update or on_conflict._preserve or on_conflict._where is not None:
+        return _UNCACHEABLE  # DO UPDATE ... composes values of its own
+    if on_conflict._conflict_where is not None:
+        return _UNCACHEABLE
+    return (on_conflict._action, on_conflict._conflict_target, on_conflict._conflict_constraint)
+
+
+def _returning_key(returning):
+    if not returning:
+        return ()
+    if not all(isinstance(column, Field) for column in returning):
+        return _UNCACHEABLE
+    return tuple(returning)
+
+
+class ShapedInsert(ModelInsert):
+    """``Model.insert(**row)`` whose text is composed once per shape."""
+
+    def __sql__(self, ctx):
+        key = self._shape(ctx)
+        row = self._insert
+        if key is None or not all(_plain(row[c], c) for c in row):
+            return super().__sql__(ctx)
+        defaults = self.model._meta.defaults
+        missing = [column for column in defaults if column not in row]
+        columns = [*row, *missing]
+        text = _TEXTS.get(key)
+        if text is None:
+            template = self.clone()
+            template._insert = {column: _Marker(i) for i, column in enumerate(columns)}
+            text = _TEXTS[key] = _compose_text(ctx, template, Insert.__sql__, len(columns))
+        if text is _UNCACHEABLE:
+            return super().__sql__(ctx)
+        pieces, order = text
+        self._set_table_alias(ctx)
+        values = [row[c] for c in row]
+        for column in missing:  # as peewee: a default callable is called per statement
+            default = defaults[column]
+            values.append(default() if callable(default) else default)
+        with ctx.scope_values(subquery=True):
+            ctx.literal(pieces[0])
+            for index, piece in zip(order, pieces[1:], strict=True):
+                ctx.value(values[index], columns[index].db_value)
+                ctx.literal(piece)
+        return ctx
+
+    def _shape(self, ctx):
+        if not _fresh(ctx) or self._cte_list or self._query_type != Insert.SIMPLE:
+            return None
+        if not self._insert or not all(
+            isinstance(c, Field) and c.model is self.model for c in self._insert
+        ):
+            return None
+        conflict, returning = _conflict_key(self._on_conflict), _returning_key(self._returning)
+        backend = _backend(ctx)
+        if _UNCACHEABLE in (conflict, returning) or backend is None:
+            return None
+        return ("insert", self.model, backend, tuple(self._insert), conflict, returning)
+
+
+class ShapedUpdate(ModelUpdate):
+    """``Model.update(**values).where(<key field> == value)`` (what ``save`` runs), its
+    text composed once per shape."""
+
+    def __sql__(self, ctx):
+        key = self._shape(ctx)
+        columns = list(self._update)
+        if key is None or not all(_plain(self._update[c], c) for c in columns):
+            return super().__sql__(ctx)
+        text = _TEXTS.get(key)
+        if text is None:
+            template = self.clone()
+            template._update = {column: _Marker(i) for i, column in enumerate(columns)}
+            where = self._where
+            template._where = Expression(where.lhs, where.op, _Marker(len(columns)), where.flat)
+            text = _TEXTS[key] = _compose_text(ctx, template, Update.__sql__, len(columns) + 1)
+        if text is _UNCACHEABLE:
+            return super().__sql__(ctx)
+        pieces, order = text
+        self._set_table_alias(ctx)
+        with ctx.scope_values(subquery=True):
+            ctx.literal(pieces[0])
+            for index, piece in zip(order, pieces[1:], strict=True):
+                if index == len(columns):  # the key, converted as the WHERE converts it
+                    ctx.value(self._where.rhs, self._where.lhs.db_value)
+                else:  # as Update.__sql__ turns a value into its SQL
+                    value = columns[index].to_value(self._update[columns[index]])
+                    ctx.sql(value if isinstance(value, Value) else qualify_names(value))
+                ctx.literal(piece)
+        return ctx
+
+    def _shape(self, ctx):
+        if not _fresh(ctx) or self._cte_list or self._from or not self._update:
+            return None
+        if self._order_by or self._limit is not None or self._offset is not None:
+            return None
+        if not all(isinstance(c, Field) and c.model is self.model for c in self._update):
+            return None
+        where = self._where
+        if not (
+            isinstance(where, Expression)
+            and where.op == "="
+            and isinstance(where.lhs, Field)
+            and not isinstance(where.lhs, ForeignKeyField)
+            and where.lhs.model is self.model
+            and where.lhs._coerce
+            and where.rhs is not None
+            and not isinstance(where.rhs, Node | list | tuple | set | frozenset)
+        ):
+            return None
+        returning, backend = _returning_key(self._returning), _backend(ctx)
+        if returning is _UNCACHEABLE or backend is None:
+            return None
+        columns = tuple(self._update)
+        return ("update", self.model, backend, columns, where.lhs, where.flat, returning)

@@ -1,0 +1,131 @@
+"""Write statements composed once per shape (db/statements.py): the text and the
+parameters equal peewee's own composition, the first time and from the kept text;
+shapes they do not take are composed by peewee in full; rows come out the same."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from peewee import ModelInsert, ModelUpdate
+
+from db import database, statements
+from db.models import (
+    OutboxItem,
+    Platzsuche,
+    PlzCentroid,
+    TherapeutAnfragePatient,
+    Therapeutenanfrage,
+)
+from tests import factories as f
+
+NOW = dt.datetime(2026, 3, 2, 9, 30)
+
+
+def _peewee(query):
+    """The same query as peewee's own ModelInsert / ModelUpdate composes it."""
+    kind = ModelInsert if isinstance(query, ModelInsert) else ModelUpdate
+    plain = kind.__new__(kind)
+    plain.__dict__ = query.__dict__.copy()
+    return plain.sql()
+
+
+def _comparable(composed):
+    """(sql, params) with PostgreSQL's JSON adapters compared by what they hold."""
+    sql, params = composed
+    return sql, [getattr(p, "adapted", p) for p in params]
+
+
+def _shaped_like_peewee(make):
+    """The statement from ``make()`` composed twice (the second from the kept text)
+    equals peewee's composition, and the kept text exists afterwards."""
+    before = len(statements._TEXTS)
+    for _ in range(2):
+        query = make()
+        assert _comparable(query.sql()) == _comparable(_peewee(query))
+    return len(statements._TEXTS) - before
+
+
+def test_inserts_and_updates_by_key_equal_peewee_composition(clean_db):
+    line_columns = dict(status="angenommen", antwortergebnis="angenommen", updated_at=NOW)
+    shapes = [
+        lambda: TherapeutAnfragePatient.update(**line_columns).where(
+            TherapeutAnfragePatient.id == 7
+        ),
+        # a JSON column: SQLite wraps its value in json(?), PostgreSQL adapts it
+        lambda: TherapeutAnfragePatient.update(auswahl={"distance_km": 3.5}, updated_at=NOW).where(
+            TherapeutAnfragePatient.id == 8
+        ),
+        lambda: OutboxItem.insert(task="t", payload={"a": [1, 2]}, dedupe_key="k1", created_at=NOW),
+        lambda: OutboxItem.insert(
+            task="t", payload={}, dedupe_key="k2", created_at=NOW
+        ).on_conflict_ignore(),
+        lambda: PlzCentroid.update(ort="Köln").where(PlzCentroid.plz == "50667"),  # text key
+        lambda: Platzsuche.update(notizen=None).where(Platzsuche.id == 3),  # a NULL value
+    ]
+    for make in shapes:
+        assert _shaped_like_peewee(make) in (0, 1)  # kept once (or by an earlier test)
+    key = ("update", TherapeutAnfragePatient, type(database.db.obj))
+    assert any(k[:3] == key for k in statements._TEXTS)
+
+
+def test_shapes_not_taken_are_composed_by_peewee_in_full(clean_db):
+    line = TherapeutAnfragePatient
+    shapes = [
+        lambda: line.update(position_in_anfrage=line.position_in_anfrage + 1).where(line.id == 1),
+        lambda: line.update(status="x").where(line.id.in_([1, 2])),
+        lambda: line.update(status="x").where((line.id == 1) & (line.status == "y")),
+        lambda: line.update(status="x").where(line.platzsuche == 4),  # a foreign key
+        lambda: line.update(status="x"),
+        lambda: OutboxItem.insert(task="t", payload={}, dedupe_key="k", created_at=NOW).on_conflict(
+            conflict_target=[OutboxItem.dedupe_key], update={OutboxItem.attempts: 0}
+        ),
+    ]
+    for make in shapes:
+        assert _shaped_like_peewee(make) == 0
+
+
+def test_a_default_left_out_is_filled_per_statement(clean_db):
+    first = OutboxItem.insert(task="t", dedupe_key="d1").execute()
+    second = OutboxItem.insert(task="t", dedupe_key="d2").execute()
+    rows = {o.id: o for o in OutboxItem.select()}
+    assert rows[first].payload == {} and rows[second].payload == {}
+    assert (rows[first].status, rows[first].attempts) == ("offen", 0)
+
+
+def test_rows_written_through_kept_text_read_back_as_written(clean_db):
+    search = f.search()
+    lines = []
+    for _ in range(3):  # the first composes, the others use the kept text
+        anfrage = Therapeutenanfrage.create(therapist=f.therapist(), anfragegroesse=1)
+        lines.append(
+            TherapeutAnfragePatient.create(
+                therapeutenanfrage=anfrage,
+                platzsuche=search,
+                patient=search.patient_id,
+                position_in_anfrage=1,
+            )
+        )
+    for number, line in enumerate(lines):
+        line.antwortergebnis = "angenommen"
+        line.auswahl = {"distance_km": number + 0.5, "tags": ["ä", number]}
+        line.save()
+    for number, line in enumerate(lines):
+        read = TherapeutAnfragePatient.by_id(line.id)
+        assert read.antwortergebnis == "angenommen"
+        assert read.auswahl == {"distance_km": number + 0.5, "tags": ["ä", number]}
+    # a JSON column written through the kept text is stored as peewee stores it
+    stored = (
+        TherapeutAnfragePatient.select(TherapeutAnfragePatient.auswahl.cast("text"))
+        .where(TherapeutAnfragePatient.id == lines[1].id)
+        .scalar()
+    )
+    plain = ModelUpdate(
+        TherapeutAnfragePatient, {TherapeutAnfragePatient.auswahl: lines[1].auswahl}
+    )
+    plain.where(TherapeutAnfragePatient.id == lines[2].id).execute()
+    again = (
+        TherapeutAnfragePatient.select(TherapeutAnfragePatient.auswahl.cast("text"))
+        .where(TherapeutAnfragePatient.id == lines[2].id)
+        .scalar()
+    )
+    assert stored == again
