@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import functools
 import hashlib
 import hmac
 import json
@@ -61,6 +62,7 @@ def fernet() -> MultiFernet:
     if _cache is None or _cache[1] != keys:
         try:
             _cache = (current, keys, MultiFernet([Fernet(k.encode()) for k in keys]))
+            _plaintext.cache_clear()
         except ValueError:
             raise CryptoError(
                 "ENCRYPTION_KEYS holds a value that is not a Fernet key "
@@ -91,11 +93,32 @@ def encrypt_many(values: Iterable[str | None]) -> list[str | None]:
     ]
 
 
+# Tokens up to this length (names, dates, symptom lists, addresses; not email bodies)
+# keep their plaintext in ``_plaintext``'s cache.
+_CACHED_TOKEN_LENGTH = 512
+
+
+@functools.lru_cache(maxsize=32_768)
+def _plaintext(token: str, box: MultiFernet) -> str:
+    """A short token's plaintext, remembered per key set (``box``).
+
+    The bundle round reads every open search's birth date and symptoms each day, and
+    a patient offered to six therapists is read for each Anfrage: the same tokens,
+    decrypted again and again (a tenth of a simulated half year went to Fernet). The
+    plaintext is in this process's memory while it is used anyway; the cache keeps at
+    most 32,768 short values and is emptied when the keys change, so a token whose key
+    was removed is refused as before."""
+    return box.decrypt(token.encode("ascii")).decode()
+
+
 def decrypt(token: str | None) -> str | None:
     if token is None:
         return None
     try:
-        return fernet().decrypt(token.encode("ascii")).decode()
+        box = fernet()
+        if len(token) <= _CACHED_TOKEN_LENGTH:
+            return _plaintext(token, box)
+        return box.decrypt(token.encode("ascii")).decode()
     except (InvalidToken, UnicodeEncodeError):
         raise CryptoError(
             "a stored value cannot be decrypted with any key of ENCRYPTION_KEYS "

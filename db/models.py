@@ -38,7 +38,7 @@ from .crypto import (
     SealableTextField,
 )
 from .database import db
-from .statements import ShapedInsert, ShapedUpdate
+from .statements import Prepared, ShapedInsert, ShapedUpdate
 
 
 def utcnow() -> dt.datetime:
@@ -442,6 +442,18 @@ class TherapeutAnfragePatient(TimestampedModel):
     # distance, waiting days (explainable bundles, docs/domain.md §6.7). Migration 0003.
     auswahl = JSONField(null=True)
 
+    @classmethod
+    def lines_of(cls, anfrage_id: int, *, offered_only: bool = False) -> list:
+        """The lines of Anfrage ``anfrage_id`` in bundle order (with ``offered_only``
+        those still ``anstehend``): read whenever an Anfrage is sent or answered, by a
+        statement composed once (``db.statements.Prepared``)."""
+        return (_OFFERED_LINES if offered_only else _LINES).rows(anfrage=anfrage_id)
+
+    @classmethod
+    def line_of(cls, anfrage_id: int, patient_id: int):
+        """The line of ``patient_id`` in Anfrage ``anfrage_id``, or None."""
+        return _LINE.first(anfrage=anfrage_id, patient=patient_id)
+
     class Meta:
         table_name = "therapeut_anfrage_patient"
         indexes = (
@@ -449,6 +461,35 @@ class TherapeutAnfragePatient(TimestampedModel):
             (("therapeutenanfrage", "position_in_anfrage"), True),
             (("platzsuche", "status"), False),
         )
+
+
+_LINES = Prepared(
+    lambda p: (
+        TherapeutAnfragePatient.select()
+        .where(TherapeutAnfragePatient.therapeutenanfrage == p.anfrage)
+        .order_by(TherapeutAnfragePatient.position_in_anfrage)
+    )
+)
+_OFFERED_LINES = Prepared(
+    lambda p: (
+        TherapeutAnfragePatient.select()
+        .where(
+            (TherapeutAnfragePatient.therapeutenanfrage == p.anfrage)
+            & (TherapeutAnfragePatient.status == "anstehend")
+        )
+        .order_by(TherapeutAnfragePatient.position_in_anfrage)
+    )
+)
+_LINE = Prepared(
+    lambda p: (
+        TherapeutAnfragePatient.select()
+        .where(
+            (TherapeutAnfragePatient.therapeutenanfrage == p.anfrage)
+            & (TherapeutAnfragePatient.patient == p.patient)
+        )
+        .limit(1)
+    )
+)
 
 
 # --- communication ------------------------------------------------------------------

@@ -204,3 +204,77 @@ class ShapedUpdate(ModelUpdate):
             return None
         columns = tuple(self._update)
         return ("update", self.model, backend, columns, where.lhs, where.flat, returning)
+
+
+class Param(Node):
+    """A named value of a ``Prepared`` statement, converted as peewee converts the value
+    it stands for (by the field it is compared with)."""
+
+    def __init__(self, name: str):
+        super().__init__()
+        self.name = name
+
+    def __sql__(self, ctx):
+        return ctx.value(_Slot(self.name, ctx.state.converter), converter=False)
+
+
+class _Slot:
+    __slots__ = ("name", "converter")
+
+    def __init__(self, name: str, converter):
+        self.name, self.converter = name, converter
+
+
+class _Params:
+    """``p.anfrage`` in a statement's builder is the parameter named ``anfrage``."""
+
+    def __getattr__(self, name: str) -> Param:
+        return Param(name)
+
+
+class Prepared:
+    """A SELECT that peewee composes once per backend, then runs with new values.
+
+    ``build`` receives the parameters (``p.name``) and returns the query; a parameter
+    stands where a single value goes (``Field == p.x``, not ``in_``). The statement's
+    rows come as the query would give them (model instances, tuples, dicts), built by
+    the query's own cursor wrapper. For reads on the hot paths only: the text of a
+    query of many shapes belongs to peewee's usual composition."""
+
+    def __init__(self, build):
+        self._build = build
+        self._texts: dict[type, tuple] = {}
+
+    def _text(self, database):
+        backend = type(database)
+        text = self._texts.get(backend)
+        if text is None:
+            query = self._build(_Params())
+            sql, params = database.get_sql_context().sql(query).query()
+            text = self._texts[backend] = (query, sql, tuple(params))
+        return text
+
+    def rows(self, **values) -> list:
+        from .database import db
+
+        database = db.obj
+        query, sql, params = self._text(database)
+        bound = []
+        for param in params:
+            if type(param) is _Slot:
+                value = values[param.name]
+                if param.converter is not None:
+                    value = param.converter(value)
+                if isinstance(value, Node):
+                    raise TypeError(f"parameter {param.name!r} converts to SQL, not a value")
+                bound.append(value)
+            else:
+                bound.append(param)
+        if len(values) != len({p.name for p in params if type(p) is _Slot}):
+            raise TypeError(f"unknown parameter(s): {sorted(values)}")
+        return list(query._get_cursor_wrapper(database.execute_sql(sql, bound)))
+
+    def first(self, **values):
+        """The first row or None (give the query a LIMIT 1 where only one is wanted)."""
+        found = self.rows(**values)
+        return found[0] if found else None

@@ -11,9 +11,11 @@ lasts until the caller commits).
 from __future__ import annotations
 
 import datetime as dt
+import functools
 
 from db.database import write_transaction
 from db.models import Patient, PlzCentroid, Telefonanruf, Therapist
+from db.statements import Prepared
 from psymatch.domain.slots import SlotParams, parse_time, plan_call
 
 # Every call that is not cancelled blocks its slot (see slots.py).
@@ -30,21 +32,33 @@ class CallTargetNotFound(LookupError):
 
 
 def booked_calls(field, record_id: int, after: dt.date) -> list[tuple[dt.date, int, int]]:
-    """(date, start minute, duration) of the blocking calls of one callee after ``after``."""
-    query = Telefonanruf.select(
-        Telefonanruf.geplantes_datum, Telefonanruf.geplante_zeit, Telefonanruf.dauer_minuten
-    ).where(
-        (field == record_id)
-        & (Telefonanruf.status.in_(BLOCKING_STATUSES))
-        & (Telefonanruf.geplantes_datum > after)
+    """(date, start minute, duration) of the blocking calls of one callee after ``after``
+    (``field``: ``Telefonanruf.therapist`` or ``.patient``)."""
+    rows = _booked_calls(field).rows(callee=record_id, after=after)
+    return [(day, parse_time(time), minutes) for day, time, minutes in rows]
+
+
+@functools.cache
+def _booked_calls(field) -> Prepared:
+    return Prepared(
+        lambda p: (
+            Telefonanruf.select(
+                Telefonanruf.geplantes_datum, Telefonanruf.geplante_zeit, Telefonanruf.dauer_minuten
+            )
+            .where(
+                (field == p.callee)
+                & (Telefonanruf.status.in_(BLOCKING_STATUSES))
+                & (Telefonanruf.geplantes_datum > p.after)
+            )
+            .tuples()
+        )
     )
-    return [(day, parse_time(time), minutes) for day, time, minutes in query.tuples()]
 
 
 def bundesland_code(plz: str | None) -> str | None:
     if not plz:
         return None
-    centroid = PlzCentroid.get_or_none(PlzCentroid.plz == plz)
+    centroid = PlzCentroid.by_id(plz)
     return centroid.bundesland_code if centroid else None
 
 

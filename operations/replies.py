@@ -56,6 +56,7 @@ from db.models import (
     WebhookReplayMarker,
     utcnow,
 )
+from db.statements import Prepared
 from operations import audit, auto_replies, notes, outbox
 from operations.errors import OperationError
 from operations.responses import record_response
@@ -250,9 +251,7 @@ def store_click(
         new_id = _inserted_id(query)
         if new_id is not None:
             outbox.put(KLICK_TASK, {"klick_id": new_id}, klick_key(new_id), now=now)
-        click = LinkKlick.get(
-            (LinkKlick.therapeutenanfrage == anfrage_id) & (LinkKlick.patient == patient_id)
-        )
+        click = _CLICK.first(anfrage=anfrage_id, patient=patient_id)
         return click, new_id is not None
 
 
@@ -260,6 +259,16 @@ def noted_click(anfrage_id: int, patient_id: int) -> LinkKlick | None:
     return LinkKlick.get_or_none(
         (LinkKlick.therapeutenanfrage == anfrage_id) & (LinkKlick.patient == patient_id)
     )
+
+
+# a click row exists once its INSERT OR IGNORE ran (one per Anfrage and patient)
+_CLICK = Prepared(
+    lambda p: (
+        LinkKlick.select()
+        .where((LinkKlick.therapeutenanfrage == p.anfrage) & (LinkKlick.patient == p.patient))
+        .limit(1)
+    )
+)
 
 
 def waiting_clicks(anfrage_id: int):
@@ -304,11 +313,7 @@ def _decision_dict(decision) -> dict:
 
 
 def _lines(anfrage_id: int) -> list[TherapeutAnfragePatient]:
-    return list(
-        TherapeutAnfragePatient.select()
-        .where(TherapeutAnfragePatient.therapeutenanfrage == anfrage_id)
-        .order_by(TherapeutAnfragePatient.position_in_anfrage)
-    )
+    return TherapeutAnfragePatient.lines_of(anfrage_id)
 
 
 def is_answered(anfrage: Therapeutenanfrage) -> bool:

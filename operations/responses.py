@@ -197,11 +197,7 @@ def record_response(
         bundling_lock(shared=True)
         anfrage = _load_anfrage(anfrage_id)
         entries = _parse_responses(responses)
-        rows = list(
-            TherapeutAnfragePatient.select()
-            .where(TherapeutAnfragePatient.therapeutenanfrage == anfrage.id)
-            .order_by(TherapeutAnfragePatient.position_in_anfrage)
-        )
+        rows = TherapeutAnfragePatient.lines_of(anfrage.id)
         _validate(anfrage, rows, entries, partial)
         # a later part of a partial answer gets its own follow-up emails (outbox keys)
         part = (

@@ -9,6 +9,7 @@ import peewee
 
 from db.database import write_transaction
 from db.models import AuditLog, Patient, Platzsuche, Therapist, utcnow
+from db.statements import Prepared
 from psymatch.domain import searches as rules
 
 from . import audit, notes, outbox
@@ -27,13 +28,28 @@ def _search(search_id: int) -> Platzsuche:
     return search
 
 
+_READINESS = Prepared(
+    lambda p: (
+        Patient.select(Patient.id, *[getattr(Patient, n) for n in rules.READINESS_FIELDS])
+        .where(Patient.id == p.patient)
+        .limit(1)
+    )
+)
+_ACTIVE_SEARCH = Prepared(
+    lambda p: (
+        Platzsuche.select()
+        .where((Platzsuche.patient == p.patient) & (Platzsuche.status == "aktiv"))
+        .limit(1)
+    )
+)
+
+
 def create_platzsuche(patient_id: int, notizen: str | None = None, *, actor="staff", now=None):
     """Open an aktiv search after validating the patient (docs/domain.md §12)."""
     now = now or utcnow()
     with write_transaction():
         # only what readiness needs: the patient's identity is not decrypted here
-        columns = [getattr(Patient, name) for name in rules.READINESS_FIELDS]
-        patient = Patient.select(Patient.id, *columns).where(Patient.id == patient_id).first()
+        patient = _READINESS.first(patient=patient_id)
         if patient is None:
             raise OperationError("PATIENT_NOT_FOUND", f"no patient {patient_id}", status=404)
         problem = rules.readiness_error(patient)
@@ -42,9 +58,7 @@ def create_platzsuche(patient_id: int, notizen: str | None = None, *, actor="sta
             raise OperationError(
                 "PATIENT_DATA_INVALID", f"{field}: {reason}", details={"field": field}
             )
-        existing = Platzsuche.get_or_none(
-            (Platzsuche.patient == patient_id) & (Platzsuche.status == "aktiv")
-        )
+        existing = _ACTIVE_SEARCH.first(patient=patient_id)
         if existing:
             raise OperationError(
                 "ACTIVE_SEARCH_EXISTS",

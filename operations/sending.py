@@ -22,6 +22,7 @@ from db.models import (
     Therapist,
     utcnow,
 )
+from db.statements import Prepared
 from operations.call_schedule import schedule_call
 from operations.emailing import headers as email_headers
 from operations.emailing import render
@@ -58,9 +59,16 @@ def _practice_cooling_until(therapist: Therapist) -> list[dt.date | None]:
     address = normalize_email(therapist.email)
     if not address:
         return [therapist.naechster_kontakt_moeglich]
-    column = Therapist.naechster_kontakt_moeglich
-    members = Therapist.select(column).where(snapshot.normalised(Therapist.email) == address)
-    return [until for (until,) in members.tuples()]
+    return [until for (until,) in _PRACTICE_COOLING.rows(address=address)]
+
+
+_PRACTICE_COOLING = Prepared(
+    lambda p: (
+        Therapist.select(Therapist.naechster_kontakt_moeglich)
+        .where(snapshot.normalised(Therapist.email) == p.address)
+        .tuples()
+    )
+)
 
 
 def _check_contactable(therapist: Therapist, now: dt.datetime) -> None:
@@ -95,14 +103,7 @@ def _check_contactable(therapist: Therapist, now: dt.datetime) -> None:
 
 
 def _presented_patients(anfrage: Therapeutenanfrage) -> list[Patient]:
-    rows = list(
-        TherapeutAnfragePatient.select()
-        .where(
-            (TherapeutAnfragePatient.therapeutenanfrage == anfrage.id)
-            & (TherapeutAnfragePatient.status == "anstehend")
-        )
-        .order_by(TherapeutAnfragePatient.position_in_anfrage)
-    )
+    rows = TherapeutAnfragePatient.lines_of(anfrage.id, offered_only=True)
     if not rows:
         raise OperationError("NO_ELIGIBLE_PATIENTS", f"A{anfrage.id} has no patient left to offer")
     # only what ``patient_info`` shows a therapist: the identity is not even decrypted

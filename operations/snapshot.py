@@ -20,6 +20,7 @@ from db.models import (
     Therapist,
     utcnow,
 )
+from db.statements import Prepared
 from psymatch import settings
 from psymatch.domain.bundling import rules
 from psymatch.domain.bundling.data import (
@@ -84,19 +85,37 @@ def normalised(column):
     return fn.LOWER(fn.TRIM(column))
 
 
+def _last_queued():
+    """Per address (``normalised``) of an inquiry or reminder, when one was last queued."""
+    key = normalised(Email.empfaenger_email)
+    return Email.select(key, fn.MAX(Email.in_warteschlange_am)).where(
+        Email.art.in_(RATE_LIMITED_KINDS) & Email.in_warteschlange_am.is_null(False)
+    )
+
+
+# checked for one address before every inquiry is sent (rule 4)
+_LAST_QUEUED_TO = Prepared(
+    lambda p: (
+        _last_queued()
+        .where(normalised(Email.empfaenger_email) == p.address)
+        .group_by(normalised(Email.empfaenger_email))
+        .limit(1)
+        .tuples()
+    )
+)
+
+
 def email_last_queued(address: str | None = None, addresses=None):
     """When the last inquiry or reminder was queued, per normalised address (rule 4).
 
     Without ``address``: a dict for every address (or only for ``addresses``, normalised);
     with one: that address's time or None.
     """
-    key = normalised(Email.empfaenger_email)
-    query = Email.select(key, fn.MAX(Email.in_warteschlange_am)).where(
-        Email.art.in_(RATE_LIMITED_KINDS) & Email.in_warteschlange_am.is_null(False)
-    )
     if address is not None:
-        row = query.where(key == address).group_by(key).tuples().first()
+        row = _LAST_QUEUED_TO.first(address=address)
         return row[1] if row else None
+    key = normalised(Email.empfaenger_email)
+    query = _last_queued()
     if addresses is not None:
         addresses = sorted({a for a in addresses if a})
         if not addresses:

@@ -16,11 +16,16 @@ import peewee
 from db.crypto import Sealed
 from db.database import db
 from db.models import Email, EmailInhalt, utcnow
+from db.statements import Prepared
 from operations import outbox
 from psymatch import settings
 
 from . import headers as email_headers
 from .render import RenderedEmail
+
+_KEYED = Prepared(
+    lambda p: Email.select(Email.id).where(Email.idempotenz_schluessel == p.key).limit(1).tuples()
+)
 
 
 def queue_email(
@@ -67,7 +72,7 @@ def queue_email(
         attachments=list(attachments),
     )
     # the usual answer is "none yet": asked by the indexed key alone, not the whole row
-    if Email.select(Email.id).where(Email.idempotenz_schluessel == key).exists():
+    if _KEYED.first(key=key) is not None:
         return Email.get(Email.idempotenz_schluessel == key), False
     try:
         with db.atomic():  # a savepoint when the caller has a transaction open

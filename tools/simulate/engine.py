@@ -46,6 +46,7 @@ from db.models import (
     Therapeutenanfrage,
     Therapist,
 )
+from db.statements import Prepared
 from operations import (
     OperationError,
     bundles,
@@ -80,6 +81,16 @@ RULES = {
     "follow_up_mode": "FOLLOW_UP_MODE",
     "expiry_days": "ANFRAGE_EXPIRY_DAYS",
 }
+
+
+_OPEN_OUTBOX = Prepared(
+    lambda p: (
+        OutboxItem.select(OutboxItem.id, OutboxItem.task, OutboxItem.payload)
+        .where(OutboxItem.status == "offen")
+        .order_by(OutboxItem.id)
+        .tuples()
+    )
+)
 
 
 class SimulationError(RuntimeError):
@@ -451,12 +462,7 @@ class Simulation:
     def drain(self, now: dt.datetime) -> None:
         """Run every open outbox item the way its actor would, with ``now``."""
         for _ in range(20):
-            items = list(
-                OutboxItem.select(OutboxItem.id, OutboxItem.task, OutboxItem.payload)
-                .where(OutboxItem.status == "offen")
-                .order_by(OutboxItem.id)
-                .tuples()
-            )
+            items = _OPEN_OUTBOX.rows()
             if not items:
                 return
             emails = [(i, p["email_id"]) for i, t, p in items if t == "send_email"]
@@ -473,7 +479,13 @@ class Simulation:
         raise SimulationError("the outbox did not empty after 20 passes")
 
     def _done(self, ids: list[int], now: dt.datetime) -> None:
-        OutboxItem.update(status="erledigt", done_at=now).where(OutboxItem.id.in_(ids)).execute()
+        done = OutboxItem.update(status="erledigt", done_at=now)
+        # one item (a task): by its key, the statement peewee composed once
+        (
+            done.where(OutboxItem.id == ids[0])
+            if len(ids) == 1
+            else done.where(OutboxItem.id.in_(ids))
+        ).execute()
 
     def _run_task(self, task: str, payload: dict, now: dt.datetime) -> None:
         if task == "send_anfrage":
@@ -560,11 +572,7 @@ class Simulation:
         if anfrage.id in self.truth:
             return self.truth[anfrage.id]
         therapist = self.therapists[anfrage.therapist_id]
-        lines = list(
-            TherapeutAnfragePatient.select()
-            .where(TherapeutAnfragePatient.therapeutenanfrage == anfrage.id)
-            .order_by(TherapeutAnfragePatient.position_in_anfrage)
-        )
+        lines = TherapeutAnfragePatient.lines_of(anfrage.id)
         offered = [
             Offered(
                 line.patient_id,
@@ -608,10 +616,7 @@ class Simulation:
                 continue
             # as the confirm view of webhooks/links.py: stored once, processed at once
             anfrage = Therapeutenanfrage.get_by_id(claim.anfrage_id)
-            line = TherapeutAnfragePatient.get_or_none(
-                (TherapeutAnfragePatient.therapeutenanfrage == anfrage.id)
-                & (TherapeutAnfragePatient.patient == claim.patient_id)
-            )
+            line = TherapeutAnfragePatient.line_of(anfrage.id, claim.patient_id)
             if line is None or reply_ops.is_answered(anfrage):
                 continue
             click, created = reply_ops.store_click(
