@@ -21,13 +21,16 @@ from __future__ import annotations
 import re
 
 from peewee import (
+    ROW,
     SCOPE_NORMAL,
     Expression,
     Field,
+    FieldAlias,
     ForeignKeyField,
     Insert,
     Model,
     ModelInsert,
+    ModelSelect,
     ModelUpdate,
     Node,
     Update,
@@ -251,14 +254,18 @@ class Prepared:
         if text is None:
             query = self._build(_Params())
             sql, params = database.get_sql_context().sql(query).query()
-            text = self._texts[backend] = (query, sql, tuple(params))
+            text = self._texts[backend] = (query, sql, tuple(params), _row_builder(query))
         return text
 
     def rows(self, **values) -> list:
         from .database import db
 
         database = db.obj
-        query, sql, params = self._text(database)
+        query, sql, params, build_row = self._text(database)
+        names = {p.name for p in params if type(p) is _Slot}
+        if set(values) != names:
+            unknown, missing = sorted(set(values) - names), sorted(names - set(values))
+            raise TypeError(f"parameters: unknown {unknown}, missing {missing}")
         bound = []
         for param in params:
             if type(param) is _Slot:
@@ -270,11 +277,56 @@ class Prepared:
                 bound.append(value)
             else:
                 bound.append(param)
-        if len(values) != len({p.name for p in params if type(p) is _Slot}):
-            raise TypeError(f"unknown parameter(s): {sorted(values)}")
-        return list(query._get_cursor_wrapper(database.execute_sql(sql, bound)))
+        cursor = database.execute_sql(sql, bound)
+        if build_row is None:
+            return list(query._get_cursor_wrapper(cursor))
+        try:
+            return [build_row(row) for row in cursor.fetchall()]
+        finally:
+            cursor.close()
 
     def first(self, **values):
         """The first row or None (give the query a LIMIT 1 where only one is wanted)."""
         found = self.rows(**values)
         return found[0] if found else None
+
+
+def _row_builder(query):
+    """For a select of plain fields of one model, without joins, giving model instances
+    or tuples: a function that builds a row straight from the cursor's, as peewee's
+    cursor wrappers build it (each value through its field's ``python_value``; an
+    instance with nothing dirty), without resolving the cursor's columns anew for each
+    statement. None for anything else (peewee's cursor wrapper builds those rows)."""
+    if not isinstance(query, ModelSelect) or query._joins or query._from_list != [query.model]:
+        return None
+    fields = tuple(query._returning or ())
+    if not fields or not all(
+        isinstance(f, Field)
+        and not isinstance(f, FieldAlias)
+        and f.model is query.model
+        and f._coerce
+        for f in fields
+    ):
+        return None
+    row_type = query._row_type or query.default_row_type
+    converters = tuple(f.python_value for f in fields)
+    if row_type == ROW.TUPLE:
+        return lambda row: tuple(
+            convert(value) for convert, value in zip(converters, row, strict=True)
+        )
+    if row_type != ROW.MODEL:
+        return None
+    model, names = query.model, tuple(f.name for f in fields)
+
+    def build(row):
+        instance = model(
+            __no_default__=1,
+            **{
+                name: convert(value)
+                for name, convert, value in zip(names, converters, row, strict=True)
+            },
+        )
+        instance._dirty.clear()
+        return instance
+
+    return build

@@ -154,7 +154,8 @@ def send_anfrage(anfrage_id: int, *, actor: str = "system", now: dt.datetime | N
             outbox_send(email)
             anfrage.email = email.id
             therapist.letzter_kontakt_email = snapshot.local_today(now)
-            therapist.save()
+            # that column alone (a save would write the therapist's JSON columns too)
+            therapist.save(only=(Therapist.letzter_kontakt_email, Therapist.updated_at))
             channel, reference = "email", {"email_id": email.id}
         else:
             call = schedule_call(therapist.id, snapshot.local_today(now), anfrage.id)

@@ -105,11 +105,12 @@ _LAST_QUEUED_TO = Prepared(
 )
 
 
-def email_last_queued(address: str | None = None, addresses=None):
+def email_last_queued(address: str | None = None, addresses=None, since=None):
     """When the last inquiry or reminder was queued, per normalised address (rule 4).
 
-    Without ``address``: a dict for every address (or only for ``addresses``, normalised);
-    with one: that address's time or None.
+    Without ``address``: a dict for every address (or only for ``addresses``, normalised;
+    with ``since`` only those queued at or after it); with one: that address's time or
+    None.
     """
     if address is not None:
         row = _LAST_QUEUED_TO.first(address=address)
@@ -121,6 +122,8 @@ def email_last_queued(address: str | None = None, addresses=None):
         if not addresses:
             return {}
         query = query.where(key.in_(addresses))
+    if since is not None:
+        query = query.where(Email.in_warteschlange_am >= since)
     return dict(query.group_by(key).tuples())
 
 
@@ -558,7 +561,10 @@ def load(
         else:
             searches = tuple(load_searches(search_where))
     if last_queued is None:
-        last_queued = email_last_queued()
+        # rule 4 looks back one interval only: older emails would be read (all of them,
+        # more each week) for nothing
+        interval = dt.timedelta(days=settings.get().EMAIL_MIN_INTERVAL_DAYS)
+        last_queued = email_last_queued(since=now - interval)
     return Snapshot(
         therapists=tuple(therapists),
         searches=searches,

@@ -539,3 +539,22 @@ def test_migration_0010_seals_real_rows_and_unseals_them_on_downgrade(scratch):
     again = Patient.get()
     assert again.symptome == ["Depression", "Ängste / Panikattacken"]
     assert AuditLog.get().details == {"address": REPLY_SENDER}
+
+
+def test_a_remembered_plaintext_is_refused_once_its_key_is_removed(keys):
+    """Short sealed values keep their plaintext (crypto._plaintext) per key set only."""
+    old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    keys(old)
+    token = crypto.encrypt("F32.1 mittelgradige depressive Episode")
+    assert crypto.decrypt(token) == "F32.1 mittelgradige depressive Episode"
+    assert crypto._plaintext.cache_info().currsize >= 1  # remembered
+    keys(new, old)  # a rotation in progress: the old key still reads it
+    assert crypto.decrypt(token) == "F32.1 mittelgradige depressive Episode"
+    keys(new)
+    with pytest.raises(crypto.CryptoError):
+        crypto.decrypt(token)
+    long_value = "x" * 2000  # an email body: decrypted each time, not remembered
+    sealed = crypto.encrypt(long_value)
+    before = crypto._plaintext.cache_info().currsize
+    assert crypto.decrypt(sealed) == long_value
+    assert crypto._plaintext.cache_info().currsize == before

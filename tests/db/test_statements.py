@@ -6,16 +6,19 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pytest
 from peewee import ModelInsert, ModelUpdate
 
-from db import database, statements
+from db import database, models, statements
 from db.models import (
     OutboxItem,
     Platzsuche,
     PlzCentroid,
+    Telefonanruf,
     TherapeutAnfragePatient,
     Therapeutenanfrage,
 )
+from operations.call_schedule import booked_calls
 from tests import factories as f
 
 NOW = dt.datetime(2026, 3, 2, 9, 30)
@@ -129,3 +132,75 @@ def test_rows_written_through_kept_text_read_back_as_written(clean_db):
         .scalar()
     )
     assert stored == again
+
+
+# --- Prepared reads ---------------------------------------------------------------------------
+
+
+def test_prepared_rows_equal_peewee_own_query_on_every_field(clean_db):
+    search = f.search()
+    anfrage = Therapeutenanfrage.create(therapist=f.therapist(), anfragegroesse=1)
+    for position, other in enumerate((search, f.search()), 1):
+        TherapeutAnfragePatient.create(
+            therapeutenanfrage=anfrage,
+            platzsuche=other,
+            patient=other.patient_id,
+            position_in_anfrage=position,
+            auswahl={"distance_km": position},
+        )
+    by_peewee = list(
+        TherapeutAnfragePatient.select()
+        .where(TherapeutAnfragePatient.therapeutenanfrage == anfrage.id)
+        .order_by(TherapeutAnfragePatient.position_in_anfrage)
+    )
+    for _ in range(2):  # composed, then from the kept text (rows built from the cursor)
+        lines = TherapeutAnfragePatient.lines_of(anfrage.id)
+        assert models._LINES._text(database.db.obj)[3] is not None
+        assert [type(li) for li in lines] == [TherapeutAnfragePatient] * 2
+        assert [li.__data__ for li in lines] == [li.__data__ for li in by_peewee]
+        assert not any(li.is_dirty() for li in lines)
+    # a model instance for a foreign key is converted to its id, as peewee converts it
+    assert [li.id for li in TherapeutAnfragePatient.lines_of(anfrage)] == [li.id for li in lines]
+    line = TherapeutAnfragePatient.line_of(anfrage.id, search.patient_id)
+    assert line.__data__ == by_peewee[0].__data__
+    assert TherapeutAnfragePatient.line_of(anfrage.id, 999_999) is None
+    line.status = "abgelehnt"
+    line.save()
+    offered = TherapeutAnfragePatient.lines_of(anfrage.id, offered_only=True)
+    assert [li.id for li in offered] == [by_peewee[1].id]
+
+
+def test_prepared_tuples_with_a_date_parameter_and_constants(clean_db):
+    therapist = f.therapist()
+    for day, status in ((2, "geplant"), (5, "abgebrochen"), (9, "fehlgeschlagen")):
+        Telefonanruf.create(
+            therapist=therapist,
+            geplantes_datum=dt.date(2026, 3, day),
+            geplante_zeit="10:30",
+            dauer_minuten=5,
+            status=status,
+        )
+    after = dt.date(2026, 3, 1)
+    expected = [
+        (row.geplantes_datum, row.geplante_zeit, row.dauer_minuten)
+        for row in Telefonanruf.select()
+        .where(
+            (Telefonanruf.therapist == therapist.id)
+            & Telefonanruf.status.in_(("geplant", "abgeschlossen", "fehlgeschlagen"))
+            & (Telefonanruf.geplantes_datum > after)
+        )
+        .order_by(Telefonanruf.id)
+    ]
+    got = booked_calls(Telefonanruf.therapist, therapist.id, after)
+    assert [(d, m) for d, _t, m in got] == [(d, m) for d, _t, m in expected]
+    assert [d.day for d, _t, _m in got] == [2, 9]  # the cancelled call does not block
+    assert booked_calls(Telefonanruf.therapist, therapist.id, dt.date(2026, 3, 5)) == got[1:]
+
+
+def test_prepared_refuses_a_parameter_it_does_not_know_or_misses(clean_db):
+    with pytest.raises(TypeError, match="unknown"):
+        statements.Prepared(lambda p: PlzCentroid.select().where(PlzCentroid.plz == p.plz)).rows(
+            plz="10115", ort="Berlin"
+        )
+    with pytest.raises(TypeError, match="missing"):
+        statements.Prepared(lambda p: PlzCentroid.select().where(PlzCentroid.plz == p.plz)).rows()

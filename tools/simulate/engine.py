@@ -236,8 +236,11 @@ class Simulation:
                 raise SimulationError(str(exc)) from None
             scratch = database.init(url)
             if self.database_url is None:
-                # its own throwaway file: a crash loses nothing worth a sync to disk
+                # its own throwaway file, read and written by this process alone: a crash
+                # loses nothing worth a sync to disk or a write-ahead log
                 scratch.pragma("synchronous", "off", permanent=True)
+                scratch.pragma("locking_mode", "exclusive", permanent=True)
+                scratch.pragma("journal_mode", "memory", permanent=True)
             with database.connection():
                 if migrate.current_version() == 0:
                     migrate.upgrade(report=lambda _line: None)

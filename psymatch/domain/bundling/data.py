@@ -166,7 +166,8 @@ class Snapshot:
 
     ``now`` is naive UTC, ``today`` the local calendar date (docs/domain.md
     conventions). ``email_last_queued`` maps a normalised email address to the
-    last time an inquiry or reminder email was queued to it (rule 4).
+    last time an inquiry or reminder email was queued to it (rule 4); a snapshot of
+    the whole country holds only the addresses written to within rule 4's interval.
     """
 
     therapists: tuple[TherapistData, ...]
