@@ -278,6 +278,10 @@ def waiting_clicks(anfrage_id: int):
     )
 
 
+# the same, locked, in id order: read whenever a click is processed
+_WAITING_CLICKS = Prepared(lambda p: locked(waiting_clicks(p.anfrage)).order_by(LinkKlick.id))
+
+
 # --- process -------------------------------------------------------------------------------
 
 
@@ -485,7 +489,7 @@ def _process_click(click: LinkKlick, now) -> str:
             f"(vermerkt: {line.antwortergebnis}, Klick: {click.answer})"
         )
         return _finish(click, "pruefung", now, reason=reason)
-    clicks = list(locked(waiting_clicks(anfrage.id)).order_by(LinkKlick.id))
+    clicks = _WAITING_CLICKS.rows(anfrage=anfrage.id)
     if click.id not in {c.id for c in clicks}:
         clicks.append(click)
     answers = {}

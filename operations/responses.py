@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
-from db.database import locked, write_transaction
+from db.database import write_transaction
 from db.models import (
     Platzsuche,
     Telefonanruf,
@@ -208,11 +208,12 @@ def record_response(
         therapist_id = anfrage.therapist_id
         row_by_patient = {r.patient_id: r for r in rows}
         search_ids = sorted(row_by_patient[p].platzsuche_id for p in entries)
+        # locked one by one in id order, as an IN (...) ORDER BY id query would lock
+        # them; a bundle's few searches read by id cost less than composing that query
         searches = {
             s.id: s
-            for s in locked(
-                Platzsuche.select().where(Platzsuche.id.in_(search_ids)).order_by(Platzsuche.id)
-            )
+            for s in (Platzsuche.locked_by_id(search_id) for search_id in search_ids)
+            if s is not None
         }
         result = ResponseResult(anfrage.id, "", 0, 0, 0)
         for patient_id, answer in entries.items():
@@ -234,11 +235,7 @@ def record_response(
                     )
                     search.save()
             row.save()
-        fresh = list(
-            TherapeutAnfragePatient.select(
-                TherapeutAnfragePatient.status, TherapeutAnfragePatient.antwortergebnis
-            ).where(TherapeutAnfragePatient.therapeutenanfrage == anfrage.id)
-        )
+        fresh = TherapeutAnfragePatient.lines_of(anfrage.id)
         still_open = sum(1 for r in fresh if r.status in OPEN_LINE and r.antwortergebnis is None)
         answered = [r.antwortergebnis for r in fresh if r.antwortergebnis is not None]
         accepted = sum(1 for a in answered if a == "angenommen")
@@ -390,7 +387,7 @@ def record_patient_outcome(
             )
         row.antwortergebnis = outcome
         row.save()
-        search = locked(Platzsuche.select().where(Platzsuche.id == row.platzsuche_id)).get()
+        search = Platzsuche.locked_by_id(row.platzsuche_id)
         cleared = False
         if outcome == "nicht_erschienen":
             add_exclusion(search, anfrage.therapist_id, now, "nicht_erschienen", by=actor)
