@@ -57,7 +57,7 @@ from email.message import EmailMessage
 from email.parser import BytesHeaderParser
 from email.utils import getaddresses, parseaddr
 
-from psymatch import settings
+from psymatch import mail_policy, settings
 from psymatch.domain import reply_parse
 
 SENDER_MAX = 254
@@ -168,7 +168,7 @@ def parse_mime(raw: bytes) -> EmailMessage:
     parser = None
     parts = 0
 
-    def factory(policy=policy.default):
+    def factory(policy=mail_policy.DEFAULT):
         nonlocal parts
         if parser is not None:  # FeedParser calls the factory once to probe it
             parts += 1
@@ -180,7 +180,7 @@ def parse_mime(raw: bytes) -> EmailMessage:
                 )
         return EmailMessage(policy=policy)
 
-    parser = BytesFeedParser(_factory=factory, policy=policy.default)
+    parser = BytesFeedParser(_factory=factory, policy=mail_policy.DEFAULT)
     try:
         parser.feed(raw)
         return parser.close()

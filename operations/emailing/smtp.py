@@ -43,10 +43,12 @@ from email.message import EmailMessage
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlparse
 
+from psymatch import mail_policy
+
 MAX_ATTACHMENT_BYTES = 10 * 1024 * 1024  # attachments are PDFs of at most 10 MB each
 # set by build_message itself; any of them in ``headers`` is ignored
 _RESERVED = {"from", "to", "subject", "date", "message-id", "mime-version", "content-type"}
-_SEVEN_BIT = email.policy.SMTP.clone(cte_type="7bit")
+_SEVEN_BIT = mail_policy.SMTP.clone(cte_type="7bit")
 
 
 class SendError(Exception):
@@ -130,7 +132,7 @@ def build_message(
     header (header injection), an address the library cannot parse, an attachment
     that cannot be read or is too large."""
     files = [(Path(path).name, _read_attachment(path)) for path in attachments]
-    message = EmailMessage(policy=email.policy.SMTP)
+    message = EmailMessage(policy=mail_policy.SMTP)
     try:
         message["From"] = Address(display_name=from_name or "", addr_spec=from_addr)
         message["To"] = Address(display_name=to_name or "", addr_spec=to_addr)

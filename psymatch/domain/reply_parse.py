@@ -44,6 +44,7 @@ from dataclasses import dataclass, field
 from email.utils import getaddresses
 from html.parser import HTMLParser
 
+from psymatch import mail_policy
 from psymatch.domain import answer_form, vocab
 from psymatch.domain.tokens import find_reply_anfrage, parse_legacy_message_id, parse_message_id
 
@@ -194,7 +195,7 @@ def _decode_part(part) -> str:
 
 def message_from_bytes(raw: bytes) -> Message:
     """A raw RFC 5322 message (multipart, HTML-only, any transfer encoding)."""
-    return message_from_email(email.message_from_bytes(raw, policy=email.policy.default))
+    return message_from_email(email.message_from_bytes(raw, policy=mail_policy.DEFAULT))
 
 
 def message_from_email(msg: email.message.EmailMessage) -> Message:
