@@ -1,4 +1,4 @@
-"""Write statements whose text peewee composes once per shape.
+"""Statements whose text peewee composes once: writes per shape, hot reads per backend.
 
 peewee composes every query anew from its tree of nodes. For the writes on the hot
 paths (one row inserted, one row updated by its key: every ``save`` and ``create``)
@@ -14,6 +14,10 @@ emit the kept text and hand each value to peewee's own ``Context.value``, with t
 field's converter, exactly as peewee's composition does. A value that is itself an
 expression, a WITH clause, an upsert, a WHERE other than ``<key field> = <value>`` and
 the like are composed by peewee in full, as before.
+
+``Prepared`` is the same for a read on a hot path, written once with named parameters
+(``p.name``) where its values go: peewee composes it once per backend, and each run fills
+the parameters, converted as peewee converts the value a field is compared with.
 """
 
 from __future__ import annotations
