@@ -86,7 +86,8 @@ def normalised(column):
 
 
 def _last_queued():
-    """Per address (``normalised``) of an inquiry or reminder, when one was last queued."""
+    """The query of ``email_last_queued``, not yet narrowed or grouped: per normalised
+    address, the latest time an inquiry or reminder to it was queued."""
     key = normalised(Email.empfaenger_email)
     return Email.select(key, fn.MAX(Email.in_warteschlange_am)).where(
         Email.art.in_(RATE_LIMITED_KINDS) & Email.in_warteschlange_am.is_null(False)

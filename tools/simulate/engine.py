@@ -482,13 +482,9 @@ class Simulation:
         raise SimulationError("the outbox did not empty after 20 passes")
 
     def _done(self, ids: list[int], now: dt.datetime) -> None:
-        done = OutboxItem.update(status="erledigt", done_at=now)
-        # one item (a task): by its key, the statement peewee composed once
-        (
-            done.where(OutboxItem.id == ids[0])
-            if len(ids) == 1
-            else done.where(OutboxItem.id.in_(ids))
-        ).execute()
+        # a task's one item by its key: the statement peewee composed once for that shape
+        which = OutboxItem.id == ids[0] if len(ids) == 1 else OutboxItem.id.in_(ids)
+        OutboxItem.update(status="erledigt", done_at=now).where(which).execute()
 
     def _run_task(self, task: str, payload: dict, now: dt.datetime) -> None:
         if task == "send_anfrage":
