@@ -104,7 +104,7 @@ def _plaintext(token: str, box: MultiFernet) -> str:
 
     The bundle round reads every open search's birth date and symptoms each day, and
     a patient offered to six therapists is read for each Anfrage: the same tokens,
-    decrypted again and again (a tenth of a simulated half year went to Fernet). The
+    decrypted again and again (Fernet took 7 to 9 % of a simulated half year). The
     plaintext is in this process's memory while it is used anyway; the cache keeps at
     most 32,768 short values and is emptied when the keys change, so a token whose key
     was removed is refused as before."""
