@@ -13,6 +13,7 @@ from __future__ import annotations
 import random
 from email.message import EmailMessage
 
+from psymatch import mail_policy
 from psymatch.domain import answer_form, vocab
 
 GREETINGS = ("Guten Tag,", "Hallo,", "Sehr geehrte Damen und Herren,", "Liebes psymatch-Team,")
@@ -89,7 +90,7 @@ def reply_message(
     text: str,
 ) -> bytes:
     """The RFC 5322 bytes a mail provider would deliver for this reply."""
-    message = EmailMessage()
+    message = EmailMessage(policy=mail_policy.DEFAULT)  # the library's default policy
     message["From"] = sender
     message["To"] = reply_to
     message["Subject"] = f"AW: {subject}"
