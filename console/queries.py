@@ -250,13 +250,16 @@ def _in_pending_bundle():
 # What a search row shows: the search and the patient's name and PLZ. Selecting only these
 # keeps the listing from decrypting the patient's other sealed fields and the notes
 # (db/crypto.py: every encrypted value read is a Fernet decryption).
-SEARCH_ROW_FIELDS = (
+_SEARCH_COLUMNS = (
     Platzsuche.id,
     Platzsuche.patient,
     Platzsuche.status,
     Platzsuche.created_at,
     Platzsuche.ausgeschlossene_therapeuten,
     Platzsuche.vermittelter_therapeut,
+)
+SEARCH_ROW_FIELDS = (
+    *_SEARCH_COLUMNS,
     Patient.id,
     Patient.vorname,
     Patient.nachname,
@@ -367,12 +370,7 @@ def search_rows(
 
     ``patient`` is a ``SealedName``: decrypted only when it is shown."""
     query = Platzsuche.select(
-        Platzsuche.id,
-        Platzsuche.patient,
-        Platzsuche.status,
-        Platzsuche.created_at,
-        Platzsuche.ausgeschlossene_therapeuten,
-        Platzsuche.vermittelter_therapeut,
+        *_SEARCH_COLUMNS,
         Patient.vorname.coerce(False),  # the stored tokens, decrypted by SealedName
         Patient.nachname.coerce(False),
         Patient.plz,

@@ -25,7 +25,6 @@ from peewee import (
     IntegerField,
     JSONField,
     Model,
-    PostgresqlDatabase,
     TextField,
 )
 
@@ -37,7 +36,7 @@ from .crypto import (
     EncryptedTextField,
     SealableTextField,
 )
-from .database import db
+from .database import db, locked
 from .statements import Prepared, ShapedInsert, ShapedUpdate
 
 
@@ -123,42 +122,25 @@ class BaseModel(Model):
         return _read_by_id(cls, pk, for_update=True)
 
 
-_BY_ID: dict[tuple, tuple] = {}
+_BY_ID: dict[tuple, Prepared] = {}
 
 
 def _read_by_id(model: type, pk, *, for_update: bool):
-    """The row of ``model`` with primary key ``pk`` or None, read by a statement
-    (``SELECT <all columns> WHERE pk = ? LIMIT 1`` [FOR UPDATE]) composed by peewee once
-    per model, backend and locking. The instance is built as peewee's object cursor
-    wrapper builds it (every value through its field's ``python_value``, nothing dirty),
-    without resolving the cursor's columns anew for each single row."""
-    database = model._meta.database
-    backend = type(database.obj if hasattr(database, "obj") else database)
-    lock = for_update and issubclass(backend, PostgresqlDatabase)
-    key = (model, backend, lock)
-    statement = _BY_ID.get(key)
+    """The row of ``model`` with primary key ``pk`` or None, read by a ``Prepared``
+    statement (``SELECT <all columns> WHERE pk = ? LIMIT 1``, ``FOR UPDATE`` on PostgreSQL
+    when locking) that peewee composes once per model, backend and locking; the instance
+    is built straight from the cursor's row (``db/statements.py``)."""
+    statement = _BY_ID.get((model, for_update))
     if statement is None:
-        query = model.select().where(model._meta.primary_key == 0).limit(1)
-        if lock:
-            query = query.for_update()
-        sql, params = database.get_sql_context().sql(query).query()
-        if not params or params[0] != model._meta.primary_key.db_value(0):
-            raise RuntimeError(f"{model.__name__}: the key is not the statement's first parameter")
-        statement = _BY_ID[key] = (tuple(model._meta.sorted_fields), sql, tuple(params))
-    fields, sql, params = statement
-    cursor = database.execute_sql(sql, (model._meta.primary_key.db_value(pk), *params[1:]))
-    try:
-        row = cursor.fetchone()
-    finally:
-        cursor.close()
-    if row is None:
-        return None
-    found = model(
-        __no_default__=1,
-        **{field.name: field.python_value(value) for field, value in zip(fields, row, strict=True)},
-    )
-    found._dirty.clear()
-    return found
+        statement = _BY_ID[(model, for_update)] = Prepared(
+            lambda p: _by_key(model, p.key, for_update)
+        )
+    return statement.first(key=pk)
+
+
+def _by_key(model: type, key, for_update: bool):
+    query = model.select().where(model._meta.primary_key == key).limit(1)
+    return locked(query) if for_update else query
 
 
 _MUTABLE: dict[type, tuple] = {}
