@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
 import json
@@ -10,6 +11,7 @@ from zoneinfo import ZoneInfo
 
 from peewee import SQL, Case, Expression, NodeList, Value, fn
 
+from db import crypto
 from db.database import db, is_postgres
 from db.models import (
     Email,
@@ -213,22 +215,69 @@ def load_therapists(
     if last_queued is not None:
         columns.append(last_queued_to_therapist())
         queued_at = Email.in_warteschlange_am.python_value
-    out = []
     query = Therapist.select(*columns)
     if where is not None:
         query = query.where(where)
-    for row in db.execute(query):
-        values = {
-            name: decode(value)
-            for name, decode, value in zip(THERAPIST_COLUMNS, decoders, row[:width], strict=True)
-        }
-        values["bevorzugt_gruppentherapie"] = bool(values["bevorzugt_gruppentherapie"])
-        waiting = values["id"] in pending if pending is not None else bool(row[width])
-        address = (values["email"] or "").strip().lower()
-        if last_queued is not None and address and row[-1] is not None:
-            last_queued[address] = queued_at(row[-1])
-        out.append(TherapistData(**values, has_pending_anfrage=waiting))
+    # every therapist: the rows the previous full load decoded are not decoded again
+    out = []
+    with _THERAPISTS.load() if where is None else _no_memo() as (previous, current):
+        for row in db.execute(query):
+            raw = row[:width]
+            waiting = raw[0] in pending if pending is not None else bool(row[width])
+            key = (raw, waiting)
+            data = previous.get(key) or _therapist_data(decoders, raw, waiting)
+            current[key] = data
+            address = (data.email or "").strip().lower()
+            if last_queued is not None and address and row[-1] is not None:
+                last_queued[address] = queued_at(row[-1])
+            out.append(data)
     return out
+
+
+def _therapist_data(decoders, raw, waiting: bool) -> TherapistData:
+    """One raw row of ``_therapist_columns`` as TherapistData."""
+    values = {
+        name: decode(value)
+        for name, decode, value in zip(THERAPIST_COLUMNS, decoders, raw, strict=True)
+    }
+    values["bevorzugt_gruppentherapie"] = bool(values["bevorzugt_gruppentherapie"])
+    return TherapistData(**values, has_pending_anfrage=waiting)
+
+
+class _RowMemo:
+    """The immutable rows (TherapistData, SearchData) the previous full load built, by their
+    raw values.
+
+    The daily round reads every therapist and every pooled search, and from one day to the
+    next few of them change: decoding them all again (a converter per column, a frozen
+    dataclass) was most of what the round spent reading them. A row whose raw values, and
+    the facts read beside them, equal those of the previous load gets the object built then:
+    a changed column is a different key, so nothing stale comes back. Each load keeps only
+    the rows it read, so the memo never holds more than one snapshot."""
+
+    def __init__(self):
+        self._rows: dict = {}
+        self._decoded_by = None
+
+    @contextlib.contextmanager
+    def load(self, decoded_by=None):
+        """(the previous load's rows by key, the dict this load fills), the new rows kept
+        once the load has read them all. ``decoded_by`` names what the decoding depends on
+        besides the raw values (the encryption keys' MultiFernet): another one, and no
+        previous row is used."""
+        previous = self._rows if decoded_by is self._decoded_by else {}
+        current: dict = {}
+        yield previous, current
+        self._rows, self._decoded_by = current, decoded_by
+
+
+def _no_memo():
+    """A load that neither uses nor keeps decoded rows (a practice, a region, some ids)."""
+    return contextlib.nullcontext(({}, {}))
+
+
+_THERAPISTS = _RowMemo()
+_SEARCHES = _RowMemo()
 
 
 @functools.lru_cache(maxsize=1024)
@@ -514,6 +563,8 @@ def load_searches(
     ``birth_dates`` / ``symptoms`` those sealed fields are neither read nor decrypted (left
     unknown / empty): for a therapist without age bounds or preferred symptoms, whose
     rules (H5, S2, S3) never look at them."""
+    # the pool of the full round: the rows the previous one decoded are not decoded again
+    full = where is None and search_ids is None and birth_dates and symptoms
     if where is None:
         where = pool_where()
     if search_ids is not None:
@@ -521,7 +572,15 @@ def load_searches(
     pending = pending_rows_per_search(search_ids)
     columns, decoders = _search_columns(birth_dates, symptoms)
     query = Platzsuche.select(*columns).join(Patient).where(where).order_by(Platzsuche.id)
-    return [_search_data(decoders, raw, pending.get(raw[0], 0)) for raw in db.execute(query)]
+    out = []
+    # sealed columns decode by the encryption keys: new keys, nothing kept
+    with _SEARCHES.load(crypto.fernet()) if full else _no_memo() as (previous, current):
+        for raw in db.execute(query):
+            key = (raw, pending.get(raw[0], 0))
+            data = previous.get(key) or _search_data(decoders, raw, key[1])
+            current[key] = data
+            out.append(data)
+    return out
 
 
 def load(
