@@ -1,8 +1,26 @@
 # Shared by scripts/*: create or update .venv with psymatch and its dev extra
 # (test tools plus the bench and demo extras: scripts/run needs demo, the suite both).
 # Re-installs only when setup.cfg changed since the last install.
+
+# The interpreter for a new .venv: $PYTHON if set; else the distribution's /usr/bin/python3
+# when it is 3.11 or newer and can make a venv; else python3 from PATH. A distribution's
+# interpreter is built with profile-guided optimisation and link-time optimisation; a
+# self-compiled one (pyenv's default build, first on this machine's PATH) is not, and ran
+# the simulator about a fifth slower (docs/simulate.md).
+venv_python() {
+  if [ -n "${PYTHON:-}" ]; then
+    echo "$PYTHON"
+  elif /usr/bin/python3 -c 'import sys, venv, ensurepip; sys.exit(sys.version_info < (3, 11))' \
+    2>/dev/null; then
+    echo /usr/bin/python3
+  else
+    echo python3
+  fi
+}
+
 ensure_venv() {
-  local python="${PYTHON:-python3}"
+  local python
+  python="$(venv_python)"
   if [ ! -x .venv/bin/python ]; then
     echo "creating .venv with $($python --version 2>&1)"
     "$python" -m venv .venv
