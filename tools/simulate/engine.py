@@ -63,7 +63,7 @@ from operations import searches as search_ops
 from operations.emailing import sending as email_sending
 from psymatch import settings
 from psymatch.domain import tokens, vocab
-from tools import countingsink
+from tools import capturesink, countingsink
 
 from . import invariants, texts
 from .model import Behaviour, Model, Offered
@@ -231,7 +231,11 @@ class Simulation:
         if self.database_url is None:  # its own scratch database: throwaway encryption key too
             changes["ENCRYPTION_KEYS"] = Fernet.generate_key().decode()
         try:
-            self.sink = countingsink.start(workdir) if self.sink_kind == "smtp" else _CaptureSink()
+            self.sink = (
+                countingsink.start(workdir)
+                if self.sink_kind == "smtp"
+                else capturesink.CaptureSink(workdir)
+            )
             changes["SMTP_URL"] = self.sink.url
             try:
                 settings.override(**changes)
@@ -260,6 +264,9 @@ class Simulation:
                 if self.sink_kind == "smtp":
                     self.sink.stop()  # its list is complete once it has stopped
                 self.breaches += invariants.check_all(self.sink.received_ids())
+                for error in getattr(self.sink, "errors", ()):  # why an email never arrived
+                    self.job_failures["capture_sink"] += 1
+                    self.job_failure_examples.setdefault("capture_sink", error)
                 return self._result(
                     time.perf_counter() - started, time.process_time() - cpu_started
                 )
@@ -791,45 +798,3 @@ def _text_of(email_id: int) -> str:
     read and decrypted)."""
     query = EmailInhalt.select(EmailInhalt.inhalt_text).where(EmailInhalt.email == email_id)
     return query.scalar()
-
-
-class CaptureSession:
-    """Stands in for ``operations.emailing.smtp.Session`` while a run lasts (``sink``
-    ``capture``): each message is built exactly as for the provider and its Message-ID
-    written down, without a network round trip per email."""
-
-    received: list[str] = []
-
-    def __init__(self, target):
-        self.target = target
-
-    def __enter__(self):
-        return self
-
-    def send(self, message, *, envelope_from: str, to_addr: str) -> None:
-        message.as_bytes()  # serialised as for SMTP: one that cannot be fails here
-        # the header as the sink reads it back from those bytes, without parsing them again
-        CaptureSession.received.append(countingsink.header_message_id(message["Message-ID"]))
-
-    def __exit__(self, *exc_info) -> None:
-        return None
-
-
-class _CaptureSink:
-    """The in-process sink: ``url`` for SMTP_URL, ``received_ids()``, ``stop()``."""
-
-    url = "smtp://capture.invalid:25"
-
-    def __init__(self):
-        from operations.emailing import smtp
-
-        self._smtp = smtp
-        self._original = smtp.Session
-        CaptureSession.received = []
-        smtp.Session = CaptureSession
-
-    def received_ids(self) -> list[str]:
-        return list(CaptureSession.received)
-
-    def stop(self) -> None:
-        self._smtp.Session = self._original
