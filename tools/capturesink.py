@@ -19,6 +19,7 @@ carry, so it starts in a moment.
 
 from __future__ import annotations
 
+import contextlib
 import pickle
 import struct
 import subprocess
@@ -97,10 +98,8 @@ class CaptureSink:
 
     def _finish(self) -> None:
         if not self._process.stdin.closed:
-            try:
+            with contextlib.suppress(BrokenPipeError):  # the helper is gone: nothing to flush
                 self._process.stdin.close()
-            except BrokenPipeError:
-                pass
         code = self._process.wait()
         lines = self._path.read_text(encoding="ascii").splitlines() if self._path.exists() else []
         self._received = [line for line in lines if not line.startswith("!")]
