@@ -26,6 +26,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tools import countingsink
+
 URL = "smtp://capture.invalid:25"
 _LENGTH = struct.Struct(">I")
 
@@ -38,9 +40,7 @@ def received_id(message) -> str:
     """Serialise ``message`` as for SMTP (one that cannot be fails here) and return its
     Message-ID as the counting sink counts it."""
     message.as_bytes()
-    value = message["Message-ID"]
-    found = "".join(str(value).split()) if value is not None else ""
-    return found.encode("ascii", "replace").decode("ascii") or "-"
+    return countingsink.header_message_id(message["Message-ID"])
 
 
 class Session:
