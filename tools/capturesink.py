@@ -13,8 +13,8 @@ never got); the helper's error is in ``errors``.
 
 ``python -m tools.capturesink FILE`` is the helper: it reads length-prefixed pickles from
 its standard input until it closes and writes one line per message to FILE, the Message-ID
-or ``!`` and the error. It imports nothing of psymatch but the email policy the messages
-carry, so it starts in a moment.
+or ``!`` and the error. It imports little (the counting sink's reading of a Message-ID,
+the email policy the messages carry), so it starts in a moment.
 """
 
 from __future__ import annotations
