@@ -49,3 +49,30 @@ def test_a_header_class_is_built_once_and_a_new_mapping_is_honoured():
     assert registry["X-Praxis"] is registry["X-Praxis"]
     registry.map_to_type("X-Praxis", UnstructuredHeader)
     assert issubclass(registry["x-praxis"], UnstructuredHeader)
+
+
+def test_repeated_mime_headers_are_parsed_once_and_serialise_as_the_stock_ones():
+    first, second = _message(mail_policy.SMTP), _message(mail_policy.SMTP)
+    firsts = {k: v for k, v in first.get_payload()[0].items()}
+    seconds = {k: v for k, v in second.get_payload()[0].items()}
+    assert firsts["Content-Type"] is seconds["Content-Type"]  # one parsed header, shared
+    assert firsts["Content-Transfer-Encoding"] is seconds["Content-Transfer-Encoding"]
+    assert first["Subject"] is not second["Subject"]  # other headers: each its own
+    # a shared header does not leak a change of one message into another
+    first.get_payload()[0].set_param("charset", "iso-8859-1")
+    assert second.get_payload()[0]["Content-Type"].params["charset"] == "utf-8"
+    stock = _message(email.policy.SMTP)
+    for ours in (second, _message(mail_policy.SMTP)):
+        assert ours.as_bytes().replace(
+            ours.get_boundary().encode(), b"B"
+        ) == stock.as_bytes().replace(stock.get_boundary().encode(), b"B")
+
+
+def test_the_parsed_headers_kept_are_bounded():
+    registry = mail_policy.OnceBuiltHeaderRegistry()
+    plain = registry("Content-Type", "text/plain")
+    assert registry("Content-Type", "text/plain") is plain
+    for number in range(500):  # a multipart's boundary is new in every message
+        registry("Content-Type", f'multipart/alternative; boundary="b{number}"')
+        assert len(registry._headers) <= mail_policy._REPEATED_KEPT
+    assert registry("Content-Type", "text/plain") == plain  # parsed anew, the same header
