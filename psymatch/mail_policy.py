@@ -8,7 +8,7 @@ headers are made; the registry below makes each header's class once and then reu
 It also parses the MIME headers every part of every message repeats (``MIME-Version``,
 ``Content-Type: text/plain; charset="utf-8"``, the transfer encoding) once per value and
 shares the header object, which is an immutable string: the library's parser is pure
-Python, and those headers were over half the parsing of an email built. Headers, parsing
+Python, and those are nine of the fifteen headers parsed for an email built. Headers, parsing
 and serialising are otherwise the library's own.
 """
 
