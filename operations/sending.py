@@ -102,16 +102,21 @@ def _check_contactable(therapist: Therapist, now: dt.datetime) -> None:
             )
 
 
+# only what ``patient_info`` shows a therapist: the identity is not even decrypted
+_PRESENTED = Prepared(
+    lambda p: Patient.select(
+        *[getattr(Patient, name) for name in ("id", *PATIENT_INFO_COLUMNS)]
+    ).where(Patient.id == p.id)
+)
+
+
 def _presented_patients(anfrage: Therapeutenanfrage) -> list[Patient]:
     rows = TherapeutAnfragePatient.lines_of(anfrage.id, offered_only=True)
     if not rows:
         raise OperationError("NO_ELIGIBLE_PATIENTS", f"A{anfrage.id} has no patient left to offer")
-    # only what ``patient_info`` shows a therapist: the identity is not even decrypted
-    columns = [getattr(Patient, name) for name in ("id", *PATIENT_INFO_COLUMNS)]
-    patients = {
-        p.id: p
-        for p in Patient.select(*columns).where(Patient.id.in_([r.patient_id for r in rows]))
-    }
+    # a bundle's few patients read by id (a statement composed once) cost less than
+    # composing an IN (...) query for each bundle
+    patients = {p.id: p for p in (_PRESENTED.first(id=r.patient_id) for r in rows) if p is not None}
     if len(patients) != len(rows):
         raise OperationError(
             "PATIENT_DATA_INCOMPLETE", f"A{anfrage.id}: patient records missing", status=500
