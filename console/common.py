@@ -104,6 +104,8 @@ class StatusLine(widgets.HTML):
         super().__init__(*args, **kwargs)
         self.add_class("psymatch-status")  # a stable handle for the browser test
         self.busy = threading.Lock()  # held while an action of this panel runs
+        self.answered = False  # the running action has shown its outcome
+        self.line = threading.Lock()  # a refusal and that outcome write one after the other
 
     def ok(self, text: str) -> None:
         self.value = f"<span style='color:#1a7f37'>✓ {esc(text)}</span>"
@@ -173,20 +175,28 @@ def run_action(
         status.error(refused)
         return None
     # one action at a time per panel: a second click handled while the first still runs
-    # is refused instead of acting beside it
+    # is refused instead of acting beside it; once the first has shown its outcome, the
+    # refusal leaves that line alone (a double-click would otherwise hide what was done)
     if not status.busy.acquire(blocking=False):
-        status.error("Die vorige Aktion läuft noch: bitte kurz warten; nichts geändert")
+        with status.line:
+            if not status.answered:
+                status.error("Die vorige Aktion läuft noch: bitte kurz warten; nichts geändert")
         return None
+    status.answered = False
     try:
         with frozen(*controls):
             try:
                 result = action()
             except OperationError as error:
-                status.error(error)
+                with status.line:
+                    status.error(error)
+                    status.answered = True
                 return None
             text = success(result)
             if text:  # an empty text: the caller words the outcome itself, after its reload
-                status.ok(text)
+                with status.line:
+                    status.ok(text)
+                    status.answered = True
             return result
     finally:
         status.busy.release()

@@ -43,3 +43,30 @@ def test_a_second_action_of_a_panel_is_refused_while_the_first_runs(clean_db):
     worker.join(5)
     assert results == ["first"] and "done first" in status.value
     assert run_action(status, (), lambda: "again", lambda r: r) == "again"  # free again
+
+
+def test_a_refused_second_click_does_not_hide_the_first_ones_outcome(clean_db):
+    """A double-click: the first action has shown what it did and is still finishing (its
+    button thawing, which the browser syncs) when the second click is refused."""
+    status = StatusLine()
+    button = widgets.Button()
+    thawing, release, results = threading.Event(), threading.Event(), []
+
+    def slow_thaw(change):
+        if not change["new"]:  # enabled again: the first action is ending
+            thawing.set()
+            release.wait(5)
+
+    button.observe(slow_thaw, "disabled")
+    worker = threading.Thread(
+        target=lambda: results.append(
+            run_action(status, (button,), lambda: "first", lambda r: f"done {r}")
+        )
+    )
+    worker.start()
+    thawing.wait(5)
+    assert run_action(status, (), lambda: "second", lambda r: r) is None  # refused
+    assert "done first" in status.value and "vorige Aktion" not in status.value
+    release.set()
+    worker.join(5)
+    assert results == ["first"] and "done first" in status.value
