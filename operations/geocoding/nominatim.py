@@ -25,7 +25,10 @@ Dramatiq rate limiter on the broker's Redis (``IntervalRateLimiter``). Dramatiq'
 millisecond apart across a second boundary, and ``ConcurrentRateLimiter`` bounds
 concurrency, not rate; this limiter instead takes a Redis key that expires one
 interval after the request started (``SET NX PX``): nobody else can start a
-request before it expires. A 429 answer holds that key for the server's
+request before it expires. The interval is 1.1 s, not 1 s: the server counts
+requests where they arrive, and a request held up between taking the key and
+reaching the server (a busy machine, a slow connection) would otherwise arrive
+less than a second after the next one started on time. A 429 answer holds that key for the server's
 Retry-After (or 30 s, at most 5 min), so every worker pauses. (A worker that
 takes the key in the instant between the request's key expiring and the pause
 being set sends one more request; it gets a 429 too and pauses as well.)
@@ -132,8 +135,12 @@ def limiter_backend():
     return RedisBackend(client=client) if client is not None else _stub_backend
 
 
+# one request per second as the server counts them, with room for a request's own delay
+REQUEST_INTERVAL_MS = 1100
+
+
 def make_limiter(backend=None, key: str = LIMITER_KEY) -> IntervalRateLimiter:
-    return IntervalRateLimiter(backend or limiter_backend(), key, interval_ms=1000)
+    return IntervalRateLimiter(backend or limiter_backend(), key, interval_ms=REQUEST_INTERVAL_MS)
 
 
 # --- one lookup -------------------------------------------------------------------------
