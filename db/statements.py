@@ -258,16 +258,16 @@ class Prepared:
         if text is None:
             query = self._build(_Params())
             sql, params = database.get_sql_context().sql(query).query()
-            text = self._texts[backend] = (query, sql, tuple(params), _row_builder(query))
+            names = frozenset(p.name for p in params if type(p) is _Slot)
+            text = self._texts[backend] = (query, sql, tuple(params), names, _row_builder(query))
         return text
 
     def rows(self, **values) -> list:
         from .database import db
 
         database = db.obj
-        query, sql, params, build_row = self._text(database)
-        names = {p.name for p in params if type(p) is _Slot}
-        if set(values) != names:
+        query, sql, params, names, build_row = self._text(database)
+        if values.keys() != names:
             unknown, missing = sorted(set(values) - names), sorted(names - set(values))
             raise TypeError(f"parameters: unknown {unknown}, missing {missing}")
         bound = []
@@ -321,16 +321,19 @@ def _row_builder(query):
     if row_type != ROW.MODEL:
         return None
     model, names = query.model, tuple(f.name for f in fields)
+    new = model.__new__
 
     def build(row):
-        instance = model(
-            __no_default__=1,
-            **{
-                name: convert(value)
-                for name, convert, value in zip(names, converters, row, strict=True)
-            },
-        )
-        instance._dirty.clear()
+        # what ``model(__no_default__=1, **values)`` makes, then ``_dirty.clear()``: its
+        # __init__ sets each value through the field's accessor, which for a value read
+        # from the database (a foreign key as its id) only stores it and marks it dirty
+        instance = new(model)
+        instance.__data__ = {
+            name: convert(value)
+            for name, convert, value in zip(names, converters, row, strict=True)
+        }
+        instance._dirty = set()
+        instance.__rel__ = {}
         return instance
 
     return build

@@ -155,10 +155,14 @@ def test_prepared_rows_equal_peewee_own_query_on_every_field(clean_db):
     )
     for _ in range(2):  # composed, then from the kept text (rows built from the cursor)
         lines = TherapeutAnfragePatient.lines_of(anfrage.id)
-        assert models._LINES._text(database.db.obj)[3] is not None
+        assert models._LINES._text(database.db.obj)[-1] is not None
         assert [type(li) for li in lines] == [TherapeutAnfragePatient] * 2
         assert [li.__data__ for li in lines] == [li.__data__ for li in by_peewee]
         assert not any(li.is_dirty() for li in lines)
+    # a foreign key read back resolves to its row, as on an instance peewee built
+    assert lines[0].therapeutenanfrage.id == anfrage.id
+    assert lines[1].platzsuche_id == by_peewee[1].platzsuche_id
+    assert lines[1].__rel__ == {} and not lines[1].is_dirty()
     # a model instance for a foreign key is converted to its id, as peewee converts it
     assert [li.id for li in TherapeutAnfragePatient.lines_of(anfrage)] == [li.id for li in lines]
     line = TherapeutAnfragePatient.line_of(anfrage.id, search.patient_id)
