@@ -22,6 +22,8 @@ the parameters, converted as peewee converts the value a field is compared with.
 
 from __future__ import annotations
 
+import datetime as dt
+import decimal
 import re
 
 from peewee import (
@@ -111,6 +113,53 @@ def _returning_key(returning):
     return tuple(returning)
 
 
+# Types a driver takes as they are: ``Context.value`` would only append such a value to the
+# parameters (after the converter, and unless the context writes values as literals).
+_PARAMETER_TYPES = frozenset(
+    {str, int, float, bool, type(None), bytes, dt.datetime, dt.date, dt.time, decimal.Decimal}
+)
+
+
+class _Composed:
+    """A value ``Update.__sql__`` turns into SQL itself (a field's own ``to_value``)."""
+
+    __slots__ = ("node",)
+
+    def __init__(self, node):
+        self.node = node
+
+
+def _update_value(column, value):
+    """What ``Update.__sql__`` makes of ``value`` for ``column``: for a field without its
+    own ``to_value`` that is ``Value(value, column.db_value)``, i.e. the converted value;
+    for one with its own (JSON), the node it returns, composed as that method composes it."""
+    if type(column).to_value is Field.to_value:
+        return column.db_value(value)
+    node = column.to_value(value)
+    return _Composed(node if isinstance(node, Value) else qualify_names(node))
+
+
+def _emit(ctx, pieces, order, converted) -> None:
+    """The kept text with the converted values in marker order: each value of a plain
+    type straight into the parameters, anything else through ``Context.value`` (a node
+    composed in place, a model class) exactly as before."""
+    values = list(converted)
+    sql, parameters = ctx._sql, ctx._values
+    placeholder = ctx.state.param or "?"
+    direct = not ctx.state.value_literals
+    sql.append(pieces[0])
+    for index, piece in zip(order, pieces[1:], strict=True):
+        value = values[index]
+        if direct and type(value) in _PARAMETER_TYPES:
+            parameters.append(value)
+            sql.append(placeholder)
+        elif type(value) is _Composed:
+            ctx.sql(value.node)
+        else:
+            ctx.value(value, converter=False)
+        sql.append(piece)
+
+
 class ShapedInsert(ModelInsert):
     """``Model.insert(**row)`` whose text is composed once per shape."""
 
@@ -136,10 +185,7 @@ class ShapedInsert(ModelInsert):
             default = defaults[column]
             values.append(default() if callable(default) else default)
         with ctx.scope_values(subquery=True):
-            ctx.literal(pieces[0])
-            for index, piece in zip(order, pieces[1:], strict=True):
-                ctx.value(values[index], columns[index].db_value)
-                ctx.literal(piece)
+            _emit(ctx, pieces, order, (c.db_value(v) for c, v in zip(columns, values, strict=True)))
         return ctx
 
     def _shape(self, ctx):
@@ -176,15 +222,10 @@ class ShapedUpdate(ModelUpdate):
             return super().__sql__(ctx)
         pieces, order = text
         self._set_table_alias(ctx)
+        converted = [_update_value(c, self._update[c]) for c in columns]
+        converted.append(self._where.lhs.db_value(self._where.rhs))  # as the WHERE converts it
         with ctx.scope_values(subquery=True):
-            ctx.literal(pieces[0])
-            for index, piece in zip(order, pieces[1:], strict=True):
-                if index == len(columns):  # the key, converted as the WHERE converts it
-                    ctx.value(self._where.rhs, self._where.lhs.db_value)
-                else:  # as Update.__sql__ turns a value into its SQL
-                    value = columns[index].to_value(self._update[columns[index]])
-                    ctx.sql(value if isinstance(value, Value) else qualify_names(value))
-                ctx.literal(piece)
+            _emit(ctx, pieces, order, converted)
         return ctx
 
     def _shape(self, ctx):

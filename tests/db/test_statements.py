@@ -17,6 +17,7 @@ from db.models import (
     Telefonanruf,
     TherapeutAnfragePatient,
     Therapeutenanfrage,
+    Therapist,
 )
 from operations.call_schedule import booked_calls
 from tests import factories as f
@@ -64,6 +65,19 @@ def test_inserts_and_updates_by_key_equal_peewee_composition(clean_db):
         ).on_conflict_ignore(),
         lambda: PlzCentroid.update(ort="Köln").where(PlzCentroid.plz == "50667"),  # text key
         lambda: Platzsuche.update(notizen=None).where(Platzsuche.id == 3),  # a NULL value
+        # a foreign key given as an instance, a date, a time of day, a datetime, a bool
+        lambda: Telefonanruf.insert(
+            therapist=Therapist(id=3),
+            geplantes_datum=dt.date(2026, 3, 4),
+            geplante_zeit="10:30",
+            dauer_minuten=5,
+            created_at=NOW,
+            updated_at=NOW,
+            notizen=None,  # an encrypted value differs each time (a random IV)
+        ),
+        lambda: Therapist.update(bevorzugt_gruppentherapie=True, updated_at=NOW).where(
+            Therapist.id == 2
+        ),
     ]
     for make in shapes:
         assert _shaped_like_peewee(make) in (0, 1)  # kept once (or by an earlier test)
