@@ -20,14 +20,12 @@ the email policy the messages carry), so it starts in a moment.
 from __future__ import annotations
 
 import contextlib
-import io
 import pickle
 import struct
 import subprocess
 import sys
 from pathlib import Path
 
-from psymatch import mail_policy
 from tools import countingsink
 
 URL = "smtp://capture.invalid:25"
@@ -86,7 +84,7 @@ class CaptureSink:
         smtp.Session = Session
 
     def submit(self, message) -> None:
-        data = _dumps(message)
+        data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
         try:
             self._process.stdin.write(_LENGTH.pack(len(data)) + data)
         except (BrokenPipeError, ValueError):
@@ -117,37 +115,6 @@ class CaptureSink:
             self._finish()
 
 
-# psymatch's email policies, which every message and part refers to, are passed by name:
-# the helper has the same ones, and pickling a policy anew for each message (its header
-# registry's table of classes) was a third of the cost of handing a message over
-_POLICIES = {"SMTP": mail_policy.SMTP, "DEFAULT": mail_policy.DEFAULT}
-_POLICY_NAMES = {id(policy): name for name, policy in _POLICIES.items()}
-
-
-class _Pickler(pickle.Pickler):
-    def persistent_id(self, obj):
-        name = _POLICY_NAMES.get(id(obj))
-        return None if name is None or _POLICIES[name] is not obj else name
-
-
-class _Unpickler(pickle.Unpickler):
-    def persistent_load(self, pid):
-        try:
-            return _POLICIES[pid]
-        except (KeyError, TypeError):
-            raise pickle.UnpicklingError(f"unknown email policy {pid!r}") from None
-
-
-def _dumps(message) -> bytes:
-    buffer = io.BytesIO()
-    _Pickler(buffer, protocol=pickle.HIGHEST_PROTOCOL).dump(message)
-    return buffer.getvalue()
-
-
-def _loads(data: bytes):
-    return _Unpickler(io.BytesIO(data)).load()
-
-
 def main(argv: list[str]) -> int:
     """The helper: length-prefixed pickled messages on stdin, one line each to the file."""
     source = sys.stdin.buffer
@@ -156,7 +123,7 @@ def main(argv: list[str]) -> int:
             (length,) = _LENGTH.unpack(header)
             data = source.read(length)
             try:
-                line = received_id(_loads(data))
+                line = received_id(pickle.loads(data))
             except Exception as exc:  # not serialisable: not received
                 line = "!" + " ".join(f"{type(exc).__name__}: {exc}".split())
             out.write(line + "\n")
