@@ -399,3 +399,37 @@ def test_a_partial_answer_with_nothing_in_it_is_refused(bundle):
         record_response(anfrage.id, {}, now=LATER, partial=True)
     assert error.value.code == "MISSING_RESPONSES"
     assert snapshot_of_rows() == before
+
+
+def test_placed_elsewhere_touches_only_the_search_s_waiting_lines_in_pending_anfragen(clean_db):
+    from operations.responses import mark_placed_elsewhere
+
+    search, other = f.search(), f.search()
+
+    def line(answered: bool, platzsuche, status: str = "anstehend"):
+        anfrage = Therapeutenanfrage.create(
+            therapist=f.therapist(),
+            anfragegroesse=1,
+            antwort_datum=NOW if answered else None,
+            antworttyp="vollstaendige_Ablehnung" if answered else None,
+        )
+        return TherapeutAnfragePatient.create(
+            therapeutenanfrage=anfrage,
+            platzsuche=platzsuche,
+            patient=platzsuche.patient_id,
+            position_in_anfrage=1,
+            status=status,
+        )
+
+    pending, answered, accepted_in = line(False, search), line(True, search), line(False, search)
+    others = [line(False, other), line(False, search, status="angenommen")]
+    changed = mark_placed_elsewhere(search.id, except_anfrage_id=accepted_in.therapeutenanfrage_id)
+    status = {li.id: li.status for li in TherapeutAnfragePatient.select()}
+    assert changed == 1 and status[pending.id] == "anderweitig_vermittelt"
+    assert [status[li.id] for li in (answered, accepted_in, *others)] == [
+        "anstehend",
+        "anstehend",
+        "anstehend",
+        "angenommen",
+    ]
+    assert mark_placed_elsewhere(search.id, except_anfrage_id=None) == 1  # accepted_in's too
