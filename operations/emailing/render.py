@@ -74,6 +74,9 @@ _environment = jinja2.Environment(
     trim_blocks=True,
     lstrip_blocks=True,
     keep_trailing_newline=True,
+    # the templates ship with the code and change only with a new release (and restart):
+    # jinja would otherwise stat both template files of every email rendered
+    auto_reload=False,
 )
 
 
