@@ -98,7 +98,7 @@ def mark_placed_elsewhere(search_id: int, except_anfrage_id: int | None) -> int:
         (line.platzsuche == search_id) & (line.status == "anstehend") & pending
     )
     if except_anfrage_id is not None:
-        query = query.where(TherapeutAnfragePatient.therapeutenanfrage != except_anfrage_id)
+        query = query.where(line.therapeutenanfrage != except_anfrage_id)
     return query.execute()
 
 

@@ -26,10 +26,10 @@ millisecond apart across a second boundary, and ``ConcurrentRateLimiter`` bounds
 concurrency, not rate; this limiter instead takes a Redis key that expires one
 interval after the request started (``SET NX PX``): nobody else can start a
 request before it expires. The interval is 1.1 s, not 1 s: the server counts
-requests where they arrive, and a request held up between taking the key and
-reaching the server (a busy machine, a slow connection) would otherwise arrive
-less than a second after the next one started on time. A 429 answer holds that key for the server's
-Retry-After (or 30 s, at most 5 min), so every worker pauses. (A worker that
+requests where they arrive, and after a request held up between taking the key
+and reaching the server (a busy machine, a slow connection) the next one, started
+on time, would arrive less than a second later. A 429 answer holds that key for
+the server's Retry-After (or 30 s, at most 5 min), so every worker pauses. (A worker that
 takes the key in the instant between the request's key expiring and the pause
 being set sends one more request; it gets a 429 too and pauses as well.)
 
