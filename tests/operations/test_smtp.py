@@ -474,6 +474,33 @@ def test_eight_bit_data_is_declared_to_a_server_that_takes_it(server, queued):
     assert content(message.get_body(("plain",))) == "Grüße\n"
 
 
+@pytest.mark.parametrize(
+    "body, expected",
+    [
+        ("Hallo\n" + "x" * 998 + "\n", "7bit"),  # ASCII: as it is, up to 998 octets a line
+        ("<p style='color: #222222'>" + "Grüße, " * 100 + "</p>\n", "8bit"),  # 930 octets
+        ("Grüße\n" + "ü" * 499 + "\n", "8bit"),  # 998 octets
+        ("Grüße\n" + "ü" * 500 + "\n", None),  # 500 characters, but 1000 octets
+        ("x" * 999 + "\n", None),
+    ],
+)
+def test_a_body_goes_as_it_is_unless_a_line_is_longer_than_smtp_allows(body, expected):
+    assert smtp.body_transfer_encoding(body) == expected
+    message = smtp.build_message(
+        from_addr="vermittlung@example.org", from_name="Vermittlung",
+        to_addr="praxis@example.org", to_name=None, subject="Test", text=body, html=body,
+        message_id="<t-1@example.org>", date=dt.datetime(2026, 1, 5, 8),
+    )  # fmt: skip
+    encodings = {part["Content-Transfer-Encoding"] for part in message.iter_parts()}
+    # left to the library, a line over 998 octets is quoted-printable or base64
+    assert encodings == {expected} if expected else encodings <= {"quoted-printable", "base64"}
+    raw = message.as_bytes()
+    assert all(len(line) <= 998 for line in raw.split(b"\r\n"))
+    parsed = email.message_from_bytes(raw, policy=email.policy.default)
+    assert_clean(parsed)
+    assert [content(part) for part in parsed.iter_parts()] == [body, body]
+
+
 def test_lines_starting_with_a_dot_and_overlong_lines_arrive_intact(server, queued):
     text = "Zeile\n.Punkt am Anfang\n.\n..zwei Punkte\n" + "x" * 3000 + "\nEnde ä\n"
     from db.models import EmailInhalt
