@@ -4,6 +4,10 @@ sending order; one that cannot be serialised is not received and its error is ke
 from __future__ import annotations
 
 import datetime as dt
+import os
+import pickle
+import signal
+import threading
 
 import pytest
 
@@ -58,5 +62,35 @@ def test_a_message_that_cannot_be_serialised_is_not_received(tmp_path):
             "<anfrage-3@antwort.psymatch.example>",
         ]
         assert len(sink.errors) == 1 and "AttributeError" in sink.errors[0]
+    finally:
+        sink.stop()
+
+
+def test_a_message_pickled_for_the_helper_serialises_as_the_one_built():
+    message = _message(5)
+    message["Reply-To"] = "Antwort Praxis Müller <antwort+5@antwort.psymatch.example>"
+    sent = message.as_bytes()  # sets the multipart boundary, which the copy then carries
+    copy = pickle.loads(capturesink.dumps(message))
+    assert copy.as_bytes() == sent
+    assert copy["To"].addresses[0].display_name == "Praxis Müller"
+
+
+def test_a_helper_that_falls_behind_does_not_hold_the_sender_up(tmp_path):
+    sink = capturesink.CaptureSink(tmp_path)
+    try:
+        os.kill(sink._process.pid, signal.SIGSTOP)  # reads nothing until continued
+        try:
+            sender = threading.Thread(  # far more than a pipe holds (64 KiB)
+                target=lambda: [sink.submit(_message(number)) for number in range(200)]
+            )
+            sender.start()
+            sender.join(timeout=60)
+            assert not sender.is_alive(), "the sender waits for the stopped helper"
+            assert len(sink._backlog) > 0  # waiting here, not in the pipe
+        finally:
+            os.kill(sink._process.pid, signal.SIGCONT)
+        received = sink.received_ids()
+        assert received == [f"<anfrage-{n}@antwort.psymatch.example>" for n in range(200)]
+        assert sink.errors == []
     finally:
         sink.stop()
