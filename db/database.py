@@ -26,6 +26,12 @@ SQLITE_PRAGMAS = {
     "busy_timeout": 15000,
     "cache_size": -64000,
 }
+# The sqlite3 module's cache of prepared statements per connection (the default keeps 128).
+# A busy worker runs some 270 different statements, and every savepoint peewee opens has a
+# name of its own, so its SAVEPOINT and RELEASE take two places in the cache for good: with
+# 128, statements in use were pushed out and prepared anew (in a simulated month, 2,100
+# times more than with 512).
+SQLITE_CACHED_STATEMENTS = 512
 
 
 class DatabaseURLError(ValueError):
@@ -88,7 +94,9 @@ def database_from_url(url: str) -> peewee.Database:
             if not path.startswith("/"):
                 path = str(Path(path))
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        return peewee.SqliteDatabase(path, pragmas=SQLITE_PRAGMAS, timeout=15)
+        return peewee.SqliteDatabase(
+            path, pragmas=SQLITE_PRAGMAS, timeout=15, cached_statements=SQLITE_CACHED_STATEMENTS
+        )
     if scheme in ("postgres", "postgresql"):
         if not parsed.path or parsed.path == "/":
             raise DatabaseURLError(f"DATABASE_URL {url!r} names no database")
