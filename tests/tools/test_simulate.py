@@ -253,16 +253,25 @@ def test_the_what_if_widget_runs_a_small_simulation_on_its_own_database(clean_db
     assert Platzsuche.select().count() == 1
 
 
-def test_a_refused_clock_job_fails_that_day_and_the_run_goes_on():
-    from operations import OperationError
+def test_a_refused_clock_job_fails_that_day_leaves_nothing_and_the_run_goes_on(clean_db):
+    from db.database import write_transaction
+    from db.models import AuditLog
+    from operations import OperationError, audit
 
     simulation = Simulation(therapists=10, weeks=1, seed=1)
 
     def refuse(*_args, **_kwargs):
+        audit.record("clock", "half_done", "test", 1)  # written, then refused
         raise OperationError("NO_ELIGIBLE_PATIENTS", "A1 has no patient left to offer")
 
-    simulation._clock_job("follow_up", refuse, T0, actor="clock")
-    simulation._clock_job("follow_up", refuse, T0, actor="clock")
-    simulation._clock_job("expire_anfragen", lambda now: None, T0)
+    with write_transaction():  # the day's, as the simulation runs each day
+        simulation._clock_job("follow_up", refuse, T0, actor="clock")
+        audit.record("clock", "between", "test", 2)
+        simulation._clock_job("follow_up", refuse, T0, actor="clock")
+        simulation._clock_job(
+            "expire_anfragen", lambda now: audit.record("clock", "done", "test", 3), T0
+        )
     assert dict(simulation.job_failures) == {"follow_up": 2}
     assert simulation.job_failure_examples["follow_up"].startswith("NO_ELIGIBLE_PATIENTS")
+    # each refusal rolled back to its savepoint; what happened around it was committed
+    assert [row.action for row in AuditLog.select().order_by(AuditLog.id)] == ["between", "done"]

@@ -11,6 +11,14 @@ link clicks go through the signed tokens of the emails the sink received.
 
 Staff actions are counted here: every review item, phone call (each attempt), conflict
 and manual step (manual policy: each composed bundle and each answer recorded by hand).
+
+Each simulated day runs in one transaction of the scratch database. The operations join
+it as they join any caller's transaction (``write_transaction``), so they run the same
+code; what changes is that the scratch database, which nobody else reads, commits once a
+day instead of once an operation (a commit grew to 0.13 ms with the database, some 400 a
+day). A refusal the simulation survives (a rate-limited send, a refused clock job, a
+placement outcome or review decision the page would refuse) is rolled back to a savepoint
+(``_step``), as its own transaction would have been; any other error ends the run.
 """
 
 from __future__ import annotations
@@ -33,7 +41,7 @@ from cryptography.fernet import Fernet
 
 from db import database, migrate, plz
 from db.bulk import advance_sequences, bulk_insert
-from db.database import write_transaction
+from db.database import db, write_transaction
 from db.models import (
     Email,
     EmailInhalt,
@@ -256,11 +264,13 @@ class Simulation:
                 total_days = self.weeks * 7
                 with _few_collections():
                     for index in range(total_days):
-                        self._day(index)
+                        with write_transaction():
+                            self._day(index)
                         if self.progress is not None:
                             self.progress(index + 1, total_days)
                 end = self.at(self.start + dt.timedelta(days=total_days), 0)
-                self.drain(end)
+                with write_transaction():
+                    self.drain(end)
                 if self.sink_kind == "smtp":
                     self.sink.stop()  # its list is complete once it has stopped
                 self.breaches += invariants.check_all(self.sink.received_ids())
@@ -351,7 +361,8 @@ class Simulation:
         message fails and is retried into the same refusal), and the run goes on; each
         failure is counted in ``job_failures`` with its first message."""
         try:
-            job(*args, **kwargs)
+            with _step():
+                job(*args, **kwargs)
         except OperationError as error:
             self.job_failures[name] += 1
             self.job_failure_examples.setdefault(name, f"{error.code}: {error.message}")
@@ -459,7 +470,10 @@ class Simulation:
                     break
                 budget -= 1
                 try:
-                    bundles.create_anfrage(entry.id, prefix, send_now=True, actor=STAFF, now=now)
+                    with _step():
+                        bundles.create_anfrage(
+                            entry.id, prefix, send_now=True, actor=STAFF, now=now
+                        )
                 except OperationError:  # no patient for this one: staff go on to the next
                     self.staff["preview_without_bundle"] += 1
                 else:
@@ -522,7 +536,8 @@ class Simulation:
     def _send(self, anfrage_id: int, requested_by, now: dt.datetime) -> None:
         """The ``send_anfrage`` actor: a rate-limited send is tried again when allowed."""
         try:
-            sending.send_anfrage(anfrage_id, actor=requested_by or "worker", now=now)
+            with _step():
+                sending.send_anfrage(anfrage_id, actor=requested_by or "worker", now=now)
         except OperationError as error:
             if error.code == "RATE_LIMITED":
                 retry_at = dt.datetime.fromisoformat(error.details["retry_at"])
@@ -725,7 +740,7 @@ class Simulation:
                 continue
             # as the confirm view of webhooks/links.py; a refusal is the page saying the
             # placement is closed, and changes nothing
-            with contextlib.suppress(OperationError):
+            with contextlib.suppress(OperationError), _step():
                 placements.record_placement_outcome(
                     claim.platzsuche_id, claim.outcome, actor="patient", source="link",
                     therapist_id=claim.therapist_id, now=now,
@@ -746,8 +761,10 @@ class Simulation:
             if anfrage is None or anfrage.antwort_datum is not None:
                 reply_ops.dismiss_review(inbound.id, STAFF, "bereits erledigt", now=now)
                 continue
+            decisions = self._decisions(anfrage)
             try:
-                reply_ops.decide_review(inbound.id, self._decisions(anfrage), STAFF, now=now)
+                with _step():
+                    reply_ops.decide_review(inbound.id, decisions, STAFF, now=now)
             except OperationError as error:
                 reply_ops.dismiss_review(inbound.id, STAFF, error.code, now=now)
         for click in (
@@ -774,6 +791,22 @@ class Simulation:
         from . import figures
 
         return figures.build(self, seconds, cpu_seconds)
+
+
+@contextlib.contextmanager
+def _step():
+    """One operation whose refusal the simulation survives, inside the day's transaction
+    (PostgreSQL has savepoints in a transaction only): a savepoint, so that a refused
+    operation leaves nothing behind, as its own transaction would have. (One name for every
+    step: SQLite keeps the statements prepared.)"""
+    db.execute_sql('SAVEPOINT "simulation_step"')
+    try:
+        yield
+    except BaseException:
+        db.execute_sql('ROLLBACK TO SAVEPOINT "simulation_step"')
+        db.execute_sql('RELEASE SAVEPOINT "simulation_step"')
+        raise
+    db.execute_sql('RELEASE SAVEPOINT "simulation_step"')
 
 
 @contextlib.contextmanager
