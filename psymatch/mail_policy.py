@@ -15,7 +15,7 @@ and serialising are otherwise the library's own.
 from __future__ import annotations
 
 import email.policy
-from email.headerregistry import HeaderRegistry
+from email.headerregistry import Address, HeaderRegistry
 
 # The MIME headers each part of each message repeats, by their lower-case names; up to
 # _REPEATED_KEPT of their values are kept parsed, then they are dropped and kept anew (a
@@ -53,11 +53,16 @@ class OnceBuiltHeaderRegistry(HeaderRegistry):
 
     def __call__(self, name, value):
         """The header ``name: value``; one of the few values every message repeats
-        (``MIME-Version: 1.0``, a part's ``Content-Type`` and transfer encoding) is
-        parsed once and then shared: a header object is an immutable string."""
-        if not isinstance(value, str) or name.lower() not in _REPEATED:
+        (``MIME-Version: 1.0``, a part's ``Content-Type`` and transfer encoding, and the
+        sender ``From`` set as an ``Address``, which the library formats and parses again)
+        is parsed once and then shared: a header object is an immutable string."""
+        lower = name.lower()
+        if lower == "from" and isinstance(value, Address):  # the sender: one per service
+            key = (name, str(value))
+        elif isinstance(value, str) and lower in _REPEATED:
+            key = (name, value)
+        else:
             return self[name](name, value)
-        key = (name, value)
         made = self._headers.get(key)
         if made is None:
             if len(self._headers) >= _REPEATED_KEPT:  # filled by multiparts' unique boundaries

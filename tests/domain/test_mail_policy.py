@@ -57,7 +57,9 @@ def test_repeated_mime_headers_are_parsed_once_and_serialise_as_the_stock_ones()
     seconds = {k: v for k, v in second.get_payload()[0].items()}
     assert firsts["Content-Type"] is seconds["Content-Type"]  # one parsed header, shared
     assert firsts["Content-Transfer-Encoding"] is seconds["Content-Transfer-Encoding"]
+    assert first["From"] is second["From"]  # the sender, set as the same Address
     assert first["Subject"] is not second["Subject"]  # other headers: each its own
+    assert first["To"] is not second["To"]
     # a shared header does not leak a change of one message into another
     first.get_payload()[0].set_param("charset", "iso-8859-1")
     assert second.get_payload()[0]["Content-Type"].params["charset"] == "utf-8"
