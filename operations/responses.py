@@ -221,9 +221,13 @@ def record_response(
             for s in (Platzsuche.locked_by_id(search_id) for search_id in search_ids)
             if s is not None
         }
+        # the lines again, now that their searches are locked: a status another answer
+        # changed meanwhile is seen (answering one line changes no other line of this
+        # Anfrage, so one read serves every answer below)
+        locked_lines = {r.id: r for r in TherapeutAnfragePatient.lines_of(anfrage.id)}
         result = ResponseResult(anfrage.id, "", 0, 0, 0)
         for patient_id, answer in entries.items():
-            row = TherapeutAnfragePatient.get_by_id(row_by_patient[patient_id].id)  # fresh status
+            row = locked_lines[row_by_patient[patient_id].id]
             search = searches[row.platzsuche_id]
             row.antwortergebnis = answer
             if answer == "angenommen":
