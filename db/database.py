@@ -30,7 +30,7 @@ SQLITE_PRAGMAS = {
 # A busy worker runs some 270 different statements, and every savepoint peewee opens has a
 # name of its own, so its SAVEPOINT and RELEASE take two places in the cache for good: with
 # 128, statements in use were pushed out and prepared anew (in a simulated month, 2,100
-# times more than with 512).
+# prepares more than with 512).
 SQLITE_CACHED_STATEMENTS = 512
 
 

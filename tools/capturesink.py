@@ -7,8 +7,8 @@ network round trip per email. The serialising (the standard library's generator,
 millisecond per email) runs in a helper process on another core, as a real SMTP server runs
 beside the workers that send to it: the simulation hands each message over, pickled, and
 goes on. Each header goes over as its name and text and is made again by the messages'
-policy on the other side (``dumps``): pickled whole, a header carries its parse tree, and
-pickling cost a tenth of what the helper's serialising does. The pipe does not make the
+policy on the other side (``dumps``): pickled whole, a header carries its parse tree
+(0.38 ms a message; 0.03 ms as name and text). The pipe does not make the
 simulation wait either: what the helper has not read yet waits in a backlog here, written
 on whenever the pipe has room (a morning's inquiries arrive faster than the helper
 serialises them). ``received_ids()`` waits for the helper and lists, in sending order, the
@@ -117,6 +117,8 @@ class CaptureSink:
         smtp.Session = Session
 
     def submit(self, message) -> None:
+        if self._process.stdin.closed:  # its descriptor may belong to another file by now
+            raise SinkError("the capture sink is stopped")
         data = dumps(message)
         self._backlog.append(memoryview(_LENGTH.pack(len(data)) + data))
         self._write(wait=False)

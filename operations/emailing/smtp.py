@@ -160,8 +160,8 @@ def body_transfer_encoding(body: str) -> str | None:
     picks quoted-printable or base64).
 
     Left to choose, the library quotes any part with a line over 78 characters (every
-    HTML part: its inline styles and links), which doubles each umlaut and cost a
-    quarter of building an email. 78 is the recommended width of header lines; body
+    HTML part: its inline styles and links), which doubles each umlaut and took half
+    the time of building an email. 78 is the recommended width of header lines; body
     lines may be 998 octets long (RFC 5322 2.1.1). A server without 8BITMIME still gets
     7-bit data: ``Session.send`` has the generator re-encode 8bit parts for it."""
     encoded = body.encode("utf-8", "surrogateescape")

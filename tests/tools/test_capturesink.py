@@ -46,6 +46,8 @@ def test_messages_sent_through_the_session_are_received_in_order(tmp_path):
     finally:
         sink.stop()
     assert smtp.Session is original
+    with pytest.raises(capturesink.SinkError, match="stopped"):
+        sink.submit(_message(4))
     with pytest.raises(capturesink.SinkError):
         capturesink.Session(None).send(_message(4), envelope_from="a@b", to_addr="c@d")
 
