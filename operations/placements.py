@@ -33,6 +33,7 @@ from db.models import (
     Therapist,
     utcnow,
 )
+from db.statements import Prepared
 from operations.emailing import render
 from operations.emailing.data import patient_contact, therapist_info
 from operations.emailing.headers import placement_key
@@ -164,15 +165,20 @@ def record_placement_outcome(
 def _accepted_lines(search_id: int, therapist_id: int) -> list[TherapeutAnfragePatient]:
     """The search's accepted lines in Anfragen of this therapist (none after a manual
     assignment)."""
-    return list(
+    return _ACCEPTED_LINES.rows(search=search_id, therapist=therapist_id)
+
+
+_ACCEPTED_LINES = Prepared(
+    lambda p: (
         TherapeutAnfragePatient.select()
         .join(Therapeutenanfrage)
         .where(
-            (TherapeutAnfragePatient.platzsuche == search_id)
+            (TherapeutAnfragePatient.platzsuche == p.search)
             & (TherapeutAnfragePatient.status == "angenommen")
-            & (Therapeutenanfrage.therapist == therapist_id)
+            & (Therapeutenanfrage.therapist == p.therapist)
         )
     )
+)
 
 
 def _succeed(search, therapist_id, lines, now, actor, source) -> None:

@@ -15,6 +15,7 @@ from peewee import fn
 
 from db.database import write_transaction
 from db.models import Therapist, utcnow
+from db.statements import Prepared
 from operations import audit
 from operations.errors import OperationError
 from psymatch.domain.bundling.practice import normalize_email
@@ -31,16 +32,19 @@ def sender_address(value: str | None) -> str | None:
     return normalize_email(found[0])
 
 
+_PRACTICE_MEMBERS = Prepared(  # the therapists sharing a normalised address
+    lambda p: Therapist.select(Therapist.id, Therapist.email, Therapist.bestaetigte_absender).where(
+        fn.LOWER(fn.TRIM(Therapist.email)) == p.address
+    )
+)
+
+
 def practice_addresses(therapist: Therapist) -> set[str]:
     """Every address that may answer for ``therapist``'s practice."""
     own = normalize_email(therapist.email)
     members = [therapist]
     if own:
-        members = list(
-            Therapist.select(Therapist.id, Therapist.email, Therapist.bestaetigte_absender).where(
-                fn.LOWER(fn.TRIM(Therapist.email)) == own
-            )
-        ) or [therapist]
+        members = _PRACTICE_MEMBERS.rows(address=own) or [therapist]
     addresses = {own} if own else set()
     for member in members:
         addresses.update(normalize_email(a) for a in member.bestaetigte_absender or [])

@@ -218,6 +218,9 @@ def test_call_outcomes_go_through_the_response_operation(clean_db):
     assert error.value.code == "INVALID_STATE"
     new_call = reschedule(call_id, now=NOW)
     assert new_call.status == "geplant" and new_call.id != call_id
+    with pytest.raises(OperationError) as error:  # a double click plans one call
+        reschedule(call_id, now=NOW)
+    assert error.value.code == "ALREADY_PLANNED"
     patients = [row.patient_id for row in Therapeutenanfrage.get_by_id(anfrage_id).zeilen]
     reached = set_call_status(
         new_call.id,
