@@ -233,9 +233,19 @@ def _emails_by_key(keys: list[str], chunk: int = 500) -> dict[str, tuple]:
     return found
 
 
+def settlement(search_id: int) -> KonfliktErledigung | None:
+    """The search's conflict settlement (one at most), or None."""
+    return _SETTLEMENT.first(search=search_id)
+
+
+_SETTLEMENT = Prepared(
+    lambda p: KonfliktErledigung.select().where(KonfliktErledigung.platzsuche == p.search).limit(1)
+)
+
+
 def reassignments(search_id: int) -> int:
     """How often staff reassigned this search's conflict (0: never)."""
-    row = KonfliktErledigung.get_or_none(KonfliktErledigung.platzsuche == search_id)
+    row = settlement(search_id)
     return (row.umzuweisungen or 0) if row is not None else 0
 
 
@@ -252,11 +262,18 @@ def latest_placement_email(search_id: int, therapist_id: int) -> Email | None:
     """The newest placement email naming this therapist for this search (after flips
     between two therapists, the one of the final state), or None."""
     keys = placement_keys(search_id, therapist_id)
+    if len(keys) == 1:  # never reassigned: the email at acceptance, if any
+        return _EMAIL_BY_KEY.first(key=keys[0])
     found = {
         e.idempotenz_schluessel: e
         for e in Email.select().where(Email.idempotenz_schluessel.in_(keys))
     }
     return next((found[k] for k in reversed(keys) if k in found), None)
+
+
+_EMAIL_BY_KEY = Prepared(
+    lambda p: Email.select().where(Email.idempotenz_schluessel == p.key).limit(1)
+)
 
 
 def placement_sent_at(search_id: int, therapist_id: int) -> dt.datetime | None:

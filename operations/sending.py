@@ -14,7 +14,6 @@ import zlib
 from db.database import db, is_postgres, write_transaction
 from db.models import (
     Email,
-    KonfliktErledigung,
     Patient,
     Platzsuche,
     TherapeutAnfragePatient,
@@ -529,18 +528,13 @@ def _replaced(therapist_id: int | None, search_id: int):
     return therapist_info(therapist) if sent and therapist is not None else None
 
 
-_SETTLEMENT = Prepared(  # a search's conflict settlement (one at most)
-    lambda p: KonfliktErledigung.select().where(KonfliktErledigung.platzsuche == p.search).limit(1)
-)
-
-
 def _overtaken(search_id: int, therapist_id: int, number: int | None, at_acceptance: bool):
     """Whether a placement email about this therapist's placement no longer tells the final
     state because a conflict reassignment came after it: one of an earlier reassignment
     (``number`` not the latest), or the acceptance's own email (its message may still be
     on its way) when a reassignment gave the patient to this therapist again: that
     reassignment's email says so. A template staff ask for is never overtaken."""
-    row = _SETTLEMENT.first(search=search_id)
+    row = placements.settlement(search_id)
     count = (row.umzuweisungen or 0) if row is not None else 0
     if number is not None:
         return number != count
