@@ -24,9 +24,11 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import itertools
 import re
 
 from peewee import (
+    OP,
     ROW,
     SCOPE_NORMAL,
     Expression,
@@ -203,27 +205,30 @@ class ShapedInsert(ModelInsert):
 
 
 class ShapedUpdate(ModelUpdate):
-    """``Model.update(**values).where(<key field> == value)`` (what ``save`` runs), its
-    text composed once per shape."""
+    """``Model.update(**values).where(<key field> == value)`` (what ``save`` runs), or
+    with a WHERE of several such comparisons joined by AND, its text composed once per
+    shape."""
 
     def __sql__(self, ctx):
         key = self._shape(ctx)
         columns = list(self._update)
         if key is None or not all(_plain(self._update[c], c) for c in columns):
             return super().__sql__(ctx)
+        leaves = _where_leaves(self._where)
         text = _TEXTS.get(key)
         if text is None:
             template = self.clone()
             template._update = {column: _Marker(i) for i, column in enumerate(columns)}
-            where = self._where
-            template._where = Expression(where.lhs, where.op, _Marker(len(columns)), where.flat)
-            text = _TEXTS[key] = _compose_text(ctx, template, Update.__sql__, len(columns) + 1)
+            template._where = _where_template(self._where, itertools.count(len(columns)))
+            count = len(columns) + len(leaves)
+            text = _TEXTS[key] = _compose_text(ctx, template, Update.__sql__, count)
         if text is _UNCACHEABLE:
             return super().__sql__(ctx)
         pieces, order = text
         self._set_table_alias(ctx)
         converted = [_update_value(c, self._update[c]) for c in columns]
-        converted.append(self._where.lhs.db_value(self._where.rhs))  # as the WHERE converts it
+        # each compared value as the WHERE converts it: by its field's db_value
+        converted.extend(leaf.lhs.db_value(leaf.rhs) for leaf in leaves)
         with ctx.scope_values(subquery=True):
             _emit(ctx, pieces, order, converted)
         return ctx
@@ -235,23 +240,53 @@ class ShapedUpdate(ModelUpdate):
             return None
         if not all(isinstance(c, Field) and c.model is self.model for c in self._update):
             return None
-        where = self._where
-        if not (
-            isinstance(where, Expression)
-            and where.op == "="
-            and isinstance(where.lhs, Field)
-            and not isinstance(where.lhs, ForeignKeyField)
-            and where.lhs.model is self.model
-            and where.lhs._coerce
-            and where.rhs is not None
-            and not isinstance(where.rhs, Node | list | tuple | set | frozenset)
-        ):
+        where = _where_shape(self._where, self.model)
+        if where is None:
             return None
         returning, backend = _returning_key(self._returning), _backend(ctx)
         if returning is _UNCACHEABLE or backend is None:
             return None
         columns = tuple(self._update)
-        return ("update", self.model, backend, columns, where.lhs, where.flat, returning)
+        return ("update", self.model, backend, columns, where, returning)
+
+
+def _where_shape(where, model):
+    """The shape of a WHERE made of ``<field of model> = <value>`` comparisons joined by
+    AND (the fields and the nesting; a foreign key compared with an id only), or None for
+    any other WHERE."""
+    if not isinstance(where, Expression):
+        return None
+    if where.op == OP.AND:
+        left, right = _where_shape(where.lhs, model), _where_shape(where.rhs, model)
+        return None if left is None or right is None else (OP.AND, where.flat, left, right)
+    field, value = where.lhs, where.rhs
+    if not (
+        where.op == OP.EQ
+        and isinstance(field, Field)
+        and not isinstance(field, FieldAlias)
+        and field.model is model
+        and field._coerce
+        and value is not None
+        and not isinstance(value, Node | list | tuple | set | frozenset)
+        and (type(value) is int or not isinstance(field, ForeignKeyField))
+    ):
+        return None
+    return (OP.EQ, where.flat, field)
+
+
+def _where_leaves(where) -> list:
+    """The comparisons of a WHERE ``_where_shape`` took, left to right."""
+    if where.op == OP.AND:
+        return _where_leaves(where.lhs) + _where_leaves(where.rhs)
+    return [where]
+
+
+def _where_template(where, markers):
+    """``where`` with the value of each comparison replaced by the next marker."""
+    if where.op == OP.AND:
+        left = _where_template(where.lhs, markers)
+        return Expression(left, OP.AND, _where_template(where.rhs, markers), where.flat)
+    return Expression(where.lhs, where.op, _Marker(next(markers)), where.flat)
 
 
 class Param(Node):

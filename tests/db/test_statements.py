@@ -78,20 +78,40 @@ def test_inserts_and_updates_by_key_equal_peewee_composition(clean_db):
         lambda: Therapist.update(bevorzugt_gruppentherapie=True, updated_at=NOW).where(
             Therapist.id == 2
         ),
+        # comparisons joined by AND, a foreign key compared with an id, nested either way
+        lambda: TherapeutAnfragePatient.update(status="x", updated_at=NOW).where(
+            (TherapeutAnfragePatient.id == 1) & (TherapeutAnfragePatient.status == "y")
+        ),
+        lambda: Telefonanruf.update(status="abgebrochen", updated_at=NOW).where(
+            (Telefonanruf.therapeutenanfrage == 5) & (Telefonanruf.status == "geplant")
+        ),
+        lambda: TherapeutAnfragePatient.update(status="x").where(
+            (TherapeutAnfragePatient.platzsuche == 4)
+            & ((TherapeutAnfragePatient.status == "y") & (TherapeutAnfragePatient.id == 2))
+        ),
+        lambda: OutboxItem.update(status="erledigt", done_at=NOW).where(
+            OutboxItem.dedupe_key == "send_anfrage:1"
+        ),
     ]
     for make in shapes:
         assert _shaped_like_peewee(make) in (0, 1)  # kept once (or by an earlier test)
     key = ("update", TherapeutAnfragePatient, type(database.db.obj))
     assert any(k[:3] == key for k in statements._TEXTS)
+    calls = ("update", Telefonanruf, type(database.db.obj))  # by two comparisons
+    assert any(k[:3] == calls and k[4][0] == "AND" for k in statements._TEXTS)
 
 
 def test_shapes_not_taken_are_composed_by_peewee_in_full(clean_db):
     line = TherapeutAnfragePatient
+    search = f.search()
     shapes = [
         lambda: line.update(position_in_anfrage=line.position_in_anfrage + 1).where(line.id == 1),
         lambda: line.update(status="x").where(line.id.in_([1, 2])),
-        lambda: line.update(status="x").where((line.id == 1) & (line.status == "y")),
-        lambda: line.update(status="x").where(line.platzsuche == 4),  # a foreign key
+        lambda: line.update(status="x").where((line.id == 1) | (line.status == "y")),
+        lambda: line.update(status="x").where((line.id == 1) & (line.status != "y")),
+        lambda: line.update(status="x").where((line.id == 1) & line.antwortergebnis.is_null()),
+        lambda: line.update(status="x").where(line.platzsuche == search),  # an instance
+        lambda: line.update(status="x").where(line.platzsuche == "4"),  # not an id
         lambda: line.update(status="x"),
         lambda: OutboxItem.insert(task="t", payload={}, dedupe_key="k", created_at=NOW).on_conflict(
             conflict_target=[OutboxItem.dedupe_key], update={OutboxItem.attempts: 0}
