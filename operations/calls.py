@@ -6,7 +6,6 @@ import datetime as dt
 
 from db.database import write_transaction
 from db.models import Telefonanruf, Therapist, utcnow
-from db.statements import Prepared
 from operations.call_schedule import CallTargetNotFound, schedule_call
 
 from . import audit, notes
@@ -76,23 +75,6 @@ def set_call_status(
     return {"call_id": call.id, "status": status, "response": response}
 
 
-def _later_call(call, therapist, anfrage):
-    """A call planned after ``call`` for the same therapist and Anfrage."""
-    return (
-        Telefonanruf.select(Telefonanruf.id)
-        .where(
-            (Telefonanruf.id > call)
-            & (Telefonanruf.status == "geplant")
-            & (Telefonanruf.therapist == therapist)
-            & (Telefonanruf.therapeutenanfrage == anfrage)
-        )
-        .limit(1)
-    )
-
-
-_LATER_CALL = Prepared(lambda p: _later_call(p.call, p.therapist, p.anfrage))
-
-
 def reschedule(call_id: int, *, actor: str = "staff", now: dt.datetime | None = None):
     """A new call after a failed one, from the failure date (staff decide, docs/domain.md §8.2).
 
@@ -102,12 +84,20 @@ def reschedule(call_id: int, *, actor: str = "staff", now: dt.datetime | None = 
     call = Telefonanruf.by_id(call_id)
     if call is None:
         raise OperationError("CALL_NOT_FOUND", f"no call {call_id}", status=404)
-    if call.therapist_id is not None and call.therapeutenanfrage_id is not None:
-        later = _LATER_CALL.first(
-            call=call.id, therapist=call.therapist_id, anfrage=call.therapeutenanfrage_id
+    later = (
+        Telefonanruf.select(Telefonanruf.id)
+        .where(
+            (Telefonanruf.id > call.id)
+            & (Telefonanruf.status == "geplant")
+            & (Telefonanruf.therapist == call.therapist_id)
+            & (
+                Telefonanruf.therapeutenanfrage.is_null()
+                if call.therapeutenanfrage_id is None
+                else Telefonanruf.therapeutenanfrage == call.therapeutenanfrage_id
+            )
         )
-    else:  # peewee writes "IS NULL" for a comparison with None
-        later = _later_call(call.id, call.therapist_id, call.therapeutenanfrage_id).first()
+        .first()
+    )
     if later is not None:  # a repeated click must not plan a second call
         raise OperationError(
             "ALREADY_PLANNED",

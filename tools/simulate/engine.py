@@ -92,10 +92,6 @@ RULES = {
 }
 
 
-_DONE_ONE = (
-    f'UPDATE "{OutboxItem._meta.table_name}" SET "status" = {{param}}, "done_at" = {{param}} '
-    'WHERE "id" = {param}'
-)
 _TEXT_OF = Prepared(
     lambda p: (
         EmailInhalt.select(EmailInhalt.inhalt_text)
@@ -513,12 +509,9 @@ class Simulation:
         raise SimulationError("the outbox did not empty after 20 passes")
 
     def _done(self, ids: list[int], now: dt.datetime) -> None:
-        """Mark worked-off items done, as the outbox middleware does after each message."""
-        if len(ids) == 1:  # a task's one item: some 150 a day, its statement written once
-            done_at = OutboxItem.done_at.db_value(now)
-            db.execute_sql(_DONE_ONE.format(param=db.obj.param), ("erledigt", done_at, ids[0]))
-            return
-        OutboxItem.update(status="erledigt", done_at=now).where(OutboxItem.id.in_(ids)).execute()
+        # a task's one item by its key: the statement peewee composed once for that shape
+        which = OutboxItem.id == ids[0] if len(ids) == 1 else OutboxItem.id.in_(ids)
+        OutboxItem.update(status="erledigt", done_at=now).where(which).execute()
 
     def _run_task(self, task: str, payload: dict, now: dt.datetime) -> None:
         if task == "send_anfrage":
@@ -813,7 +806,9 @@ def _step():
     """One operation whose refusal the simulation survives, inside the day's transaction
     (PostgreSQL has savepoints in a transaction only): a savepoint, so that a refused
     operation leaves nothing behind, as its own transaction would have. (One name for every
-    step: SQLite keeps the statements prepared.)"""
+    step: SQLite keeps the statements prepared. peewee's ``db.savepoint`` would leave a
+    rolled-back savepoint open until the day's commit, and every write after it would be
+    tracked for it.)"""
     db.execute_sql('SAVEPOINT "simulation_step"')
     try:
         yield
